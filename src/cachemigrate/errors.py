@@ -1,0 +1,210 @@
+"""Every error cachemigrate raises on purpose, in one tree.
+
+    CacheMigrateError                   root: catch this to catch everything of ours
+    ├── ConfigError                     bad URL, option or setting given by the user
+    ├── FormatError                     a file or byte stream we cannot read
+    │   ├── RdbFormatError              RDB: carries source name, offset, key and type byte
+    │   │   └── UnsupportedRdbError     well-formed but outside what we read (module without id,
+    │   │                               vendor opcode, version too new)
+    │   ├── DumpPayloadError            DUMP payload: bad footer, CRC or version
+    │   └── AofFormatError              AOF / manifest: carries source name and offset
+    ├── ProtocolError                   the peer broke RESP or the replication protocol
+    ├── ConnectionLostError             a socket closed or timed out under us
+    ├── ServerError                     an error reply from a Redis server (server_errors maps
+    │   │                               its prefix to one of these)
+    │   ├── AuthError                   NOAUTH, WRONGPASS, NOPERM, invalid password
+    │   ├── BusyKeyError                BUSYKEY (RESTORE without REPLACE onto an existing key)
+    │   ├── LoadingError                LOADING (server still loading its dataset)
+    │   ├── ReadOnlyError               READONLY (wrote to a replica)
+    │   ├── MovedError / AskError       cluster redirections (carry slot, host, port)
+    │   ├── TryAgainError / ClusterDownError
+    │   └── PayloadRejectedError        "DUMP payload version or checksum are wrong", "Bad data format"
+    ├── IncompatibleTargetError         the target cannot hold what the source has (db count,
+    │                                   version), detected before anything is written
+    └── MigrationError                  a pipeline gave up; its message is what the user reads
+        └── ResumeError                 a checkpoint cannot be continued (manual resume mode)
+"""
+
+from __future__ import annotations
+
+
+class CacheMigrateError(Exception):
+    """Root of every error cachemigrate raises on purpose."""
+
+
+class ConfigError(CacheMigrateError):
+    """A URL, option or setting given by the user is wrong."""
+
+
+class FormatError(CacheMigrateError):
+    """A file or byte stream we cannot read."""
+
+
+class RdbFormatError(FormatError):
+    """An RDB stream that is not well formed. The message names where."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        source: str | None = None,
+        key: bytes | None = None,
+        type_byte: int | None = None,
+    ) -> None:
+        self.reason = message
+        self.offset = offset
+        self.source = source
+        self.key = key
+        self.type_byte = type_byte
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.source:
+            where.append(self.source)
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        if self.key is not None:
+            where.append(f"key {self.key[:64]!r}")
+        if self.type_byte is not None:
+            where.append(f"type {self.type_byte}")
+        return f"{self.reason} ({', '.join(where)})" if where else self.reason
+
+    def located(self, *, source: str | None = None, base_offset: int = 0) -> RdbFormatError:
+        """Return a copy that names the file and shifts the offset by where a sub-stream began."""
+        err = type(self)(
+            self.reason,
+            offset=None if self.offset is None else self.offset + base_offset,
+            source=source or self.source,
+            key=self.key,
+            type_byte=self.type_byte,
+        )
+        return err
+
+
+class UnsupportedRdbError(RdbFormatError):
+    """Well-formed input we deliberately do not read (vendor opcodes, pre-GA module values...)."""
+
+
+class DumpPayloadError(FormatError):
+    """A DUMP payload whose footer, CRC or version is wrong."""
+
+
+class AofFormatError(FormatError):
+    """An AOF or multi-part manifest that is not well formed."""
+
+    def __init__(self, message: str, *, offset: int | None = None, source: str | None = None) -> None:
+        self.reason = message
+        self.offset = offset
+        self.source = source
+        where = ", ".join(x for x in (source, None if offset is None else f"offset {offset}") if x)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class ProtocolError(CacheMigrateError):
+    """The peer broke RESP or the replication protocol."""
+
+
+class ConnectionLostError(CacheMigrateError):
+    """A connection closed or timed out while we needed it."""
+
+
+class ServerError(CacheMigrateError):
+    """An error reply from a Redis server."""
+
+    def __init__(self, message: str, *, command: bytes | None = None, key: bytes | None = None) -> None:
+        self.reply = message
+        self.command = command
+        self.key = key
+        super().__init__(message)
+
+
+class AuthError(ServerError):
+    """Authentication refused (NOAUTH, WRONGPASS, NOPERM...)."""
+
+
+class BusyKeyError(ServerError):
+    """RESTORE without REPLACE onto an existing key."""
+
+
+class LoadingError(ServerError):
+    """The server is still loading its dataset."""
+
+
+class ReadOnlyError(ServerError):
+    """A write was sent to a read-only replica."""
+
+
+class _RedirectError(ServerError):
+    def __init__(self, message: str, *, command: bytes | None = None, key: bytes | None = None) -> None:
+        super().__init__(message, command=command, key=key)
+        parts = message.split()
+        # "MOVED 3999 127.0.0.1:6381"
+        self.slot = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
+        hostport = parts[2] if len(parts) > 2 else ""
+        host, _, port = hostport.rpartition(":")
+        self.host = host
+        self.port = int(port) if port.isdigit() else 0
+
+
+class MovedError(_RedirectError):
+    """MOVED slot host:port."""
+
+
+class AskError(_RedirectError):
+    """ASK slot host:port."""
+
+
+class TryAgainError(ServerError):
+    """TRYAGAIN during a cluster resharding."""
+
+
+class ClusterDownError(ServerError):
+    """CLUSTERDOWN."""
+
+
+class PayloadRejectedError(ServerError):
+    """The target refused a DUMP payload (version, checksum or encoding)."""
+
+
+class IncompatibleTargetError(CacheMigrateError):
+    """The target cannot hold what the source has; found before anything was written."""
+
+
+class MigrationError(CacheMigrateError):
+    """A pipeline gave up; the message is what the user reads."""
+
+
+class ResumeError(MigrationError):
+    """A checkpoint cannot be continued."""
+
+
+_PREFIXES: dict[str, type[ServerError]] = {
+    "NOAUTH": AuthError,
+    "WRONGPASS": AuthError,
+    "NOPERM": AuthError,
+    "BUSYKEY": BusyKeyError,
+    "LOADING": LoadingError,
+    "READONLY": ReadOnlyError,
+    "MOVED": MovedError,
+    "ASK": AskError,
+    "TRYAGAIN": TryAgainError,
+    "CLUSTERDOWN": ClusterDownError,
+}
+
+_PAYLOAD_MARKERS = ("DUMP payload version or checksum are wrong", "Bad data format")
+
+
+def server_error(message: str, *, command: bytes | None = None, key: bytes | None = None) -> ServerError:
+    """Map an error reply's text (without the leading '-') to its exception class."""
+    prefix = message.split(" ", 1)[0]
+    cls = _PREFIXES.get(prefix)
+    if cls is None:
+        if any(m in message for m in _PAYLOAD_MARKERS):
+            cls = PayloadRejectedError
+        elif "invalid password" in message or "invalid username-password" in message:
+            cls = AuthError
+        else:
+            cls = ServerError
+    return cls(message, command=command, key=key)

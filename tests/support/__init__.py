@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite: real servers on free loopback ports, corpus lookup."""

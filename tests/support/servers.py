@@ -1,0 +1,175 @@
+"""Start real redis-server processes (standalone and cluster) on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS6_BINARY = ROOT / ".venv" / "redis6" / "redis_server" / "bin" / "redis-server"
+
+
+def free_port() -> int:
+    """A port nobody listens on now (and that leaves room for the cluster bus at +10000)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 55000 and port != 6379:
+            return port
+
+
+@dataclass
+class RedisServer:
+    port: int
+    directory: Path
+    proc: subprocess.Popen[bytes]
+    binary: str
+    password: str | None = None
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        cred = f":{self.password}@" if self.password else ""
+        return f"redis://{cred}127.0.0.1:{self.port}"
+
+    def client(self, db: int = 0, **kw: object) -> redis.Redis:
+        return redis.Redis(port=self.port, db=db, password=self.password, **kw)  # type: ignore[arg-type]
+
+    @property
+    def rdb_path(self) -> Path:
+        return self.directory / "dump.rdb"
+
+    def save(self) -> Path:
+        self.client().save()
+        return self.rdb_path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> None:
+        """Start the same server again on the same port and directory (loads its dump.rdb)."""
+        self.stop()
+        new = _spawn(self.binary, self.port, self.directory, self.password, self.extra)
+        self.proc = new
+
+
+def _spawn(
+    binary: str, port: int, directory: Path, password: str | None, extra: list[str]
+) -> subprocess.Popen[bytes]:
+    args = [
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+        "--save", "", "--appendonly", "no", "--daemonize", "no",
+        "--logfile", str(directory / "redis.log"), "--dbfilename", "dump.rdb",
+    ]
+    if password:
+        args += ["--requirepass", password]
+    args += extra
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = (directory / "redis.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"redis-server exited at start (code {proc.returncode}):\n{log}")
+        try:
+            c = redis.Redis(port=port, password=password, socket_timeout=1)
+            c.ping()
+            c.close()
+            return proc
+        except redis.BusyLoadingError:
+            time.sleep(0.05)
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"redis-server on port {port} did not answer PING")
+
+
+def start_redis(
+    directory: Path,
+    *,
+    binary: str | None = None,
+    password: str | None = None,
+    args: Iterable[str] = (),
+    port: int | None = None,
+) -> RedisServer:
+    binary = binary or shutil.which("redis-server") or "redis-server"
+    directory.mkdir(parents=True, exist_ok=True)
+    extra = list(args)
+    for attempt in range(5):
+        p = port or free_port()
+        try:
+            proc = _spawn(binary, p, directory, password, extra)
+        except RuntimeError:
+            if port is not None or attempt == 4:
+                raise
+            continue
+        return RedisServer(
+            port=p, directory=directory, proc=proc, binary=binary, password=password, extra=extra
+        )
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class RedisCluster:
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def client(self) -> redis.RedisCluster:
+        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+
+def start_cluster(directory: Path, masters: int = 3) -> RedisCluster:
+    """A cluster of `masters` masters with the 16384 slots split evenly, no replicas."""
+    nodes = [
+        start_redis(directory / f"node{i}", args=["--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"])
+        for i in range(masters)
+    ]
+    per = 16384 // masters
+    for i, n in enumerate(nodes):
+        lo = i * per
+        hi = 16383 if i == masters - 1 else (i + 1) * per - 1
+        n.client().execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+    for n in nodes[1:]:
+        n.client().execute_command("CLUSTER", "MEET", "127.0.0.1", nodes[0].port)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        infos = [n.client().execute_command("CLUSTER", "INFO") for n in nodes]
+        texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
+        if all("cluster_state:ok" in t and f"cluster_known_nodes:{masters}" in t for t in texts):
+            return RedisCluster(nodes)
+        time.sleep(0.1)
+    for n in nodes:
+        n.stop()
+    raise RuntimeError("cluster did not reach cluster_state:ok")
+
+
+def redis6_binary() -> str | None:
+    """The static Redis 6.0.9 binary that `make install` unpacks from the PyPI wheel."""
+    return str(REDIS6_BINARY) if REDIS6_BINARY.exists() and os.access(REDIS6_BINARY, os.X_OK) else None
