@@ -1,0 +1,57 @@
+"""What a migration is asked to do: frozen options handed to ``pipeline.run_pipeline``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from cachemigrate.protocol.endpoint import Endpoint
+
+
+class SourceKind(enum.StrEnum):
+    RDB_FILES = "rdb_files"  # local RDB files (or any byte streams opened by the caller)
+    AOF_FILES = "aof_files"  # AOF file, AOF with RDB preamble, or multi-part AOF directory/manifest
+    SYNC = "sync"  # act as a replica: PSYNC full (+ incremental)
+    SCAN = "scan"  # SCAN + DUMP + PTTL, for sources that refuse SYNC
+
+
+class ResumeMode(enum.StrEnum):
+    AUTO = "auto"  # reconnect with capped backoff, forever
+    MANUAL = "manual"  # a dropped link fails the run with a clear error
+
+
+class DbMode(enum.StrEnum):
+    KEEP = "keep"  # every source db goes to the same index on the target
+    ONLY = "only"  # only source db `db` is migrated (to the same index, or to target_db)
+    FOLD = "fold"  # every source db goes into db 0 of the target
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    kind: SourceKind
+    paths: tuple[str, ...] = ()  # RDB_FILES / AOF_FILES
+    endpoint: Endpoint | None = None  # SYNC / SCAN (a cluster source is detected by itself)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    incremental: bool = False  # SYNC: keep applying the command stream until stopped
+    replace: bool = True  # keys already in the target are replaced (False: kept and counted)
+    rewrite: bool = False  # always send plain commands instead of RESTORE payloads
+    big_key_bytes: int = 64 << 20  # values above this are sent in chunks of plain commands
+    chunk_elements: int = 1000  # elements per command when a value is sent in chunks
+    bandwidth_mb: float | None = None  # MB/s read from the source; None: unlimited
+    resume_mode: ResumeMode = ResumeMode.AUTO
+    db_mode: DbMode = DbMode.KEEP
+    db: int | None = None  # with DbMode.ONLY: the source db to migrate
+    target_db: int | None = None  # with DbMode.ONLY: where it goes (default: same index)
+    flush_target: bool = False  # FLUSHALL the target before the full phase
+    max_bytes_in_flight: int = 64 << 20  # writer back-pressure budget
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    source: SourceSpec
+    target: Endpoint
+    options: PipelineOptions = field(default_factory=PipelineOptions)
+    name: str = ""  # for log lines
