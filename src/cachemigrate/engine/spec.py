@@ -55,3 +55,14 @@ class PipelineSpec:
     target: Endpoint
     options: PipelineOptions = field(default_factory=PipelineOptions)
     name: str = ""  # for log lines
+
+# Endpoint is re-exported: the service layer builds endpoints without importing protocol/.
+__all__ = [
+    "DbMode",
+    "Endpoint",
+    "PipelineOptions",
+    "PipelineSpec",
+    "ResumeMode",
+    "SourceKind",
+    "SourceSpec",
+]

@@ -1,0 +1,54 @@
+"""The role every reader plays for the pipeline: produce batches of entries, say where it is."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.status import EventSink, Phase
+from cachemigrate.formats.rdb.model import RdbHeader
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderProgress:
+    """Where a reader is. Offsets are source positions comparable with Entry.source_offset."""
+
+    phase: Phase
+    bytes_read: int = 0
+    bytes_total: int | None = None  # file size, or the announced RDB size of a full sync
+    keys_read: int = 0
+    source_offset: int | None = None  # online: the source's replication offset as last seen
+    lag_seconds: float | None = None
+    caught_up: bool = False
+    resumes_continue: int = 0
+    resumes_fullresync: int = 0
+    message: str = ""
+
+
+class Reader(Protocol):
+    """A source of entries.
+
+    ``batches()`` yields lists of entries in source order until the source is exhausted (files,
+    full-only sync) or ``stop()`` is called. Entries carry ``source_offset`` so that the pipeline
+    can turn the writer's applied offset into a checkpoint with ``checkpoint(applied_offset)``.
+    """
+
+    source_kind: str
+
+    def batches(self) -> AsyncIterator[list[Entry]]: ...
+
+    def progress(self) -> ReaderProgress: ...
+
+    def checkpoint(self, applied_offset: int) -> Checkpoint | None: ...
+
+    def stop(self) -> None: ...
+
+
+# Readers that walk an RDB get the transform only once they know the RDB header: the pipeline
+# hands them this factory (source header -> object with key/chunk/function methods).
+TransformFactory = Callable[[RdbHeader], object]
+
+__all__ = ["EventSink", "Reader", "ReaderProgress", "TransformFactory"]
