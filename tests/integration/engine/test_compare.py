@@ -1,0 +1,54 @@
+"""The comparator finds every kind of difference between two real servers, and none when equal."""
+
+import asyncio
+
+from cachemigrate.engine.compare import compare
+from cachemigrate.protocol.endpoint import Endpoint
+from support.servers import RedisServer
+
+
+def _fill(server: RedisServer) -> None:
+    c = server.client()
+    c.set(b"s", b"v\x00\xff")
+    c.rpush(b"l", b"a", b"b", b"a")
+    c.sadd(b"set", b"x", b"y")
+    c.zadd(b"z", {b"m1": 0.1, b"m2": -1e300})
+    c.hset(b"h", mapping={b"f": b"1", b"g": b"2"})
+    c.xadd(b"st", {b"a": b"1"}, id=b"1-1")
+    c.xgroup_create(b"st", b"g1", id=b"0")
+    c.pexpireat(b"s", 1893456000000)
+    c1 = server.client(db=3)
+    c1.set(b"in3", b"x")
+
+
+def _run(src: RedisServer, tgt: RedisServer):  # type: ignore[no-untyped-def]
+    return asyncio.run(compare(Endpoint.from_url(src.url), Endpoint.from_url(tgt.url)))
+
+
+def test_identical_servers_match(source_redis: RedisServer, target_redis: RedisServer) -> None:
+    _fill(source_redis)
+    _fill(target_redis)
+    report = _run(source_redis, target_redis)
+    assert report.ok, report.examples
+    assert report.keys_compared == 7
+    assert report.by_db == {0: 6, 3: 1}
+
+
+def test_every_difference_is_found(source_redis: RedisServer, target_redis: RedisServer) -> None:
+    _fill(source_redis)
+    _fill(target_redis)
+    t = target_redis.client()
+    t.zadd(b"z", {b"m1": 0.1000000001})  # value
+    t.pexpireat(b"s", 1893456000000 + 5000)  # ttl beyond tolerance
+    t.delete(b"l")  # missing
+    t.set(b"surplus", b"1")  # extra
+    t.xgroup_setid(b"st", b"g1", id=b"1-1")  # stream group state
+    target_redis.client(db=3).delete(b"in3")
+    target_redis.client(db=3).hset(b"in3", b"f", b"x")  # type
+    report = _run(source_redis, target_redis)
+    reasons = sorted(m.reason for m in report.examples)
+    assert report.missing == 1
+    assert report.extra == 1
+    assert report.mismatched == 4, reasons
+    assert "type string vs hash" in reasons
+    assert any(r.startswith("ttl ") for r in reasons)
