@@ -1,0 +1,167 @@
+"""DUMP / RESTORE payloads: build, verify, and the RDB-version gate.
+
+A payload is ``type byte + value (RDB serialization, no key) + RDB version (u16 LE) + CRC64 (u64 LE)``
+where the CRC (CRC-64/Jones as Redis uses it) covers everything before it. A server refuses a
+payload whose footer version is above its own RDB version (Valkey 9 in strict mode also refuses
+the Redis-only range 12..79), but it never looks at the version to parse the value: the type byte
+alone decides. A type's serialization has not changed since the version that introduced it, so a
+value whose type the target knows can be RESTOREd with the footer relabelled to a version the
+target accepts. See ``spec/formats.md`` §1 and §4.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final, Literal
+
+import anycrc
+
+from cachemigrate.errors import DumpPayloadError
+
+__all__ = [
+    "REDIS_FOREIGN_MAX",
+    "REDIS_FOREIGN_MIN",
+    "Vendor",
+    "build_payload",
+    "crc64",
+    "min_rdb_version_for_type",
+    "parse_payload",
+    "payload_version_for_target",
+]
+
+Vendor = Literal["redis", "valkey"]
+
+_crc = anycrc.Model("CRC64-REDIS")
+_calc = _crc.calc
+_u64 = struct.Struct("<Q")
+_pack_u64 = _u64.pack
+_u16 = struct.Struct("<H")
+
+# One prebuilt bytes object per type byte and per footer version: the hot path only concatenates.
+_TYPE_PREFIX: Final = tuple(bytes((i,)) for i in range(256))
+_VERSION_SUFFIX: Final = tuple(_u16.pack(v) for v in range(256))
+# CRC state after the type byte alone: large values are checksummed in place, without a copy.
+_TYPE_CRC: Final = tuple(_calc(p) for p in _TYPE_PREFIX)
+# Above this size one extra copy of the value costs more than one extra CRC call.
+_COPY_LIMIT = 32 << 10
+
+FOOTER_SIZE = 10
+
+# Valkey (>= 9) refuses these footer versions in strict mode: the "foreign" Redis-only range.
+REDIS_FOREIGN_MIN = 12
+REDIS_FOREIGN_MAX = 79
+# The highest RDB version both vendors share (Redis 7.2, Valkey 7.2/8.x).
+_LAST_COMMON_VERSION = 11
+# The first Valkey-only RDB version (Valkey 9.0, magic VALKEY).
+_VALKEY_FIRST = 80
+
+
+def crc64(data: bytes | bytearray | memoryview, init: int = 0) -> int:
+    """CRC-64/Jones as Redis computes it (reflected, init 0, no final xor); ``init`` continues a CRC."""
+    return int(_calc(data, init))
+
+
+def build_payload(type_byte: int, raw_value: bytes, rdb_version: int) -> bytes:
+    """The DUMP payload for a value's raw RDB serialization, labelled with ``rdb_version``."""
+    if len(raw_value) <= _COPY_LIMIT:
+        body = b"".join((_TYPE_PREFIX[type_byte], raw_value, _VERSION_SUFFIX[rdb_version]))
+        return b"".join((body, _pack_u64(_calc(body))))
+    suffix = _VERSION_SUFFIX[rdb_version]
+    crc = _calc(suffix, _calc(raw_value, _TYPE_CRC[type_byte]))
+    return b"".join((_TYPE_PREFIX[type_byte], raw_value, suffix, _pack_u64(crc)))
+
+
+def parse_payload(payload: bytes | bytearray | memoryview) -> tuple[int, bytes, int]:
+    """Verify a payload's footer and CRC; return ``(type_byte, raw_value, rdb_version)``."""
+    view = memoryview(payload)
+    if len(view) < FOOTER_SIZE + 1:
+        raise DumpPayloadError(f"DUMP payload too short ({len(view)} bytes)")
+    body = view[:-8]
+    (stored,) = _u64.unpack(view[-8:])
+    actual = _calc(body)
+    if actual != stored:
+        raise DumpPayloadError(f"DUMP payload CRC mismatch: stored {stored:#018x}, computed {actual:#018x}")
+    (version,) = _u16.unpack(view[-FOOTER_SIZE:-8])
+    return view[0], bytes(view[1:-FOOTER_SIZE]), version
+
+
+# The RDB version that introduced each type byte. Types 22/23 differ between vendors (§1).
+_COMMON_MIN: Final[dict[int, int]] = {
+    0: 1, 1: 1, 2: 1, 3: 1, 4: 1,
+    9: 2, 10: 2, 11: 2, 12: 2, 13: 2,
+    14: 7,
+    5: 8, 7: 8,
+    15: 9,
+    16: 10, 17: 10, 18: 10, 19: 10,
+    20: 11, 21: 11,
+}  # fmt: skip
+_REDIS_MIN: Final[dict[int, int]] = {
+    **_COMMON_MIN,
+    22: 12, 23: 12,  # HASH_METADATA_PRE_GA / HASH_LISTPACK_EX_PRE_GA (7.4 RCs)
+    24: 12, 25: 12,  # HASH_METADATA / HASH_LISTPACK_EX (7.4 GA)
+    26: 13,  # STREAM_LISTPACKS_4 (8.6)
+}  # fmt: skip
+_VALKEY_MIN: Final[dict[int, int]] = {
+    **_COMMON_MIN,
+    22: 80,  # HASH_2
+    23: 81,  # PATH_HASH
+}
+# Type bytes that only one vendor's servers understand.
+_VENDOR_SPECIFIC_MIN = 22
+
+
+def min_rdb_version_for_type(type_byte: int, vendor: Vendor = "redis") -> int | None:
+    """The RDB version that introduced ``type_byte`` in ``vendor``'s type table.
+
+    None when no released server of that vendor loads the type (6 MODULE_PRE_GA, unknown bytes,
+    Redis's 24..26 on Valkey).
+    """
+    table = _VALKEY_MIN if vendor == "valkey" else _REDIS_MIN
+    return table.get(type_byte)
+
+
+def _accepts(version: int, target_rdb_version: int, target_is_valkey: bool) -> bool:
+    if version > target_rdb_version:
+        return False
+    return not (
+        target_is_valkey
+        and target_rdb_version >= _VALKEY_FIRST
+        and REDIS_FOREIGN_MIN <= version <= REDIS_FOREIGN_MAX
+    )
+
+
+def payload_version_for_target(
+    type_byte: int,
+    source_rdb_version: int,
+    target_rdb_version: int,
+    source_is_valkey: bool,
+    target_is_valkey: bool,
+) -> int | None:
+    """The footer version to write so that the target's RESTORE accepts a value of ``type_byte``.
+
+    ``source_is_valkey`` means the source file uses Valkey's type table (magic VALKEY, RDB >= 80);
+    ``target_is_valkey`` that the target is a Valkey server. Returns None when the target cannot
+    load this type at all: the value must then be rewritten as plain commands.
+    """
+    source_valkey_table = source_is_valkey and source_rdb_version >= _VALKEY_FIRST
+    introduced = min_rdb_version_for_type(type_byte, "valkey" if source_valkey_table else "redis")
+    if introduced is None:
+        return None
+    if type_byte >= _VENDOR_SPECIFIC_MIN:
+        # Type 22 is a different structure on each side; Redis's 22..26 do not exist on Valkey.
+        if source_valkey_table:
+            if not (target_is_valkey and target_rdb_version >= _VALKEY_FIRST):
+                return None
+        elif target_is_valkey:
+            return None
+    if introduced > target_rdb_version:
+        return None
+    version = max(min(source_rdb_version, target_rdb_version), introduced)
+    if _accepts(version, target_rdb_version, target_is_valkey):
+        return version
+    # A Valkey 9 target in strict mode: step down below the foreign range when the type allows it.
+    if introduced <= _LAST_COMMON_VERSION and _accepts(
+        _LAST_COMMON_VERSION, target_rdb_version, target_is_valkey
+    ):
+        return _LAST_COMMON_VERSION
+    return None
