@@ -1,0 +1,1 @@
+"""Benchmarks: cachemigrate side by side with Redis's own ingest, load and replica sync."""

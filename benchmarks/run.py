@@ -1,0 +1,144 @@
+"""`make bench`: cachemigrate beside Redis's own ingest, load and replica sync, in one run.
+
+    python -m benchmarks.run [--scale 200000] [--repeat 3] [--bigkey-elems 1000000] [--skip-online]
+
+Every figure is a ratio to a reference measured in the same run (these machines are noisy):
+throughput ratio = reference seconds / cachemigrate seconds (above 1.0: faster than the reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.refs import (
+    BENCH_DIR,
+    RedisServer,
+    Timing,
+    cpu_seconds,
+    dataset,
+    ref_ingest,
+    ref_load,
+    ref_repl,
+    restore_file,
+    source_server,
+    start_redis,
+)
+
+CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "cachemigrate"
+
+
+def run_cli(args: list[str], target: RedisServer, name: str) -> Timing:
+    """Run the CLI once; wall time, its CPU and peak RSS (wait4), and the target's CPU."""
+    before = cpu_seconds(target.proc.pid)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    secs = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{name} failed: {err.strip()[-500:]}")
+    return Timing(name, secs, {"cachemigrate": usage.ru_utime + usage.ru_stime,
+                               "target": cpu_seconds(target.proc.pid) - before},
+                  peak_rss_mb=usage.ru_maxrss / 1024)
+
+
+def fresh_target(work: Path, tag: str) -> RedisServer:
+    return start_redis(work / f"target-{tag}")
+
+
+def measure(n: int, fn: Callable[[int], Timing]) -> Timing:
+    runs = [fn(i) for i in range(n)]
+    runs.sort(key=lambda t: t.seconds)
+    med = runs[len(runs) // 2]
+    med.note = "runs: " + ", ".join(f"{t.seconds:.2f}s" for t in runs)
+    return med
+
+
+def row(t: Timing, ref: Timing | None = None) -> str:
+    ratio = f"{ref.seconds / t.seconds:5.2f}x" if ref else "   ref"
+    cpu = " ".join(f"{k}={v:.2f}s" for k, v in t.cpu.items())
+    rss = f" peakRSS={t.peak_rss_mb:.0f}MB" if t.peak_rss_mb else ""
+    return f"  {t.name:<34} {t.seconds:7.2f}s {ratio}   cpu: {cpu}{rss}   ({t.note})"
+
+
+def bench_import(work: Path, scale: int, repeat: int, bigkeys: bool, elems: int, online: bool) -> None:
+    resp = dataset(scale, bigkeys, elems)
+    src = source_server(work, resp)
+    try:
+        keys = int(src.client().dbsize())
+        rdb = work / "dump.rdb"
+        shutil.copy(src.save(), rdb)
+        label = f"{keys} keys{' + 4 big keys of ' + str(elems) + ' elements' if bigkeys else ''}"
+        print(f"\n== dataset: {label}; RDB {rdb.stat().st_size / 1e6:.0f} MB ==", flush=True)
+        restore = restore_file(src, work / "restore.resp")
+        ingest = measure(repeat, lambda i: ref_ingest(work, restore, str(i)))
+        load = measure(repeat, lambda i: ref_load(work, rdb, keys))
+
+        def one_import(i: int) -> Timing:
+            tgt = fresh_target(work, f"imp{i}")
+            try:
+                args = ["import", str(rdb), "--target", tgt.url, "--quiet"]
+                t = run_cli(args, tgt, "cachemigrate import (file)")
+                got = tgt.client().dbsize()
+                if got != keys:
+                    raise RuntimeError(f"import wrote {got} keys, expected {keys}")
+                return t
+            finally:
+                tgt.stop()
+                shutil.rmtree(tgt.directory, ignore_errors=True)
+
+        imp = measure(repeat, one_import)
+        print(row(ingest))
+        print(row(load))
+        print(row(imp, ingest) + "  <- vs REF ingest")
+        print(f"  {'':<34} {'':>8} {load.seconds / imp.seconds:5.2f}x  <- vs REF load")
+        if online:
+            repl = measure(repeat, lambda i: ref_repl(work, src, keys, str(i)))
+
+            def one_sync(i: int) -> Timing:
+                tgt = fresh_target(work, f"sync{i}")
+                try:
+                    args = ["migrate", src.url, tgt.url, "--quiet"]
+                    t = run_cli(args, tgt, "cachemigrate migrate (full sync)")
+                    got = tgt.client().dbsize()
+                    if got != keys:
+                        raise RuntimeError(f"online sync wrote {got} keys, expected {keys}")
+                    return t
+                finally:
+                    tgt.stop()
+                    shutil.rmtree(tgt.directory, ignore_errors=True)
+
+            sync = measure(repeat, one_sync)
+            print(row(repl))
+            print(row(sync, repl) + "  <- vs REF repl")
+    finally:
+        src.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--bigkey-elems", type=int, default=1_000_000)
+    ap.add_argument("--skip-online", action="store_true")
+    ap.add_argument("--skip-bigkeys", action="store_true")
+    a = ap.parse_args()
+    BENCH_DIR.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
+        work = Path(tmp)
+        bench_import(work / "plain", a.scale, a.repeat, False, 0, not a.skip_online)
+        if not a.skip_bigkeys:
+            bench_import(work / "big", a.scale, 1, True, a.bigkey_elems, False)
+    print("\nratio = reference seconds / cachemigrate seconds; medians of", a.repeat, "runs;",
+          "CPU seconds per process during each measurement.")
+
+
+if __name__ == "__main__":
+    main()
