@@ -87,6 +87,8 @@ class KeyRecord:
     offset: int = 0  # stream offset of the key's first opcode byte
     end_offset: int = 0  # stream offset just past the value
     big: bool = False  # value follows as ValueChunk records
+    # Redis 13 KEY_META opcode body that preceded the key (module metadata classes), if any.
+    key_meta: bytes | None = None
 
 
 @dataclass(slots=True)

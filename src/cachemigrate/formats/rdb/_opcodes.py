@@ -1,0 +1,73 @@
+"""Non-key records: AUX, SELECTDB, RESIZEDB, SLOT_INFO, FUNCTION2, MODULE_AUX, and the
+per-key prefix opcodes. Each reader is all-or-nothing over ``(buf, pos)``: a short buffer raises,
+and the caller retries the whole record once more bytes arrive.
+"""
+
+from __future__ import annotations
+
+from cachemigrate.errors import UnsupportedRdbError
+
+from . import _types as T
+from ._prims import Malformed, Short, read_len, read_string, skip_module_ops, skip_string
+from .model import Aux, Function, ModuleAux, ResizeDb, SelectDb, SlotInfo
+
+OpRecord = Aux | SelectDb | ResizeDb | SlotInfo | Function | ModuleAux
+
+
+def read_opcode_record(buf: bytes, pos: int, op: int, table: T.TypeTable) -> tuple[OpRecord | None, int]:
+    """Read the record of a non-key opcode at pos (the opcode byte). None: nothing to yield."""
+    p = pos + 1
+    if op == T.OP_AUX:
+        k, p = read_string(buf, p)
+        v, p = read_string(buf, p)
+        return Aux(k, v), p
+    if op == T.OP_SELECTDB:
+        db, p = read_len(buf, p)
+        return SelectDb(db), p
+    if op == T.OP_RESIZEDB:
+        a, p = read_len(buf, p)
+        b, p = read_len(buf, p)
+        return ResizeDb(a, b), p
+    if op == T.OP_SLOT_INFO:
+        slot, p = read_len(buf, p)
+        size, p = read_len(buf, p)
+        exp, p = read_len(buf, p)
+        return SlotInfo(slot, size, exp), p
+    if op == T.OP_FUNCTION2:
+        code, p = read_string(buf, p)
+        return Function(code), p
+    if op == T.OP_MODULE_AUX:
+        from ._prims import module_name
+
+        mid, p = read_len(buf, p)
+        when_op, p = read_len(buf, p)
+        if when_op != 2:
+            raise Malformed(f"MODULE_AUX 'when' opcode is {when_op}, expected 2 (UINT)")
+        when, p = read_len(buf, p)
+        raw_start = p
+        p = skip_module_ops(buf, p)
+        return ModuleAux(module_name(mid), mid, when, buf[raw_start:p]), p
+    if op == T.OP_KEY_META_OR_SLOT_IMPORT and table.slot_import:
+        # Valkey 9 atomic slot migration state: job name, then (start, end) slot ranges.
+        # Cluster bookkeeping of the source, not data: read over it.
+        p = skip_string(buf, p)
+        n, p = read_len(buf, p)
+        for _ in range(2 * n):
+            _, p = read_len(buf, p)
+        return None, p
+    if op == T.OP_FUNCTION_PRE_GA:
+        raise UnsupportedRdbError(
+            "function library in the Redis 7.0 release-candidate format (opcode 246 FUNCTION_PRE_GA);"
+            " Redis 7.0 GA refuses it too ('Pre-release function format not supported')"
+        )
+    raise UnsupportedRdbError(f"unknown RDB opcode {op} (vendor extension?)")
+
+
+def skip_key_meta(buf: bytes, pos: int) -> int:
+    """Redis 13 KEY_META body (after the opcode): n x (4-byte class spec + module opcodes)."""
+    n, pos = read_len(buf, pos)
+    for _ in range(n):
+        pos = skip_module_ops(buf, pos + 4)
+    if pos > len(buf):
+        raise Short
+    return pos

@@ -1,0 +1,164 @@
+"""Walk a serialized value without decoding it: where does it end?
+
+``skip_value`` is the fast path's walker for every non-string type. Collections are also
+described as repeated element groups (``GROUP_SKIP``) so the resumable slow path and the big-key
+path can walk them one group at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cachemigrate.errors import UnsupportedRdbError
+
+from . import _types as T
+from ._prims import Malformed, Short, read_len, skip_module_ops, skip_string
+
+
+def _skip_strings(buf: bytes, pos: int, n: int) -> int:
+    """Skip n consecutive RDB strings; the 1-byte-length case is inlined."""
+    end = len(buf)
+    while n:
+        b = buf[pos]
+        if b < 0x40:
+            pos += 1 + b
+        elif b < 0x80:
+            pos += 2 + (((b & 0x3F) << 8) | buf[pos + 1])
+        else:
+            pos = skip_string(buf, pos)
+        if pos > end:
+            raise Short
+        n -= 1
+    return pos
+
+
+def _g_string(buf: bytes, pos: int) -> int:
+    return _skip_strings(buf, pos, 1)
+
+
+def _g_two_strings(buf: bytes, pos: int) -> int:
+    return _skip_strings(buf, pos, 2)
+
+
+def _g_zset(buf: bytes, pos: int) -> int:
+    pos = _skip_strings(buf, pos, 1)
+    n = buf[pos]
+    return pos + 1 + (n if n < 253 else 0)
+
+
+def _g_zset2(buf: bytes, pos: int) -> int:
+    return _skip_strings(buf, pos, 1) + 8
+
+
+def _g_quicklist2(buf: bytes, pos: int) -> int:
+    _, pos = read_len(buf, pos)
+    return _skip_strings(buf, pos, 1)
+
+
+def _g_hash_meta(buf: bytes, pos: int) -> int:
+    _, pos = read_len(buf, pos)
+    return _skip_strings(buf, pos, 2)
+
+
+def _g_valkey_hash2(buf: bytes, pos: int) -> int:
+    return _skip_strings(buf, pos, 2) + 8
+
+
+GroupSkip = Callable[[bytes, int], int]
+
+# type -> (bytes before the count, one group's skipper); Redis table.
+GROUP_SKIP: dict[int, tuple[int, GroupSkip]] = {
+    T.T_LIST: (0, _g_string),
+    T.T_SET: (0, _g_string),
+    T.T_LIST_QUICKLIST: (0, _g_string),
+    T.T_HASH: (0, _g_two_strings),
+    T.T_ZSET: (0, _g_zset),
+    T.T_ZSET_2: (0, _g_zset2),
+    T.T_LIST_QUICKLIST_2: (0, _g_quicklist2),
+    T.T_HASH_METADATA_PRE_GA: (0, _g_hash_meta),
+    T.T_HASH_METADATA: (8, _g_hash_meta),
+}
+VALKEY_GROUP_SKIP = dict(GROUP_SKIP)
+VALKEY_GROUP_SKIP[T.T_VALKEY_HASH_2] = (0, _g_valkey_hash2)
+
+# Types whose value is one RDB string (possibly after a fixed prefix).
+BLOB_TYPES: dict[int, int] = {
+    T.T_STRING: 0, T.T_HASH_ZIPMAP: 0, T.T_LIST_ZIPLIST: 0, T.T_SET_INTSET: 0,
+    T.T_ZSET_ZIPLIST: 0, T.T_HASH_ZIPLIST: 0, T.T_HASH_LISTPACK: 0, T.T_ZSET_LISTPACK: 0,
+    T.T_SET_LISTPACK: 0, T.T_HASH_LISTPACK_EX_PRE_GA: 0, T.T_HASH_LISTPACK_EX: 8,
+}
+VALKEY_BLOB_TYPES = {t: p for t, p in BLOB_TYPES.items() if t != T.T_HASH_LISTPACK_EX_PRE_GA}
+
+
+def skip_stream_meta(buf: bytes, pos: int, t: int) -> int:
+    """Skip what follows a stream's listpack nodes (formats.md §3.7)."""
+    for _ in range(3):
+        _, pos = read_len(buf, pos)
+    if t >= T.T_STREAM_LISTPACKS_2:
+        for _ in range(5):
+            _, pos = read_len(buf, pos)
+    ngroups, pos = read_len(buf, pos)
+    for _ in range(ngroups):
+        pos = skip_string(buf, pos)
+        _, pos = read_len(buf, pos)
+        _, pos = read_len(buf, pos)
+        if t >= T.T_STREAM_LISTPACKS_2:
+            _, pos = read_len(buf, pos)
+        npel, pos = read_len(buf, pos)
+        for _ in range(npel):
+            _, pos = read_len(buf, pos + 24)
+        nconsumers, pos = read_len(buf, pos)
+        for _ in range(nconsumers):
+            pos = skip_string(buf, pos) + (16 if t >= T.T_STREAM_LISTPACKS_3 else 8)
+            npel, pos = read_len(buf, pos)
+            pos += 16 * npel
+            if pos > len(buf):
+                raise Short
+    if t == T.T_STREAM_LISTPACKS_4:
+        for _ in range(2):
+            _, pos = read_len(buf, pos)
+        nproducers, pos = read_len(buf, pos)
+        for _ in range(nproducers):
+            pos = skip_string(buf, pos)
+            nentries, pos = read_len(buf, pos)
+            for _ in range(nentries):
+                pos = skip_string(buf, pos)
+                _, pos = read_len(buf, pos)
+                _, pos = read_len(buf, pos)
+        for _ in range(2):
+            _, pos = read_len(buf, pos)
+    if pos > len(buf):
+        raise Short
+    return pos
+
+
+def skip_value(buf: bytes, pos: int, t: int, valkey: bool) -> int:
+    """Return the offset just past a value of type t starting at pos."""
+    blobs = VALKEY_BLOB_TYPES if valkey else BLOB_TYPES
+    prefix = blobs.get(t)
+    if prefix is not None:
+        return _skip_strings(buf, pos + prefix, 1)
+    groups = VALKEY_GROUP_SKIP if valkey else GROUP_SKIP
+    g = groups.get(t)
+    if g is not None:
+        prefix, fn = g
+        n, pos = read_len(buf, pos + prefix)
+        if fn is _g_string:
+            return _skip_strings(buf, pos, n)
+        if fn is _g_two_strings:
+            return _skip_strings(buf, pos, 2 * n)
+        for _ in range(n):
+            pos = fn(buf, pos)
+        if pos > len(buf):
+            raise Short
+        return pos
+    if t in T.STREAM_TYPES:
+        n, pos = read_len(buf, pos)
+        pos = _skip_strings(buf, pos, 2 * n)
+        return skip_stream_meta(buf, pos, t)
+    if t == T.T_MODULE_2:
+        _, pos = read_len(buf, pos)
+        return skip_module_ops(buf, pos)
+    if t == T.T_MODULE_PRE_GA:
+        raise UnsupportedRdbError("module value of pre-GA type 6 cannot be skipped without its module")
+    raise Malformed(f"no walker for type {t}")

@@ -1,0 +1,219 @@
+"""The resumable slow path: one record cut by the end of the buffer, or a big value.
+
+A generator per record. It yields ``None`` when it needs more bytes (after setting
+``parser._need``) and resumes where it stopped: small parts (a record head, one element group)
+are retried whole, collections go on group by group, so a 60 MB hash fed in 64 KiB pieces is
+walked once. Offsets kept across yields are stream offsets, because ``feed()`` rebuilds the
+buffer.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from cachemigrate.errors import RdbFormatError
+
+from . import _types as T
+from ._bigkey import big_value
+from ._opcodes import read_opcode_record, skip_key_meta
+from ._prims import I32, SHORT, Malformed, Short, i64_from, read_len, read_string, skip_string, string_raw_len
+from ._skip import (
+    BLOB_TYPES,
+    GROUP_SKIP,
+    VALKEY_BLOB_TYPES,
+    VALKEY_GROUP_SKIP,
+    GroupSkip,
+    skip_stream_meta,
+    skip_value,
+)
+from .model import KeyRecord, Record, SelectDb
+
+if TYPE_CHECKING:
+    from .parser import RdbParser
+
+_BIG = -1
+_ACCUMULATE_AT = 1 << 20
+_PREFIX_OPS = (T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ)
+_ERRORS = (Malformed, RdbFormatError, ValueError, OverflowError, struct.error)
+
+Pending = tuple[int, int | None, int | None, bytes | None]
+KeyHead = tuple[int, bytes, int, int | None, int | None, bytes | None, int]
+Slow = Generator[Record | None, None, None]
+
+
+def read_key_head(buf: bytes, pos: int, table: T.TypeTable, pend: Pending | None) -> KeyHead:
+    """Prefix opcodes, type byte and key: (type, key, expire_ms, idle, freq, key_meta, value_pos).
+
+    When another opcode follows the prefix opcodes, the type is that opcode, the key is empty
+    and value_pos is the opcode's position: the prefix then waits for the next key.
+    """
+    expire, idle, freq, meta = pend if pend is not None else (-1, None, None, None)
+    t = buf[pos]
+    while t not in table.types:
+        if t == T.OP_EXPIRETIME_MS:
+            expire = i64_from(buf, pos + 1)[0]
+            pos += 9
+        elif t == T.OP_EXPIRETIME:
+            expire = I32.unpack_from(buf, pos + 1)[0] * 1000
+            pos += 5
+        elif t == T.OP_IDLE:
+            idle, pos = read_len(buf, pos + 1)
+        elif t == T.OP_FREQ:
+            freq = buf[pos + 1]
+            pos += 2
+        elif t == T.OP_KEY_META_OR_SLOT_IMPORT and table.key_meta:
+            p = skip_key_meta(buf, pos + 1)
+            meta = bytes(buf[pos + 1 : p])
+            pos = p
+        else:
+            return t, b"", expire, idle, freq, meta, pos
+        t = buf[pos]
+    key, pos = read_string(buf, pos + 1)
+    return t, bytes(key), expire, idle, freq, meta, pos
+
+
+def _wait(p: RdbParser, need: int | None = None) -> None:
+    p._need = need if need is not None else p._base + len(p._buf) + 1
+
+
+def slow_record(p: RdbParser, start: int) -> Slow:
+    table = p._table
+    assert table is not None
+    op = -1
+    while True:
+        buf = p._buf
+        i = start - p._base
+        try:
+            op = buf[i]
+            if op == T.OP_EOF:
+                yield p._end(buf, i)
+                return
+            if op not in table.types and op not in _PREFIX_OPS and not (
+                op == T.OP_KEY_META_OR_SLOT_IMPORT and table.key_meta
+            ):
+                orec, j = read_opcode_record(buf, i, op, table)
+                if j > len(buf):
+                    raise Short
+                p._pos = j
+                if orec is not None:
+                    orec.offset = start
+                    if type(orec) is SelectDb:
+                        p._db = orec.db
+                    yield orec
+                return
+            head = read_key_head(buf, i, table, p._pend)
+            if head[0] not in table.types:
+                p._pend = head[2:6]
+                p._pos = head[6]
+                return
+            p._pend = None
+            break
+        except SHORT:
+            _wait(p)
+            yield None
+        except _ERRORS as exc:
+            raise p._fail(exc, start, None, op) from None
+    t, key, expire, idle, freq, meta, vi = head
+    vstart = p._base + vi
+    try:
+        end = yield from _walk(p, t, vstart)
+    except _ERRORS as exc:
+        raise p._fail(exc, start, key, t) from None
+    if end != _BIG and end - vstart > p.max_value_bytes:
+        end = _BIG
+    if end != _BIG:
+        buf = p._buf
+        ei = end - p._base
+        value = bytes(buf[vstart - p._base : ei])
+        p._drop_to(ei)
+        yield KeyRecord(p._db, key, t, value, expire, idle, freq, start, end, False, meta)
+        return
+    p._drop_to(vstart - p._base)
+    yield KeyRecord(p._db, key, t, b"", expire, idle, freq, start, vstart, True, meta)
+    try:
+        yield from big_value(p, t, key, vstart)
+    except _ERRORS as exc:
+        raise p._fail(exc, p.offset, key, t) from None
+
+
+def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
+    """Walk the value at stream offset vstart; its end offset, or _BIG when over the bound."""
+    table = p._table
+    assert table is not None
+    prefix = (VALKEY_BLOB_TYPES if table.valkey else BLOB_TYPES).get(t)
+    if prefix is not None:
+        return (yield from _walk_blob(p, t, vstart + prefix))
+    group = (VALKEY_GROUP_SKIP if table.valkey else GROUP_SKIP).get(t)
+    is_stream = t in T.STREAM_TYPES
+    if group is None and not is_stream:
+        while True:  # modules and the like: retried whole
+            try:
+                return p._base + skip_value(p._buf, vstart - p._base, t, table.valkey)
+            except SHORT:
+                _wait(p)
+                yield None
+    skip_prefix, fn = group if group is not None else (0, _two_strings)
+    while True:
+        try:
+            n, i = read_len(p._buf, vstart - p._base + skip_prefix)
+            cur = p._base + i
+            break
+        except SHORT:
+            _wait(p)
+            yield None
+    cur = yield from _walk_groups(p, fn, n, cur, vstart)
+    if cur == _BIG or not is_stream:
+        return cur
+    while True:
+        try:
+            return p._base + skip_stream_meta(p._buf, cur - p._base, t)
+        except SHORT:
+            _wait(p)
+            yield None
+
+
+def _walk_blob(p: RdbParser, t: int, at: int) -> Generator[None, None, int]:
+    """One RDB string at stream offset ``at``; a raw string over the bound is big at once."""
+    while True:
+        buf = p._buf
+        i = at - p._base
+        try:
+            return p._base + skip_string(buf, i)
+        except SHORT:
+            need = None
+            try:
+                ps, n, special = string_raw_len(buf, i)
+                if not special:
+                    if t == T.T_STRING and n > p.max_value_bytes:
+                        return _BIG
+                    need = p._base + ps + n
+            except SHORT:
+                pass
+            _wait(p, need)
+            yield None
+
+
+def _walk_groups(p: RdbParser, fn: GroupSkip, n: int, cur: int, vstart: int) -> Generator[None, None, int]:
+    maxv = p.max_value_bytes
+    for _ in range(n):
+        while True:
+            buf = p._buf
+            try:
+                cur = p._base + fn(buf, cur - p._base)
+                if cur > p._base + len(buf):
+                    raise Short
+                break
+            except SHORT:
+                if not p._accumulate and p._base + len(buf) - vstart > _ACCUMULATE_AT:
+                    p._start_accumulating()
+                _wait(p)
+                yield None
+        if cur - vstart > maxv:
+            return _BIG
+    return cur
+
+
+def _two_strings(buf: bytes, pos: int) -> int:
+    return skip_string(buf, skip_string(buf, pos))
