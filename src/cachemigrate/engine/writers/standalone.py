@@ -1,0 +1,294 @@
+"""Writer for one standalone target: one connection, pipelined batches, replies counted in bulk.
+
+Each ``write`` packs its entries into batches of about ``batch_bytes`` (one socket write each),
+inserting a SELECT only where the db changes. Replies are drained from the hiredis reader in the
+connection's ``data_received``: a normal reply costs one ``gets()`` and a class check; only error
+replies and arrays (EXEC) are looked at. Reply ``n`` of a batch belongs to entry ``n`` minus the
+SELECTs we inserted before it, so no per-entry bookkeeping object is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.flow import ByteBudget
+from cachemigrate.engine.status import KeyFailure
+from cachemigrate.engine.writers.base import FailureLog, WriterOptions, WriterStats
+from cachemigrate.errors import ConnectionLostError, MigrationError
+from cachemigrate.protocol.commands import LARGE_ARG, Buffer, pack_chunks, pack_command
+from cachemigrate.protocol.connection import Connection
+from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.resp import NEED_DATA, ErrorReply, ReplyReader
+
+_c_pack: Callable[[tuple[Buffer, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+
+    _c_pack = cast("Callable[[tuple[Buffer, ...]], bytes]", _hiredis_pack)
+except ImportError:  # pragma: no cover
+    _c_pack = None
+
+RedirectHandler = Callable[[Entry, str], bool]
+"""Cluster hook: gets (entry, error text) for MOVED/ASK/TRYAGAIN/CLUSTERDOWN; True: handled."""
+
+_REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
+_SELECT = b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%d\r\n"
+
+
+def pack_entry(argv: Sequence[Buffer]) -> bytes:
+    """One entry's command as bytes (hiredis' C packer when every argument is ``bytes``)."""
+    if _c_pack is not None:
+        try:
+            return _c_pack(tuple(argv))
+        except TypeError:
+            pass  # bytearray / memoryview arguments
+    return pack_command(argv)
+
+
+@dataclass(slots=True, eq=False)
+class _Batch:
+    entries: Sequence[Entry]
+    lo: int  # entries[lo:hi] were sent in this batch
+    hi: int
+    selects: list[int] | None  # reply positions of the SELECTs we inserted (ascending)
+    expected: int  # replies this batch will get
+    nbytes: int
+    tagged: int
+    received: int = 0
+    failed: int = 0  # failed or handed to the redirect handler: not written
+    tagged_bad: int = 0
+
+
+class StandaloneWriter:
+    """Writes entries to one server over ONE connection (SELECT per entry db, on change only)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        options: WriterOptions | None = None,
+        *,
+        on_redirect: RedirectHandler | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.options = options or WriterOptions()
+        self._on_redirect = on_redirect
+        self._stats = WriterStats()
+        self._failures = FailureLog(kept=self.options.failures_kept)
+        self._budget = ByteBudget(self.options.max_bytes_in_flight)
+        self._batches: deque[_Batch] = deque()
+        self._prev: _Batch | None = None  # last completed batch: EXEC arrays may reach into it
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._conn: Connection | None = None
+        self._db = 0
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<StandaloneWriter {self.endpoint.display_url()}>"
+
+    @property
+    def stats(self) -> WriterStats:
+        return self._stats
+
+    @property
+    def failures(self) -> list[KeyFailure]:
+        return self._failures.items
+
+    @property
+    def applied_offset(self) -> int:
+        return self._stats.applied_offset
+
+    @property
+    def pending(self) -> int:
+        """Batches sent whose replies are not all in."""
+        return len(self._batches)
+
+    async def start(self) -> None:
+        conn = await Connection.open(
+            self.endpoint, name=self.options.client_name, accelerated=self.options.accelerated
+        )
+        self._conn = conn
+        self._db = conn.db
+        conn.set_consumer(self._consume, self._lost)
+
+    async def write(self, entries: Sequence[Entry]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("StandaloneWriter.write() before start()")
+        n = len(entries)
+        i = 0
+        while i < n:
+            if self._error is not None:
+                raise self._error
+            batch, chunks = self._pack(entries, i)
+            i = batch.hi
+            await self._budget.acquire(batch.nbytes)
+            if self._error is not None:
+                raise self._error
+            conn.send_chunks(chunks)
+            self._batches.append(batch)
+            self._idle.clear()
+            self._stats.bytes_written += batch.nbytes
+        await conn.drain()
+
+    async def flush(self) -> None:
+        while self._batches and self._error is None:
+            await self._idle.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    # -- packing -----------------------------------------------------------------------------
+
+    def _pack(self, entries: Sequence[Entry], i: int) -> tuple[_Batch, list[Buffer]]:
+        limit = self.options.batch_bytes
+        chunks: list[Buffer] = []
+        parts: list[bytes] = []
+        selects: list[int] | None = None
+        db = self._db
+        nbytes = tagged = 0
+        n = len(entries)
+        j = i
+        while j < n:
+            e = entries[j]
+            j += 1
+            if e.db != db and e.db >= 0:
+                db = e.db
+                sel = _SELECT % (len(b"%d" % db), db)
+                if selects is None:
+                    selects = []
+                selects.append(j - 1 - i + len(selects))
+                parts.append(sel)
+                nbytes += len(sel)
+            if e.size > LARGE_ARG:
+                big = pack_chunks(e.argv)
+                chunks.append(b"".join(parts))
+                chunks.extend(big)
+                parts = []
+                nbytes += sum(len(c) for c in big)
+            else:
+                data = pack_entry(e.argv)
+                parts.append(data)
+                nbytes += len(data)
+            if e.tag:
+                tagged += 1
+            if nbytes >= limit:
+                break
+        chunks.append(b"".join(parts))
+        self._db = db
+        expected = j - i + (len(selects) if selects else 0)
+        return _Batch(entries, i, j, selects, expected, nbytes, tagged), chunks
+
+    # -- replies -----------------------------------------------------------------------------
+
+    def _consume(self, reader: ReplyReader) -> None:
+        gets = reader.gets
+        batches = self._batches
+        while batches:
+            b = batches[0]
+            pos = b.received
+            expected = b.expected
+            while pos < expected:
+                r = gets()
+                if r is NEED_DATA:
+                    break
+                cls = r.__class__
+                if cls is ErrorReply or cls is list:
+                    self._special(b, pos, r)
+                pos += 1
+            b.received = pos
+            if pos < expected:
+                if pos:
+                    e = self._entry_at(b, pos - 1)
+                    if e is not None and e.source_offset > self._stats.applied_offset:
+                        self._stats.applied_offset = e.source_offset
+                return
+            batches.popleft()
+            self._complete(b)
+        self._idle.set()
+
+    def _complete(self, b: _Batch) -> None:
+        st = self._stats
+        st.commands_written += b.hi - b.lo - b.failed
+        st.keys_written += b.tagged - b.tagged_bad
+        last = b.entries[b.hi - 1].source_offset
+        st.applied_offset = max(st.applied_offset, last)
+        self._prev = b
+        self._budget.release(b.nbytes)
+
+    def _entry_at(self, b: _Batch, pos: int) -> Entry | None:
+        """The entry reply ``pos`` of batch ``b`` answers (None: a SELECT we inserted)."""
+        if pos < 0:
+            prev = self._prev
+            return None if prev is None else self._entry_at(prev, pos + prev.expected)
+        if b.selects:
+            k = bisect_left(b.selects, pos)
+            if k < len(b.selects) and b.selects[k] == pos:
+                return None
+            pos -= k
+        return b.entries[b.lo + pos]
+
+    def _special(self, b: _Batch, pos: int, reply: object) -> None:
+        entry = self._entry_at(b, pos)
+        if isinstance(reply, list):
+            if entry is not None and bytes(entry.argv[0]).upper() == b"EXEC":
+                # EXEC's array answers the queued commands: replies pos-len .. pos-1.
+                for k, item in enumerate(reply):
+                    if isinstance(item, ErrorReply):
+                        self._fail(b, self._entry_at(b, pos - len(reply) + k), item.message, inner=True)
+            return
+        assert isinstance(reply, ErrorReply)
+        self._fail(b, entry, reply.message, inner=False)
+
+    def _fail(self, b: _Batch, entry: Entry | None, message: str, *, inner: bool) -> None:
+        if entry is None:
+            # A SELECT we inserted was refused: later entries would land in the wrong db.
+            self._record(KeyFailure(-1, None, "SELECT", message))
+            self._error = MigrationError(f"{self.endpoint.display_url()} refused SELECT: {message}")
+            self._budget.fail(self._error)
+            return
+        if not inner:
+            b.failed += 1
+            if entry.tag:
+                b.tagged_bad += 1
+        else:  # its +QUEUED was counted as written
+            self._stats.commands_written -= 1
+            if entry.tag:
+                self._stats.keys_written -= 1
+        if message.startswith("BUSYKEY") and not self.options.replace:
+            self._stats.keys_skipped += 1
+            return
+        if (
+            not inner
+            and self._on_redirect is not None
+            and message.startswith(_REDIRECTS)
+            and self._on_redirect(entry, message)
+        ):
+            return
+        self._stats.commands_failed += 1
+        if entry.tag:
+            self._stats.keys_failed += 1
+        name = bytes(entry.argv[0]).decode("ascii", "replace").upper() if entry.argv else ""
+        self._record(KeyFailure(entry.db, entry.key, name, message))
+
+    def _record(self, failure: KeyFailure) -> None:
+        self._failures.add(failure)
+        if self.options.on_failure is not None:
+            self.options.on_failure(failure)
+
+    def _lost(self, error: ConnectionLostError) -> None:
+        if self._error is None:
+            pending = sum(b.hi - b.lo for b in self._batches)
+            msg = f"{error}" + (f" with {pending} commands unacknowledged" if pending else "")
+            self._error = ConnectionLostError(msg)
+        self._budget.fail(self._error)
+        self._idle.set()
