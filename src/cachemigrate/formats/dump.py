@@ -88,7 +88,8 @@ def parse_payload(payload: bytes | bytearray | memoryview) -> tuple[int, bytes, 
 # The RDB version that introduced each type byte. Types 22/23 differ between vendors (§1).
 _COMMON_MIN: Final[dict[int, int]] = {
     0: 1, 1: 1, 2: 1, 3: 1, 4: 1,
-    9: 2, 10: 2, 11: 2, 12: 2, 13: 2,
+    9: 2, 10: 2, 11: 2, 12: 2,
+    13: 4,  # HASH_ZIPLIST: RDB 4 (dev, c7d7d0a80); first released with 2.6 (RDB 6)
     14: 7,
     5: 8, 7: 8,
     15: 9,

@@ -111,7 +111,7 @@ def test_parse_rejects_bad_crc_and_short_payloads() -> None:
 @pytest.mark.parametrize(
     ("type_byte", "vendor", "expected"),
     [
-        (0, "redis", 1), (4, "redis", 1), (9, "redis", 2), (13, "redis", 2), (14, "redis", 7),
+        (0, "redis", 1), (4, "redis", 1), (9, "redis", 2), (13, "redis", 4), (14, "redis", 7),
         (5, "redis", 8), (7, "redis", 8), (6, "redis", None), (8, "redis", None),
         (15, "redis", 9), (16, "redis", 10), (19, "redis", 10), (20, "redis", 11),
         (21, "redis", 11), (22, "redis", 12), (23, "redis", 12), (24, "redis", 12),

@@ -1,0 +1,165 @@
+"""Decoded values as plain commands, for targets that cannot RESTORE the source's encoding.
+
+Each function returns argv lists for one key (or one part of a big key). Collections are sent in
+commands of at most ``chunk_elements`` elements and about ``chunk_bytes`` bytes. Streams are
+replayed the way librdb does (corpus ``librdb/stream_v11_target_ver_*.resp``): XADD per entry,
+XSETID, XGROUP CREATE per group, XCLAIM ... JUSTID FORCE per pending entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from cachemigrate.engine.entry import Arg
+from cachemigrate.formats.rdb.model import (
+    HashValue,
+    StreamGroup,
+    StreamId,
+    StreamValue,
+    ZSetValue,
+)
+
+Argv = list[Arg]
+
+_MAX_ENTRIES_READ = 1 << 63  # RDB stores "unknown" (-1) as an unsigned 64-bit length
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteCaps:
+    """What the target's command set allows, and how big one command may get."""
+
+    field_ttl: bool = False  # HPEXPIREAT (Redis 7.4+, Valkey 9+)
+    stream_v7: bool = True  # XSETID ENTRIESADDED/MAXDELETEDID, XGROUP CREATE ENTRIESREAD (7.0+)
+    create_consumer: bool = True  # XGROUP CREATECONSUMER (6.2+)
+    chunk_elements: int = 1000
+    chunk_bytes: int = 1 << 20
+
+
+@dataclass(slots=True)
+class HashOutcome:
+    """Per-key results of a hash rewrite that the transformer reports."""
+
+    commands: list[Argv] = field(default_factory=list)
+    expired_fields: int = 0  # fields already past their TTL: left out, as a loading master does
+    dropped_ttls: int = 0  # fields written without their TTL (target has no field TTLs)
+
+
+def format_id(sid: StreamId) -> bytes:
+    return b"%d-%d" % sid
+
+
+def format_score(score: float) -> bytes:
+    """The shortest text that parses back (strtod) to exactly ``score``: "0.1", "inf", "-0.0"."""
+    return repr(score).encode()
+
+
+def batched(head: Argv, groups: Iterable[Sequence[Arg]], caps: RewriteCaps) -> list[Argv]:
+    """``head`` + groups of arguments, split into commands bounded by element count and bytes."""
+    out: list[Argv] = []
+    argv: Argv = []
+    n = size = 0
+    max_n, max_bytes = caps.chunk_elements, caps.chunk_bytes
+    for group in groups:
+        gsize = 0
+        for a in group:
+            gsize += len(a)
+        if not out or n >= max_n or (n and size + gsize > max_bytes):
+            argv = [*head]
+            out.append(argv)
+            n = size = 0
+        argv.extend(group)
+        n += 1
+        size += gsize
+    return out
+
+
+def list_commands(key: bytes, items: Sequence[bytes], caps: RewriteCaps) -> list[Argv]:
+    return batched([b"RPUSH", key], ((x,) for x in items), caps)
+
+
+def set_commands(key: bytes, members: Sequence[bytes], caps: RewriteCaps) -> list[Argv]:
+    return batched([b"SADD", key], ((x,) for x in members), caps)
+
+
+def zset_commands(key: bytes, value: ZSetValue, caps: RewriteCaps) -> list[Argv]:
+    return batched([b"ZADD", key], ((format_score(s), m) for m, s in value.items), caps)
+
+
+def hash_commands(key: bytes, value: HashValue, caps: RewriteCaps, now_ms: int) -> HashOutcome:
+    out = HashOutcome()
+    expires = value.field_expires
+    if not expires:
+        out.commands = batched([b"HSET", key], value.items, caps)
+        return out
+    live: list[tuple[bytes, bytes]] = []
+    by_time: dict[int, list[bytes]] = {}
+    for f, v in value.items:
+        at = expires.get(f)
+        if at is not None:
+            if at < now_ms:
+                out.expired_fields += 1
+                continue
+            if caps.field_ttl:
+                by_time.setdefault(at, []).append(f)
+            else:
+                out.dropped_ttls += 1
+        live.append((f, v))
+    out.commands = batched([b"HSET", key], live, caps)
+    for at, fields in by_time.items():
+        for i in range(0, len(fields), caps.chunk_elements):
+            part = fields[i : i + caps.chunk_elements]
+            out.commands.append([b"HPEXPIREAT", key, b"%d" % at, b"FIELDS", b"%d" % len(part), *part])
+    return out
+
+
+def stream_entry_commands(key: bytes, value: StreamValue) -> list[Argv]:
+    return [[b"XADD", key, format_id(sid), *fields] for sid, fields in value.entries]
+
+
+def stream_meta_commands(
+    key: bytes, value: StreamValue, caps: RewriteCaps, *, had_entries: bool
+) -> list[Argv]:
+    """What follows the XADDs: create an empty stream if needed, XSETID, groups, PELs."""
+    out: list[Argv] = []
+    if not had_entries:
+        # librdb's trick: MKSTREAM through a throwaway group (no XADD+XDEL, which would move
+        # the stream's IDs; no MAXLEN 0, which CRDT targets refuse).
+        out.append([b"XGROUP", b"CREATE", key, b"dummyCG", b"$", b"MKSTREAM"])
+        out.append([b"XGROUP", b"DESTROY", key, b"dummyCG"])
+    xsetid: Argv = [b"XSETID", key, format_id(value.last_id)]
+    if caps.stream_v7 and value.entries_added is not None:
+        xsetid += [
+            b"ENTRIESADDED",
+            b"%d" % value.entries_added,
+            b"MAXDELETEDID",
+            format_id(value.max_deleted_id or (0, 0)),
+        ]
+    out.append(xsetid)
+    for group in value.groups:
+        out.extend(_group_commands(key, group, caps))
+    return out
+
+
+def _group_commands(key: bytes, group: StreamGroup, caps: RewriteCaps) -> list[Argv]:
+    create: Argv = [b"XGROUP", b"CREATE", key, group.name, format_id(group.last_id)]
+    read = group.entries_read
+    if caps.stream_v7 and read is not None and 0 <= read < _MAX_ENTRIES_READ:
+        create += [b"ENTRIESREAD", b"%d" % read]
+    out: list[Argv] = [create]
+    pel = {p.id: p for p in group.pending}
+    for consumer in group.consumers:
+        if not consumer.pending:
+            if caps.create_consumer:
+                out.append([b"XGROUP", b"CREATECONSUMER", key, group.name, consumer.name])
+            continue
+        for sid in consumer.pending:
+            nack = pel.get(sid)
+            time_ms, count = (nack.delivery_time, nack.delivery_count) if nack else (0, 1)
+            out.append(
+                [
+                    b"XCLAIM", key, group.name, consumer.name, b"0", format_id(sid),
+                    b"TIME", b"%d" % time_ms, b"RETRYCOUNT", b"%d" % count, b"JUSTID", b"FORCE",
+                ]
+            )  # fmt: skip
+    return out

@@ -1,0 +1,358 @@
+"""Records of the source become commands for the target.
+
+Fast path (the default): a key's raw value bytes become one ``RESTORE ... ABSTTL`` whose footer
+version is relabelled to one the target accepts (``formats.dump.payload_version_for_target``);
+nothing is decoded. Rewrite path: when asked to (``options.rewrite``), when the target cannot load
+the type, or for big keys that arrive as ``ValueChunk`` records, the value is decoded and replayed
+as plain commands (``engine.rewrite``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, cast
+
+from cachemigrate.engine import rewrite as rw
+from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.spec import DbMode, PipelineOptions
+from cachemigrate.errors import ConfigError, IncompatibleTargetError, MigrationError, UnsupportedRdbError
+from cachemigrate.formats.dump import Vendor, build_payload, payload_version_for_target
+from cachemigrate.formats.rdb.model import (
+    NO_EXPIRE,
+    Function,
+    HashValue,
+    KeyRecord,
+    ListValue,
+    ModuleValue,
+    RdbHeader,
+    SetValue,
+    StreamValue,
+    StringValue,
+    Value,
+    ValueChunk,
+    ZSetValue,
+)
+
+__all__ = ["TargetCaps", "Transformer", "type_name"]
+
+# Type byte -> the name used in Entry.tag and the summary. 22/23 are hashes for both vendors.
+_TYPE_NAMES: Final[dict[int, str]] = {
+    0: "string",
+    1: "list", 10: "list", 14: "list", 18: "list",
+    2: "set", 11: "set", 20: "set",
+    3: "zset", 5: "zset", 12: "zset", 17: "zset",
+    4: "hash", 9: "hash", 13: "hash", 16: "hash", 22: "hash", 23: "hash", 24: "hash", 25: "hash",
+    15: "stream", 19: "stream", 21: "stream", 26: "stream",
+    6: "module", 7: "module",
+}  # fmt: skip
+_TYPE_NAME_BY_BYTE: Final = tuple(_TYPE_NAMES.get(t, f"type{t}") for t in range(256))
+
+_RESTORE = b"RESTORE"
+_ZERO = b"0"
+_IDLETIME = b"IDLETIME"
+_FREQ = b"FREQ"
+_RESTORE_OVERHEAD = 64  # RESP framing and the fixed arguments, for Entry.size
+_UNSUPPORTED_KEEP = 10_000  # keys named in `unsupported`; the count goes on beyond
+
+
+def type_name(type_byte: int) -> str:
+    return _TYPE_NAME_BY_BYTE[type_byte]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCaps:
+    """What the transform needs to know about the target server."""
+
+    rdb_version: int  # the highest DUMP payload version it accepts (Redis 7.0: 10, Valkey 9: 80)
+    vendor: Vendor = "redis"
+    version: tuple[int, ...] = (7, 0, 0)  # server version, e.g. (7, 0, 15)
+    cluster: bool = False
+
+    @property
+    def is_valkey(self) -> bool:
+        return self.vendor == "valkey"
+
+    def at_least(self, redis: tuple[int, ...], valkey: tuple[int, ...]) -> bool:
+        return self.version >= (valkey if self.is_valkey else redis)
+
+
+@dataclass(slots=True)
+class _BigKey:
+    """A big key whose value is still arriving as ValueChunk records."""
+
+    key: bytes
+    db: int | None  # None: the key was dropped (expired, filtered, unsupported)
+    type_byte: int
+    expire_ms: int
+    start_offset: int
+    tag: str  # still to put on the next entry ("" once used)
+    parts: int = 0
+    stream_entries: int = 0
+
+
+class Transformer:
+    """Turns KeyRecord / ValueChunk / Function records into target entries; keeps the counters."""
+
+    def __init__(
+        self,
+        options: PipelineOptions,
+        header: RdbHeader,
+        target: TargetCaps,
+        *,
+        now_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.options = options
+        self.header = header
+        self.target = target
+        self._now_ms = now_ms
+        if options.db_mode is DbMode.ONLY and options.db is None:
+            raise ConfigError("db mode 'only' needs the source db to migrate")
+        if target.cluster and options.db_mode is DbMode.ONLY and (options.target_db or 0) != 0:
+            raise IncompatibleTargetError("a cluster target has only db 0")
+        self.caps = rw.RewriteCaps(
+            field_ttl=target.at_least(redis=(7, 4), valkey=(9, 0)),
+            stream_v7=target.at_least(redis=(7, 0), valkey=(7, 2)),
+            create_consumer=target.at_least(redis=(6, 2), valkey=(7, 2)),
+            chunk_elements=max(1, options.chunk_elements),
+        )
+        # Per type byte: the footer version for RESTORE, or None when the key must be rewritten.
+        self._footer: list[int | None] = [
+            None
+            if options.rewrite
+            else payload_version_for_target(
+                t, header.version, target.rdb_version, header.is_valkey, target.is_valkey
+            )
+            for t in range(256)
+        ]
+        self._restore_tail: list[bytes] = [b"REPLACE", b"ABSTTL"] if options.replace else [b"ABSTTL"]
+        self._dbs: dict[int, int | None] = {}
+        self._big: _BigKey | None = None
+        self._decode: Callable[..., Value] | None = None
+        # counters
+        self.keys_by_type: Counter[str] = Counter()
+        self.expired = 0
+        self.filtered = 0
+        self.rewritten = 0
+        self.expired_fields = 0
+        self.dropped_field_ttls = 0
+        self.dropped_field_ttl_keys: list[tuple[int, bytes]] = []
+        self.empty = 0
+        self.unsupported_count = 0
+        self.unsupported: list[tuple[int, bytes, str]] = []
+
+    # ---- db mapping ------------------------------------------------------------------------
+
+    def _map_db(self, db: int) -> int | None:
+        o = self.options
+        mapped: int | None
+        if o.db_mode is DbMode.FOLD:
+            mapped = 0
+        elif o.db_mode is DbMode.ONLY:
+            mapped = (db if o.target_db is None else o.target_db) if db == o.db else None
+        else:
+            mapped = db
+        if mapped and self.target.cluster:
+            raise IncompatibleTargetError(
+                f"source db {db} cannot go to a cluster target (it has only db 0): "
+                "use db mode 'fold' or 'only'"
+            )
+        self._dbs[db] = mapped
+        return mapped
+
+    # ---- keys --------------------------------------------------------------------------------
+
+    def key(self, rec: KeyRecord) -> list[Entry]:
+        """Entries for one key: a RESTORE (fast path), or plain commands (rewrite path)."""
+        exp = rec.expire_ms
+        if exp != NO_EXPIRE and exp < self._now_ms():
+            self.expired += 1
+            if rec.big:
+                self._big = _BigKey(rec.key, None, rec.type_byte, exp, rec.offset, "")
+            return []
+        try:
+            db = self._dbs[rec.db]
+        except KeyError:
+            db = self._map_db(rec.db)
+        if db is None:
+            self.filtered += 1
+            if rec.big:
+                self._big = _BigKey(rec.key, None, rec.type_byte, exp, rec.offset, "")
+            return []
+        t = rec.type_byte
+        version = self._footer[t]
+        if version is None or rec.big:
+            return self._rewrite_key(rec, db)
+        name = _TYPE_NAME_BY_BYTE[t]
+        self.keys_by_type[name] += 1
+        payload = build_payload(t, rec.value, version)
+        argv: list[Arg] = [
+            _RESTORE,
+            rec.key,
+            _ZERO if exp == NO_EXPIRE else b"%d" % exp,
+            payload,
+            *self._restore_tail,
+        ]
+        if rec.idle is not None:
+            argv += (_IDLETIME, b"%d" % rec.idle)
+        elif rec.freq is not None:
+            argv += (_FREQ, b"%d" % rec.freq)
+        return [
+            Entry(argv, db, rec.key, len(payload) + len(rec.key) + _RESTORE_OVERHEAD, rec.end_offset, name)
+        ]
+
+    def function(self, fn: Function) -> list[Entry]:
+        """``FUNCTION LOAD REPLACE code``, for every database (db -1)."""
+        if not self.target.at_least(redis=(7, 0), valkey=(7, 2)):
+            self._unsupported(-1, b"", "functions need a Redis 7.0+ target; library not loaded")
+            return []
+        argv: list[Arg] = [b"FUNCTION", b"LOAD", b"REPLACE", fn.code]
+        return [Entry(argv, -1, None, 0, fn.offset, "function")]
+
+    def chunk(self, chunk: ValueChunk) -> list[Entry]:
+        """Entries for one part of a big key announced by ``key()``."""
+        c = chunk
+        big = self._big
+        if big is None or big.key != c.key:
+            raise MigrationError(f"value chunk of key {c.key[:64]!r} without its key record")
+        if c.last:
+            self._big = None
+        if big.db is None:
+            return []
+        cmds: list[rw.Argv] = []
+        value = c.value
+        if isinstance(value, StringValue):
+            cmds.append([b"SET" if big.parts == 0 else b"APPEND", c.key, value.data])
+        elif isinstance(value, StreamValue):
+            cmds += rw.stream_entry_commands(c.key, value)
+            big.stream_entries += len(value.entries)
+            if c.last:
+                cmds += rw.stream_meta_commands(c.key, value, self.caps, had_entries=big.stream_entries > 0)
+        elif isinstance(value, ModuleValue):
+            self._unsupported(big.db, c.key, "module values can only move with RESTORE")
+            big.db = None
+            return []
+        else:
+            cmds += self._collection_commands(big.db, c.key, value)
+        big.parts += 1
+        if c.last and big.expire_ms != NO_EXPIRE:
+            cmds.append([b"PEXPIREAT", c.key, b"%d" % big.expire_ms])
+        entries = self._entries(cmds, big.db, c.key, big.tag, big.start_offset, c.end_offset, c.last)
+        if entries:
+            big.tag = ""
+        return entries
+
+    # ---- rewrite path ------------------------------------------------------------------------
+
+    def rewrite(self, rec: KeyRecord, value: Value, db: int | None = None) -> list[Entry]:
+        """Plain commands for a key whose value is already decoded (``db``: already mapped)."""
+        if db is None:
+            db = self._dbs[rec.db] if rec.db in self._dbs else self._map_db(rec.db)
+            if db is None:
+                self.filtered += 1
+                return []
+        key = rec.key
+        name = _TYPE_NAME_BY_BYTE[rec.type_byte]
+        if isinstance(value, ModuleValue):
+            self._unsupported(db, key, f"module {value.module_name!r} values can only move with RESTORE")
+            return []
+        cmds: list[rw.Argv] = [[b"DEL", key]] if self.options.replace else []
+        if isinstance(value, StringValue):
+            cmds.append([b"SET", key, value.data])
+        elif isinstance(value, StreamValue):
+            cmds += rw.stream_entry_commands(key, value)
+            cmds += rw.stream_meta_commands(key, value, self.caps, had_entries=bool(value.entries))
+        else:
+            body = self._collection_commands(db, key, value)
+            if not body:
+                self.empty += 1  # a loading server skips empty collections too
+                return []
+            cmds += body
+        if rec.expire_ms != NO_EXPIRE:
+            cmds.append([b"PEXPIREAT", key, b"%d" % rec.expire_ms])
+        self.keys_by_type[name] += 1
+        self.rewritten += 1
+        return self._entries(cmds, db, key, name, rec.offset, rec.end_offset, True)
+
+    def _rewrite_key(self, rec: KeyRecord, db: int) -> list[Entry]:
+        name = _TYPE_NAME_BY_BYTE[rec.type_byte]
+        if rec.big:
+            self.keys_by_type[name] += 1
+            self.rewritten += 1
+            big = _BigKey(rec.key, db, rec.type_byte, rec.expire_ms, rec.offset, name)
+            self._big = big
+            if name == "module":
+                self._unsupported(db, rec.key, "module values can only move with RESTORE")
+                big.db = None
+                return []
+            if not self.options.replace:
+                return []
+            big.tag = ""
+            return [Entry([b"DEL", rec.key], db, rec.key, 0, rec.offset, name)]
+        if name == "module":
+            self._unsupported(db, rec.key, "module values can only move with RESTORE")
+            return []
+        try:
+            value = self._decoder()(rec.type_byte, rec.value, header=self.header)
+        except UnsupportedRdbError as exc:
+            self._unsupported(db, rec.key, f"cannot decode for rewrite: {exc.reason}")
+            return []
+        return self.rewrite(rec, value, db)
+
+    def _collection_commands(self, db: int, key: bytes, value: Value) -> list[rw.Argv]:
+        caps = self.caps
+        if isinstance(value, ListValue):
+            return rw.list_commands(key, value.items, caps)
+        if isinstance(value, SetValue):
+            return rw.set_commands(key, value.members, caps)
+        if isinstance(value, ZSetValue):
+            return rw.zset_commands(key, value, caps)
+        if isinstance(value, HashValue):
+            out = rw.hash_commands(key, value, caps, self._now_ms() if value.field_expires else 0)
+            self.expired_fields += out.expired_fields
+            if out.dropped_ttls:
+                self.dropped_field_ttls += out.dropped_ttls
+                if len(self.dropped_field_ttl_keys) < _UNSUPPORTED_KEEP:
+                    self.dropped_field_ttl_keys.append((db, key))
+            return out.commands
+        raise MigrationError(f"no rewrite for {type(value).__name__} (key {key[:64]!r})")
+
+    def _entries(
+        self,
+        cmds: list[rw.Argv],
+        db: int,
+        key: bytes,
+        tag: str,
+        start_offset: int,
+        end_offset: int,
+        complete: bool,
+    ) -> list[Entry]:
+        # Only the entry that completes the key carries its end offset: a checkpoint taken in the
+        # middle of a key resumes at the key's start (and DEL makes the replay idempotent).
+        out = [Entry(argv, db, key, 0, start_offset) for argv in cmds]
+        if out:
+            out[0].tag = tag
+            if complete:
+                out[-1].source_offset = end_offset
+        return out
+
+    def _decoder(self) -> Callable[..., Value]:
+        if self._decode is None:
+            # Imported at first use: the value decoder is the parser's, and the fast path never
+            # needs it.
+            import importlib
+
+            mod = importlib.import_module("cachemigrate.formats.rdb")
+            self._decode = cast(Callable[..., Value], mod.decode_value)
+        return self._decode
+
+    def _unsupported(self, db: int, key: bytes, reason: str) -> None:
+        self.unsupported_count += 1
+        if len(self.unsupported) < _UNSUPPORTED_KEEP:
+            self.unsupported.append((db, key, reason))
