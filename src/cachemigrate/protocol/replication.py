@@ -1,0 +1,331 @@
+"""The replica side of Redis replication: handshake, RDB transfer, command stream with offsets.
+
+One ``ReplicationLink`` is one TCP connection to a master, used in this order::
+
+    link = ReplicationLink(endpoint)
+    await link.connect()                      # PING, AUTH, REPLCONF listening-port / capa
+    result = await link.psync(replid, offset)  # PSYNC ... -> FullResync | Continue
+    if result.full:
+        async for chunk in link.rdb():        # the RDB, streamed in chunks, never spooled whole
+            ...
+    async for batch in link.commands():       # [(argv, offset after argv), ...] per read
+        ...
+    await link.close()
+
+Offsets follow the master's own count (``master_repl_offset``): the FULLRESYNC offset plus every
+byte of the stream consumed, PINGs and REPLCONF GETACK included even though they are not
+forwarded. ``REPLCONF ACK <offset>`` is sent once a second from a task and at once on GETACK.
+Dual-channel sync (Valkey 8+) is deliberately not advertised. See ``docs``: formats.md §5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from cachemigrate.errors import (
+    AuthError,
+    ConnectionLostError,
+    ProtocolError,
+    ServerError,
+    server_error,
+)
+from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.resp import CommandStream
+
+EOF_MARK_SIZE = 40
+DEFAULT_REPL_TIMEOUT = 60.0
+CHUNK = 1 << 20
+
+StreamCommand = tuple[list[bytes], int]  # argv, replication offset just after it
+
+
+class RetryLaterError(ServerError):
+    """The master cannot serve a sync now (-NOMASTERLINK, -LOADING): try again later."""
+
+
+class SyncRefusedError(ServerError):
+    """The server refuses to act as a master for us (PSYNC/SYNC unknown, NOPERM...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PsyncResult:
+    """``full``: +FULLRESYNC (an RDB follows, the stream starts at ``offset``); else +CONTINUE
+    (the stream continues at ``offset``, the one we asked for minus one). ``replid`` is the id to
+    use from now on (the new one after ``+CONTINUE <newid>``)."""
+
+    full: bool
+    replid: str
+    offset: int
+
+
+class EofMarkSplitter:
+    """Finds the end of a diskless RDB: the 40-byte mark after the payload, possibly split.
+
+    ``feed()`` returns the payload bytes that are certainly not part of the mark; the last 40
+    bytes seen are held back until more data proves they are payload. Once ``done``, the bytes
+    that followed the mark are in ``remainder`` (the start of the command stream).
+    """
+
+    __slots__ = ("_tail", "done", "mark", "remainder")
+
+    def __init__(self, mark: bytes) -> None:
+        if len(mark) != EOF_MARK_SIZE:
+            raise ProtocolError(f"EOF mark must be {EOF_MARK_SIZE} bytes, got {len(mark)}")
+        self.mark = mark
+        self._tail = b""
+        self.done = False
+        self.remainder = b""
+
+    def feed(self, data: bytes) -> bytes:
+        if self.done:
+            self.remainder += data
+            return b""
+        buf = self._tail + data if self._tail else data
+        at = buf.find(self.mark)
+        if at >= 0:
+            self.done = True
+            self.remainder = buf[at + EOF_MARK_SIZE :]
+            self._tail = b""
+            return buf[:at]
+        keep = min(len(buf), EOF_MARK_SIZE - 1)
+        self._tail = buf[len(buf) - keep :]
+        return buf[: len(buf) - keep]
+
+
+def pack(*args: bytes | str | int) -> bytes:
+    """A RESP request (handshake and ACKs only: tiny, so one buffer is fine)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+async def open_stream(
+    endpoint: Endpoint,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TCP (or TLS) connection to ``endpoint`` within its connect timeout."""
+    ctx: ssl.SSLContext | None = None
+    if endpoint.tls:
+        ctx = ssl.create_default_context()
+        if endpoint.tls_insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(endpoint.host, endpoint.port, ssl=ctx, limit=CHUNK * 2),
+            endpoint.connect_timeout,
+        )
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionLostError(f"cannot connect to {endpoint.address}: {exc or 'timeout'}") from None
+
+
+class ReplicationLink:
+    """One replication connection to a master (see the module docstring for the order of calls)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        repl_timeout: float = DEFAULT_REPL_TIMEOUT,
+        ack_interval: float = 1.0,
+        chunk_size: int = CHUNK,
+        throttle: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.repl_timeout = repl_timeout
+        self.ack_interval = ack_interval
+        self.chunk_size = chunk_size
+        self.throttle = throttle
+        self.offset = 0  # replication offset of the last byte of the stream consumed
+        self.rdb_size: int | None = None  # announced size; None for a diskless transfer
+        self.rdb_received = 0
+        self.bytes_read = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._ack_task: asyncio.Task[None] | None = None
+        self._leftover = b""  # stream bytes that arrived with the end of the RDB
+
+    # ---- handshake ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self._reader, self._writer = await open_stream(self.endpoint)
+        reply = await self._call(b"PING")
+        if reply.startswith("-") and not reply.startswith(("-NOAUTH", "-NOPERM")):
+            raise server_error(reply[1:], command=b"PING")
+        ep = self.endpoint
+        if ep.password is not None:
+            args: tuple[bytes | str, ...] = (ep.password,) if not ep.username else (ep.username, ep.password)
+            reply = await self._call(b"AUTH", *args)
+            if reply.startswith("-"):
+                raise AuthError(reply[1:], command=b"AUTH")
+        sock = self._writer.get_extra_info("sockname")
+        port = sock[1] if isinstance(sock, tuple) and len(sock) > 1 else 0
+        # Both REPLCONFs are advisory: an old or restricted master may refuse them.
+        await self._call(b"REPLCONF", b"listening-port", port)
+        await self._call(b"REPLCONF", b"capa", b"eof", b"capa", b"psync2")
+
+    async def psync(self, replid: str | None, offset: int) -> PsyncResult:
+        """``PSYNC replid offset`` (``offset`` is the first byte wanted) or ``PSYNC ? -1``."""
+        if replid is None:
+            reply = await self._call(b"PSYNC", b"?", b"-1")
+        else:
+            reply = await self._call(b"PSYNC", replid, offset)
+        if reply.startswith("+FULLRESYNC"):
+            parts = reply.split()
+            if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+                raise ProtocolError(f"bad FULLRESYNC reply {reply[:80]!r}")
+            self.offset = int(parts[2])
+            return PsyncResult(True, parts[1], self.offset)
+        if reply.startswith("+CONTINUE"):
+            parts = reply.split()
+            if replid is None:
+                raise ProtocolError("CONTINUE in reply to PSYNC ? -1")
+            self.offset = offset - 1
+            self._start_acks()
+            return PsyncResult(False, parts[1] if len(parts) > 1 else replid, self.offset)
+        if reply.startswith(("-NOMASTERLINK", "-LOADING")):
+            raise RetryLaterError(reply[1:], command=b"PSYNC")
+        if reply.startswith("-"):
+            raise SyncRefusedError(reply[1:], command=b"PSYNC")
+        raise ProtocolError(f"unexpected PSYNC reply {reply[:80]!r}")
+
+    async def _call(self, *args: bytes | str | int) -> str:
+        self._send(pack(*args))
+        return await self._read_line()
+
+    def _send(self, data: bytes) -> None:
+        if self._writer is None or self._writer.is_closing():
+            raise ConnectionLostError(f"replication link to {self.endpoint.address} is closed")
+        self._writer.write(data)
+
+    async def _read_line(self) -> str:
+        return (await self._read_raw_line()).decode("utf-8", "replace")
+
+    async def _read_raw_line(self) -> bytes:
+        """One reply line, skipping the bare newlines a master sends as keepalives."""
+        while True:
+            raw = await self._guarded(self._stream().readuntil(b"\n"))
+            line = raw.rstrip(b"\r\n")
+            if line:
+                return line
+
+    def _stream(self) -> asyncio.StreamReader:
+        if self._reader is None:
+            raise ConnectionLostError("replication link not connected")
+        return self._reader
+
+    async def _guarded(self, op: Awaitable[bytes]) -> bytes:
+        """Await a read with the replication timeout; any failure is a lost link."""
+        try:
+            data = await asyncio.wait_for(op, self.repl_timeout)
+        except TimeoutError:
+            raise ConnectionLostError(
+                f"no data from {self.endpoint.address} for {self.repl_timeout:g} s"
+            ) from None
+        except asyncio.IncompleteReadError:
+            raise ConnectionLostError(f"{self.endpoint.address} closed the replication link") from None
+        except (OSError, asyncio.LimitOverrunError) as exc:
+            raise ConnectionLostError(f"replication link to {self.endpoint.address}: {exc}") from None
+        if not data:
+            raise ConnectionLostError(f"{self.endpoint.address} closed the replication link")
+        self.bytes_read += len(data)
+        if self.throttle is not None:
+            await self.throttle(len(data))
+        return data
+
+    # ---- RDB transfer -----------------------------------------------------------------------
+
+    async def rdb(self) -> AsyncIterator[bytes]:
+        """The RDB bytes of a full sync, in chunks, for either transfer form."""
+        header = await self._read_raw_line()
+        if not header.startswith(b"$"):
+            raise ProtocolError(f"expected the RDB bulk header, got {header[:80]!r}")
+        if header.startswith(b"$EOF:"):
+            mark = header[5:]
+            splitter = EofMarkSplitter(mark)
+            while not splitter.done:
+                data = await self._guarded(self._stream().read(self.chunk_size))
+                payload = splitter.feed(data)
+                if payload:
+                    self.rdb_received += len(payload)
+                    yield payload
+            self._leftover = splitter.remainder
+        else:
+            if not header[1:].isdigit():
+                raise ProtocolError(f"bad RDB bulk header {header[:80]!r}")
+            remaining = self.rdb_size = int(header[1:])
+            while remaining > 0:
+                data = await self._guarded(self._stream().read(min(self.chunk_size, remaining)))
+                remaining -= len(data)
+                self.rdb_received += len(data)
+                yield data
+        # A diskless master keeps the stream back until the replica acks the loaded RDB.
+        self._send_ack()
+        self._start_acks()
+
+    # ---- command stream ---------------------------------------------------------------------
+
+    async def commands(self) -> AsyncIterator[list[StreamCommand]]:
+        """Lists of (argv, offset after it), one list per read (possibly empty: PINGs only).
+
+        PING and REPLCONF from the master count in ``offset`` but are not yielded.
+        """
+        parser = CommandStream()
+        data = self._leftover
+        self._leftover = b""
+        while True:
+            if data:
+                parser.feed(data)
+                yield self._take(parser)
+            data = await self._guarded(self._stream().read(self.chunk_size))
+
+    def _take(self, parser: CommandStream) -> list[StreamCommand]:
+        commands, sizes, consumed = parser.pop()
+        out: list[StreamCommand] = []
+        base = offset = self.offset
+        for argv, size in zip(commands, sizes, strict=True):
+            offset += size
+            name = argv[0].lower() if argv else b""
+            if name == b"ping":
+                continue
+            if name == b"replconf":
+                if len(argv) > 1 and argv[1].lower() == b"getack":
+                    self._send_ack(offset)
+                continue
+            out.append((argv, offset))
+        # Whatever else was consumed (bare newlines) counts too.
+        self.offset = base + consumed
+        return out
+
+    # ---- acks and shutdown ------------------------------------------------------------------
+
+    def _send_ack(self, offset: int | None = None) -> None:
+        with contextlib.suppress(ConnectionLostError, OSError):
+            self._send(pack(b"REPLCONF", b"ACK", self.offset if offset is None else offset))
+
+    def _start_acks(self) -> None:
+        if self._ack_task is None:
+            self._ack_task = asyncio.get_running_loop().create_task(self._acks())
+
+    async def _acks(self) -> None:
+        while self._writer is not None and not self._writer.is_closing():
+            await asyncio.sleep(self.ack_interval)
+            self._send_ack()
+
+    async def close(self) -> None:
+        if self._ack_task is not None:
+            self._ack_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ack_task
+            self._ack_task = None
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._writer.wait_closed()
+            self._writer = None
+        self._reader = None
