@@ -1,0 +1,1 @@
+"""The DCS v2-compatible REST API."""

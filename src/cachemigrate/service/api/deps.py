@@ -1,0 +1,93 @@
+"""Annotated dependencies: the app's services, the authenticated project, pagination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from prometheus_client import CollectorRegistry
+
+from cachemigrate.errors import ConfigError
+from cachemigrate.service import auth
+from cachemigrate.service.api.errors import auth_failed
+from cachemigrate.service.crypto import Cipher
+from cachemigrate.service.db import repo
+from cachemigrate.service.db.session import Database
+from cachemigrate.service.runner import Runner
+from cachemigrate.service.settings import Settings
+from cachemigrate.service.tasks import TaskService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    cipher: Cipher
+    runner: Runner
+    tasks: TaskService
+    registry: CollectorRegistry
+    version: str
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+ProjectIdPath = Annotated[str, Path(description="Project ID; must match the credentials and X-Project-Id")]
+
+
+async def _secret_for(services: Services, access_key: str) -> str | None:
+    cred = await services.db.call(repo.get_credential, access_key=access_key)
+    if cred is None:
+        return None
+    try:
+        return services.cipher.decrypt(cred.secret_key_enc)
+    except ConfigError:
+        return None
+
+
+async def _project_of(services: Services, access_key: str) -> str | None:
+    cred = await services.db.call(repo.get_credential, access_key=access_key)
+    return None if cred is None else cred.project_id
+
+
+async def authenticate(request: Request, project_id: ProjectIdPath, services: ServicesDep) -> auth.Principal:
+    """SDK-HMAC-SHA256 signature (or X-Auth-Token), then the project scope of §2.1 and §9.11."""
+    auth.check_project_format(project_id)
+    authorization = request.headers.get("authorization")
+    token = request.headers.get("x-auth-token")
+    if authorization and authorization.startswith(auth.ALGORITHM + " "):
+        access_key = auth.access_key_of(authorization)
+        secret = await _secret_for(services, access_key) if access_key else None
+        req = auth.SignedRequest(
+            method=request.method,
+            raw_path=(request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1"),
+            raw_query=request.scope.get("query_string", b"").decode("latin-1"),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+            body=await request.body(),
+        )
+        auth.verify_signature(
+            req,
+            authorization,
+            secret_for=lambda _ak: secret,
+            skew_seconds=services.settings.clock_skew_seconds,
+        )
+        assert access_key is not None
+        principal_project = await _project_of(services, access_key)
+        principal = auth.Principal(principal_project or "", access_key, "aksk")
+    elif token:
+        principal = auth.verify_token(services.cipher, token)
+        if await _project_of(services, principal.access_key) != principal.project_id:
+            raise auth_failed("the credentials of this token were revoked")
+    else:
+        raise auth_failed("x-auth-token not found" if not authorization else "unsupported Authorization")
+    auth.check_project(principal.project_id, project_id, request.headers.get("x-project-id"))
+    return principal
+
+
+Principal = Annotated[auth.Principal, Depends(authenticate)]
+Offset = Annotated[int, Query(ge=0, le=2**31, description="Record offset (not a page number)")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Records per page, 1-1000")]

@@ -1,0 +1,22 @@
+"""POST /v2/{project_id}/auth/tokens: an X-Auth-Token for curl users (spec §3.7), signed by AK/SK."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from cachemigrate.service import auth
+from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api.deps import Principal, ServicesDep
+
+router = APIRouter(prefix="/v2/{project_id}", tags=["auth"])
+
+
+@router.post("/auth/tokens", response_model=s.TokenResponse)
+async def create_token(who: Principal, svc: ServicesDep) -> s.TokenResponse:
+    token, expires = auth.issue_token(
+        svc.cipher, project_id=who.project_id, access_key=who.access_key, ttl=svc.settings.token_ttl_seconds
+    )
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(expires))
+    return s.TokenResponse(token=token, expires_at=stamp)

@@ -1,0 +1,349 @@
+"""Wire models, named after the SDK's models. Inputs ignore unknown keys (the SDK echoes output-only
+fields back); outputs never carry a password (spec §9.8)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+
+# The docs send numbers where the SDK types strings: accept both, keep strings.
+LooseStr = Annotated[
+    str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+]
+Description = Annotated[str, Field(max_length=1024)]
+
+
+def check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError("4 to 64 characters from letters, digits, _ and -")
+    return value
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+
+class Files(In):
+    file_name: Annotated[str, Field(min_length=1, max_length=1024)]
+    size: LooseStr | None = None
+    update_at: str | None = None
+
+
+class BackupFilesBody(In):
+    file_source: str | None = None
+    bucket_name: str | None = None
+    files: list[Files] | None = None
+    backup_id: str | None = None
+
+
+class SourceInstanceBody(In):
+    addrs: str | None = None
+    password: str | None = None
+    id: str | None = None
+    name: str | None = None
+    proxy_multi_db: bool | None = None
+    db: LooseStr | None = None
+
+
+class TargetInstanceBody(SourceInstanceBody):
+    pass
+
+
+class CreateMigrationTaskBody(In):
+    task_name: str
+    description: Description | None = None
+    migration_type: str
+    migration_method: str
+    backup_files: BackupFilesBody | None = None
+    network_type: str | None = None
+    source_instance: SourceInstanceBody | None = None
+    target_instance: TargetInstanceBody
+
+    _name = field_validator("task_name")(check_name)
+
+
+class CreateOnlineMigrationTaskBody(In):
+    name: str
+    description: Description | None = None
+    vpc_id: Annotated[str, Field(max_length=64)]
+    subnet_id: Annotated[str, Field(max_length=64)]
+    security_group_id: Annotated[str, Field(max_length=64)]
+
+    _name = field_validator("name")(check_name)
+
+
+class ConfigMigrationInstanceBody(In):
+    id: str | None = None
+    addrs: str | None = None
+    password: str | None = None
+    db: LooseStr | None = None
+
+
+class SetOnlineMigrationTaskBody(In):
+    migration_method: str
+    resume_mode: str
+    bandwidth_limit_mb: LooseStr | None = None
+    source_instance: ConfigMigrationInstanceBody
+    target_instance: ConfigMigrationInstanceBody
+
+
+class BatchStopMigrationTasksBody(In):
+    migration_tasks: Annotated[list[str], Field(min_length=1, max_length=50)]
+
+
+class BatchRestartOnlineMigrationTasksBody(In):
+    migration_tasks: Annotated[list[str], Field(min_length=1, max_length=50)]
+
+
+class DeleteMigrateTaskRequest(In):
+    task_id_list: Annotated[list[str], Field(min_length=1, max_length=1000)]
+
+
+class MigrationUpdateRequestEntity(In):
+    resume_mode: str | None = "auto"
+
+
+class IpExchangeRequest(In):
+    exchanged_ip: Annotated[list[str], Field(min_length=1)]
+    is_exchange_domain: bool | None = None
+
+
+class CreateInstanceBody(In):
+    """Our extension (spec §9.12): register an existing Redis endpoint in the inventory."""
+
+    name: str
+    addrs: Annotated[str, Field(min_length=3, max_length=1024)]
+    password: str | None = None
+    description: Description | None = None
+
+    _name = field_validator("name")(check_name)
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateMigrationTaskResponse(Out):
+    id: str
+    name: str
+    status: str
+
+
+class CreateOnlineMigrationTaskResponse(Out):
+    instance_id: str
+    job_id: str
+
+
+class SetOnlineMigrationTaskResponse(Out):
+    id: str
+    name: str
+    status: str
+    error: str = ""
+
+
+class FileInfo(Out):
+    file_name: str
+    size: str | None = None
+    update_at: str | None = None
+
+
+class BackupRecordRef(Out):
+    backup_id: str | None = None
+
+
+class BackupFilesInfo(Out):
+    file_source: str | None = None
+    bucket_name: str | None = None
+    files: list[FileInfo] | None = None
+    backup_id: str | None = None
+    backup_record: BackupRecordRef | None = None
+
+
+class InstanceInfo(Out):
+    """SourceInstanceBody / TargetInstanceBody as answered: no password key."""
+
+    addrs: str | None = None
+    id: str | None = None
+    name: str | None = None
+    ip: str | None = None
+    port: str | None = None
+    task_status: str | None = None
+    proxy_multi_db: bool | None = None
+    db: str | None = None
+
+
+class ShowMigrationTaskResponse(Out):
+    task_id: str
+    task_name: str
+    description: str
+    status: str
+    migration_type: str
+    migration_method: str | None = None
+    ecs_tenant_private_ip: str
+    backup_files: BackupFilesInfo | None = None
+    network_type: str | None = None
+    source_instance: InstanceInfo | None = None
+    target_instance: InstanceInfo | None = None
+    created_at: str
+    updated_at: str
+    released_at: str | None = None
+    version: str
+    resume_mode: str
+    supported_features: list[str]
+    tenant_vpc_id: str | None = None
+    tenant_subnet_id: str | None = None
+    tenant_security_group_id: str | None = None
+    bandwidth_limit_mb: str | None = None
+    task_status: str | None = None
+    error_message: str | None = None
+
+
+class MigrationTaskList(Out):
+    task_id: str
+    task_name: str
+    status: str
+    migration_type: str
+    migration_method: str | None = None
+    ecs_tenant_private_ip: str
+    data_source: str | None = None
+    source_instance_name: str | None = None
+    source_instance_id: str | None = None
+    target_instance_addrs: str | None = None
+    target_instance_name: str | None = None
+    target_instance_id: str | None = None
+    created_at: str
+    description: str
+    source_instance_status: str | None = None
+    target_instance_status: str | None = None
+    source_instance_subnet_id: str | None = None
+    target_instance_subnet_id: str | None = None
+    source_instance_spec_code: str | None = None
+    target_instance_spec_code: str | None = None
+    error_message: str | None = None
+    released_at: str | None = None
+    version: str
+    resume_mode: str
+    supported_features: list[str]
+
+
+class ListMigrationTaskResponse(Out):
+    count: int
+    migration_tasks: list[MigrationTaskList]
+
+
+class ShowMigrationTaskStatsResponse(Out):
+    full_migration_progress: str
+    offset: str
+    source_dbsize: str
+    target_dbsize: str
+    target_input_kbps: str
+    target_ops: str
+    is_migrating: bool
+
+
+class MigrationLog(Out):
+    created_at: str
+    log_level: str
+    message: str
+    log_code: str
+    keyword: list[str]
+
+
+class ListMigrationTaskLogsResponse(Out):
+    log_num: int
+    migration_logs: list[MigrationLog]
+
+
+class StopMigrationTaskResult(Out):
+    task_id: str
+    result: str
+    error_code: str | None = None
+    error_msg: str | None = None
+
+
+class BatchStopMigrationTasksResponse(Out):
+    migration_tasks: list[StopMigrationTaskResult]
+
+
+class BatchRestartOnlineMigrationTasksResponse(Out):
+    migration_tasks: list[StopMigrationTaskResult]
+
+
+class DeleteMigrationTaskResponse(Out):
+    task_id_list: list[str]
+
+
+class BackupRecordResponse(Out):
+    backup_id: str
+    backup_name: str
+    instance_id: str
+    size: int
+    backup_type: str
+    status: str
+    created_at: str
+    updated_at: str
+    progress: str
+    remark: str
+    is_support_restore: str
+    backup_format: str
+    period: str = ""
+    execution_at: str | None = None
+
+
+class ListBackupRecordsResponse(Out):
+    total_num: int
+    backup_record_response: list[BackupRecordResponse]
+
+
+class InstanceListInfo(Out):
+    instance_id: str
+    name: str
+    description: str
+    engine: str
+    engine_version: str
+    status: str
+    ip: str
+    port: int
+    domain_name: str
+    no_password_access: str
+    created_at: str
+    spec_code: str = ""
+    capacity: int = 0
+
+
+class ListInstancesResponse(Out):
+    instance_num: int
+    instances: list[InstanceListInfo]
+
+
+class ShowInstanceResponse(InstanceListInfo):
+    backend_addrs: str
+
+
+class CreateInstanceResponse(Out):
+    instance_id: str
+    name: str
+
+
+class ShowJobInfoResponse(Out):
+    job_id: str
+    job_type: str
+    status: str
+    begin_time: str
+    end_time: str | None = None
+    fail_reason: str | None = None
+
+
+class TokenResponse(Out):
+    token: str
+    expires_at: str

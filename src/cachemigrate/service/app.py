@@ -1,0 +1,106 @@
+"""``create_app(settings)``: the DCS v2-compatible migration service. Nothing is built at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI, Response
+
+from cachemigrate import __version__
+from cachemigrate.service import metrics
+from cachemigrate.service.api import errors
+from cachemigrate.service.api.deps import Services
+from cachemigrate.service.api.routes import (
+    backups,
+    instances,
+    jobs,
+    migration_tasks,
+    online_migration,
+    tokens,
+)
+from cachemigrate.service.crypto import Cipher
+from cachemigrate.service.db.session import Database, make_engine, upgrade
+from cachemigrate.service.runner import Executor, Runner, engine_executor
+from cachemigrate.service.settings import Settings
+from cachemigrate.service.specs import SpecBuilder
+from cachemigrate.service.tasks import TaskService
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Data migration for Redis-compatible caches behind the Huawei Cloud DCS v2 data-migration API:
+the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed requests).
+
+* Unknown or deleted task: 400 `DCS.4133`. Wrong state: 400 `DCS.4957`.
+* Statuses: CREATING, RUNNING, MIGRATING, FULLMIGRATING, INCRMIGEATING (sic), TERMINATING,
+  TERMINATED, SUCCESS, FAILED.
+* `supported_features`: `full`, `incremental`, `resume`, `bandwidth_limit`.
+* `log_code`: `migration.full.start`, `migration.full.done`, `migration.incr.start`,
+  `migration.resume`, `migration.restart`, `migration.stop`, `migration.event`, `migration.warn`,
+  `migration.error.<kind>` (auth, connection, resume, format, protocol, incompatible, server, config,
+  internal, interrupted, migration).
+* Passwords are write-only: never returned, never logged, encrypted at rest.
+"""
+
+
+def build_services(settings: Settings, executor: Executor | None = None) -> Services:
+    cipher = Cipher.from_settings(settings)  # refuses to start without a key (unless dev_mode)
+    engine = make_engine(settings.sqlalchemy_url())
+    upgrade(engine)
+    db = Database(engine)
+    runner = Runner(
+        db,
+        build_spec=SpecBuilder(db, settings, cipher),
+        executor=executor or engine_executor,
+        interval=settings.status_interval_seconds,
+        stop_grace=settings.stop_grace_seconds,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        cipher=cipher,
+        runner=runner,
+        tasks=TaskService(db, settings, cipher, runner),
+        registry=metrics.make_registry(db, runner),
+        version=__version__,
+    )
+
+
+def create_app(settings: Settings, *, executor: Executor | None = None) -> FastAPI:
+    services = build_services(settings, executor)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.runner.resume_all()
+        try:
+            yield
+        finally:
+            await services.runner.close()
+            services.db.dispose()
+
+    app = FastAPI(
+        title="cachemigrate",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=errors.DcsJSONResponse,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.add_middleware(errors.RequestIdMiddleware)
+    for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
+        app.include_router(module.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body = await anyio.to_thread.run_sync(metrics.render, services.registry)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 models, keyword-only repository functions, Alembic migrations."""

@@ -1,0 +1,102 @@
+"""Tables. Secrets (SKs, Redis passwords) are stored Fernet-encrypted, never in clear."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+
+    access_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    secret_key_enc: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    addrs: Mapped[str] = mapped_column(String(1024))
+    password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    engine_version: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[str] = mapped_column(String(32))
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_project_deleted", "project_id", "deleted"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    migration_type: Mapped[str] = mapped_column(String(32))
+    migration_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status: Mapped[str] = mapped_column(String(32))
+    task_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    resume_mode: Mapped[str] = mapped_column(String(16), default="auto")
+    bandwidth_limit_mb: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    network_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    backup_files: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Endpoint descriptions without passwords: addrs, id, name, db, proxy_multi_db.
+    source: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    target: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    source_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    target_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tenant_vpc_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tenant_subnet_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tenant_security_group_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+    released_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TaskLog(Base):
+    __tablename__ = "task_logs"
+    __table_args__ = (Index("ix_task_logs_task_level", "task_id", "level"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(64), ForeignKey("tasks.id", ondelete="CASCADE"))
+    created_at: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(8))
+    code: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    keyword: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class TaskCheckpoint(Base):
+    __tablename__ = "task_checkpoints"
+
+    task_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[str] = mapped_column(String(32))
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    job_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    begin_time: Mapped[str] = mapped_column(String(20))
+    end_time: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    fail_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,274 @@
+"""Keyword-only repository functions. They take a Session, know no HTTP, and never decrypt."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from cachemigrate.service.db.models import Credential, Instance, Job, Task, TaskCheckpoint, TaskLog
+
+
+def now_iso() -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (spec §2.2)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def now_ms() -> str:
+    return str(int(time.time() * 1000))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+
+def add_credential(
+    session: Session, /, *, access_key: str, project_id: str, secret_key_enc: str, description: str = ""
+) -> Credential:
+    cred = Credential(
+        access_key=access_key,
+        project_id=project_id,
+        secret_key_enc=secret_key_enc,
+        description=description,
+        created_at=now_iso(),
+    )
+    session.add(cred)
+    return cred
+
+
+def get_credential(session: Session, /, *, access_key: str) -> Credential | None:
+    return session.get(Credential, access_key)
+
+
+def list_credentials(session: Session, /) -> Sequence[Credential]:
+    return session.scalars(select(Credential).order_by(Credential.created_at)).all()
+
+
+# --- instances ----------------------------------------------------------------------------------
+
+
+def add_instance(
+    session: Session,
+    /,
+    *,
+    project_id: str,
+    name: str,
+    addrs: str,
+    password_enc: str | None,
+    description: str,
+    engine_version: str,
+) -> Instance:
+    inst = Instance(
+        id=new_id(),
+        project_id=project_id,
+        name=name,
+        addrs=addrs,
+        password_enc=password_enc,
+        description=description,
+        engine_version=engine_version,
+        created_at=now_iso(),
+    )
+    session.add(inst)
+    return inst
+
+
+def get_instance(session: Session, /, *, project_id: str, instance_id: str) -> Instance | None:
+    inst = session.get(Instance, instance_id)
+    return inst if inst is not None and inst.project_id == project_id else None
+
+
+def list_instances(
+    session: Session,
+    /,
+    *,
+    project_id: str | None,
+    name: str | None = None,
+    offset: int = 0,
+    limit: int = 1000,
+) -> tuple[int, Sequence[Instance]]:
+    q = select(Instance)
+    if project_id is not None:
+        q = q.where(Instance.project_id == project_id)
+    if name:
+        q = q.where(Instance.name.contains(name, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(Instance.created_at, Instance.id).offset(offset).limit(limit)).all()
+    return total, rows
+
+
+def delete_instance(session: Session, /, *, project_id: str, instance_id: str) -> bool:
+    inst = get_instance(session, project_id=project_id, instance_id=instance_id)
+    if inst is None:
+        return False
+    session.delete(inst)
+    return True
+
+
+# --- tasks --------------------------------------------------------------------------------------
+
+
+def add_task(
+    session: Session, /, *, project_id: str, name: str, migration_type: str, status: str, **fields: Any
+) -> Task:
+    stamp = now_iso()
+    task = Task(
+        id=new_id(),
+        project_id=project_id,
+        name=name,
+        migration_type=migration_type,
+        status=status,
+        created_at=stamp,
+        updated_at=stamp,
+        deleted=False,
+        **fields,
+    )
+    task.description = task.description or ""
+    task.resume_mode = task.resume_mode or "auto"
+    session.add(task)
+    return task
+
+
+def get_task(session: Session, /, *, project_id: str | None, task_id: str) -> Task | None:
+    """A live task of the project (any project when ``project_id`` is None)."""
+    task = session.get(Task, task_id)
+    if task is None or task.deleted or (project_id is not None and task.project_id != project_id):
+        return None
+    return task
+
+
+def count_tasks(session: Session, /, *, project_id: str) -> int:
+    q = select(func.count()).select_from(Task).where(Task.project_id == project_id, Task.deleted.is_(False))
+    return session.scalar(q) or 0
+
+
+def list_tasks(
+    session: Session,
+    /,
+    *,
+    project_id: str | None,
+    name: str | None = None,
+    statuses: Sequence[str] | None = None,
+    offset: int = 0,
+    limit: int = 10,
+) -> tuple[int, Sequence[Task]]:
+    q = select(Task).where(Task.deleted.is_(False))
+    if project_id is not None:
+        q = q.where(Task.project_id == project_id)
+    if name:
+        q = q.where(Task.name.contains(name, autoescape=True))
+    if statuses is not None:
+        q = q.where(Task.status.in_(list(statuses)))
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(Task.created_at.desc(), Task.id).offset(offset).limit(limit)).all()
+    return total, rows
+
+
+def update_task(session: Session, /, *, task_id: str, **fields: Any) -> Task | None:
+    task = session.get(Task, task_id)
+    if task is None:
+        return None
+    for key, value in fields.items():
+        setattr(task, key, value)
+    task.updated_at = now_iso()
+    return task
+
+
+def set_status_if(
+    session: Session, /, *, task_id: str, allowed: Sequence[str], status: str, **fields: Any
+) -> bool:
+    """Compare-and-set: change the status only when it is still one of ``allowed``."""
+    res = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status.in_(list(allowed)), Task.deleted.is_(False))
+        .values(status=status, updated_at=now_iso(), **fields)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def status_counts(session: Session, /) -> dict[str, int]:
+    q = select(Task.status, func.count()).where(Task.deleted.is_(False)).group_by(Task.status)
+    return {status: int(n) for status, n in session.execute(q).all()}
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+def add_logs(
+    session: Session, /, *, task_id: str, entries: Sequence[tuple[str, str, str, list[str]]]
+) -> None:
+    """Entries are (level, code, message, keyword)."""
+    for level, code, message, keyword in entries:
+        session.add(
+            TaskLog(
+                task_id=task_id,
+                created_at=now_iso(),
+                level=level,
+                code=code,
+                message=message,
+                keyword=keyword,
+            )
+        )
+
+
+def list_logs(
+    session: Session, /, *, task_id: str, levels: Sequence[str] | None, offset: int, limit: int
+) -> tuple[int, Sequence[TaskLog]]:
+    q = select(TaskLog).where(TaskLog.task_id == task_id)
+    if levels is not None:
+        q = q.where(TaskLog.level.in_(list(levels)))
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(TaskLog.id.desc()).offset(offset).limit(limit)).all()
+    return total, rows
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def load_checkpoint(session: Session, /, *, task_id: str) -> str | None:
+    row = session.get(TaskCheckpoint, task_id)
+    return None if row is None else row.data
+
+
+def save_checkpoint(session: Session, /, *, task_id: str, data: str) -> None:
+    row = session.get(TaskCheckpoint, task_id)
+    if row is None:
+        session.add(TaskCheckpoint(task_id=task_id, data=data, updated_at=now_iso()))
+    else:
+        row.data = data
+        row.updated_at = now_iso()
+
+
+def clear_checkpoint(session: Session, /, *, task_id: str) -> None:
+    row = session.get(TaskCheckpoint, task_id)
+    if row is not None:
+        session.delete(row)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def add_job(session: Session, /, *, project_id: str, job_type: str, status: str = "RUNNING") -> Job:
+    job = Job(id=new_id(), project_id=project_id, job_type=job_type, status=status, begin_time=now_ms())
+    session.add(job)
+    return job
+
+
+def finish_job(session: Session, /, *, job_id: str, ok: bool, fail_reason: str | None = None) -> None:
+    job = session.get(Job, job_id)
+    if job is not None:
+        job.status = "SUCCESS" if ok else "FAIL"
+        job.end_time = now_ms()
+        job.fail_reason = fail_reason
+
+
+def get_job(session: Session, /, *, project_id: str, job_id: str) -> Job | None:
+    job = session.get(Job, job_id)
+    return job if job is not None and job.project_id == project_id else None

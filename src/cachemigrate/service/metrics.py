@@ -1,0 +1,66 @@
+"""Prometheus metrics at /metrics: tasks by status, keys and bytes moved, replication lag."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cachemigrate.service.db import repo
+from cachemigrate.service.db.session import Database
+from cachemigrate.service.runner import Runner
+
+
+class ServiceCollector(Collector):
+    """Reads the database and the runner at scrape time; keeps no state of its own."""
+
+    def __init__(self, db: Database, runner: Runner) -> None:
+        self.db = db
+        self.runner = runner
+
+    def collect(self) -> Iterator[Metric]:
+        tasks = GaugeMetricFamily("cachemigrate_tasks", "Migration tasks by status", labels=["status"])
+        for status, n in sorted(self.db.run_sync(repo.status_counts).items()):
+            tasks.add_metric([status], n)
+        yield tasks
+        yield GaugeMetricFamily(
+            "cachemigrate_tasks_executing", "Pipelines executing in this process", value=len(self.runner.runs)
+        )
+        yield CounterMetricFamily(
+            "cachemigrate_keys_moved", "Keys written to targets by this process", value=self.runner.keys_moved
+        )
+        yield CounterMetricFamily(
+            "cachemigrate_bytes_moved",
+            "Bytes written to targets by this process",
+            value=self.runner.bytes_moved,
+        )
+        lag_bytes = GaugeMetricFamily(
+            "cachemigrate_task_lag_bytes",
+            "Replication offset not yet applied to the target",
+            labels=["task_id"],
+        )
+        lag_seconds = GaugeMetricFamily(
+            "cachemigrate_task_lag_seconds", "Seconds the target is behind the source", labels=["task_id"]
+        )
+        for task_id in list(self.runner.runs):
+            snap = self.runner.snapshot(task_id)
+            if snap is None:
+                continue
+            if snap.offset_lag_bytes is not None:
+                lag_bytes.add_metric([task_id], snap.offset_lag_bytes)
+            if snap.lag_seconds is not None:
+                lag_seconds.add_metric([task_id], snap.lag_seconds)
+        yield lag_bytes
+        yield lag_seconds
+
+
+def make_registry(db: Database, runner: Runner) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector(db, runner))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

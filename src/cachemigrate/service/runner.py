@@ -1,0 +1,317 @@
+"""Runs migration tasks as asyncio tasks and persists what they report.
+
+Status, stats, logs and checkpoints go to the database (never only memory), so after a restart
+``resume_all`` picks up what was running. The engine is reached through ``Executor`` so another
+executor (remote workers sharing the database) can replace the in-process one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict
+from typing import Any, Protocol, cast
+
+from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
+from cachemigrate.engine.spec import PipelineSpec
+from cachemigrate.engine.status import EventSink, LogLevel, Phase, StatusSnapshot
+from cachemigrate.errors import CacheMigrateError
+from cachemigrate.service import states as st
+from cachemigrate.service.db import repo
+from cachemigrate.service.db.session import Database
+from cachemigrate.service.tasklogs import LogLine, error_code_of
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    async def __call__(
+        self,
+        spec: PipelineSpec,
+        *,
+        events: EventSink,
+        checkpoints: CheckpointStore | None,
+        stop: asyncio.Event | None,
+    ) -> StatusSnapshot: ...
+
+
+async def engine_executor(
+    spec: PipelineSpec, *, events: EventSink, checkpoints: CheckpointStore | None, stop: asyncio.Event | None
+) -> StatusSnapshot:
+    """The in-process executor: ``cachemigrate.engine.pipeline.run_pipeline``."""
+    # Imported late: the engine's pipeline loads only when a task runs.
+    module = importlib.import_module("cachemigrate.engine.pipeline")
+    run_pipeline = cast(Executor, module.run_pipeline)
+    return await run_pipeline(spec, events=events, checkpoints=checkpoints, stop=stop)
+
+
+class DbCheckpointStore:
+    """CheckpointStore over the task_checkpoints table."""
+
+    def __init__(self, db: Database, task_id: str) -> None:
+        self.db = db
+        self.task_id = task_id
+
+    async def load(self) -> Checkpoint | None:
+        text = await self.db.call(repo.load_checkpoint, task_id=self.task_id)
+        return None if text is None else Checkpoint.from_json(text)
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        await self.db.call(repo.save_checkpoint, task_id=self.task_id, data=checkpoint.to_json())
+
+
+class _Sink:
+    """EventSink of one run: keeps the last snapshot and queues log lines (never blocks)."""
+
+    def __init__(self) -> None:
+        self.last: StatusSnapshot | None = None
+        self.pending: list[LogLine] = []
+
+    def status(self, snapshot: StatusSnapshot) -> None:
+        self.last = snapshot
+
+    def log(self, level: LogLevel, message: str) -> None:
+        self.pending.append(LogLine.from_engine(level, message))
+
+    def take(self) -> list[LogLine]:
+        out, self.pending = self.pending, []
+        return out
+
+
+class _Run:
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self.stop = asyncio.Event()
+        self.sink = _Sink()
+        self.user_stop = False
+        self.counted = (0, 0)  # keys and bytes written already added to the runner's totals
+        self.task: asyncio.Task[None] | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        build_spec: Callable[[str], Awaitable[PipelineSpec]],
+        executor: Executor,
+        interval: float = 1.0,
+        stop_grace: float = 10.0,
+    ) -> None:
+        self.db = db
+        self._build_spec = build_spec
+        self.executor = executor
+        self.interval = interval
+        self.stop_grace = stop_grace
+        self.runs: dict[str, _Run] = {}
+        self._closing = False
+        self._background: set[asyncio.Task[None]] = set()
+        # Process-wide totals for /metrics (counters: they restart at 0 with the process).
+        self.keys_moved = 0
+        self.bytes_moved = 0
+
+    # --- control ---------------------------------------------------------------------------------
+
+    def start(self, task_id: str, *, first_log: LogLine | None = None) -> None:
+        if task_id in self.runs:
+            return
+        run = _Run(task_id)
+        if first_log is not None:
+            run.sink.pending.append(first_log)
+        self.runs[task_id] = run
+        run.task = asyncio.create_task(self._execute(run), name=f"migration-{task_id}")
+
+    def is_running(self, task_id: str) -> bool:
+        return task_id in self.runs
+
+    def snapshot(self, task_id: str) -> StatusSnapshot | None:
+        run = self.runs.get(task_id)
+        return None if run is None else run.sink.last
+
+    async def stop(self, task_id: str, *, wait: bool) -> None:
+        """Ask a run to stop; the run itself moves TERMINATING -> TERMINATED."""
+        run = self.runs.get(task_id)
+        if run is None:
+            # Nothing executes here (e.g. marked active by a crashed process): finish it now.
+            await self._finish_stop(task_id)
+            return
+        run.user_stop = True
+        run.stop.set()
+        if wait and run.task is not None:
+            await asyncio.shield(run.task)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Keep a reference to a fire-and-forget coroutine until it ends."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def provision(self, task_id: str, job_id: str) -> None:
+        """CREATING -> RUNNING: nothing to create for a self-hosted migrator but the record."""
+        await self.db.call(repo.set_status_if, task_id=task_id, allowed=[st.CREATING], status=st.RUNNING)
+        await self.db.call(repo.finish_job, job_id=job_id, ok=True)
+
+    async def resume_all(self) -> None:
+        """After a restart: continue (resume_mode auto) or fail (manual) what was running."""
+        _, tasks = await self.db.call(
+            repo.list_tasks, project_id=None, statuses=sorted(st.ACTIVE), limit=100000
+        )
+        for task in tasks:
+            if task.status == st.CREATING:
+                await self.db.call(
+                    repo.set_status_if, task_id=task.id, allowed=[st.CREATING], status=st.RUNNING
+                )
+            elif task.status == st.TERMINATING:
+                await self._finish_stop(task.id)
+            elif task.resume_mode == "manual":
+                msg = "the service restarted while the task was running and resume_mode is manual"
+                await self._fail(task.id, msg, "migration.error.interrupted")
+            else:
+                self.start(
+                    task.id,
+                    first_log=LogLine(
+                        "INFO", "migration.resume", "service restarted: resuming the migration", []
+                    ),
+                )
+
+    async def close(self) -> None:
+        """Service shutdown: cancel runs but keep their status so ``resume_all`` continues them."""
+        self._closing = True
+        for run in list(self.runs.values()):
+            if run.task is not None:
+                run.task.cancel()
+        for run in list(self.runs.values()):
+            if run.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await run.task
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # --- one run ---------------------------------------------------------------------------------
+
+    async def _execute(self, run: _Run) -> None:
+        monitor = asyncio.create_task(self._monitor(run))
+        outcome: tuple[str, str | None, LogLine | None]
+        try:
+            outcome = await self._run_pipeline(run)
+        except asyncio.CancelledError:
+            outcome = ("cancelled", None, None)
+        finally:
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+        try:
+            await self._flush(run)
+            await self._conclude(run, *outcome)
+        except Exception:
+            log.exception("cannot record the end of task %s", run.task_id)
+        finally:
+            self.runs.pop(run.task_id, None)
+
+    async def _run_pipeline(self, run: _Run) -> tuple[str, str | None, LogLine | None]:
+        try:
+            spec = await self._build_spec(run.task_id)
+            run.sink.pending.append(
+                LogLine(
+                    "INFO",
+                    "migration.full.start",
+                    f"migration started: {spec.source.kind} -> {spec.target.address}",
+                    [spec.target.address],
+                )
+            )
+            store = DbCheckpointStore(self.db, run.task_id)
+            runner = asyncio.ensure_future(
+                self.executor(spec, events=run.sink, checkpoints=store, stop=run.stop)
+            )
+            stopper = asyncio.ensure_future(run.stop.wait())
+            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if runner not in done:
+                # Stop requested: give the pipeline its grace period, then cancel it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(runner), self.stop_grace)
+                if not runner.done():
+                    runner.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await runner
+                    return ("stopped", None, None)
+            stopper.cancel()
+            final = runner.result()
+            run.sink.last = final
+            return ("done", None, None)
+        except CacheMigrateError as exc:
+            message = str(exc) or type(exc).__name__
+            return ("failed", message, LogLine("ERROR", error_code_of(exc), message, []))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("task %s crashed", run.task_id)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            return ("failed", message, LogLine("ERROR", "migration.error.internal", message, []))
+
+    async def _conclude(self, run: _Run, kind: str, message: str | None, line: LogLine | None) -> None:
+        if kind == "cancelled" and self._closing:
+            return  # status stays active: resume_all continues it at the next start
+        if run.user_stop or kind in ("stopped", "cancelled"):
+            await self._finish_stop(run.task_id)
+        elif kind == "failed":
+            await self._fail(run.task_id, message or "failed", line.code if line else "migration.error")
+        else:
+            done = await self.db.call(
+                repo.set_status_if,
+                task_id=run.task_id,
+                allowed=sorted(st.EXECUTING),
+                status=st.SUCCESS,
+                error_message=None,
+            )
+            if done:
+                await self._log(run.task_id, LogLine("INFO", "migration.full.done", "migration finished", []))
+
+    async def _finish_stop(self, task_id: str) -> None:
+        allowed = sorted(st.EXECUTING | {st.TERMINATING})
+        if await self.db.call(repo.set_status_if, task_id=task_id, allowed=allowed, status=st.TERMINATED):
+            await self._log(task_id, LogLine("INFO", "migration.stop", "migration stopped", []))
+
+    async def _fail(self, task_id: str, message: str, code: str) -> None:
+        allowed = sorted(st.ACTIVE)
+        if await self.db.call(
+            repo.set_status_if, task_id=task_id, allowed=allowed, status=st.FAILED, error_message=message
+        ):
+            await self._log(task_id, LogLine("ERROR", code, message, []))
+
+    async def _log(self, task_id: str, line: LogLine) -> None:
+        await self.db.call(repo.add_logs, task_id=task_id, entries=[line.row()])
+
+    async def _monitor(self, run: _Run) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self._flush(run)
+            except Exception:
+                log.exception("cannot persist the status of task %s", run.task_id)
+
+    async def _flush(self, run: _Run) -> None:
+        lines = run.sink.take()
+        snap = run.sink.last
+        if snap is not None and snap.phase == Phase.INCREMENTAL:
+            moved = await self.db.call(
+                repo.set_status_if, task_id=run.task_id, allowed=[st.FULLMIGRATING], status=st.INCRMIGEATING
+            )
+            if moved:
+                lines.append(LogLine("INFO", "migration.full.done", "full synchronization finished", []))
+                lines.append(
+                    LogLine("INFO", "migration.incr.start", "incremental synchronization started", [])
+                )
+        if lines:
+            await self.db.call(repo.add_logs, task_id=run.task_id, entries=[ln.row() for ln in lines])
+        if snap is not None:
+            keys, nbytes = run.counted
+            self.keys_moved += max(0, snap.keys_written - keys)
+            self.bytes_moved += max(0, snap.bytes_written - nbytes)
+            run.counted = (max(keys, snap.keys_written), max(nbytes, snap.bytes_written))
+            stats = {k: v for k, v in asdict(snap).items() if k != "keys_by_type"}
+            stats["offset_lag_bytes"] = snap.offset_lag_bytes
+            await self.db.call(repo.update_task, task_id=run.task_id, stats=stats)

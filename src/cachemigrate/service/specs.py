@@ -1,0 +1,117 @@
+"""From a stored task to the engine's PipelineSpec; and the checks a backup import's files pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cachemigrate.engine.spec import (
+    DbMode,
+    Endpoint,
+    PipelineOptions,
+    PipelineSpec,
+    ResumeMode,
+    SourceKind,
+    SourceSpec,
+)
+from cachemigrate.errors import ConfigError
+from cachemigrate.service import states as st
+from cachemigrate.service.crypto import Cipher
+from cachemigrate.service.db import repo
+from cachemigrate.service.db.models import Task
+from cachemigrate.service.db.session import Database
+from cachemigrate.service.probe import split_addrs
+from cachemigrate.service.settings import Settings
+
+RDB_SUFFIXES = (".rdb",)
+AOF_SUFFIXES = (".aof", ".manifest")
+
+
+def resolve_backup_file(settings: Settings, bucket: str, file_name: str) -> Path:
+    """The local path of ``bucket/file_name``; ConfigError for unknown buckets and escapes."""
+    root = settings.bucket_directory(bucket)
+    if root is None:
+        raise ConfigError(f"bucket {bucket!r} is not configured on this service")
+    if "\x00" in file_name or file_name.startswith(("/", "\\")):
+        raise ConfigError(f"file {file_name!r} must be a path relative to the bucket")
+    path = (root / file_name).resolve()
+    if not path.is_relative_to(root):
+        raise ConfigError(f"file {file_name!r} is outside bucket {bucket!r}")
+    return path
+
+
+def file_kind(paths: list[Path]) -> SourceKind:
+    kinds = set()
+    for p in paths:
+        name = p.name.lower()
+        if name.endswith(RDB_SUFFIXES):
+            kinds.add(SourceKind.RDB_FILES)
+        elif name.endswith(AOF_SUFFIXES) or p.is_dir():
+            kinds.add(SourceKind.AOF_FILES)
+        else:
+            raise ConfigError(
+                f"{p.name}: only .rdb and .aof backup files can be imported (zip and tar.gz"
+                " are not supported yet)"
+            )
+    if len(kinds) != 1:
+        raise ConfigError("one import takes either RDB files or AOF files, not both")
+    return kinds.pop()
+
+
+def endpoint_of(desc: dict[str, object], password: str | None) -> Endpoint:
+    addrs = str(desc.get("addrs") or "")
+    try:
+        host, port = split_addrs(addrs)[0]
+    except ValueError as exc:
+        raise ConfigError(f"bad address {addrs!r}: {exc}") from None
+    return Endpoint(host=host, port=port, password=password or None)
+
+
+def options_of(task: Task, source: dict[str, object] | None) -> PipelineOptions:
+    bandwidth = float(task.bandwidth_limit_mb) if task.bandwidth_limit_mb else None
+    db = source.get("db") if source else None
+    db_mode = DbMode.ONLY if db not in (None, "") else DbMode.KEEP
+    return PipelineOptions(
+        incremental=task.migration_method == st.INCREMENTAL,
+        bandwidth_mb=bandwidth,
+        resume_mode=ResumeMode(task.resume_mode if task.resume_mode in st.RESUME_MODES else "auto"),
+        db_mode=db_mode,
+        db=int(str(db)) if db_mode is DbMode.ONLY else None,
+    )
+
+
+def build(settings: Settings, cipher: Cipher, task: Task) -> PipelineSpec:
+    if task.target is None:
+        raise ConfigError("the task has no target configured")
+    target = endpoint_of(task.target, cipher.decrypt_optional(task.target_password_enc))
+    if task.migration_type == st.IMPORT:
+        files = task.backup_files or {}
+        bucket = str(files.get("bucket_name") or "")
+        paths = [resolve_backup_file(settings, bucket, str(f["file_name"])) for f in files.get("files") or []]
+        if not paths:
+            raise ConfigError("the import names no backup files")
+        source = SourceSpec(kind=file_kind(paths), paths=tuple(str(p) for p in paths))
+        return PipelineSpec(source=source, target=target, options=options_of(task, None), name=task.name)
+    if task.source is None:
+        raise ConfigError("the task has no source configured")
+    src = endpoint_of(task.source, cipher.decrypt_optional(task.source_password_enc))
+    return PipelineSpec(
+        source=SourceSpec(kind=SourceKind.SYNC, endpoint=src),
+        target=target,
+        options=options_of(task, task.source),
+        name=task.name,
+    )
+
+
+class SpecBuilder:
+    """``await builder(task_id)``: the runner's way to get a task's PipelineSpec."""
+
+    def __init__(self, db: Database, settings: Settings, cipher: Cipher) -> None:
+        self.db = db
+        self.settings = settings
+        self.cipher = cipher
+
+    async def __call__(self, task_id: str) -> PipelineSpec:
+        task = await self.db.call(repo.get_task, project_id=None, task_id=task_id)
+        if task is None:
+            raise ConfigError("the task was deleted")
+        return build(self.settings, self.cipher, task)

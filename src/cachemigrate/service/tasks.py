@@ -1,0 +1,278 @@
+"""Task operations behind the routes: validation, state guards (spec §5.4) and runner control."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cachemigrate.errors import ConfigError
+from cachemigrate.service import states as st
+from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api.errors import DcsError, instance_not_found, invalid, task_not_found, wrong_state
+from cachemigrate.service.crypto import Cipher
+from cachemigrate.service.db import repo
+from cachemigrate.service.db.models import Task
+from cachemigrate.service.db.session import Database
+from cachemigrate.service.probe import ProbeResult, probe, split_addrs
+from cachemigrate.service.runner import Runner
+from cachemigrate.service.settings import Settings
+from cachemigrate.service.specs import file_kind, resolve_backup_file
+from cachemigrate.service.tasklogs import LogLine
+
+Endpoint = tuple[dict[str, Any], str | None]  # (description without password, encrypted password)
+
+
+class TaskService:
+    def __init__(self, db: Database, settings: Settings, cipher: Cipher, runner: Runner) -> None:
+        self.db = db
+        self.settings = settings
+        self.cipher = cipher
+        self.runner = runner
+
+    async def get(self, project_id: str, task_id: str) -> Task:
+        task = await self.db.call(repo.get_task, project_id=project_id, task_id=task_id)
+        if task is None:
+            raise task_not_found(task_id)
+        return task
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    async def _endpoint(
+        self,
+        project_id: str,
+        field: str,
+        ref: s.ConfigMigrationInstanceBody | s.SourceInstanceBody,
+        *,
+        require: str | None = None,
+    ) -> Endpoint:
+        """Resolve ``{id | addrs, password}``, and check it connects and authenticates."""
+        has_id, has_addrs = bool(ref.id), bool(ref.addrs)
+        if require == "id" and not has_id:
+            raise invalid(f"{field}.id", "required")
+        if require == "addrs" and not has_addrs:
+            raise invalid(f"{field}.addrs", "required")
+        if has_id == has_addrs:
+            raise invalid(field, "give exactly one of id and addrs")
+        password = ref.password or None
+        desc: dict[str, Any] = {"proxy_multi_db": False}
+        if ref.id:
+            inst = await self.db.call(repo.get_instance, project_id=project_id, instance_id=ref.id)
+            if inst is None:
+                raise instance_not_found()
+            desc.update(id=inst.id, name=inst.name, addrs=inst.addrs)
+            if password is None:
+                password = self.cipher.decrypt_optional(inst.password_enc)
+        else:
+            try:
+                split_addrs(str(ref.addrs))
+            except ValueError as exc:
+                raise invalid(f"{field}.addrs", str(exc)) from None
+            desc["addrs"] = ref.addrs
+        if ref.db not in (None, ""):
+            if not str(ref.db).isdigit() or int(str(ref.db)) > 15999:
+                raise invalid(f"{field}.db", "a database index")
+            desc["db"] = str(ref.db)
+        result = await probe(str(desc["addrs"]), password)
+        if result.result is ProbeResult.AUTH:
+            raise DcsError(400, "DCS.4080", f"Password verification of {field} failed.")
+        if result.result is not ProbeResult.OK:
+            raise invalid(field, f"cannot connect to {desc['addrs']}: {result.detail}")
+        return desc, self.cipher.encrypt_optional(password)
+
+    # --- create ----------------------------------------------------------------------------------
+
+    async def _check_quota(self, project_id: str) -> None:
+        if await self.db.call(repo.count_tasks, project_id=project_id) >= self.settings.max_tasks_per_project:
+            raise DcsError(400, "DCS.4039", "The migration task quota of the project is used up.")
+
+    def _backup_files(self, body: s.BackupFilesBody | None) -> dict[str, Any]:
+        if body is None:
+            raise invalid("backup_files", "required for backupfile_import")
+        source = body.file_source or ("self_build_obs" if body.bucket_name else None)
+        if source == "backup_record":
+            raise DcsError(400, "DCS.4087", "The backup record does not exist or cannot be restored.")
+        if source != "self_build_obs":
+            raise invalid("backup_files.file_source")
+        if not body.bucket_name:
+            raise invalid("backup_files.bucket_name", "required for self_build_obs")
+        if not body.files:
+            raise invalid("backup_files.files", "required for self_build_obs")
+        try:
+            paths = [resolve_backup_file(self.settings, body.bucket_name, f.file_name) for f in body.files]
+            file_kind(paths)
+        except ConfigError as exc:
+            raise invalid("backup_files", str(exc)) from None
+        for f, p in zip(body.files, paths, strict=True):
+            if not p.exists():
+                raise invalid("backup_files.files", f"{f.file_name} not found in bucket {body.bucket_name}")
+        return {
+            "file_source": source,
+            "bucket_name": body.bucket_name,
+            "files": [f.model_dump(exclude_none=True) for f in body.files],
+        }
+
+    async def create(self, project_id: str, body: s.CreateMigrationTaskBody) -> Task:
+        if body.migration_type not in (st.IMPORT, st.ONLINE):
+            raise invalid("migration_type")
+        if body.migration_method not in (st.FULL, st.INCREMENTAL):
+            raise invalid("migration_method")
+        if body.migration_type == st.IMPORT and body.migration_method == st.INCREMENTAL:
+            raise invalid("migration_method", "a backup import is always a full migration")
+        if body.network_type not in (None, "vpc", "vpn"):
+            raise invalid("network_type")
+        await self._check_quota(project_id)
+        fields: dict[str, Any] = {
+            "description": body.description or "",
+            "migration_method": body.migration_method,
+            "network_type": body.network_type,
+        }
+        if body.migration_type == st.IMPORT:
+            fields["backup_files"] = self._backup_files(body.backup_files)
+            status = st.MIGRATING
+        else:
+            if body.source_instance is None:
+                raise invalid("source_instance", "required for online_migration")
+            fields["source"], fields["source_password_enc"] = await self._endpoint(
+                project_id, "source_instance", body.source_instance, require="addrs"
+            )
+            status = st.FULLMIGRATING
+        fields["target"], fields["target_password_enc"] = await self._endpoint(
+            project_id, "target_instance", body.target_instance, require="id"
+        )
+        task = await self.db.call(
+            repo.add_task,
+            project_id=project_id,
+            name=body.task_name,
+            migration_type=body.migration_type,
+            status=status,
+            **fields,
+        )
+        self.runner.start(task.id)
+        return task
+
+    async def create_online(self, project_id: str, body: s.CreateOnlineMigrationTaskBody) -> tuple[str, str]:
+        await self._check_quota(project_id)
+        task = await self.db.call(
+            repo.add_task,
+            project_id=project_id,
+            name=body.name,
+            migration_type=st.ONLINE,
+            status=st.CREATING,
+            description=body.description or "",
+            tenant_vpc_id=body.vpc_id,
+            tenant_subnet_id=body.subnet_id,
+            tenant_security_group_id=body.security_group_id,
+        )
+        job = await self.db.call(repo.add_job, project_id=project_id, job_type="createMigrationTask")
+        self.runner.spawn(self.runner.provision(task.id, job.id))
+        return task.id, job.id
+
+    async def configure(self, project_id: str, task_id: str, body: s.SetOnlineMigrationTaskBody) -> Task:
+        task = await self.get(project_id, task_id)
+        if task.migration_type != st.ONLINE or task.status in st.NO_RECONFIGURE:
+            raise wrong_state(task.status, "set_online_migration_task")
+        if body.migration_method not in (st.FULL, st.INCREMENTAL):
+            raise invalid("migration_method")
+        if body.resume_mode not in st.RESUME_MODES:
+            raise invalid("resume_mode")
+        bandwidth = body.bandwidth_limit_mb
+        if bandwidth not in (None, "") and (
+            not str(bandwidth).isdigit() or not 1 <= int(str(bandwidth)) <= 10240
+        ):
+            raise invalid("bandwidth_limit_mb", "an integer from 1 to 10240")
+        source = await self._endpoint(project_id, "source_instance", body.source_instance)
+        target = await self._endpoint(project_id, "target_instance", body.target_instance)
+        if split_addrs(source[0]["addrs"])[0] == split_addrs(target[0]["addrs"])[0]:
+            raise invalid("target_instance", "the source and the target are the same server")
+        await self.db.call(repo.clear_checkpoint, task_id=task.id)
+        ok = await self.db.call(
+            repo.set_status_if,
+            task_id=task.id,
+            allowed=[task.status],
+            status=st.FULLMIGRATING,
+            migration_method=body.migration_method,
+            resume_mode=body.resume_mode,
+            bandwidth_limit_mb=str(int(str(bandwidth))) if bandwidth else None,
+            source=source[0],
+            source_password_enc=source[1],
+            target=target[0],
+            target_password_enc=target[1],
+            error_message=None,
+        )
+        if not ok:
+            raise wrong_state(task.status, "set_online_migration_task")
+        self.runner.start(task.id)
+        return await self.get(project_id, task_id)
+
+    # --- stop / restart / delete -----------------------------------------------------------------
+
+    async def stop(self, project_id: str, task_id: str, *, wait: bool) -> Task:
+        task = await self.get(project_id, task_id)
+        if task.status == st.TERMINATED:
+            return task  # a repeated stop is an idempotent success
+        if task.status == st.TERMINATING and wait:
+            await self.runner.stop(task.id, wait=True)
+            return await self.get(project_id, task_id)
+        if task.status not in st.STOPPABLE or not await self.db.call(
+            repo.set_status_if, task_id=task.id, allowed=sorted(st.STOPPABLE), status=st.TERMINATING
+        ):
+            raise wrong_state(task.status, "stop")
+        await self.runner.stop(task.id, wait=wait)
+        return await self.get(project_id, task_id)
+
+    async def restart(self, project_id: str, task_id: str) -> None:
+        task = await self.get(project_id, task_id)
+        if task.status not in st.RESTARTABLE or task.target is None:
+            raise wrong_state(task.status, "restart")
+        status = st.MIGRATING if task.migration_type == st.IMPORT else st.FULLMIGRATING
+        if not await self.db.call(
+            repo.set_status_if,
+            task_id=task.id,
+            allowed=sorted(st.RESTARTABLE),
+            status=status,
+            error_message=None,
+        ):
+            raise wrong_state(task.status, "restart")
+        self.runner.start(task.id, first_log=LogLine("INFO", "migration.restart", "task restarted", []))
+
+    async def batch(self, project_id: str, ids: list[str], op: str) -> list[s.StopMigrationTaskResult]:
+        results = []
+        for task_id in ids:
+            try:
+                if op == "stop":
+                    await self.stop(project_id, task_id, wait=False)
+                else:
+                    await self.restart(project_id, task_id)
+                results.append(s.StopMigrationTaskResult(task_id=task_id, result="success"))
+            except DcsError as exc:
+                results.append(
+                    s.StopMigrationTaskResult(
+                        task_id=task_id, result="failed", error_code=exc.code, error_msg=exc.message
+                    )
+                )
+        return results
+
+    async def delete(self, project_id: str, ids: list[str]) -> list[str]:
+        unique = list(dict.fromkeys(ids))
+        for task_id in unique:
+            task = await self.get(project_id, task_id)
+            if task.status in st.ACTIVE or task.task_status in (st.EXCHANGING, st.ROLLBACKING):
+                raise wrong_state(task.status, "delete")
+        for task_id in unique:
+            await self.db.call(repo.update_task, task_id=task_id, deleted=True)
+        return unique
+
+    async def update(self, project_id: str, task_id: str, body: s.MigrationUpdateRequestEntity) -> None:
+        task = await self.get(project_id, task_id)
+        mode = body.resume_mode or "auto"
+        if mode not in st.RESUME_MODES:
+            raise invalid("resume_mode")
+        await self.db.call(repo.update_task, task_id=task.id, resume_mode=mode)
+
+    async def not_implemented_ip(self, project_id: str, task_id: str, operation: str) -> None:
+        await self.get(project_id, task_id)
+        raise DcsError(
+            400,
+            "DCS.4957",
+            f"{operation} is not implemented by cachemigrate yet: self-hosted "
+            "endpoints have no service IP to switch.",
+        )
