@@ -32,6 +32,23 @@ def _skip_strings(buf: bytes, pos: int, n: int) -> int:
     return pos
 
 
+def _skip_zset2(buf: bytes, pos: int, n: int) -> int:
+    """n x (member string, 8-byte double): the skiplist zset, inlined."""
+    end = len(buf)
+    while n:
+        b = buf[pos]
+        if b < 0x40:
+            pos += 9 + b
+        elif b < 0x80:
+            pos += 10 + (((b & 0x3F) << 8) | buf[pos + 1])
+        else:
+            pos = skip_string(buf, pos) + 8
+        n -= 1
+    if pos > end:
+        raise Short
+    return pos
+
+
 def _g_string(buf: bytes, pos: int) -> int:
     return _skip_strings(buf, pos, 1)
 
@@ -147,6 +164,8 @@ def skip_value(buf: bytes, pos: int, t: int, valkey: bool) -> int:
             return _skip_strings(buf, pos, n)
         if fn is _g_two_strings:
             return _skip_strings(buf, pos, 2 * n)
+        if fn is _g_zset2:
+            return _skip_zset2(buf, pos, n)
         for _ in range(n):
             pos = fn(buf, pos)
         if pos > len(buf):

@@ -201,9 +201,10 @@ def _walk_groups(p: RdbParser, fn: GroupSkip, n: int, cur: int, vstart: int) -> 
         while True:
             buf = p._buf
             try:
-                cur = p._base + fn(buf, cur - p._base)
-                if cur > p._base + len(buf):
+                j = fn(buf, cur - p._base)
+                if j > len(buf):
                     raise Short
+                cur = p._base + j
                 break
             except SHORT:
                 if not p._accumulate and p._base + len(buf) - vstart > _ACCUMULATE_AT:

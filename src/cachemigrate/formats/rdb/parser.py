@@ -19,8 +19,19 @@ from cachemigrate.errors import RdbFormatError
 
 from . import _types as T
 from ._opcodes import read_opcode_record, skip_key_meta
-from ._prims import I32, SHORT, Malformed, Short, i64_from, read_len, read_string, skip_string, u64_from
-from ._skip import skip_value
+from ._prims import (
+    I32,
+    SHORT,
+    Malformed,
+    Short,
+    i64_from,
+    read_len,
+    read_string,
+    skip_string,
+    u32be_from,
+    u64_from,
+)
+from ._skip import BLOB_TYPES, VALKEY_BLOB_TYPES, skip_value
 from .model import End, KeyRecord, RdbHeader, Record, SelectDb
 
 _CRC = anycrc.Model("CRC64-REDIS")
@@ -28,6 +39,8 @@ _HEADER_LEN = 9
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
 DEFAULT_CHUNK_ELEMENTS = 1000
 DEFAULT_FILE_CHUNK = 8 * 1024 * 1024
+_ONE_STRING = frozenset(t for t, prefix in BLOB_TYPES.items() if not prefix)
+_ONE_STRING_VALKEY = frozenset(t for t, prefix in VALKEY_BLOB_TYPES.items() if not prefix)
 _PREFIX_OPS = frozenset({T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ})
 
 
@@ -214,6 +227,7 @@ class RdbParser:
         assert table is not None and self._header is not None
         types = table.types
         valkey = table.valkey
+        one_string = _ONE_STRING_VALKEY if valkey else _ONE_STRING
         key_meta_op = T.OP_KEY_META_OR_SLOT_IMPORT if table.key_meta else -1
         maxv = self.max_value_bytes
         buf = self._buf
@@ -271,12 +285,22 @@ class RdbParser:
                         key = buf[p + 1 : kend]
                     else:
                         key, kend = read_string(buf, p)
-                    if t == 0:
+                    if t in one_string:
                         b = buf[kend]
                         if b < 0x40:
                             vend = kend + 1 + b
                         elif b < 0x80:
                             vend = kend + 2 + (((b & 0x3F) << 8) | buf[kend + 1])
+                        elif b == 0x80:
+                            vend = kend + 5 + u32be_from(buf, kend + 1)[0]
+                        elif b == 0xC3 and buf[kend + 1] < 0x40 and buf[kend + 2] < 0x80:
+                            # LZF with 6-bit compressed length and 6/14-bit raw length
+                            b = buf[kend + 2]
+                            vend = kend + (3 if b < 0x40 else 4) + buf[kend + 1]
+                        elif b == 0xC3 and buf[kend + 1] < 0x80 and buf[kend + 3] < 0x80:
+                            b = buf[kend + 3]
+                            vend = (kend + (4 if b < 0x40 else 5)
+                                    + (((buf[kend + 1] & 0x3F) << 8) | buf[kend + 2]))
                         else:
                             vend = skip_string(buf, kend)
                     else:
