@@ -299,7 +299,9 @@ class Transformer:
             self._unsupported(db, rec.key, "module values can only move with RESTORE")
             return []
         try:
-            value = self._decoder()(rec.type_byte, rec.value, header=self.header)
+            value = self._decoder()(
+                rec.type_byte, rec.value, header=self.header, key=rec.key, offset=rec.offset
+            )
         except UnsupportedRdbError as exc:
             self._unsupported(db, rec.key, f"cannot decode for rewrite: {exc.reason}")
             return []

@@ -50,7 +50,7 @@ def make(
     t = Transformer(options or PipelineOptions(), header, target, now_ms=lambda: NOW)
     if decoded is not None:
         # Stand-in for formats.rdb.decode_value: the raw bytes of these tests are keys into `decoded`.
-        t._decode = lambda type_byte, raw, *, header: decoded[raw]
+        t._decode = lambda type_byte, raw, **kw: decoded[raw]
     return t
 
 
