@@ -32,7 +32,11 @@ def rdb_version_for(vendor: Vendor, version: tuple[int, ...]) -> int:
 def parse_version(text: str) -> tuple[int, ...]:
     parts = []
     for p in text.strip().split("."):
-        digits = "".join(c for c in p if c.isdigit())
+        digits = ""
+        for c in p:
+            if not c.isdigit():
+                break
+            digits += c
         parts.append(int(digits) if digits else 0)
     return tuple(parts)
 
