@@ -1,0 +1,81 @@
+"""Settings, secrets, backup-file paths, validation-error mapping and stats formatting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from cachemigrate.errors import ConfigError
+from cachemigrate.service.crypto import Cipher
+from cachemigrate.service.probe import split_addrs
+from cachemigrate.service.settings import Settings
+from cachemigrate.service.specs import file_kind, resolve_backup_file
+from cachemigrate.service.states import normalize_status
+
+
+def test_refuses_to_start_without_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CACHEMIGRATE_SECRET_KEY"):
+        Cipher.from_settings(Settings(data_dir=tmp_path))
+    with pytest.raises(ConfigError, match="Fernet"):
+        Cipher.from_settings(Settings(data_dir=tmp_path, secret_key="short"))
+    dev = Cipher.from_settings(Settings(data_dir=tmp_path, dev_mode=True))
+    token = dev.encrypt("pw")
+    # The generated dev key is kept, so secrets survive a restart.
+    assert Cipher.from_settings(Settings(data_dir=tmp_path, dev_mode=True)).decrypt(token) == "pw"
+    assert (tmp_path / "dev-secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_cipher_round_trip_and_wrong_key() -> None:
+    a, b = Cipher(Fernet.generate_key()), Cipher(Fernet.generate_key())
+    assert a.decrypt(a.encrypt("s3cret")) == "s3cret"
+    assert a.encrypt("s3cret") != "s3cret"
+    assert a.decrypt_optional(None) is None and a.encrypt_optional(None) is None
+    with pytest.raises(ConfigError):
+        b.decrypt(a.encrypt("x"))
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CACHEMIGRATE_PORT", "9999")
+    monkeypatch.setenv("CACHEMIGRATE_BUCKETS", f'{{"b1": "file://{tmp_path}"}}')
+    monkeypatch.setenv("CACHEMIGRATE_DATA_DIR", str(tmp_path))
+    s = Settings()
+    assert s.port == 9999 and s.bucket_directory("b1") == tmp_path.resolve()
+    assert s.bucket_directory("nope") is None
+    assert s.sqlalchemy_url() == f"sqlite:///{tmp_path.resolve()}/cachemigrate.db"
+    assert Settings(database_url="postgresql+psycopg://h/db").sqlalchemy_url() == "postgresql+psycopg://h/db"
+    with pytest.raises(ConfigError, match="file://"):
+        Settings(buckets={"s3": "s3://x"}).bucket_directory("s3")
+
+
+def test_backup_paths_stay_inside_the_bucket(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    s = Settings(buckets={"b": f"file://{tmp_path}"})
+    assert resolve_backup_file(s, "b", "dump.rdb") == tmp_path.resolve() / "dump.rdb"
+    assert resolve_backup_file(s, "b", "sub/x.rdb") == tmp_path.resolve() / "sub" / "x.rdb"
+    for bad in ("../x.rdb", "sub/../../x.rdb", "/etc/passwd", "a\x00b"):
+        with pytest.raises(ConfigError):
+            resolve_backup_file(s, "b", bad)
+    (tmp_path / "link").symlink_to("/etc")
+    with pytest.raises(ConfigError, match="outside"):
+        resolve_backup_file(s, "b", "link/passwd")
+    with pytest.raises(ConfigError, match="not configured"):
+        resolve_backup_file(s, "other", "x.rdb")
+
+
+def test_file_kinds(tmp_path: Path) -> None:
+    assert file_kind([tmp_path / "a.rdb", tmp_path / "b.RDB"]).value == "rdb_files"
+    assert file_kind([tmp_path / "a.aof"]).value == "aof_files"
+    for bad in ([tmp_path / "a.zip"], [tmp_path / "a.rdb", tmp_path / "b.aof"]):
+        with pytest.raises(ConfigError):
+            file_kind(bad)
+
+
+def test_addresses_and_statuses() -> None:
+    assert split_addrs("10.0.0.1:6379,10.0.0.2:6380") == [("10.0.0.1", 6379), ("10.0.0.2", 6380)]
+    assert split_addrs("[::1]:7000") == [("::1", 7000)]
+    for bad in ("nohost", ":6379", "h:0", "h:99999", "a@b:1", "h:x"):
+        with pytest.raises(ValueError):
+            split_addrs(bad)
+    assert normalize_status("incrmigrating") == "INCRMIGEATING"
