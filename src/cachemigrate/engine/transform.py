@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from cachemigrate.engine import rewrite as rw
 from cachemigrate.engine.entry import Arg, Entry
@@ -36,7 +36,7 @@ from cachemigrate.formats.rdb.model import (
     ZSetValue,
 )
 
-__all__ = ["TargetCaps", "Transformer", "type_name"]
+__all__ = ["Target", "TargetCaps", "Transformer", "type_name"]
 
 # Type byte -> the name used in Entry.tag and the summary. 22/23 are hashes for both vendors.
 _TYPE_NAMES: Final[dict[int, str]] = {
@@ -66,21 +66,34 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class TargetCaps:
-    """What the transform needs to know about the target server."""
-
-    rdb_version: int  # the highest DUMP payload version it accepts (Redis 7.0: 10, Valkey 9: 80)
-    vendor: Vendor = "redis"
-    version: tuple[int, ...] = (7, 0, 0)  # server version, e.g. (7, 0, 15)
-    cluster: bool = False
+class Target(Protocol):
+    """What the transform needs to know about the target (``protocol.probe.TargetInfo`` fits)."""
 
     @property
-    def is_valkey(self) -> bool:
-        return self.vendor == "valkey"
+    def rdb_version(self) -> int: ...  # highest DUMP payload version it takes (7.0: 10, Valkey 9: 80)
 
-    def at_least(self, redis: tuple[int, ...], valkey: tuple[int, ...]) -> bool:
-        return self.version >= (valkey if self.is_valkey else redis)
+    @property
+    def vendor(self) -> Vendor: ...
+
+    @property
+    def version(self) -> tuple[int, ...]: ...  # server version, e.g. (7, 0, 15)
+
+    @property
+    def cluster(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCaps:
+    """A Target spelled out by hand (tests, CLI without a probe)."""
+
+    rdb_version: int
+    vendor: Vendor = "redis"
+    version: tuple[int, ...] = (7, 0, 0)
+    cluster: bool = False
+
+
+def _at_least(target: Target, redis: tuple[int, ...], valkey: tuple[int, ...]) -> bool:
+    return target.version >= (valkey if target.vendor == "valkey" else redis)
 
 
 @dataclass(slots=True)
@@ -104,7 +117,7 @@ class Transformer:
         self,
         options: PipelineOptions,
         header: RdbHeader,
-        target: TargetCaps,
+        target: Target,
         *,
         now_ms: Callable[[], int] = _now_ms,
     ) -> None:
@@ -117,9 +130,9 @@ class Transformer:
         if target.cluster and options.db_mode is DbMode.ONLY and (options.target_db or 0) != 0:
             raise IncompatibleTargetError("a cluster target has only db 0")
         self.caps = rw.RewriteCaps(
-            field_ttl=target.at_least(redis=(7, 4), valkey=(9, 0)),
-            stream_v7=target.at_least(redis=(7, 0), valkey=(7, 2)),
-            create_consumer=target.at_least(redis=(6, 2), valkey=(7, 2)),
+            field_ttl=_at_least(target, redis=(7, 4), valkey=(9, 0)),
+            stream_v7=_at_least(target, redis=(7, 0), valkey=(7, 2)),
+            create_consumer=_at_least(target, redis=(6, 2), valkey=(7, 2)),
             chunk_elements=max(1, options.chunk_elements),
         )
         # Per type byte: the footer version for RESTORE, or None when the key must be rewritten.
@@ -127,7 +140,7 @@ class Transformer:
             None
             if options.rewrite
             else payload_version_for_target(
-                t, header.version, target.rdb_version, header.is_valkey, target.is_valkey
+                t, header.version, target.rdb_version, header.is_valkey, target.vendor == "valkey"
             )
             for t in range(256)
         ]
@@ -209,7 +222,7 @@ class Transformer:
 
     def function(self, fn: Function) -> list[Entry]:
         """``FUNCTION LOAD REPLACE code``, for every database (db -1)."""
-        if not self.target.at_least(redis=(7, 0), valkey=(7, 2)):
+        if not _at_least(self.target, redis=(7, 0), valkey=(7, 2)):
             self._unsupported(-1, b"", "functions need a Redis 7.0+ target; library not loaded")
             return []
         argv: list[Arg] = [b"FUNCTION", b"LOAD", b"REPLACE", fn.code]

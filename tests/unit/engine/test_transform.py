@@ -30,6 +30,7 @@ from cachemigrate.formats.rdb.model import (
     ValueChunk,
     ZSetValue,
 )
+from cachemigrate.protocol.probe import TargetInfo
 from support.corpus import CORPUS
 
 NOW = 1_700_000_000_000
@@ -136,6 +137,12 @@ def test_db_mapping_errors() -> None:
     with pytest.raises(IncompatibleTargetError, match="db 5"):
         t.key(rec(db=5))
     assert make(PipelineOptions(db_mode=DbMode.FOLD), target=cluster).key(rec(db=5))[0].db == 0
+
+
+def test_a_probed_target_info_is_a_target() -> None:
+    info = TargetInfo(address="127.0.0.1:1", vendor="redis", version=(7, 0, 15), rdb_version=10)
+    [e] = Transformer(PipelineOptions(), REDIS11, info).key(rec())
+    assert parse_payload(bytes(e.argv[3]))[2] == 10
 
 
 def test_function_load() -> None:
