@@ -1,0 +1,109 @@
+"""Writer micro-benchmark: StandaloneWriter vs `redis-cli --pipe` on the same RESTORE commands.
+
+    .venv/bin/python -m benchmarks.bench_writer --scale 200000 --repeat 3
+
+Builds the reference dataset into a source server, DUMPs every key into a RESTORE file (the REF
+ingest input), then alternates: REF ingest into an empty target, and the StandaloneWriter sending
+the same commands (as Entry objects built beforehand, outside the timing) into another empty
+target. Reports medians and the ratio (REF seconds / ours: >= 1 means at least as fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.refs import cpu_seconds, dataset, ref_ingest, restore_file, source_server
+from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.writers import StandaloneWriter, WriterOptions
+from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.resp import parse_commands
+from support.servers import start_redis
+
+
+def load_entries(restore: Path) -> list[Entry]:
+    """The RESTORE file as entries (SELECT lines become the entries' db)."""
+    data = restore.read_bytes()
+    commands, _, consumed = parse_commands(data)
+    assert consumed == len(data)
+    entries: list[Entry] = []
+    db = 0
+    for argv in commands:
+        if argv[0] == b"SELECT":
+            db = int(argv[1])
+            continue
+        entries.append(Entry(argv, db=db, key=argv[1], tag="key", source_offset=len(entries) + 1))
+    return entries
+
+
+async def write_all(port: int, entries: list[Entry], chunk: int, options: WriterOptions) -> float:
+    w = StandaloneWriter(Endpoint(port=port), options)
+    await w.start()
+    t0 = time.perf_counter()
+    for i in range(0, len(entries), chunk):
+        await w.write(entries[i : i + chunk])
+    await w.flush()
+    secs = time.perf_counter() - t0
+    await w.close()
+    if w.stats.commands_failed or w.stats.commands_written != len(entries):
+        raise RuntimeError(f"writer: {w.stats} {w.failures[:3]}")
+    return secs
+
+
+def ours(
+    work: Path, entries: list[Entry], tag: str, chunk: int, options: WriterOptions
+) -> tuple[float, float]:
+    tgt = start_redis(work / f"ours-{tag}")
+    try:
+        before = cpu_seconds(tgt.proc.pid)
+        secs = asyncio.run(write_all(tgt.port, entries, chunk, options))
+        if tgt.client().dbsize() != len(entries):
+            raise RuntimeError("keys missing on the target")
+        return secs, cpu_seconds(tgt.proc.pid) - before
+    finally:
+        tgt.stop()
+        shutil.rmtree(tgt.directory, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scale", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--chunk", type=int, default=2000, help="entries per write() call")
+    ap.add_argument("--batch-kib", type=int, default=2048, help="bytes per socket write")
+    ap.add_argument("--python-reader", action="store_true", help="no hiredis for replies")
+    args = ap.parse_args()
+    options = WriterOptions(batch_bytes=args.batch_kib << 10, accelerated=not args.python_reader)
+    work = Path(tempfile.mkdtemp(prefix="bench-writer-"))
+    try:
+        resp = dataset(args.scale, False, 0)
+        src = source_server(work, resp)
+        try:
+            restore = restore_file(src, work / "restore.resp")
+        finally:
+            src.stop()
+        entries = load_entries(restore)
+        print(f"{len(entries)} RESTORE entries, {restore.stat().st_size / 1e6:.0f} MB of commands")
+        refs, mine = [], []
+        for i in range(args.repeat):
+            r = ref_ingest(work, restore, f"r{i}")
+            o, target_cpu = ours(work, entries, f"o{i}", args.chunk, options)
+            refs.append(r.seconds)
+            mine.append(o)
+            print(f"run {i}: REF ingest {r.seconds:.2f} s (target cpu {r.cpu['target']:.2f} s), "
+                  f"writer {o:.2f} s (target cpu {target_cpu:.2f} s), ratio {r.seconds / o:.2f}")
+        ref, our = statistics.median(refs), statistics.median(mine)
+        print(f"median: REF ingest {ref:.2f} s = {len(entries) / ref:,.0f} keys/s; writer {our:.2f} s = "
+              f"{len(entries) / our:,.0f} keys/s; ratio {ref / our:.2f} (best vs best "
+              f"{min(refs) / min(mine):.2f})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
