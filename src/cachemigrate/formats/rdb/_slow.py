@@ -108,7 +108,6 @@ def slow_record(p: RdbParser, start: int) -> Slow:
                 p._pend = head[2:6]
                 p._pos = head[6]
                 return
-            p._pend = None
             break
         except SHORT:
             _wait(p)
@@ -116,6 +115,7 @@ def slow_record(p: RdbParser, start: int) -> Slow:
         except _ERRORS as exc:
             raise p._fail(exc, start, None, op) from None
     t, key, expire, idle, freq, meta, vi = head
+    p._pend = None  # the key head is read: from here on the slow path only goes forward
     vstart = p._base + vi
     try:
         end = yield from _walk(p, t, vstart)

@@ -251,8 +251,7 @@ class RdbParser:
                         freq: int | None = None
                         meta: bytes | None = None
                     else:
-                        expire, idle, freq, meta = pend
-                        pend = self._pend = None
+                        expire, idle, freq, meta = pend  # cleared once the key is out
                     while t not in types:
                         if t == T.OP_EXPIRETIME_MS:
                             expire = i64_from(buf, pos + 1)[0]
@@ -311,6 +310,8 @@ class RdbParser:
                         break  # big value: the slow path chunks it
                     pos = vend
                     self._pos = vend
+                    if pend is not None:
+                        pend = self._pend = None
                     rec = KeyRecord(db, key, t, buf[kend:vend], expire, idle, freq, base + start, base + vend)
                     if meta is not None:
                         rec.key_meta = meta

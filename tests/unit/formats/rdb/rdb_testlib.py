@@ -29,7 +29,9 @@ from cachemigrate.formats.rdb import (
 CRC = anycrc.Model("CRC64-REDIS")
 
 
-def parse_bytes(data: bytes, pieces: Iterable[int] | None = None, **opts: object) -> tuple[list[Record], RdbParser]:
+def parse_bytes(
+    data: bytes, pieces: Iterable[int] | None = None, **opts: object
+) -> tuple[list[Record], RdbParser]:
     """Feed data whole or cut at the given sizes; return every record and the parser (closed)."""
     p = RdbParser(**opts)  # type: ignore[arg-type]
     out: list[Record] = []

@@ -7,10 +7,10 @@ import functools
 from dataclasses import dataclass
 
 import pytest
-from support.corpus import CorpusFile, rdb_files
 
 from cachemigrate.errors import RdbFormatError, UnsupportedRdbError
 from cachemigrate.formats.rdb import End, KeyRecord, RdbParser, decode_value
+from support.corpus import CorpusFile, rdb_files
 
 FILES = rdb_files()
 pytestmark = pytest.mark.skipif(not FILES, reason="shared corpus not available")

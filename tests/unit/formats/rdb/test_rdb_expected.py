@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 from rdb_testlib import merged_values, parse_bytes
-from support.corpus import CORPUS, rdb_files
 
-from cachemigrate.formats.rdb import HashValue, ListValue, ModuleValue, SetValue, StringValue, Value, ZSetValue
+from cachemigrate.formats.rdb import (
+    HashValue,
+    ListValue,
+    ModuleValue,
+    SetValue,
+    StringValue,
+    Value,
+    ZSetValue,
+)
+from support.corpus import CORPUS, rdb_files
 
 FILES = {f.path: f for f in rdb_files()}
 pytestmark = pytest.mark.skipif(not FILES, reason="shared corpus not available")
@@ -65,7 +73,8 @@ def test_librdb_data_json(path: str) -> None:
                 if isinstance(v, ZSetValue):
                     assert {m: s for m, s in v.items} == {_b(m): float(s) for m, s in exp.items()}
                 else:
-                    assert isinstance(v, HashValue) and dict(v.items) == {_b(f): _b(x) for f, x in exp.items()}
+                    assert isinstance(v, HashValue)
+                    assert dict(v.items) == {_b(f): _b(x) for f, x in exp.items()}
     assert len(seen) == len(got)
 
 
@@ -84,7 +93,10 @@ def resp_commands(data: bytes) -> list[list[bytes]]:
     return cmds
 
 
-def replay(cmds: list[list[bytes]]) -> tuple[dict[bytes, object], dict[bytes, int], dict[bytes, dict[bytes, int]]]:
+Model = tuple[dict[bytes, object], dict[bytes, int], dict[bytes, dict[bytes, int]]]
+
+
+def replay(cmds: list[list[bytes]]) -> Model:
     """A tiny model of the commands the HDT3213 companions use."""
     data: dict[bytes, object] = {}
     expires: dict[bytes, int] = {}
@@ -122,7 +134,9 @@ def replay(cmds: list[list[bytes]]) -> tuple[dict[bytes, object], dict[bytes, in
     return data, expires, field_ttl
 
 
-AOF_CASES = sorted(p for p in FILES if p.startswith("hdt3213-rdb/") and (CORPUS / p).with_suffix(".aof").exists())
+AOF_CASES = sorted(
+    p for p in FILES if p.startswith("hdt3213-rdb/") and (CORPUS / p).with_suffix(".aof").exists()
+)
 
 
 @pytest.mark.parametrize("path", AOF_CASES)
