@@ -167,7 +167,9 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., LiveService]]:
         settings = settings or make_settings(tmp_path)
         app = create_app(settings, executor=executor)
         port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import Creds, FakeExecutor, LiveService, signed
 
 OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
@@ -134,7 +135,8 @@ def test_projects_are_isolated(env: Any, sdk: Any) -> None:
         exc = raises(sdk, crossed.show_migration_task, v2.ShowMigrationTaskRequest(task_id=tid))
         assert (exc.status_code, exc.error_code) == (403, "DCS.1004")
     # X-Project-Id (signed) disagreeing with the path.
-    r = signed(live, Creds(OTHER_PROJECT, creds.ak, creds.sk), "GET", f"/v2/{creds.project_id}/migration-tasks")
+    crossed_header = Creds(OTHER_PROJECT, creds.ak, creds.sk)
+    r = signed(live, crossed_header, "GET", f"/v2/{creds.project_id}/migration-tasks")
     assert r.status_code == 400 and r.json()["error_code"] == "DCS.4002"
     # No project id at all: the SDK sends the literal {project_id}.
     nopid = (
