@@ -141,6 +141,14 @@ def stream_meta_commands(
     return out
 
 
+def pending_without_entry(value: StreamValue) -> int:
+    """Pending entries whose stream entry is gone (XDEL after delivery): XCLAIM skips them."""
+    if not value.groups:
+        return 0
+    ids = {sid for sid, _ in value.entries}
+    return sum(1 for g in value.groups for p in g.pending if p.id not in ids)
+
+
 def _group_commands(key: bytes, group: StreamGroup, caps: RewriteCaps) -> list[Argv]:
     create: Argv = [b"XGROUP", b"CREATE", key, group.name, format_id(group.last_id)]
     read = group.entries_read

@@ -157,6 +157,8 @@ class Transformer:
         self.dropped_field_ttls = 0
         self.dropped_field_ttl_keys: list[tuple[int, bytes]] = []
         self.empty = 0
+        # PEL entries whose stream entry was deleted: XCLAIM cannot recreate them (RESTORE can).
+        self.lost_pending = 0
         self.unsupported_count = 0
         self.unsupported: list[tuple[int, bytes, str]] = []
 
@@ -281,6 +283,7 @@ class Transformer:
         elif isinstance(value, StreamValue):
             cmds += rw.stream_entry_commands(key, value)
             cmds += rw.stream_meta_commands(key, value, self.caps, had_entries=bool(value.entries))
+            self.lost_pending += rw.pending_without_entry(value)
         else:
             body = self._collection_commands(db, key, value)
             if not body:

@@ -305,6 +305,11 @@ def test_stream_rewrite_matches_librdb(target: TargetCaps, resp: str) -> None:
     assert [b"XGROUP", b"CREATECONSUMER", b"mystream", b"groupA", b"consumerA1"] in out
     ours = [a for a in out if a[:2] != [b"XGROUP", b"CREATECONSUMER"]]
     assert ours == list(_resp(f"librdb/stream_v11_target_ver_{resp}.resp"))
+    assert t.lost_pending == 0
+    gone = librdb_stream()
+    gone.entries = gone.entries[:3]  # groupA's pending entry was deleted after delivery
+    t.rewrite(rec(b"mystream", 21), gone)
+    assert t.lost_pending == 1
 
 
 def test_empty_stream_is_created_through_a_dummy_group() -> None:
