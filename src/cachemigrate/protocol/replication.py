@@ -270,19 +270,43 @@ class ReplicationLink:
 
     # ---- command stream ---------------------------------------------------------------------
 
-    async def commands(self) -> AsyncIterator[list[StreamCommand]]:
+    async def commands(self, *, idle: float | None = None) -> AsyncIterator[list[StreamCommand]]:
         """Lists of (argv, offset after it), one list per read (possibly empty: PINGs only).
 
-        PING and REPLCONF from the master count in ``offset`` but are not yielded.
+        PING and REPLCONF from the master count in ``offset`` but are not yielded. With
+        ``idle``, an empty list is also yielded after that many seconds without data, so that a
+        consumer can look at its stop flag; silence beyond ``repl_timeout`` still fails.
         """
         parser = CommandStream()
         data = self._leftover
         self._leftover = b""
+        loop = asyncio.get_running_loop()
         while True:
             if data:
                 parser.feed(data)
                 yield self._take(parser)
-            data = await self._guarded(self._stream().read(self.chunk_size))
+            if idle is None:
+                data = await self._guarded(self._stream().read(self.chunk_size))
+                continue
+            deadline = loop.time() + self.repl_timeout
+            while True:
+                try:
+                    data = await asyncio.wait_for(self._stream().read(self.chunk_size), idle)
+                except TimeoutError:
+                    if loop.time() >= deadline:
+                        raise ConnectionLostError(
+                            f"no data from {self.endpoint.address} for {self.repl_timeout:g} s"
+                        ) from None
+                    yield []
+                    continue
+                except OSError as exc:
+                    raise ConnectionLostError(f"replication link to {self.endpoint.address}: {exc}") from None
+                if not data:
+                    raise ConnectionLostError(f"{self.endpoint.address} closed the replication link")
+                self.bytes_read += len(data)
+                if self.throttle is not None:
+                    await self.throttle(len(data))
+                break
 
     def _take(self, parser: CommandStream) -> list[StreamCommand]:
         commands, sizes, consumed = parser.pop()
@@ -316,6 +340,14 @@ class ReplicationLink:
         while self._writer is not None and not self._writer.is_closing():
             await asyncio.sleep(self.ack_interval)
             self._send_ack()
+
+    def abort(self) -> None:
+        """Drop the link now (from synchronous code): a pending read fails as a lost link."""
+        if self._ack_task is not None:
+            self._ack_task.cancel()
+            self._ack_task = None
+        if self._writer is not None:
+            self._writer.transport.abort()
 
     async def close(self) -> None:
         if self._ack_task is not None:

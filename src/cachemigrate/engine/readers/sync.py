@@ -1,0 +1,364 @@
+"""Online source: act as a replica (PSYNC), apply the RDB, then the command stream, resuming.
+
+Offsets. Entries carry *internal* offsets: the replication offset plus ``_base``. ``_base`` only
+moves when a full resync starts at an offset lower than one already handed out (a different
+replid, e.g. the source restarted), so that the writer's applied offset (a running maximum) keeps
+meaning "everything up to here is applied". ``checkpoint()`` converts back.
+
+The full phase. Every RDB entry carries the FULLRESYNC offset minus one except the very last one
+(or a PING when the RDB has no keys), which carries the FULLRESYNC offset: the checkpoint turns
+"incremental" only when the writer has applied the whole RDB. A PSYNC cannot continue a half
+loaded RDB, so until then the checkpoint says phase "full" and a resume re-does the full sync.
+
+Resume. After a lost link (closed, error, or silent for ``repl_timeout``) the reader sends
+``PSYNC replid delivered+1``; on ``+CONTINUE`` nothing is re-sent. On ``+FULLRESYNC`` (the source's
+backlog no longer holds our offset) the target is first emptied: a ``FLUSHALL`` entry (db -1, or
+``FLUSHDB`` of the target db with db mode "only") goes before the new RDB's keys, because the
+target is owned by the migration and keys deleted on the source while we were away must go.
+
+Lag. A control connection reads ``master_repl_offset`` (INFO replication) every second. Lag bytes
+= that offset minus the applied offset (the one the pipeline last passed to ``checkpoint()``, or
+the offset handed to the writer when it never does). Lag seconds = the time since the source was
+first seen at an offset beyond the applied one (0 when caught up): how old the oldest write the
+target is missing can be, to the resolution of the one-second samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+
+from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.commands import CommandMapper
+from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.flow import TokenBucket
+from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.sync_rdb import RdbEntries
+from cachemigrate.engine.spec import DbMode, PipelineOptions, ResumeMode
+from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
+from cachemigrate.protocol.connection import Connection
+from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.probe import parse_info
+from cachemigrate.protocol.replication import (
+    DEFAULT_REPL_TIMEOUT,
+    PsyncResult,
+    ReplicationLink,
+    RetryLaterError,
+    SyncRefusedError,
+)
+
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 30.0
+_LOST = (ConnectionLostError, ProtocolError, OSError)
+
+
+class SyncReader:
+    """A replica of ``endpoint``; see the module docstring."""
+
+    source_kind = "sync"
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        options: PipelineOptions,
+        *,
+        transform_factory: TransformFactory,
+        events: EventSink,
+        start: Checkpoint | None = None,
+        repl_timeout: float = DEFAULT_REPL_TIMEOUT,
+        control_period: float = 1.0,
+        detect_cluster: bool = True,
+    ) -> None:
+        if start is not None and start.source != endpoint.address:
+            raise ResumeError(
+                f"the checkpoint belongs to {start.source}, not to {endpoint.address}: "
+                "use another checkpoint file (or none) for this source"
+            )
+        self.endpoint = endpoint
+        self.options = options
+        self.transform_factory = transform_factory
+        self.events = events
+        self.start = start
+        self.repl_timeout = repl_timeout
+        self.control_period = control_period
+        self.detect_cluster = detect_cluster
+        self.delegate: Reader | None = None  # a cluster source, or the SCAN fallback
+        self._bucket = TokenBucket(options.bandwidth_mb) if options.bandwidth_mb else None
+        self._stopped = False
+        self._link: ReplicationLink | None = None
+        self._control: asyncio.Task[None] | None = None
+        self._phase = Phase.CONNECTING
+        self._base = 0
+        self._replid: str | None = None  # set once a PSYNC may continue from _delivered
+        self._delivered = -1  # internal offset of the last entry handed out
+        self._full_end: int | None = None  # internal FULLRESYNC offset of the last full sync
+        self._applied_floor = -1
+        self._had_data = start is not None  # the target may hold keys: a full sync flushes first
+        db0 = int(start.extra.get("db", 0)) if start is not None else 0
+        self._mapper = CommandMapper(options, db=db0)
+        if start is not None and start.phase != "full":
+            self._replid = start.replid
+            self._delivered = self._applied_floor = start.offset
+            self._mapper.reset(db=db0, offset=start.offset)
+        self._rdb = RdbEntries(options, transform_factory, events, endpoint.address)
+        self._samples: deque[tuple[float, int]] = deque(maxlen=3600)
+        self._applied: int | None = None
+        self._bytes_read = 0
+        self.resumes_continue = 0
+        self.resumes_fullresync = 0
+        self._message = ""
+
+    # ---- the Reader role -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self.delegate is not None:
+            self.delegate.stop()
+        if self._link is not None:
+            self._link.abort()
+        if self._control is not None:
+            self._control.cancel()
+
+    def progress(self) -> ReaderProgress:
+        if self.delegate is not None:
+            return self.delegate.progress()
+        link = self._link
+        full = self._phase is Phase.FULL
+        source = self._source_offset()
+        applied = self._applied if self._applied is not None else self._delivered
+        lag_bytes = None if source is None else max(0, source - applied)
+        return ReaderProgress(
+            phase=self._phase,
+            bytes_read=(link.rdb_received if link else 0) if full else self._bytes_read,
+            bytes_total=link.rdb_size if full and link else None,
+            keys_read=self._rdb.keys,
+            source_offset=source,
+            lag_seconds=self._lag_seconds(applied) if lag_bytes is not None else None,
+            caught_up=self._phase is Phase.INCREMENTAL and lag_bytes == 0,
+            resumes_continue=self.resumes_continue,
+            resumes_fullresync=self.resumes_fullresync,
+            message=self._message,
+        )
+
+    def checkpoint(self, applied_offset: int) -> Checkpoint | None:
+        if self.delegate is not None:
+            return self.delegate.checkpoint(applied_offset)
+        applied = max(applied_offset, self._applied_floor)
+        self._applied = applied
+        source = self.endpoint.address
+        end = self._full_end
+        if end is not None and not (applied >= end and (end > 0 or applied > 0)):
+            return Checkpoint(source, self._replid or "", end - self._base, phase="full")
+        if self._replid is None or applied < 0:
+            return self.start
+        self._mapper.forget_before(applied)
+        return Checkpoint(source, self._replid, applied - self._base, phase="incremental",
+                          extra={"db": self._mapper.db_at(applied)})
+
+    async def batches(self) -> AsyncIterator[list[Entry]]:
+        if self.detect_cluster and await self._is_cluster():
+            from cachemigrate.engine.readers.cluster_source import ClusterSourceReader
+
+            self.source_kind = "cluster"
+            self.delegate = ClusterSourceReader(
+                self.endpoint, self.options, transform_factory=self.transform_factory,
+                events=self.events, start=self.start, repl_timeout=self.repl_timeout,
+            )
+        if self.delegate is None:
+            self._control = asyncio.get_running_loop().create_task(self._watch())
+            try:
+                async for batch in self._sessions():
+                    yield batch
+            finally:
+                if self._control is not None:
+                    self._control.cancel()
+        if self.delegate is not None:
+            async for batch in self.delegate.batches():
+                yield batch
+
+    # ---- sessions and resume ---------------------------------------------------------------
+
+    async def _sessions(self) -> AsyncIterator[list[Entry]]:
+        delay = BACKOFF_FIRST
+        while not self._stopped:
+            link = self._link = ReplicationLink(
+                self.endpoint, repl_timeout=self.repl_timeout,
+                throttle=self._bucket.consume if self._bucket else None,
+            )
+            try:
+                await link.connect()
+                res = await self._psync(link)
+                if res.full:
+                    async for batch in self._full(link, res):
+                        delay = BACKOFF_FIRST
+                        yield batch
+                    if not self.options.incremental or self._stopped:
+                        return
+                async for batch in self._incremental(link):
+                    delay = BACKOFF_FIRST
+                    yield batch
+                return
+            except SyncRefusedError as exc:
+                if self._had_data or self.resumes_continue:
+                    raise ResumeError(f"{self.endpoint.address} refused to resume: {exc}") from None
+                self._fall_back(exc)
+                return
+            except RetryLaterError as exc:
+                self._log(LogLevel.WARNING, f"source not ready ({exc}); retrying in {delay:g} s")
+            except _LOST as exc:
+                if self._stopped:
+                    return
+                if self.options.resume_mode is ResumeMode.MANUAL:
+                    raise ResumeError(
+                        f"replication link to {self.endpoint.address} lost ({exc}); resume mode is "
+                        "manual: run the migration again with the same checkpoint to continue"
+                    ) from None
+                self._log(LogLevel.WARNING, f"replication link lost ({exc}); reconnecting in {delay:g} s")
+            finally:
+                self._bytes_read += link.bytes_read
+                await link.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _psync(self, link: ReplicationLink) -> PsyncResult:
+        if self._replid is not None and self._phase is not Phase.FULL:
+            offset = self._delivered - self._base
+            res = await link.psync(self._replid, offset + 1)
+        else:
+            res = await link.psync(None, -1)
+        if res.full:
+            if self._had_data:
+                self.resumes_fullresync += 1
+                if self.start is not None and self.options.resume_mode is ResumeMode.MANUAL:
+                    raise ResumeError(
+                        f"{self.endpoint.address} cannot continue the checkpoint (replid "
+                        f"{self.start.replid}, offset {self.start.offset}): it answered FULLRESYNC. "
+                        "Run again without the checkpoint, or with resume mode auto"
+                    )
+                self._log(LogLevel.WARNING, "the source answered FULLRESYNC: the target is flushed "
+                          "and loaded again from a new snapshot")
+            return res
+        self.resumes_continue += 1
+        self._replid = res.replid
+        self._log(LogLevel.INFO, f"resumed the replication stream at offset {res.offset + 1} (+CONTINUE)")
+        d = self._delivered
+        self._mapper.reset(db=self._mapper.db_at(d), offset=d)
+        return res
+
+    def _fall_back(self, exc: CacheMigrateError) -> None:
+        from cachemigrate.engine.readers.scan import ScanReader
+
+        self._log(LogLevel.WARNING, f"the source refuses to replicate ({exc}): falling back to SCAN + DUMP "
+                  "(full copy only, no incremental phase)")
+        self.source_kind = "scan"
+        self.delegate = ScanReader(
+            self.endpoint, self.options, transform_factory=self.transform_factory, events=self.events
+        )
+
+    # ---- phases ------------------------------------------------------------------------------
+
+    async def _full(self, link: ReplicationLink, res: PsyncResult) -> AsyncIterator[list[Entry]]:
+        self._phase = Phase.FULL
+        if res.offset + self._base <= self._delivered:
+            self._base = self._delivered - res.offset + 1
+        end = self._full_end = res.offset + self._base
+        self._replid = None
+        first: list[Entry] = []
+        if self._had_data:
+            if self.options.db_mode is DbMode.ONLY:
+                o = self.options
+                first.append(Entry([b"FLUSHDB"], (o.db if o.target_db is None else o.target_db) or 0))
+            else:
+                first.append(Entry([b"FLUSHALL"], -1))
+        self._had_data = True
+        async for batch in self._rdb.run(link.rdb(), end, first, lambda: self._stopped):
+            self._delivered = batch[-1].source_offset
+            yield batch
+        self._replid = res.replid
+        self._mapper.reset(db=self._rdb.stream_db, offset=end)
+
+    async def _incremental(self, link: ReplicationLink) -> AsyncIterator[list[Entry]]:
+        self._phase = Phase.INCREMENTAL
+        mapper = self._mapper
+        base = self._base
+        async for commands in link.commands(idle=1.0):
+            batch: list[Entry] = []
+            for argv, offset in commands:
+                batch += mapper.map(argv, offset + base)
+            end = link.offset + base
+            if not mapper.in_multi and end > self._delivered:
+                # PINGs and filtered commands have no effect: the last entry covers them too.
+                if batch:
+                    batch[-1].source_offset = max(batch[-1].source_offset, end)
+                else:
+                    batch.append(Entry([b"PING"], -1, None, 0, end))
+            if batch:
+                self._delivered = max(self._delivered, batch[-1].source_offset)
+            yield batch
+            if self._stopped:
+                return
+
+    # ---- source offset and lag ---------------------------------------------------------------
+
+    async def _is_cluster(self) -> bool:
+        try:
+            conn = await Connection.open(self.endpoint, name="cachemigrate-control")
+        except CacheMigrateError:
+            return False  # the replication link will report what is wrong
+        try:
+            info = parse_info(_text(await conn.execute("INFO", "cluster")))
+            return info.get("cluster_enabled") == "1"
+        except CacheMigrateError:
+            return False
+        finally:
+            await conn.close()
+
+    async def _watch(self) -> None:
+        """Sample the source's master_repl_offset every control_period seconds."""
+        conn: Connection | None = None
+        try:
+            while not self._stopped:
+                try:
+                    if conn is None:
+                        conn = await Connection.open(self.endpoint, name="cachemigrate-control")
+                    info = parse_info(_text(await conn.execute("INFO", "replication", timeout=10)))
+                    offset = int(info.get("master_repl_offset", "-1"))
+                    if offset >= 0:
+                        self._samples.append((time.monotonic(), offset))
+                except (CacheMigrateError, TimeoutError, ValueError):
+                    if conn is not None:
+                        conn.abort()
+                        conn = None
+                await asyncio.sleep(self.control_period)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(CacheMigrateError, OSError):
+                    await conn.close()
+
+    def _source_offset(self) -> int | None:
+        if self._phase is not Phase.INCREMENTAL:
+            return None
+        link_offset = self._link.offset + self._base if self._link is not None else self._delivered
+        if not self._samples:
+            return link_offset
+        # The sample can be older than what the stream already delivered.
+        return max(self._samples[-1][1] + self._base, link_offset)
+
+    def _lag_seconds(self, applied: int) -> float:
+        for at, offset in self._samples:
+            if offset + self._base > applied:
+                return max(0.0, time.monotonic() - at)
+        return 0.0
+
+    def _log(self, level: LogLevel, message: str) -> None:
+        self._message = message
+        self.events.log(level, f"{self.endpoint.address}: {message}")
+
+
+def _text(reply: object) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+

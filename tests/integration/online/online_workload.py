@@ -1,0 +1,180 @@
+"""A concurrent writer for online-migration tests, and helpers to run and watch a pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from cachemigrate.engine.checkpoint import CheckpointStore, MemoryCheckpointStore
+from cachemigrate.engine.pipeline import run_pipeline
+from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
+from cachemigrate.engine.status import RecordingSink, StatusSnapshot
+from cachemigrate.protocol.endpoint import Endpoint
+from support.compare import Comparison, Side, compare_servers
+
+LUA = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); return 1"
+
+
+def seed(client: redis.Redis, n: int = 300) -> None:
+    """Every type, with and without TTLs, in db 0 and db 1."""
+    for db in (0, 1):
+        c = client.connection_pool.connection_kwargs
+        r = redis.Redis(port=c["port"], password=c.get("password"), db=db)
+        p = r.pipeline(transaction=False)
+        for i in range(n):
+            p.set(f"str:{i}", f"v{i}" * (i % 7 + 1))
+            p.rpush(f"list:{i % 30}", *range(i % 5 + 1))
+            p.sadd(f"set:{i % 30}", i)
+            p.zadd(f"zset:{i % 30}", {f"m{i}": i * 1.5})
+            p.hset(f"hash:{i % 30}", f"f{i}", i)
+            p.xadd(f"stream:{i % 5}", {"f": i})
+            if i % 10 == 0:
+                p.set(f"ttl:{i}", "x", px=300_000 + i)
+        p.set("short", "gone soon", px=1500)
+        p.execute()
+        r.xgroup_create("stream:0", "g1", id="0")
+        r.xreadgroup("g1", "c1", {"stream:0": ">"}, count=3)
+        r.close()
+
+
+class Workload(threading.Thread):
+    """Random writes of every kind until stopped (one thread, its own connections)."""
+
+    def __init__(self, port: int, password: str | None = None, seed_: int = 1, pause: float = 0.0) -> None:
+        super().__init__(daemon=True)
+        self.clients = [redis.Redis(port=port, password=password, db=db) for db in (0, 1)]
+        self.rng = random.Random(seed_)
+        self.stop_event = threading.Event()
+        self.pause = pause
+        self.ops = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                self.step()
+                self.ops += 1
+                if self.pause:
+                    time.sleep(self.pause)
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def step(self) -> None:
+        rng = self.rng
+        r = self.clients[rng.random() < 0.2]
+        i = rng.randrange(400)
+        op = rng.randrange(16)
+        if op == 0:
+            r.set(f"str:{i}", rng.randbytes(rng.randrange(1, 50)))
+        elif op == 1:
+            r.set(f"ttl:{i}", "t", ex=rng.choice([200, 400]))
+        elif op == 2:
+            r.delete(f"str:{i}", f"list:{i % 40}")
+        elif op == 3:
+            r.rpush(f"list:{i % 40}", i)
+            r.lpop(f"list:{(i + 1) % 40}")
+        elif op == 4:
+            r.sadd(f"set:{i % 40}", i)
+            r.srem(f"set:{(i + 3) % 40}", i)
+        elif op == 5:
+            r.zadd(f"zset:{i % 40}", {f"m{i}": rng.random()})
+            r.zincrby(f"zset:{i % 40}", 2.5, f"m{i}")
+        elif op == 6:
+            r.hset(f"hash:{i % 40}", f"f{i}", i)
+            r.hdel(f"hash:{(i + 1) % 40}", f"f{i}")
+        elif op == 7:
+            r.xadd(f"stream:{i % 5}", {"f": i}, maxlen=1000)
+        elif op == 8:
+            p = r.pipeline(transaction=True)
+            p.incr(f"ctr:{i % 10}")
+            p.set(f"str:{i}", "multi")
+            p.sadd(f"set:{i % 40}", "multi")
+            p.execute()
+        elif op == 9:
+            r.eval(LUA, 2, f"lua:{i % 20}", f"ctr:{i % 10}", i)
+        elif op == 10:
+            r.expire(f"str:{i}", 300)
+        elif op == 11:
+            r.persist(f"ttl:{i}")
+        elif op == 12:
+            r.set(f"short:{i}", "s", px=rng.randrange(50, 400))
+        elif op == 13:
+            r.incrbyfloat(f"float:{i % 10}", 0.5)
+        elif op == 14:
+            r.append(f"str:{i}", "+")
+        elif rng.random() < 0.02:
+            self.clients[1].flushdb()
+
+    def stop(self) -> int:
+        self.stop_event.set()
+        self.join(10)
+        for c in self.clients:
+            c.close()
+        if self.error is not None:
+            raise self.error
+        return self.ops
+
+
+class Online:
+    """A run_pipeline task over a SYNC source, with its sink, store and stop event."""
+
+    def __init__(
+        self,
+        source_url: str,
+        target_url: str,
+        *,
+        store: CheckpointStore | None = None,
+        **options: Any,
+    ) -> None:
+        opts = PipelineOptions(**{"incremental": True, **options})
+        self.spec = PipelineSpec(
+            SourceSpec(SourceKind.SYNC, endpoint=Endpoint.from_url(source_url)),
+            Endpoint.from_url(target_url),
+            opts,
+        )
+        self.sink = RecordingSink()
+        self.store: CheckpointStore = store or MemoryCheckpointStore()
+        self.stop_event = asyncio.Event()
+        self.task: asyncio.Task[StatusSnapshot] = asyncio.create_task(
+            run_pipeline(self.spec, events=self.sink, checkpoints=self.store, stop=self.stop_event)
+        )
+
+    @property
+    def last(self) -> StatusSnapshot | None:
+        return self.sink.last
+
+    async def wait_for(self, pred: Callable[[StatusSnapshot], bool], timeout: float = 30) -> StatusSnapshot:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.task.done():
+                self.task.result()
+                raise AssertionError("pipeline ended early")
+            s = self.sink.last
+            if s is not None and pred(s):
+                return s
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out; last status {self.sink.last}; logs {self.sink.logs[-5:]}")
+
+    async def wait_applied(self, source: redis.Redis, timeout: float = 30) -> StatusSnapshot:
+        """Until the target has applied everything the source has written so far."""
+        offset = int(source.info("replication")["master_repl_offset"])
+        return await self.wait_for(
+            lambda s: s.applied_offset is not None and s.applied_offset >= offset, timeout
+        )
+
+    async def finish(self, timeout: float = 20) -> StatusSnapshot:
+        self.stop_event.set()
+        return await asyncio.wait_for(self.task, timeout)
+
+
+def check_equal(source: Side, target: Side, *, tolerance_ms: int = 1000) -> Comparison:
+    result = compare_servers(source, target, ttl_tolerance_ms=tolerance_ms)
+    assert result.ok, result.summary()
+    assert result.compared > 0
+    return result
