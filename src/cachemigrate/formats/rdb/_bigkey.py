@@ -126,8 +126,10 @@ def big_value(p: RdbParser, t: int, key: bytes, vstart: int) -> Big:
                 yield None
         p._pos = j
         if _count(value) >= p.chunk_elements or p._base + j - mark > PIECE_BYTES:
-            yield ValueChunk(db, key, t, value, False, p._base + j)
-            value = make()
+            parts = split_value(value, p.chunk_elements)
+            value = parts.pop() if _count(parts[-1]) < p.chunk_elements else make()
+            for part in parts:
+                yield ValueChunk(db, key, t, part, False, p._base + j)
             mark = p._base + p._pos
     if fn is None:
         assert isinstance(value, StreamValue)

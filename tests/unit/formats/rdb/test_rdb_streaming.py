@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from rdb_testlib import build_rdb, enc_str, parse_bytes, random_pieces
-from support.corpus import rdb_files
 
 from cachemigrate.errors import RdbFormatError
 from cachemigrate.formats.rdb import Aux, End, KeyRecord, RdbParser, SelectDb, iter_file
+from support.corpus import rdb_files
 
 FILES = [f for f in rdb_files() if f.full.stat().st_size > 0]
 
