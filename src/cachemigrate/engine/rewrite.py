@@ -8,15 +8,19 @@ XSETID, XGROUP CREATE per group, XCLAIM ... JUSTID FORCE per pending entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cachemigrate.engine.entry import Arg
 from cachemigrate.formats.rdb.model import (
     HashValue,
+    ListValue,
+    SetValue,
     StreamGroup,
     StreamId,
     StreamValue,
+    StringValue,
+    Value,
     ZSetValue,
 )
 
@@ -37,12 +41,13 @@ class RewriteCaps:
 
 
 @dataclass(slots=True)
-class HashOutcome:
-    """Per-key results of a hash rewrite that the transformer reports."""
+class Outcome:
+    """The commands for one value (or part of one), and what the transformer must report."""
 
     commands: list[Argv] = field(default_factory=list)
     expired_fields: int = 0  # fields already past their TTL: left out, as a loading master does
     dropped_ttls: int = 0  # fields written without their TTL (target has no field TTLs)
+    lost_pending: int = 0  # PEL entries whose stream entry is gone: XCLAIM cannot rebuild them
 
 
 def format_id(sid: StreamId) -> bytes:
@@ -74,6 +79,39 @@ def batched(head: Argv, groups: Iterable[Sequence[Arg]], caps: RewriteCaps) -> l
     return out
 
 
+def value_commands(
+    key: bytes,
+    value: Value,
+    caps: RewriteCaps,
+    now_ms: Callable[[], int],
+    *,
+    part: int = 0,
+    last: bool = True,
+    stream_entries_before: int = 0,
+) -> Outcome:
+    """Commands that rebuild ``value`` (part ``part`` of a big key when ``last`` is False or
+    ``part`` > 0). Module values have none: only RESTORE moves them."""
+    if isinstance(value, StringValue):
+        return Outcome([[b"SET" if part == 0 else b"APPEND", key, value.data]])
+    if isinstance(value, ListValue):
+        return Outcome(list_commands(key, value.items, caps))
+    if isinstance(value, SetValue):
+        return Outcome(set_commands(key, value.members, caps))
+    if isinstance(value, ZSetValue):
+        return Outcome(zset_commands(key, value, caps))
+    if isinstance(value, HashValue):
+        return hash_commands(key, value, caps, now_ms() if value.field_expires else 0)
+    if isinstance(value, StreamValue):
+        out = Outcome(stream_entry_commands(key, value))
+        if last:
+            had = stream_entries_before + len(value.entries) > 0
+            out.commands += stream_meta_commands(key, value, caps, had_entries=had)
+            if part == 0:
+                out.lost_pending = pending_without_entry(value)
+        return out
+    raise TypeError(f"no command rewrite for {type(value).__name__}")
+
+
 def list_commands(key: bytes, items: Sequence[bytes], caps: RewriteCaps) -> list[Argv]:
     return batched([b"RPUSH", key], ((x,) for x in items), caps)
 
@@ -86,8 +124,8 @@ def zset_commands(key: bytes, value: ZSetValue, caps: RewriteCaps) -> list[Argv]
     return batched([b"ZADD", key], ((format_score(s), m) for m, s in value.items), caps)
 
 
-def hash_commands(key: bytes, value: HashValue, caps: RewriteCaps, now_ms: int) -> HashOutcome:
-    out = HashOutcome()
+def hash_commands(key: bytes, value: HashValue, caps: RewriteCaps, now_ms: int) -> Outcome:
+    out = Outcome()
     expires = value.field_expires
     if not expires:
         out.commands = batched([b"HSET", key], value.items, caps)

@@ -13,27 +13,23 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol, cast
+from typing import Final, Protocol
 
 from cachemigrate.engine import rewrite as rw
 from cachemigrate.engine.entry import Arg, Entry
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.errors import ConfigError, IncompatibleTargetError, MigrationError, UnsupportedRdbError
 from cachemigrate.formats.dump import Vendor, build_payload, payload_version_for_target
+from cachemigrate.formats.rdb.decode import decode_value
 from cachemigrate.formats.rdb.model import (
     NO_EXPIRE,
     Function,
-    HashValue,
     KeyRecord,
-    ListValue,
     ModuleValue,
     RdbHeader,
-    SetValue,
     StreamValue,
-    StringValue,
     Value,
     ValueChunk,
-    ZSetValue,
 )
 
 __all__ = ["Target", "TargetCaps", "Transformer", "type_name"]
@@ -147,7 +143,7 @@ class Transformer:
         self._restore_tail: list[bytes] = [b"REPLACE", b"ABSTTL"] if options.replace else [b"ABSTTL"]
         self._dbs: dict[int, int | None] = {}
         self._big: _BigKey | None = None
-        self._decode: Callable[..., Value] | None = None
+        self._decode: Callable[..., Value] = decode_value
         # counters
         self.keys_by_type: Counter[str] = Counter()
         self.expired = 0
@@ -240,21 +236,18 @@ class Transformer:
             self._big = None
         if big.db is None:
             return []
-        cmds: list[rw.Argv] = []
-        value = c.value
-        if isinstance(value, StringValue):
-            cmds.append([b"SET" if big.parts == 0 else b"APPEND", c.key, value.data])
-        elif isinstance(value, StreamValue):
-            cmds += rw.stream_entry_commands(c.key, value)
-            big.stream_entries += len(value.entries)
-            if c.last:
-                cmds += rw.stream_meta_commands(c.key, value, self.caps, had_entries=big.stream_entries > 0)
-        elif isinstance(value, ModuleValue):
+        if isinstance(c.value, ModuleValue):
             self._unsupported(big.db, c.key, "module values can only move with RESTORE")
             big.db = None
             return []
-        else:
-            cmds += self._collection_commands(big.db, c.key, value)
+        out = rw.value_commands(
+            c.key, c.value, self.caps, self._now_ms,
+            part=big.parts, last=c.last, stream_entries_before=big.stream_entries,
+        )  # fmt: skip
+        if isinstance(c.value, StreamValue):
+            big.stream_entries += len(c.value.entries)
+        self._count(big.db, c.key, out)
+        cmds = out.commands
         big.parts += 1
         if c.last and big.expire_ms != NO_EXPIRE:
             cmds.append([b"PEXPIREAT", c.key, b"%d" % big.expire_ms])
@@ -277,19 +270,13 @@ class Transformer:
         if isinstance(value, ModuleValue):
             self._unsupported(db, key, f"module {value.module_name!r} values can only move with RESTORE")
             return []
+        out = rw.value_commands(key, value, self.caps, self._now_ms)
+        self._count(db, key, out)
+        if not out.commands:
+            self.empty += 1  # a loading server skips empty collections too
+            return []
         cmds: list[rw.Argv] = [[b"DEL", key]] if self.options.replace else []
-        if isinstance(value, StringValue):
-            cmds.append([b"SET", key, value.data])
-        elif isinstance(value, StreamValue):
-            cmds += rw.stream_entry_commands(key, value)
-            cmds += rw.stream_meta_commands(key, value, self.caps, had_entries=bool(value.entries))
-            self.lost_pending += rw.pending_without_entry(value)
-        else:
-            body = self._collection_commands(db, key, value)
-            if not body:
-                self.empty += 1  # a loading server skips empty collections too
-                return []
-            cmds += body
+        cmds += out.commands
         if rec.expire_ms != NO_EXPIRE:
             cmds.append([b"PEXPIREAT", key, b"%d" % rec.expire_ms])
         self.keys_by_type[name] += 1
@@ -315,31 +302,19 @@ class Transformer:
             self._unsupported(db, rec.key, "module values can only move with RESTORE")
             return []
         try:
-            value = self._decoder()(
-                rec.type_byte, rec.value, header=self.header, key=rec.key, offset=rec.offset
-            )
+            value = self._decode(rec.type_byte, rec.value, header=self.header, key=rec.key, offset=rec.offset)
         except UnsupportedRdbError as exc:
             self._unsupported(db, rec.key, f"cannot decode for rewrite: {exc.reason}")
             return []
         return self.rewrite(rec, value, db)
 
-    def _collection_commands(self, db: int, key: bytes, value: Value) -> list[rw.Argv]:
-        caps = self.caps
-        if isinstance(value, ListValue):
-            return rw.list_commands(key, value.items, caps)
-        if isinstance(value, SetValue):
-            return rw.set_commands(key, value.members, caps)
-        if isinstance(value, ZSetValue):
-            return rw.zset_commands(key, value, caps)
-        if isinstance(value, HashValue):
-            out = rw.hash_commands(key, value, caps, self._now_ms() if value.field_expires else 0)
-            self.expired_fields += out.expired_fields
-            if out.dropped_ttls:
-                self.dropped_field_ttls += out.dropped_ttls
-                if len(self.dropped_field_ttl_keys) < _UNSUPPORTED_KEEP:
-                    self.dropped_field_ttl_keys.append((db, key))
-            return out.commands
-        raise MigrationError(f"no rewrite for {type(value).__name__} (key {key[:64]!r})")
+    def _count(self, db: int, key: bytes, out: rw.Outcome) -> None:
+        self.expired_fields += out.expired_fields
+        self.lost_pending += out.lost_pending
+        if out.dropped_ttls:
+            self.dropped_field_ttls += out.dropped_ttls
+            if len(self.dropped_field_ttl_keys) < _UNSUPPORTED_KEEP:
+                self.dropped_field_ttl_keys.append((db, key))
 
     def _entries(
         self,
@@ -359,16 +334,6 @@ class Transformer:
             if complete:
                 out[-1].source_offset = end_offset
         return out
-
-    def _decoder(self) -> Callable[..., Value]:
-        if self._decode is None:
-            # Imported at first use: the value decoder is the parser's, and the fast path never
-            # needs it.
-            import importlib
-
-            mod = importlib.import_module("cachemigrate.formats.rdb")
-            self._decode = cast(Callable[..., Value], mod.decode_value)
-        return self._decode
 
     def _unsupported(self, db: int, key: bytes, reason: str) -> None:
         self.unsupported_count += 1
