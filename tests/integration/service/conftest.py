@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from cryptography.fernet import Fernet
 
-from cachemigrate.engine.checkpoint import CheckpointStore
+from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
 from cachemigrate.engine.spec import PipelineSpec
 from cachemigrate.engine.status import EventSink, LogLevel, Phase, StatusSnapshot
 from cachemigrate.errors import MigrationError
@@ -76,6 +76,7 @@ class FakeExecutor:
     full_seconds: float = 0.3
     fail_with: str | None = None
     specs: list[PipelineSpec] = field(default_factory=list)
+    loaded: list[Checkpoint | None] = field(default_factory=list)
 
     async def __call__(
         self,
@@ -86,6 +87,7 @@ class FakeExecutor:
         stop: asyncio.Event | None,
     ) -> StatusSnapshot:
         self.specs.append(spec)
+        self.loaded.append(None if checkpoints is None else await checkpoints.load())
         started = time.time()
 
         def snap(phase: Phase, **kw: Any) -> StatusSnapshot:
@@ -108,6 +110,9 @@ class FakeExecutor:
             events.status(final)
             return final
         events.status(snap(Phase.INCREMENTAL, keys_written=10, source_offset=200, applied_offset=150))
+        if checkpoints is not None:
+            source = spec.source.endpoint.address if spec.source.endpoint else "files"
+            await checkpoints.save(Checkpoint(source=source, replid="f" * 40, offset=150))
         assert stop is not None
         await stop.wait()
         return snap(Phase.STOPPED, keys_written=10)
