@@ -1,0 +1,250 @@
+"""Reader over AOF backups: plain AOF, AOF with an RDB preamble, Redis 7 multi-part AOF, archives.
+
+Each path is one of: a file (RDB, plain AOF, or RDB preamble + RESP tail, told apart by its
+first bytes like the server does); a multi-part AOF directory or its ``.manifest`` (the base,
+then every incr file in manifest order; history files are never replayed); an archive
+(``sources.archive_kind``) whose members are each read as a file. The RDB part goes through the
+RDB parser and the pipeline's transform (RESTORE fast path); commands are sent as they are, with
+SELECT turned into ``Entry.db`` through the same transform's db mapping.
+
+Loading rules follow ``loadSingleAppendOnlyFile``: a MULTI ... EXEC block is sent whole (one
+batch, so a cluster writer can route it); a partial last command or an unfinished MULTI at the end
+of the last file of a set is dropped with a warning and the import ends at the last whole command
+(``aof-load-truncated yes``); the same in an earlier file of a multi-part set, or damage anywhere,
+is an error naming the file and offset, raised after every whole command before it was yielded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.readers._aof_load import FileLoad, SourceProgress
+from cachemigrate.engine.readers.base import ReaderProgress, RecordTransform, TransformFactory
+from cachemigrate.engine.readers.rdb_file import Opener, open_local
+from cachemigrate.engine.sources import CountingReader, Source, archive_kind, archive_members
+from cachemigrate.engine.spec import PipelineOptions
+from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.errors import AofFormatError, ConfigError
+from cachemigrate.formats.aof import parse_manifest
+from cachemigrate.formats.rdb.model import RdbHeader
+
+__all__ = ["AofFileReader", "SourceProgress"]
+
+CHUNK = 8 << 20
+BATCH_ENTRIES = 2048
+BATCH_BYTES = 4 << 20
+_MANIFEST_MAX = 1 << 20
+_COMMANDS_HEADER = RdbHeader("REDIS", 9)  # the transform of a file without RDB: only its db mapping
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    path: str
+    archive: bool = False
+    last_of_set: bool = True  # a truncated tail is accepted only in the last file of a set
+    set_name: str = ""  # the manifest, for files of a multi-part set
+
+
+class AofFileReader:
+    """Reads each path in turn; entries carry the byte offset reached across all sources."""
+
+    source_kind = "aof_file"
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        options: PipelineOptions,
+        *,
+        transform_factory: TransformFactory,
+        events: EventSink,
+        opener: Opener = open_local,
+        read_hook: Callable[[int], object] | None = None,
+        accelerated: bool | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.options = options
+        self.transform_factory = transform_factory
+        self.events = events
+        self.opener = opener
+        self.read_hook = read_hook  # awaited per chunk when it returns an awaitable (bandwidth)
+        self.accelerated = accelerated
+        self.sources: list[SourceProgress] = []  # one per file or archive member, as reached
+        self.truncated: list[SourceProgress] = []
+        self._stopped = False
+        self._bytes_read = 0  # raw bytes of finished units (compressed for archives)
+        self._unit_read: Callable[[], int] = lambda: 0
+        self._bytes_total: int | None = None
+        self._offset = 0  # cumulative (decompressed) offset across sources
+        self._command_tf: RecordTransform | None = None
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def progress(self) -> ReaderProgress:
+        cur = self.sources[-1] if self.sources else None
+        keys = sum(s.keys for s in self.sources)
+        commands = sum(s.commands for s in self.sources)
+        return ReaderProgress(
+            phase=Phase.FULL,
+            bytes_read=self._bytes_read + self._unit_read(),
+            bytes_total=self._bytes_total,
+            keys_read=keys + commands,
+            message=f"{cur.name}: {cur.keys} keys, {cur.commands} commands" if cur else "",
+        )
+
+    def checkpoint(self, applied_offset: int) -> Checkpoint | None:
+        return None  # a file import is re-run from the start
+
+    # ---- planning ------------------------------------------------------------------------
+
+    def _plan(self) -> list[_Unit]:
+        units: list[_Unit] = []
+        for given in self.paths:
+            path = _find_manifest(given) if not given.startswith("s3://") and os.path.isdir(given) else given
+            if path.endswith(".manifest"):
+                units += self._manifest_units(path)
+            elif archive_kind(path) is not None:
+                units.append(_Unit(path, archive=True))
+            else:
+                units.append(_Unit(path))
+        sizes = [_local_size(u.path) for u in units]
+        self._bytes_total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+        return units
+
+    def _manifest_units(self, path: str) -> list[_Unit]:
+        fh, _, name = self.opener(path)
+        try:
+            data = fh.read(_MANIFEST_MAX + 1)
+        finally:
+            fh.close()
+        if len(data) > _MANIFEST_MAX:
+            raise AofFormatError("AOF manifest is too large", offset=_MANIFEST_MAX, source=name)
+        files = parse_manifest(data, source=name).replay
+        join = posixpath.join if path.startswith("s3://") else os.path.join
+        folder = posixpath.dirname(path) if path.startswith("s3://") else os.path.dirname(path)
+        for f in files:
+            p = join(folder, f.name)
+            if not path.startswith("s3://") and not os.path.isfile(p):
+                raise ConfigError(f"{p}: listed in {name} but missing")
+        return [_Unit(join(folder, f.name), False, i == len(files) - 1, name) for i, f in enumerate(files)]
+
+    # ---- reading -------------------------------------------------------------------------
+
+    async def batches(self) -> AsyncIterator[list[Entry]]:
+        loop = asyncio.get_running_loop()
+        units = await loop.run_in_executor(None, self._plan)
+        for unit in units:
+            fh, size, name = await loop.run_in_executor(None, self.opener, unit.path)
+            if size is not None and self._bytes_total is None and len(units) == 1:
+                self._bytes_total = size
+            try:
+                if unit.archive:
+                    counting = CountingReader(fh)
+                    self._unit_read = counting.tell_count
+                    async for batch in self._archive(counting, name):
+                        yield batch
+                        if self._stopped:
+                            return
+                else:
+                    src = SourceProgress(name, size)
+                    self._unit_read = src.read_so_far
+                    async for batch in self._file(fh, src, unit.last_of_set):
+                        yield batch
+                        if self._stopped:
+                            return
+            finally:
+                self._bytes_read += self._unit_read()
+                self._unit_read = lambda: 0
+                await loop.run_in_executor(None, fh.close)
+
+    async def _archive(self, fh: CountingReader, name: str) -> AsyncIterator[list[Entry]]:
+        loop = asyncio.get_running_loop()
+        kind = archive_kind(name)
+        assert kind is not None
+        members: Iterator[Source] = archive_members(cast(BinaryIO, fh), name, kind)
+        while True:
+            item: Source | None = await loop.run_in_executor(None, next, members, None)
+            if item is None:
+                return
+            mfh, msize, mname = item
+            if mname.endswith(".manifest"):
+                self.events.log(LogLevel.WARNING, f"{mname}: multi-part AOF manifests inside an "
+                                "archive are not followed; its files are read in archive order")
+                continue
+            async for batch in self._file(mfh, SourceProgress(mname, msize), True, skip_unknown=True):
+                yield batch
+                if self._stopped:
+                    return
+
+    async def _file(
+        self, fh: BinaryIO, src: SourceProgress, last: bool, *, skip_unknown: bool = False
+    ) -> AsyncIterator[list[Entry]]:
+        self.sources.append(src)
+        load = FileLoad(src, self._offset, last=last, options=self.options, events=self.events,
+                        transform_factory=self.transform_factory, command_tf=self._commands_transform,
+                        accelerated=self.accelerated)
+        loop = asyncio.get_running_loop()
+        batch: list[Entry] = []
+        nbytes = 0
+        try:
+            while True:
+                # In a thread: a bucket or archive stream may block while replies are read.
+                data = await loop.run_in_executor(None, fh.read, CHUNK)
+                if not data:
+                    break
+                if self.read_hook is not None:
+                    pending = self.read_hook(len(data))
+                    if asyncio.iscoroutine(pending):
+                        await pending
+                for group in load.feed(data):
+                    batch += group
+                    nbytes += sum(e.size or 64 for e in group)
+                    if len(batch) >= BATCH_ENTRIES or nbytes >= BATCH_BYTES:
+                        yield batch
+                        batch, nbytes = [], 0
+                        if self._stopped:
+                            return
+            for group in load.finish():
+                batch += group
+        except AofFormatError as exc:
+            if skip_unknown and exc.offset == 0 and load.unknown:
+                self.events.log(LogLevel.WARNING, f"{src.name}: not an RDB or AOF file, skipped")
+                src.state = "skipped"
+                return
+            if batch:
+                yield batch  # every whole command before the damage is kept
+            src.state = "failed"
+            raise
+        finally:
+            self._offset += src.bytes_read
+        if src.state == "truncated":
+            self.truncated.append(src)
+        if batch:
+            yield batch
+
+    def _commands_transform(self) -> RecordTransform:
+        if self._command_tf is None:
+            self._command_tf = self.transform_factory(_COMMANDS_HEADER)
+        return self._command_tf
+
+
+def _find_manifest(folder: str) -> str:
+    found = sorted(f for f in os.listdir(folder) if f.endswith(".manifest"))
+    if len(found) != 1:
+        what = "no *.manifest" if not found else f"several manifests ({', '.join(found)})"
+        raise ConfigError(f"{folder}: {what}; give the multi-part AOF's manifest file")
+    return os.path.join(folder, found[0])
+
+
+def _local_size(path: str) -> int | None:
+    try:
+        return None if path.startswith("s3://") else os.path.getsize(path)
+    except OSError:
+        return None

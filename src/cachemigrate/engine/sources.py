@@ -1,0 +1,311 @@
+"""Where backup files come from: local paths, ``s3://bucket/key`` objects, and archives of them.
+
+Openers have the ``rdb_file.Opener`` shape (path -> stream, size or None, display name) and
+stream: nothing is read whole into memory or downloaded whole to disk.
+- S3 objects are read from ``get_object()['Body']`` as the reader asks for bytes.
+- ``.zip`` needs random access (its directory is at the end): on S3 it is read through
+  ``S3RangeFile``, a seekable file over ranged GETs with one cached block; a non-seekable stream
+  from a custom opener is spooled to a temporary file (the only case that copies to disk).
+- ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz`` are read in stream mode (``r|*``);
+  single-file ``.gz``/``.bz2``/``.xz`` are decompressed as they are read.
+Each archive member is its own source: ``archive_members`` yields them one at a time, in archive
+order, named ``archive!member``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Literal, cast
+
+from cachemigrate.engine.readers.rdb_file import Opener, open_local
+from cachemigrate.errors import ConfigError, MigrationError
+
+__all__ = [
+    "ArchiveKind",
+    "CountingReader",
+    "S3RangeFile",
+    "S3Settings",
+    "Source",
+    "archive_kind",
+    "archive_members",
+    "make_opener",
+    "open_local",
+    "parse_s3_url",
+]
+
+Source = tuple[BinaryIO, int | None, str]
+ArchiveKind = Literal["zip", "tar", "gz", "bz2", "xz"]
+
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+_SINGLE: dict[str, ArchiveKind] = {".gz": "gz", ".bz2": "bz2", ".xz": "xz"}
+_UNSUPPORTED = (".7z", ".rar", ".zst", ".zstd", ".lz4", ".br", ".z", ".lzma", ".arj", ".cab")
+_RANGE_BLOCK = 8 << 20
+_SPOOL_MEMORY = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class S3Settings:
+    """How to reach an S3-compatible store. Unset fields fall back to boto3's own lookup."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    path_style: bool = False  # bucket in the path (MinIO, most S3-compatible stores)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
+        e = os.environ if env is None else env
+        return cls(
+            endpoint_url=e.get("CACHEMIGRATE_S3_ENDPOINT_URL") or e.get("AWS_ENDPOINT_URL_S3")
+            or e.get("AWS_ENDPOINT_URL") or None,
+            region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or None,
+            access_key_id=e.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=e.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=e.get("AWS_SESSION_TOKEN") or None,
+            path_style=e.get("CACHEMIGRATE_S3_PATH_STYLE", "").lower() in ("1", "true", "yes"),
+        )
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            s3={"addressing_style": "path" if self.path_style else "auto"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            read_timeout=120,
+        )
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint_url, region_name=self.region,
+            aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token, config=config,
+        )
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    rest = url[5:] if url.startswith("s3://") else ""
+    bucket, _, key = rest.partition("/")
+    if not bucket or not key or key.endswith("/"):
+        raise ConfigError(f"{url}: expected s3://bucket/key of one object")
+    return bucket, key
+
+
+def _s3_error(url: str, exc: Exception) -> Exception:
+    """A ConfigError (missing, denied) or MigrationError (unreachable) that names the object."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        msg = str(err.get("Message", "")) or code
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return ConfigError(f"{url}: no such object in the bucket")
+        if code == "NoSuchBucket":
+            return ConfigError(f"{url}: no such bucket")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
+                    "ExpiredToken", "InvalidToken", "Forbidden"):
+            return ConfigError(f"{url}: access denied ({code}: {msg}); check the S3 credentials")
+        return MigrationError(f"{url}: S3 error {code}: {msg}")
+    if isinstance(exc, NoCredentialsError):
+        return ConfigError(f"{url}: no S3 credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+    if isinstance(exc, BotoCoreError):
+        return MigrationError(f"{url}: cannot read from S3: {exc}")
+    return exc
+
+
+class S3RangeFile(io.RawIOBase):
+    """A read-only seekable file over one S3 object: ranged GETs of ``block`` bytes, one cached."""
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int, *, block: int = _RANGE_BLOCK) -> None:
+        super().__init__()
+        self.name = f"s3://{bucket}/{key}"
+        self._client, self._bucket, self._key = client, bucket, key
+        self.size = size
+        self._block = block
+        self._pos = 0
+        self._cache_at = 0
+        self._cache = b""
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        if self._pos >= self.size or not len(view):
+            return 0
+        rel = self._pos - self._cache_at
+        if not 0 <= rel < len(self._cache):
+            self._fetch(self._pos)
+            rel = 0
+        n = min(len(view), len(self._cache) - rel)
+        view[:n] = self._cache[rel : rel + n]
+        self._pos += n
+        return n
+
+    def _fetch(self, at: int) -> None:
+        end = min(self.size, at + max(self._block, 1)) - 1
+        try:
+            resp = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={at}-{end}")
+            data = resp["Body"].read()
+        except Exception as exc:
+            raise _s3_error(self.name, exc) from exc
+        self.requests += 1
+        self._cache_at, self._cache = at, data
+
+
+def _open_s3(url: str, client: Any, *, seekable: bool) -> Source:
+    bucket, key = parse_s3_url(url)
+    try:
+        if seekable:
+            head = client.head_object(Bucket=bucket, Key=key)
+            size = int(head["ContentLength"])
+            raw: BinaryIO = cast(BinaryIO, S3RangeFile(client, bucket, key, size))
+            return raw, size, url
+        resp = client.get_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        raise _s3_error(url, exc) from exc
+    return cast(BinaryIO, resp["Body"]), int(resp.get("ContentLength") or 0) or None, url
+
+
+def make_opener(s3: S3Settings | None = None) -> Opener:
+    """An opener for local paths and ``s3://`` URLs (``.zip`` objects come back seekable)."""
+    client: list[Any] = []
+
+    def open_any(path: str) -> Source:
+        if path.startswith("s3://"):
+            if not client:
+                client.append((s3 or S3Settings.from_env()).client())
+            return _open_s3(path, client[0], seekable=archive_kind(path) == "zip")
+        if "://" in path:
+            raise ConfigError(f"{path}: unsupported URL scheme (use a local path or s3://bucket/key)")
+        return open_local(path)
+
+    return open_any
+
+
+# ---- archives --------------------------------------------------------------------------------
+
+
+def archive_kind(path: str) -> ArchiveKind | None:
+    """The archive or compression format by file name; ConfigError for ones we do not read."""
+    low = path.lower().rstrip("/")
+    if low.endswith(".zip"):
+        return "zip"
+    if low.endswith(_TAR_SUFFIXES):
+        return "tar"
+    for suffix, kind in _SINGLE.items():
+        if low.endswith(suffix):
+            return kind
+    if low.endswith(_UNSUPPORTED):
+        raise ConfigError(
+            f"{path}: unsupported archive format (read: .zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz, .gz)"
+        )
+    return None
+
+
+def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Iterator[Source]:
+    """Each regular member in archive order. A member's stream is valid until the next one."""
+    try:
+        if kind == "zip":
+            yield from _zip_members(fh, name)
+        elif kind == "tar":
+            with tarfile.open(fileobj=fh, mode="r|*") as tf:
+                for m in tf:
+                    if m.isfile():
+                        member = tf.extractfile(m)
+                        if member is not None:
+                            yield cast(BinaryIO, member), m.size, f"{name}!{m.name}"
+        else:
+            opener: Callable[[BinaryIO], BinaryIO] = {
+                "gz": lambda f: cast(BinaryIO, gzip.GzipFile(fileobj=f, mode="rb")),
+                "bz2": lambda f: cast(BinaryIO, bz2.BZ2File(f)),
+                "xz": lambda f: cast(BinaryIO, lzma.LZMAFile(f)),  # noqa: SIM115 - closed with fh
+            }[kind]
+            yield opener(fh), None, name.rsplit(".", 1)[0]
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile, lzma.LZMAError) as exc:
+        raise MigrationError(f"{name}: cannot read the archive: {exc}") from exc
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        raise MigrationError(f"{name}: cannot read the archive: {exc}") from exc
+
+
+def _zip_members(fh: BinaryIO, name: str) -> Iterator[Source]:
+    spool: BinaryIO | None = None
+    if not fh.seekable():
+        spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY))  # noqa: SIM115
+        shutil.copyfileobj(fh, spool, 1 << 20)
+        spool.seek(0)
+        fh = spool
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                with zf.open(info) as member:
+                    yield cast(BinaryIO, member), info.file_size, f"{name}!{info.filename}"
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+class CountingReader(io.RawIOBase):
+    """Counts the bytes read through it (compressed bytes of an archive, for progress)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        try:
+            return bool(self.raw.seekable())
+        except AttributeError:
+            return False
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self.raw.read(len(view))
+        n = len(data)
+        view[:n] = data
+        self.count += n
+        return n
+
+    def tell_count(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()

@@ -1,0 +1,382 @@
+"""AOF formats, sans-IO: the multi-part manifest and a streaming command splitter.
+
+``parse_manifest`` reads a Redis 7 ``<appendfilename>.manifest`` the way ``aofLoadManifestFromFile``
+does (``sdssplitargs`` quoting, ``#`` comment lines, unknown key/value pairs allowed, at most one
+base, increasing incr sequence numbers). History files (type ``h``) are listed but never replayed.
+
+``AofSplitter`` turns the RESP part of an AOF (a whole plain AOF, or the tail after an RDB
+preamble) into commands with their exact file offsets. The splitting itself is
+``protocol.resp.parse_commands`` (hiredis when available); this module adds what an AOF loader
+needs around it: ``#`` annotation lines (``#TS:<unix>``) are skipped, anything that is not
+``*``-framed is a format error naming its offset, and at the end of the file a partial last
+command is told apart from damage (a truncated tail can be dropped like ``aof-load-truncated``;
+a malformed one cannot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from cachemigrate.errors import AofFormatError, ProtocolError
+from cachemigrate.protocol.resp import parse_commands
+
+__all__ = [
+    "RDB_MAGICS",
+    "AofCommand",
+    "AofSplitter",
+    "Manifest",
+    "ManifestFile",
+    "Truncation",
+    "is_rdb_start",
+    "parse_manifest",
+    "split_args",
+]
+
+RDB_MAGICS: Final = (b"REDIS", b"VALKEY")
+_MAX_HEADER = 32  # "*<argc>" / "$<len>" lines are short; a longer one is damage, not a partial line
+_STAR, _DOLLAR, _HASH = 42, 36, 35
+
+
+def is_rdb_start(head: bytes) -> bool:
+    """True when a file starts with an RDB (an RDB file, a multi-part base, an RDB preamble)."""
+    return head.startswith(RDB_MAGICS)
+
+
+# ---- manifest ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFile:
+    name: str
+    seq: int
+    type: str  # "b" base, "i" incr, "h" history (never replayed)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    base: ManifestFile | None
+    incrs: tuple[ManifestFile, ...]
+    history: tuple[ManifestFile, ...] = field(default=())
+
+    @property
+    def replay(self) -> tuple[ManifestFile, ...]:
+        """The files to load, in order: the base, then every incr in manifest order."""
+        return ((self.base,) if self.base else ()) + self.incrs
+
+
+_ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a"}
+
+
+def split_args(line: str) -> list[str] | None:
+    """``sdssplitargs``: whitespace-separated words, "double" (with C escapes) or 'single' quoted.
+
+    Returns None where sdssplitargs returns NULL: unbalanced quotes, or a closing quote not
+    followed by a space.
+    """
+    out: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i].isspace():
+            i += 1
+        if i >= n:
+            return out
+        cur: list[str] = []
+        while i < n and line[i] not in " \n\r\t\0":
+            c = line[i]
+            if c in "\"'":
+                i = _quoted(line, i + 1, c, cur)
+                if i < 0:
+                    return None
+                break  # a closing quote ends the word
+            cur.append(c)
+            i += 1
+        out.append("".join(cur))
+
+
+def _quoted(line: str, i: int, quote: str, cur: list[str]) -> int:
+    """Append the quoted part starting at ``i`` to ``cur``; the index after it, or -1 (NULL)."""
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == quote:
+            return i + 1 if i + 1 >= n or line[i + 1].isspace() else -1
+        if c == "\\" and i + 1 < n:
+            nxt = line[i + 1]
+            if quote == "'":
+                if nxt == "'":
+                    cur.append("'")
+                    i += 2
+                    continue
+            elif nxt == "x" and _is_hex(line[i + 2 : i + 4]):
+                cur.append(chr(int(line[i + 2 : i + 4], 16)))
+                i += 4
+                continue
+            else:
+                cur.append(_ESCAPES.get(nxt, nxt))
+                i += 2
+                continue
+        cur.append(c)
+        i += 1
+    return -1
+
+
+def _is_hex(s: str) -> bool:
+    return len(s) == 2 and all(c in "0123456789abcdefABCDEF" for c in s)
+
+
+def parse_manifest(data: bytes, *, source: str | None = None) -> Manifest:
+    """Parse a manifest; AofFormatError names the source and the byte offset of the bad line."""
+    base: ManifestFile | None = None
+    incrs: list[ManifestFile] = []
+    history: list[ManifestFile] = []
+    max_seq = 0
+    offset = 0
+    lines = 0
+    for raw in data.splitlines(keepends=True):
+        where = offset
+        offset += len(raw)
+        lines += 1
+        if raw.startswith(b"#"):
+            continue
+
+        def bad(reason: str, at: int = where) -> AofFormatError:
+            return AofFormatError(f"invalid AOF manifest: {reason}", offset=at, source=source)
+
+        line = raw.decode("utf-8", "surrogateescape").strip(" \t\r\n")
+        if not line:
+            raise bad("empty line")
+        argv = split_args(line)
+        if argv is None or len(argv) < 6 or len(argv) % 2:
+            raise bad(f"expected 'file <name> seq <n> type <b|h|i>', got {line[:80]!r}")
+        name: str | None = None
+        seq = 0
+        kind = ""
+        for k, v in zip(argv[::2], argv[1::2], strict=True):
+            key = k.lower()
+            if key == "file":
+                name = v
+            elif key == "seq":
+                seq = _atoll(v)
+            elif key == "type":
+                kind = v[:1]
+            # other keys: forward compatibility, ignored like the server does
+        if not name or not seq or not kind:
+            raise bad(f"file, seq and type are all required: {line[:80]!r}")
+        if "/" in name or name in (".", ".."):
+            raise bad(f"file can't be a path, just a filename: {name!r}")
+        entry = ManifestFile(name, seq, kind)
+        if kind == "b":
+            if base is not None:
+                raise bad("found duplicate base file information")
+            base = entry
+        elif kind == "h":
+            history.append(entry)
+        elif kind == "i":
+            if seq <= max_seq:
+                raise bad(f"found a non-monotonic sequence number ({seq} after {max_seq})")
+            incrs.append(entry)
+            max_seq = seq
+        else:
+            raise bad(f"unknown AOF file type {kind!r}")
+    if lines == 0:
+        raise AofFormatError("found an empty AOF manifest", offset=0, source=source)
+    return Manifest(base, tuple(incrs), tuple(history))
+
+
+def _atoll(s: str) -> int:
+    # atoll: leading digits (with an optional sign), 0 when there are none
+    j = 1 if s[:1] in "+-" else 0
+    k = j
+    while k < len(s) and s[k].isdigit():
+        k += 1
+    return int(s[:k]) if k > j else 0
+
+
+# ---- command splitter ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AofCommand:
+    argv: list[bytes]
+    offset: int  # file offset of the command's first byte
+    size: int  # bytes from `offset` to the end of the command
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """A partial last command: the file ends ``nbytes`` into a command that starts at ``offset``."""
+
+    offset: int
+    nbytes: int
+
+
+class AofSplitter:
+    """Feed file bytes, pull whole commands with offsets; ``close()`` at the end of the file.
+
+    ``base_offset`` is the file offset of the first byte fed (the end of an RDB preamble).
+    Commands are returned in file order. When damage is found, the whole commands before it are
+    returned first and the AofFormatError is raised by the next ``commands()`` or ``close()``:
+    a loader keeps everything before the damage and then stops with the error.
+    """
+
+    __slots__ = ("_accelerated", "_base", "_buf", "_error", "source")
+
+    def __init__(
+        self, *, source: str | None = None, base_offset: int = 0, accelerated: bool | None = None
+    ) -> None:
+        self.source = source
+        self._buf = b""
+        self._base = base_offset  # file offset of _buf[0]
+        self._accelerated = accelerated
+        self._error: AofFormatError | None = None
+
+    @property
+    def offset(self) -> int:
+        """File offset up to which the input has been split into whole commands."""
+        return self._base
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if data:
+            self._buf = self._buf + bytes(data) if self._buf else bytes(data)
+
+    def commands(self) -> list[AofCommand]:
+        if self._error is not None:
+            raise self._error
+        out: list[AofCommand] = []
+        buf = self._buf
+        n = len(buf)
+        pos = 0
+        try:
+            while pos < n:
+                c = buf[pos]
+                if c == _HASH:  # annotation line, e.g. "#TS:1700000000"
+                    nl = buf.find(b"\n", pos)
+                    if nl < 0:
+                        break
+                    pos = nl + 1
+                    continue
+                if c != _STAR:
+                    raise self._bad(pos, f"expected '*' at the start of a command, got {buf[pos:pos + 1]!r}")
+                # Hand the parser runs that hold no annotation, so that hiredis splits them all.
+                cut = buf.find(b"\n#", pos)
+                end = n if cut < 0 else cut + 1
+                done = self._split(buf, pos, end, out)
+                if done == pos and end < n:
+                    done = self._split(buf, pos, n, out)  # the "\n#" was inside a value
+                if done == pos:
+                    problem = _first_problem(buf, pos)
+                    if problem[1] is not None:
+                        raise self._bad(problem[0], problem[1])
+                    break
+                pos = done
+        except AofFormatError as exc:
+            if not out:
+                raise
+            self._error = exc
+        self._buf = buf[pos:]
+        self._base += pos
+        return out
+
+    def close(self) -> Truncation | None:
+        """End of file: None when it ended after a whole command, else where the partial one starts."""
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        if not buf or (buf[0] == _HASH and b"\n" not in buf):
+            return None  # nothing, or a last annotation line without its newline
+        at, reason = _first_problem(buf, 0)
+        if reason is not None:
+            raise self._bad(at, reason)
+        return Truncation(self._base + at, len(buf) - at)
+
+    def _split(self, buf: bytes, pos: int, end: int, out: list[AofCommand]) -> int:
+        data = buf if pos == 0 and end == len(buf) else buf[pos:end]
+        try:
+            cmds, sizes, consumed = parse_commands(data, accelerated=self._accelerated)
+        except ProtocolError:
+            at, reason = _first_problem(buf, pos)
+            if at > pos:
+                self._split(buf, pos, at, out)  # the whole commands before the damage
+            raise self._bad(at, reason or "malformed command") from None
+        start = pos
+        base = self._base
+        for argv, size in zip(cmds, sizes, strict=True):
+            s = start
+            start += size
+            first = buf[s]
+            if first == _STAR:
+                if not argv:
+                    raise self._bad(s, "bad argument count 0")
+                out.append(AofCommand(argv, base + s, size))
+            elif first != _HASH:  # an inline command or a bare newline: not AOF framing
+                raise self._bad(s, f"expected '*' at the start of a command, got {buf[s:s + 1]!r}")
+        return pos + consumed
+
+    def _bad(self, at: int, reason: str) -> AofFormatError:
+        return AofFormatError(f"bad AOF format: {reason}", offset=self._base + at, source=self.source)
+
+
+def _header(buf: bytes, pos: int) -> tuple[int | None, int, str | None]:
+    """Read "<digits>\\r\\n" at pos: (value or None when incomplete, next pos, problem)."""
+    nl = buf.find(b"\r\n", pos, pos + _MAX_HEADER)
+    digits = buf[pos:nl] if nl >= 0 else buf[pos : pos + _MAX_HEADER]
+    if nl < 0 and pos + len(digits) == len(buf) and digits.endswith(b"\r"):
+        digits = digits[:-1]  # the buffer ends between CR and LF
+    if not digits.isdigit() and not (nl < 0 and not digits):
+        return None, pos, f"bad length line {digits[:_MAX_HEADER]!r}"
+    if nl < 0:
+        if len(digits) >= _MAX_HEADER - 2:
+            return None, pos, "length line not terminated by CRLF"
+        return None, pos, None
+    return int(digits), nl + 2, None
+
+
+def _first_problem(buf: bytes, pos: int) -> tuple[int, str | None]:
+    """Walk the framing of whole commands from ``pos`` (the error path only; no values are made).
+
+    Returns (offset of the first command that is malformed or incomplete, problem or None when
+    it is merely incomplete); (len(buf), None) when every command is whole.
+    """
+    n = len(buf)
+    while pos < n:
+        start = pos
+        if buf[pos] == _HASH:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                return start, None
+            pos = nl + 1
+            continue
+        if buf[pos] != _STAR:
+            return start, f"expected '*' at the start of a command, got {buf[pos:pos + 1]!r}"
+        argc, pos, why = _header(buf, pos + 1)
+        if argc is None:
+            return start, why
+        if argc < 1:
+            return start, f"bad argument count {argc}"
+        for i in range(argc):
+            if pos >= n:
+                return start, None
+            if buf[pos] != _DOLLAR:
+                got = buf[pos : pos + 1]
+                return start, f"expected '$' for argument {i + 1} at offset +{pos - start}, got {got!r}"
+            size, pos, why = _header(buf, pos + 1)
+            if size is None:
+                return start, None if why is None else f"argument {i + 1}: {why}"
+            pos += size
+            if pos + 2 > n:
+                tail = buf[pos:n]
+                return start, None if b"\r\n".startswith(tail) else f"argument {i + 1} not followed by CRLF"
+            if buf[pos : pos + 2] != b"\r\n":
+                return start, f"argument {i + 1} not followed by CRLF"
+            pos += 2
+    return n, None
+

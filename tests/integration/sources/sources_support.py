@@ -1,0 +1,84 @@
+"""Helpers for the backup-source tests: load an AOF natively, import it with the reader, compare."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cachemigrate.engine.compare import CompareReport, compare
+from cachemigrate.engine.readers.aof_file import AofFileReader
+from cachemigrate.engine.readers.base import RecordTransform
+from cachemigrate.engine.readers.rdb_file import Opener, open_local
+from cachemigrate.engine.spec import PipelineOptions
+from cachemigrate.engine.status import RecordingSink
+from cachemigrate.engine.transform import Transformer
+from cachemigrate.engine.writers import WriterOptions, open_writer
+from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.probe import probe_target
+from support.corpus import CORPUS
+from support.servers import RedisServer
+
+GENERATED = CORPUS / "generated-local"
+
+
+@dataclass
+class Imported:
+    reader: AofFileReader
+    sink: RecordingSink
+    commands_written: int
+    failures: list[object] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        return [m for lvl, m in self.sink.logs if lvl.value == "warning"]
+
+
+async def import_paths(
+    paths: Sequence[str],
+    target: RedisServer,
+    *,
+    opener: Opener = open_local,
+    options: PipelineOptions | None = None,
+) -> Imported:
+    """Drive AofFileReader into a real target with the engine's writer (what run_pipeline does)."""
+    opts = options or PipelineOptions()
+    ep = Endpoint.from_url(target.url)
+    info = await probe_target(ep)
+
+    def factory(header: RdbHeader) -> RecordTransform:
+        return Transformer(opts, header, info)
+
+    sink = RecordingSink()
+    reader = AofFileReader(paths, opts, transform_factory=factory, events=sink, opener=opener)
+    writer = await open_writer(ep, WriterOptions(multi_db=True), info=info)
+    try:
+        try:
+            async for batch in reader.batches():
+                await writer.write(batch)
+        finally:
+            await writer.flush()
+    finally:
+        await writer.close()
+    return Imported(reader, sink, writer.stats.commands_written, list(writer.failures))
+
+
+def native_aof(
+    factory: Callable[..., RedisServer], tmp: Path, name: str, source: Path, *, multipart: bool
+) -> RedisServer:
+    """A real redis-server 7 that loaded ``source`` itself (one AOF file, or a multi-part folder)."""
+    server_dir = tmp / name
+    server_dir.mkdir(parents=True, exist_ok=True)
+    if multipart:
+        shutil.copytree(source, server_dir / "appendonlydir")
+    else:
+        shutil.copy(source, server_dir / "appendonly.aof")  # adopted as the base (aofUpgradePrepare)
+    return factory(name, args=[
+        "--appendonly", "yes", "--appenddirname", "appendonlydir",
+        "--appendfilename", "appendonly.aof", "--aof-load-truncated", "yes",
+    ])
+
+
+async def compare_servers(a: RedisServer, b: RedisServer) -> CompareReport:
+    return await compare(Endpoint.from_url(a.url), Endpoint.from_url(b.url))
