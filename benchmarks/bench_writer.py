@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.refs import cpu_seconds, dataset, ref_ingest, restore_file, source_server
+from benchmarks.refs import BENCH_DIR, cpu_seconds, dataset, ref_ingest, restore_file, source_server
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.writers import StandaloneWriter, WriterOptions
 from cachemigrate.protocol.endpoint import Endpoint
@@ -45,10 +45,12 @@ async def write_all(port: int, entries: list[Entry], chunk: int, options: Writer
     w = StandaloneWriter(Endpoint(port=port), options)
     await w.start()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     for i in range(0, len(entries), chunk):
         await w.write(entries[i : i + chunk])
     await w.flush()
     secs = time.perf_counter() - t0
+    print(f"  writer process cpu {time.process_time() - c0:.2f} s")
     await w.close()
     if w.stats.commands_failed or w.stats.commands_written != len(entries):
         raise RuntimeError(f"writer: {w.stats} {w.failures[:3]}")
@@ -81,12 +83,13 @@ def main() -> None:
     options = WriterOptions(batch_bytes=args.batch_kib << 10, accelerated=not args.python_reader)
     work = Path(tempfile.mkdtemp(prefix="bench-writer-"))
     try:
-        resp = dataset(args.scale, False, 0)
-        src = source_server(work, resp)
-        try:
-            restore = restore_file(src, work / "restore.resp")
-        finally:
-            src.stop()
+        restore = BENCH_DIR / f"restore-{args.scale}.resp"
+        if not restore.exists():
+            src = source_server(work, dataset(args.scale, False, 0))
+            try:
+                restore_file(src, work / "restore.resp").replace(restore)
+            finally:
+                src.stop()
         entries = load_entries(restore)
         print(f"{len(entries)} RESTORE entries, {restore.stat().st_size / 1e6:.0f} MB of commands")
         refs, mine = [], []

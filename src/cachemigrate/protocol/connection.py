@@ -171,6 +171,15 @@ class Connection:
         for chunk in chunks:
             write(chunk)
 
+    def set_write_buffer(self, high: int) -> None:
+        """Let ``drain`` wait only above ``high`` unsent bytes, and resume at half of it.
+
+        The asyncio default (64 KiB) would make a pipelining writer wait until the socket has
+        almost emptied before it packs more: the server then idles while we pack.
+        """
+        assert self._transport is not None
+        self._transport.set_write_buffer_limits(high=high, low=high // 2)
+
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
         if not self._can_write.is_set():

@@ -115,6 +115,7 @@ class StandaloneWriter:
         )
         self._conn = conn
         self._db = conn.db
+        conn.set_write_buffer(max(4 * self.options.batch_bytes, 8 << 20))
         conn.set_consumer(self._consume, self._lost)
 
     async def write(self, entries: Sequence[Entry]) -> None:

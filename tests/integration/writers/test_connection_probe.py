@@ -1,0 +1,120 @@
+"""Connection (AUTH, errors, TLS, loss) and the target probe against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from cachemigrate.errors import AuthError, ConnectionLostError, ServerError
+from cachemigrate.protocol.connection import Connection
+from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.probe import probe_target
+from support.servers import RedisServer, free_port, redis6_binary
+
+
+async def test_execute_and_mapped_errors(target_redis: RedisServer) -> None:
+    conn = await Connection.open(Endpoint.from_url(target_redis.url), db=4)
+    assert conn.db == 4
+    assert await conn.execute("SET", "k", 1) == b"OK"
+    assert await conn.execute("GET", "k") == b"1"
+    assert target_redis.client(db=4).get("k") == b"1"
+    await conn.execute("RPUSH", "l", "x")
+    with pytest.raises(ServerError) as info:
+        await conn.execute("GET", "l")
+    assert info.value.reply.startswith("WRONGTYPE") and info.value.command == b"GET"
+    results = await asyncio.gather(*(conn.execute("INCR", "n") for _ in range(50)))
+    assert results == list(range(1, 51))  # replies matched in order
+    await conn.close()
+    with pytest.raises(ConnectionLostError):
+        await conn.execute("PING")
+
+
+async def test_password_never_shown(redis_factory: Callable[..., RedisServer]) -> None:
+    server = redis_factory("pw", password="top-secret")
+    ep = Endpoint.from_url(f"redis://:wrong-secret@127.0.0.1:{server.port}")
+    with pytest.raises(AuthError) as info:
+        await Connection.open(ep)
+    assert "wrong-secret" not in str(info.value) and "***" in str(info.value)
+    conn = await Connection.open(Endpoint.from_url(server.url))
+    assert "top-secret" not in repr(conn)
+    await conn.close()
+    with pytest.raises(ConnectionLostError, match="could not connect"):
+        await Connection.open(Endpoint(port=free_port(), connect_timeout=2))
+
+
+async def test_server_shutdown_is_connection_lost(target_redis: RedisServer) -> None:
+    conn = await Connection.open(Endpoint.from_url(target_redis.url))
+    target_redis.kill()
+    with pytest.raises(ConnectionLostError):
+        for _ in range(100):
+            await conn.execute("PING")
+            await asyncio.sleep(0.01)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(san, False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_tls_insecure(redis_factory: Callable[..., RedisServer], tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path / "tls")
+    tls_port = free_port()
+    try:
+        server = redis_factory("tls", args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                                            "--tls-key-file", str(key), "--tls-auth-clients", "no"])
+    except RuntimeError as exc:  # pragma: no cover - a redis-server built without TLS
+        pytest.skip(f"redis-server without TLS: {exc}")
+    conn = await Connection.open(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}/0?insecure=1"))
+    assert await conn.execute("SET", "over-tls", "yes") == b"OK"
+    await conn.close()
+    assert server.client().get("over-tls") == b"yes"
+    with pytest.raises(ConnectionLostError):  # verification on: a self-signed cert is refused
+        await Connection.open(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}"))
+
+
+async def test_probe_redis7(target_redis: RedisServer) -> None:
+    target_redis.client(db=3).set("a", 1)
+    info = await probe_target(Endpoint.from_url(target_redis.url))
+    assert info.vendor == "redis" and info.version[:2] == (7, 0) and info.rdb_version == 10
+    assert not info.cluster and info.databases == 16 and info.keyspace == {3: 1}
+    assert info.accepts_rdb(10) and not info.accepts_rdb(11)
+    assert "redis 7.0" in info.describe()
+
+
+async def test_probe_redis6(redis_factory: Callable[..., RedisServer]) -> None:
+    binary = redis6_binary()
+    if binary is None:  # pragma: no cover
+        pytest.skip("no Redis 6 binary")
+    server = redis_factory("r6", binary=binary, args=["--databases", "4"])
+    info = await probe_target(Endpoint.from_url(server.url))
+    assert info.version == (6, 0, 9) and info.rdb_version == 9 and info.databases == 4
+
+
+async def test_probe_config_refused(target_redis: RedisServer) -> None:
+    target_redis.client().execute_command("ACL", "SETUSER", "noconfig", "on", ">pw", "~*", "+@all", "-config")
+    info = await probe_target(Endpoint.from_url(f"redis://noconfig:pw@127.0.0.1:{target_redis.port}"))
+    assert info.databases is None and info.rdb_version == 10

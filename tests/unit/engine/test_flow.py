@@ -1,0 +1,76 @@
+"""Byte budget and token bucket: waits happen exactly when they should, and never poll."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from cachemigrate.engine.flow import ByteBudget, TokenBucket
+from cachemigrate.errors import ConnectionLostError
+
+
+async def test_budget_waits_until_release() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(60)
+    await budget.acquire(40)
+    waiter = asyncio.create_task(budget.acquire(10))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    budget.release(5)
+    await asyncio.sleep(0.01)
+    assert not waiter.done()  # 95 + 10 > 100
+    budget.release(60)
+    await asyncio.wait_for(waiter, 1)
+    assert budget.in_flight == 45
+
+
+async def test_budget_admits_oversized_when_empty() -> None:
+    budget = ByteBudget(10)
+    await budget.acquire(1000)
+    waiter = asyncio.create_task(budget.acquire(1))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    budget.release(1000)
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_budget_failure_wakes_waiters() -> None:
+    budget = ByteBudget(10)
+    await budget.acquire(10)
+    waiter = asyncio.create_task(budget.acquire(5))
+    await asyncio.sleep(0)
+    budget.fail(ConnectionLostError("gone"))
+    with pytest.raises(ConnectionLostError):
+        await asyncio.wait_for(waiter, 1)
+    with pytest.raises(ConnectionLostError):
+        await budget.acquire(1)
+    with pytest.raises(ValueError):
+        ByteBudget(0)
+
+
+def test_bucket_delay_is_exact() -> None:
+    now = [100.0]
+    bucket = TokenBucket(1.0, burst=100_000, clock=lambda: now[0])
+    assert bucket.delay_for(100_000) == 0
+    bucket._tokens -= 100_000  # spent
+    assert bucket.delay_for(50_000) == pytest.approx(0.05)
+    now[0] += 0.05
+    assert bucket.delay_for(50_000) == pytest.approx(0.0)
+    assert TokenBucket(None).delay_for(10**12) == 0
+    with pytest.raises(ValueError):
+        TokenBucket(0)
+
+
+async def test_bucket_rate_is_respected() -> None:
+    bucket = TokenBucket(2.0, burst=100_000)  # 2 MB/s
+    t0 = time.monotonic()
+    for _ in range(6):
+        await bucket.consume(100_000)  # first is the burst, then 5 x 50 ms
+    elapsed = time.monotonic() - t0
+    assert 0.22 <= elapsed < 0.6
+    unlimited = TokenBucket(None)
+    t0 = time.monotonic()
+    await unlimited.consume(10**12)
+    assert time.monotonic() - t0 < 0.01
