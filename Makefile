@@ -38,11 +38,11 @@ redis-server:
 	    || { echo "could not install redis-server"; exit 1; }; }
 
 check: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy src
 
 test: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 

@@ -9,7 +9,7 @@ from typing import Protocol
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.status import EventSink, Phase
-from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, ValueChunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,18 @@ class Reader(Protocol):
     def stop(self) -> None: ...
 
 
-# Readers that walk an RDB get the transform only once they know the RDB header: the pipeline
-# hands them this factory (source header -> object with key/chunk/function methods).
-TransformFactory = Callable[[RdbHeader], object]
+class RecordTransform(Protocol):
+    """Turns RDB records into entries for the target (engine.transform.Transformer)."""
 
-__all__ = ["EventSink", "Reader", "ReaderProgress", "TransformFactory"]
+    def key(self, rec: KeyRecord) -> list[Entry]: ...
+
+    def chunk(self, chunk: ValueChunk) -> list[Entry]: ...
+
+    def function(self, fn: Function) -> list[Entry]: ...
+
+
+# Readers that walk an RDB get the transform only once they know the RDB header: the pipeline
+# hands them this factory.
+TransformFactory = Callable[[RdbHeader], RecordTransform]
+
+__all__ = ["EventSink", "Reader", "ReaderProgress", "RecordTransform", "TransformFactory"]

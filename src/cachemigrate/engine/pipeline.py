@@ -1,0 +1,232 @@
+"""The one place where a reader, the transform and a writer are wired together.
+
+``run_pipeline`` runs a migration to its end (files, full sync) or until ``stop`` is set
+(incremental), reports a status snapshot about once a second, saves checkpoints, and raises a
+``CacheMigrateError`` with a readable message when it gives up (after logging it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from cachemigrate.engine.checkpoint import CheckpointStore
+from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.flow import TokenBucket
+from cachemigrate.engine.readers.base import Reader, RecordTransform, TransformFactory
+from cachemigrate.engine.readers.rdb_file import RdbFileReader
+from cachemigrate.engine.spec import PipelineSpec, SourceKind
+from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel, Phase, StatusSnapshot
+from cachemigrate.engine.transform import Transformer
+from cachemigrate.engine.writers import open_writer
+from cachemigrate.engine.writers.base import Writer, WriterOptions
+from cachemigrate.errors import CacheMigrateError, ConfigError, MigrationError
+from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.protocol.probe import TargetInfo, probe_target
+
+STATUS_PERIOD = 1.0
+FAILURES_LOGGED = 100  # failed keys named one by one in the log; the rest are counted
+
+
+async def run_pipeline(
+    spec: PipelineSpec,
+    *,
+    events: EventSink,
+    checkpoints: CheckpointStore | None = None,
+    stop: asyncio.Event | None = None,
+) -> StatusSnapshot:
+    """Run one migration; see the module docstring."""
+    return await _Run(spec, events, checkpoints, stop or asyncio.Event()).run()
+
+
+class _Run:
+    def __init__(
+        self, spec: PipelineSpec, events: EventSink, checkpoints: CheckpointStore | None, stop: asyncio.Event
+    ) -> None:
+        self.spec = spec
+        self.events = events
+        self.checkpoints = checkpoints
+        self.stop = stop
+        self.started = time.time()
+        self.phase = Phase.CONNECTING
+        self.transforms: list[Transformer] = []
+        self.reader: Reader | None = None
+        self.writer: Writer | None = None
+        self.target: TargetInfo | None = None
+        self.failures_seen = 0
+        self._last_rate = (time.monotonic(), 0, 0)
+        self._rates = (0.0, 0.0)
+
+    # ---- the run -----------------------------------------------------------------------------
+
+    async def run(self) -> StatusSnapshot:
+        spec = self.spec
+        name = spec.name or spec.source.kind.value
+        self.events.log(LogLevel.INFO, f"{name}: connecting to target {spec.target.display_url()}")
+        reporter: asyncio.Task[None] | None = None
+        try:
+            self.target = await probe_target(spec.target)
+            self.writer = await open_writer(spec.target, self._writer_options(), info=self.target)
+            self.reader = await self._make_reader()
+            self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
+                            f"reading {self.reader.source_kind}")
+            if spec.options.flush_target:
+                await self.writer.write([Entry([b"FLUSHALL"], db=-1)])
+            self.phase = Phase.FULL
+            reporter = asyncio.create_task(self._report_loop())
+            await self._pump(self.reader, self.writer)
+            await self.writer.flush()
+            await self._save_checkpoint()
+        except CacheMigrateError as exc:
+            self.phase = Phase.FAILED
+            self.events.log(LogLevel.ERROR, f"{name}: {exc}")
+            self.events.status(self.snapshot(message=str(exc)))
+            raise
+        except OSError as exc:
+            self.phase = Phase.FAILED
+            msg = f"{name}: {exc.strerror or exc}"
+            self.events.log(LogLevel.ERROR, msg)
+            self.events.status(self.snapshot(message=msg))
+            raise MigrationError(msg) from exc
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+            if self.writer is not None:
+                with contextlib.suppress(CacheMigrateError, OSError):
+                    await self.writer.close()
+        self.phase = Phase.STOPPED if self.stop.is_set() else Phase.DONE
+        final = self.snapshot()
+        self.events.status(final)
+        self.events.log(LogLevel.INFO, f"{name}: {final.phase.value}: {final.keys_written} keys written, "
+                        f"{final.keys_failed} failed, {final.keys_skipped} skipped in {final.elapsed:.1f} s")
+        return final
+
+    async def _pump(self, reader: Reader, writer: Writer) -> None:
+        stop = self.stop
+        async for batch in reader.batches():
+            await writer.write(batch)
+            if stop.is_set():
+                reader.stop()
+                break
+
+    # ---- construction ------------------------------------------------------------------------
+
+    def _writer_options(self) -> WriterOptions:
+        o = self.spec.options
+        return WriterOptions(
+            replace=o.replace, max_bytes_in_flight=o.max_bytes_in_flight,
+            on_failure=self._on_failure, multi_db=o.db_mode.value == "keep",
+        )
+
+    def _transform_factory(self) -> TransformFactory:
+        assert self.target is not None
+        target = self.target
+
+        def make(header: RdbHeader) -> RecordTransform:
+            tf = Transformer(self.spec.options, header, target)
+            self.transforms.append(tf)
+            return tf
+
+        return make
+
+    async def _make_reader(self) -> Reader:
+        spec, o = self.spec, self.spec.options
+        src = spec.source
+        factory = self._transform_factory()
+        if src.kind is SourceKind.RDB_FILES:
+            if not src.paths:
+                raise ConfigError("no RDB file to import")
+            bucket = TokenBucket(o.bandwidth_mb) if o.bandwidth_mb else None
+            return RdbFileReader(
+                src.paths, o, transform_factory=factory, events=self.events,
+                read_hook=bucket.consume if bucket else None,
+            )
+        if src.kind in (SourceKind.SYNC, SourceKind.SCAN):
+            if src.endpoint is None:
+                raise ConfigError("an online migration needs a source URL")
+            start = await self.checkpoints.load() if self.checkpoints else None
+            if src.kind is SourceKind.SCAN:
+                from cachemigrate.engine.readers.scan import ScanReader
+
+                return ScanReader(src.endpoint, o, transform_factory=factory, events=self.events)
+            from cachemigrate.engine.readers.sync import SyncReader
+
+            return SyncReader(src.endpoint, o, transform_factory=factory, events=self.events, start=start)
+        raise ConfigError(f"source kind {src.kind.value} is not supported yet")
+
+    # ---- reporting ---------------------------------------------------------------------------
+
+    def _on_failure(self, failure: KeyFailure) -> None:
+        self.failures_seen += 1
+        if self.failures_seen <= FAILURES_LOGGED:
+            key = failure.key.decode(errors="backslashreplace") if failure.key is not None else "-"
+            self.events.log(LogLevel.ERROR, f"db {failure.db} key {key!r}: {failure.command} "
+                            f"refused by the target: {failure.error}")
+        elif self.failures_seen == FAILURES_LOGGED + 1:
+            self.events.log(LogLevel.ERROR, "more keys refused; only the count is kept from here on")
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_PERIOD)
+            await self._save_checkpoint()
+            self.events.status(self.snapshot())
+
+    async def _save_checkpoint(self) -> None:
+        if self.checkpoints is None or self.reader is None or self.writer is None:
+            return
+        cp = self.reader.checkpoint(self.writer.stats.applied_offset)
+        if cp is not None:
+            await self.checkpoints.save(cp)
+
+    def snapshot(self, message: str = "") -> StatusSnapshot:
+        r = self.reader.progress() if self.reader is not None else None
+        w = self.writer.stats if self.writer is not None else None
+        phase = self.phase
+        if r is not None and phase in (Phase.FULL, Phase.INCREMENTAL):
+            phase = r.phase
+        by_type: dict[str, int] = {}
+        expired = skipped_filter = 0
+        for tf in self.transforms:
+            for k, v in tf.keys_by_type.items():
+                by_type[k] = by_type.get(k, 0) + v
+            expired += tf.expired
+            skipped_filter += tf.unsupported_count
+        now = time.time()
+        if w is not None:
+            self._update_rates(w.commands_written, w.bytes_written)
+        return StatusSnapshot(
+            phase=phase,
+            source_kind=self.reader.source_kind if self.reader is not None else self.spec.source.kind.value,
+            started_at=self.started,
+            updated_at=now,
+            bytes_read=r.bytes_read if r else 0,
+            bytes_total=r.bytes_total if r else None,
+            keys_read=r.keys_read if r else 0,
+            keys_written=w.keys_written if w else 0,
+            keys_skipped=w.keys_skipped if w else 0,
+            keys_failed=(w.keys_failed if w else 0) + skipped_filter,
+            keys_expired=expired,
+            commands_written=w.commands_written if w else 0,
+            commands_failed=w.commands_failed if w else 0,
+            bytes_written=w.bytes_written if w else 0,
+            keys_by_type=by_type,
+            source_offset=r.source_offset if r else None,
+            applied_offset=w.applied_offset if w and r and r.source_offset is not None else None,
+            lag_seconds=r.lag_seconds if r else None,
+            caught_up=r.caught_up if r else False,
+            ops_per_sec=self._rates[0],
+            kb_per_sec=self._rates[1],
+            resumes_continue=r.resumes_continue if r else 0,
+            resumes_fullresync=r.resumes_fullresync if r else 0,
+            message=message or (r.message if r else ""),
+        )
+
+    def _update_rates(self, commands: int, nbytes: int) -> None:
+        t, c0, b0 = self._last_rate
+        now = time.monotonic()
+        if now - t >= 0.5:
+            self._rates = ((commands - c0) / (now - t), (nbytes - b0) / 1024 / (now - t))
+            self._last_rate = (now, commands, nbytes)
