@@ -51,6 +51,7 @@ _ZERO = b"0"
 _IDLETIME = b"IDLETIME"
 _FREQ = b"FREQ"
 _RESTORE_OVERHEAD = 64  # RESP framing and the fixed arguments, for Entry.size
+_CLOCK_EVERY = 64
 _UNSUPPORTED_KEEP = 10_000  # keys named in `unsupported`; the count goes on beyond
 
 
@@ -142,6 +143,8 @@ class Transformer:
         ]
         self._restore_tail: list[bytes] = [b"REPLACE", b"ABSTTL"] if options.replace else [b"ABSTTL"]
         self._dbs: dict[int, int | None] = {}
+        self._now = now_ms()
+        self._clock_left = _CLOCK_EVERY
         self._big: _BigKey | None = None
         self._decode: Callable[..., Value] = decode_value
         # counters
@@ -182,11 +185,19 @@ class Transformer:
     def key(self, rec: KeyRecord) -> list[Entry]:
         """Entries for one key: a RESTORE (fast path), or plain commands (rewrite path)."""
         exp = rec.expire_ms
-        if exp != NO_EXPIRE and exp < self._now_ms():
-            self.expired += 1
-            if rec.big:
-                self._big = _BigKey(rec.key, None, rec.type_byte, exp, rec.offset, "")
-            return []
+        if exp != NO_EXPIRE:
+            # The clock is read once per _CLOCK_EVERY keys with a TTL (a clock read costs as much
+            # as the rest of this path). A key that expires in between is still sent; the target
+            # drops it on arrival (past ABSTTL / PEXPIREAT), so only the counter lags.
+            self._clock_left -= 1
+            if self._clock_left <= 0:
+                self._clock_left = _CLOCK_EVERY
+                self._now = self._now_ms()
+            if exp < self._now:
+                self.expired += 1
+                if rec.big:
+                    self._big = _BigKey(rec.key, None, rec.type_byte, exp, rec.offset, "")
+                return []
         try:
             db = self._dbs[rec.db]
         except KeyError:

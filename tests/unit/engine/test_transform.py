@@ -93,6 +93,15 @@ def test_expired_keys_are_dropped_and_counted() -> None:
     assert t.expired == 2 and not t.keys_by_type
 
 
+def test_the_clock_is_read_once_per_64_keys_with_a_ttl() -> None:
+    clock = [NOW]
+    t = Transformer(PipelineOptions(), REDIS11, REDIS72, now_ms=lambda: clock[0])
+    clock[0] = NOW + 10_000
+    sent = [bool(t.key(rec(expire_ms=NOW + 5_000))) for _ in range(70)]
+    assert sent == [True] * 63 + [False] * 7  # expired once the clock is read again
+    assert t.expired == 7
+
+
 def test_footer_relabelled_for_an_older_target() -> None:
     t = make(target=REDIS70)
     [e] = t.key(rec(type_byte=0))
