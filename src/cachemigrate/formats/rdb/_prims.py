@@ -96,6 +96,8 @@ def read_string(buf: bytes, pos: int) -> tuple[bytes, int]:
 def lzf_decompress(data: bytes, ulen: int) -> bytes:
     if ulen == 0:
         return b""
+    if ulen > 300 * len(data) + 64:  # LZF cannot expand that much: a corrupt length, not a bomb
+        raise Malformed(f"LZF claims {ulen} bytes from {len(data)} compressed bytes")
     try:
         out = lzf.decompress(data, ulen + 1)
     except ValueError as exc:

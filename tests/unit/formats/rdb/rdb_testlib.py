@@ -71,7 +71,8 @@ def merged_values(records: Sequence[Record], header: RdbHeader) -> list[tuple[in
             if r.big:
                 pending, acc = r, None
             else:
-                out.append((r.db, r.key, r.type_byte, decode_value(r.type_byte, r.value, header=header)))
+                value = decode_value(r.type_byte, r.value, header=header, key=r.key, offset=r.offset)
+                out.append((r.db, r.key, r.type_byte, value))
         elif isinstance(r, ValueChunk):
             assert pending is not None and r.key == pending.key
             acc = r.value if acc is None else merge(acc, r.value)
