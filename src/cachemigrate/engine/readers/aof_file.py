@@ -91,9 +91,12 @@ class AofFileReader:
         cur = self.sources[-1] if self.sources else None
         keys = sum(s.keys for s in self.sources)
         commands = sum(s.commands for s in self.sources)
+        done = self._bytes_read + self._unit_read()
+        if self._bytes_total is not None:
+            done = min(done, self._bytes_total)  # a zip's directory is read more than once
         return ReaderProgress(
             phase=Phase.FULL,
-            bytes_read=self._bytes_read + self._unit_read(),
+            bytes_read=done,
             bytes_total=self._bytes_total,
             keys_read=keys + commands,
             message=f"{cur.name}: {cur.keys} keys, {cur.commands} commands" if cur else "",
