@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -14,7 +15,15 @@ from cachemigrate.protocol.cluster import key_slot
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
-from support.servers import RedisCluster
+from support.servers import RedisCluster, start_cluster
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """One cluster for this module (forming one takes seconds): the tests use distinct slots."""
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    yield cluster
+    cluster.stop()
 
 
 def _node_ids(cluster: RedisCluster) -> list[str]:
@@ -45,6 +54,8 @@ async def test_keyslot_agrees_with_server(redis_cluster: RedisCluster) -> None:
 
 
 async def test_keys_spread_over_every_master(redis_cluster: RedisCluster) -> None:
+    for n in redis_cluster.nodes:
+        n.client().flushall()
     info = await probe_target(Endpoint.from_url(redis_cluster.url))
     assert info.cluster and info.databases == 1
     w = await open_writer(Endpoint.from_url(redis_cluster.url), WriterOptions(), info=info)

@@ -14,6 +14,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import cast
 
 from cachemigrate.engine.entry import Entry
@@ -39,6 +40,11 @@ RedirectHandler = Callable[[Entry, str], bool]
 
 _REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
 _SELECT = b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%d\r\n"
+_RUN = 256  # entries packed per C-level pass
+_get_argv = attrgetter("argv")
+_get_db = attrgetter("db")
+_get_size = attrgetter("size")
+_get_tag = attrgetter("tag")
 
 
 def pack_entry(argv: Sequence[Buffer]) -> bytes:
@@ -154,40 +160,55 @@ class StandaloneWriter:
         limit = self.options.batch_bytes
         chunks: list[Buffer] = []
         parts: list[bytes] = []
-        selects: list[int] | None = None
+        selects: list[int] = []
         db = self._db
-        nbytes = tagged = 0
+        same_db = {db, -1}
+        nbytes = 0
         n = len(entries)
         j = i
-        while j < n:
-            e = entries[j]
-            j += 1
-            if e.db != db and e.db >= 0:
-                db = e.db
-                sel = _SELECT % (len(b"%d" % db), db)
-                if selects is None:
-                    selects = []
-                selects.append(j - 1 - i + len(selects))
-                parts.append(sel)
-                nbytes += len(sel)
-            if e.size > LARGE_ARG:
-                big = pack_chunks(e.argv)
-                chunks.append(b"".join(parts))
-                chunks.extend(big)
-                parts = []
-                nbytes += sum(len(c) for c in big)
-            else:
-                data = pack_entry(e.argv)
-                parts.append(data)
-                nbytes += len(data)
-            if e.tag:
-                tagged += 1
-            if nbytes >= limit:
-                break
+        while j < n and nbytes < limit:
+            run = entries[j : j + _RUN]
+            if (
+                _c_pack is not None
+                and set(map(_get_db, run)) <= same_db
+                and max(map(_get_size, run)) <= LARGE_ARG
+            ):
+                # The common case, one C-level pass: same db, no large value, bytes arguments.
+                try:
+                    packed = list(map(_c_pack, map(tuple, map(_get_argv, run))))
+                except TypeError:
+                    pass  # bytearray / memoryview arguments: the loop below
+                else:
+                    parts += packed
+                    nbytes += sum(map(len, packed))
+                    j += len(run)
+                    continue
+            for e in run:
+                j += 1
+                if e.db != db and e.db >= 0:
+                    db = e.db
+                    same_db = {db, -1}
+                    sel = _SELECT % (len(b"%d" % db), db)
+                    selects.append(j - 1 - i + len(selects))
+                    parts.append(sel)
+                    nbytes += len(sel)
+                if e.size > LARGE_ARG:
+                    big = pack_chunks(e.argv)
+                    chunks.append(b"".join(parts))
+                    chunks.extend(big)
+                    parts = []
+                    nbytes += sum(len(c) for c in big)
+                else:
+                    data = pack_entry(e.argv)
+                    parts.append(data)
+                    nbytes += len(data)
+                if nbytes >= limit:
+                    break
         chunks.append(b"".join(parts))
         self._db = db
-        expected = j - i + (len(selects) if selects else 0)
-        return _Batch(entries, i, j, selects, expected, nbytes, tagged), chunks
+        tagged = sum(map(bool, map(_get_tag, entries[i:j])))
+        batch = _Batch(entries, i, j, selects or None, j - i + len(selects), nbytes, tagged)
+        return batch, chunks
 
     # -- replies -----------------------------------------------------------------------------
 
