@@ -8,6 +8,7 @@ delivered id and pending counts).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import redis
 
 Side = Sequence[redis.Redis]
-KeyState = tuple[str, Any, int]  # type, value, pttl
+KeyState = tuple[str, Any, int]  # type, value, absolute expiry in unix ms (-1: none)
 
 
 @dataclass
@@ -36,28 +37,67 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _value(c: redis.Redis, key: bytes, t: str) -> Any:
+def _queue_value(p: Any, key: bytes, t: str) -> int:
+    """Queue the commands that read a value; return how many replies they produce."""
     if t == "string":
-        return c.get(key)
-    if t == "list":
-        return c.lrange(key, 0, -1)
+        p.get(key)
+    elif t == "list":
+        p.lrange(key, 0, -1)
+    elif t == "set":
+        p.smembers(key)
+    elif t == "zset":
+        p.zrange(key, 0, -1, withscores=True)
+    elif t == "hash":
+        p.hgetall(key)
+    elif t == "stream":
+        p.xrange(key, "-", "+")
+        p.xinfo_stream(key)
+        p.xinfo_groups(key)
+        return 3
+    else:
+        p.dump(key)  # module types: compare the serialized value
+    return 1
+
+
+def _normal(t: str, raw: list[Any]) -> Any:
     if t == "set":
-        return sorted(c.smembers(key))
-    if t == "zset":
-        return c.zrange(key, 0, -1, withscores=True)
+        return sorted(raw[0])
     if t == "hash":
-        return sorted(c.hgetall(key).items())
+        return sorted(raw[0].items())
     if t == "stream":
-        info = c.xinfo_stream(key)
-        groups = sorted(
-            (_s(g["name"]), _s(g["last-delivered-id"]), g["pending"]) for g in c.xinfo_groups(key)
-        )
-        return (c.xrange(key, "-", "+"), _s(info["last-generated-id"]), groups)
-    return c.dump(key)  # module types: compare the serialized value
+        entries, info, groups = raw
+        gs = sorted((_s(g["name"]), _s(g["last-delivered-id"]), g["pending"]) for g in groups)
+        return (entries, _s(info["last-generated-id"]), gs)
+    return raw[0]
+
+
+def _read_keys(c: redis.Redis, keys: list[bytes]) -> list[KeyState | None]:
+    p = c.pipeline(transaction=False)
+    for k in keys:
+        p.type(k)
+    types = [_s(t) for t in p.execute()]
+    p = c.pipeline(transaction=False)
+    counts = []
+    for k, t in zip(keys, types, strict=True):
+        counts.append(_queue_value(p, k, t) if t != "none" else 0)
+        p.pttl(k)
+    replies = p.execute(raise_on_error=False)
+    now = time.time_ns() // 1_000_000
+    out: list[KeyState | None] = []
+    i = 0
+    for t, n in zip(types, counts, strict=True):
+        raw, pttl = replies[i : i + n], int(replies[i + n])
+        i += n + 1
+        if t == "none" or any(isinstance(r, Exception) for r in raw):
+            out.append(None)  # deleted or changed type while we read it
+            continue
+        # Absolute, so that the time a comparison takes does not count as TTL drift.
+        out.append((t, _normal(t, raw), -1 if pttl < 0 else now + pttl))
+    return out
 
 
 def keyspace(side: Side, dbs: Sequence[int] | None = None) -> dict[tuple[int, bytes], KeyState]:
-    """Every key of a side as {(db, key): (type, value, pttl)}."""
+    """Every key of a side as {(db, key): (type, value, absolute expiry ms)}."""
     out: dict[tuple[int, bytes], KeyState] = {}
     for base in side:
         pool_kw = base.connection_pool.connection_kwargs
@@ -67,14 +107,23 @@ def keyspace(side: Side, dbs: Sequence[int] | None = None) -> dict[tuple[int, by
             c = redis.Redis(host=pool_kw.get("host", "127.0.0.1"), port=pool_kw["port"],
                             password=pool_kw.get("password"), db=db)
             try:
+                batch: list[bytes] = []
                 for key in c.scan_iter(count=1000):
-                    t = _s(c.type(key))
-                    if t == "none":
-                        continue
-                    out[(db, key)] = (t, _value(c, key, t), int(c.pttl(key)))
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        _collect(c, db, batch, out)
+                        batch = []
+                if batch:
+                    _collect(c, db, batch, out)
             finally:
                 c.close()
     return out
+
+
+def _collect(c: redis.Redis, db: int, keys: list[bytes], out: dict[tuple[int, bytes], KeyState]) -> None:
+    for key, state in zip(keys, _read_keys(c, keys), strict=True):
+        if state is not None:
+            out[(db, key)] = state
 
 
 def compare_keyspaces(

@@ -18,12 +18,14 @@ from cachemigrate.engine.status import RecordingSink, StatusSnapshot
 from cachemigrate.protocol.endpoint import Endpoint
 from support.compare import Comparison, Side, compare_servers
 
+# Sources start their snapshot at once (Redis 7 waits 5 s for more replicas by default).
+FAST = ["--repl-diskless-sync-delay", "0"]
 LUA = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); return 1"
 
 
-def seed(client: redis.Redis, n: int = 300) -> None:
-    """Every type, with and without TTLs, in db 0 and db 1."""
-    for db in (0, 1):
+def seed(client: redis.Redis, n: int = 300, dbs: tuple[int, ...] = (0, 1)) -> None:
+    """Every type, with and without TTLs, in each of ``dbs``."""
+    for db in dbs:
         c = client.connection_pool.connection_kwargs
         r = redis.Redis(port=c["port"], password=c.get("password"), db=db)
         p = r.pipeline(transaction=False)
@@ -46,9 +48,13 @@ def seed(client: redis.Redis, n: int = 300) -> None:
 class Workload(threading.Thread):
     """Random writes of every kind until stopped (one thread, its own connections)."""
 
-    def __init__(self, port: int, password: str | None = None, seed_: int = 1, pause: float = 0.0) -> None:
+    def __init__(
+        self, port: int, password: str | None = None, seed_: int = 1, pause: float = 0.0,
+        dbs: tuple[int, ...] = (0, 1),
+    ) -> None:
         super().__init__(daemon=True)
-        self.clients = [redis.Redis(port=port, password=password, db=db) for db in (0, 1)]
+        # Multi-key commands use one hash tag so that a cluster target can take them.
+        self.clients = [redis.Redis(port=port, password=password, db=db) for db in dbs]
         self.rng = random.Random(seed_)
         self.stop_event = threading.Event()
         self.pause = pause
@@ -67,7 +73,7 @@ class Workload(threading.Thread):
 
     def step(self) -> None:
         rng = self.rng
-        r = self.clients[rng.random() < 0.2]
+        r = self.clients[rng.random() < 0.2 and len(self.clients) > 1]
         i = rng.randrange(400)
         op = rng.randrange(16)
         if op == 0:
@@ -75,7 +81,8 @@ class Workload(threading.Thread):
         elif op == 1:
             r.set(f"ttl:{i}", "t", ex=rng.choice([200, 400]))
         elif op == 2:
-            r.delete(f"str:{i}", f"list:{i % 40}")
+            r.delete(f"str:{i}")
+            r.delete(f"list:{i % 40}")
         elif op == 3:
             r.rpush(f"list:{i % 40}", i)
             r.lpop(f"list:{(i + 1) % 40}")
@@ -92,12 +99,12 @@ class Workload(threading.Thread):
             r.xadd(f"stream:{i % 5}", {"f": i}, maxlen=1000)
         elif op == 8:
             p = r.pipeline(transaction=True)
-            p.incr(f"ctr:{i % 10}")
-            p.set(f"str:{i}", "multi")
-            p.sadd(f"set:{i % 40}", "multi")
+            p.incr(f"ctr:{{{i % 10}}}")
+            p.set(f"str:{{{i % 10}}}:m", "multi")
+            p.sadd(f"set:{{{i % 10}}}:m", i)
             p.execute()
         elif op == 9:
-            r.eval(LUA, 2, f"lua:{i % 20}", f"ctr:{i % 10}", i)
+            r.eval(LUA, 2, f"lua:{{{i % 10}}}", f"ctr:{{{i % 10}}}", i)
         elif op == 10:
             r.expire(f"str:{i}", 300)
         elif op == 11:
@@ -108,7 +115,7 @@ class Workload(threading.Thread):
             r.incrbyfloat(f"float:{i % 10}", 0.5)
         elif op == 14:
             r.append(f"str:{i}", "+")
-        elif rng.random() < 0.02:
+        elif rng.random() < 0.02 and len(self.clients) > 1:
             self.clients[1].flushdb()
 
     def stop(self) -> int:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from online_workload import Online, Workload, check_equal, seed
+from online_workload import FAST, Online, Workload, check_equal, seed
 
 from cachemigrate.engine.status import Phase
 from support.servers import RedisServer
@@ -42,7 +42,7 @@ async def test_full_then_incremental_under_writes(
 
 
 async def test_full_only_ends_by_itself(redis_factory: Callable[..., RedisServer]) -> None:
-    source = redis_factory("src")
+    source = redis_factory("src", args=FAST)
     target = redis_factory("dst")
     seed(source.client(), n=50)
     online = Online(source.url, target.url, incremental=False)

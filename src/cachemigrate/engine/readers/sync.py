@@ -1,9 +1,10 @@
 """Online source: act as a replica (PSYNC), apply the RDB, then the command stream, resuming.
 
 Offsets. Entries carry *internal* offsets: the replication offset plus ``_base``. ``_base`` only
-moves when a full resync starts at an offset lower than one already handed out (a different
-replid, e.g. the source restarted), so that the writer's applied offset (a running maximum) keeps
-meaning "everything up to here is applied". ``checkpoint()`` converts back.
+moves when a full resync starts at an offset not above one already handed out (a different
+replid, e.g. the source restarted; or offset 0 of a fresh master), so that the writer's applied
+offset (a running maximum, 0 at start) keeps meaning "everything up to here is applied".
+``checkpoint()`` converts back.
 
 The full phase. Every RDB entry carries the FULLRESYNC offset minus one except the very last one
 (or a PING when the RDB has no keys), which carries the FULLRESYNC offset: the checkpoint turns
@@ -133,7 +134,8 @@ class SyncReader:
         lag_bytes = None if source is None else max(0, source - applied)
         return ReaderProgress(
             phase=self._phase,
-            bytes_read=(link.rdb_received if link else 0) if full else self._bytes_read,
+            bytes_read=(link.rdb_received if link else 0) if full else self._bytes_read + (
+                link.bytes_read if link else 0),
             bytes_total=link.rdb_size if full and link else None,
             keys_read=self._rdb.keys,
             source_offset=source,
@@ -151,7 +153,7 @@ class SyncReader:
         self._applied = applied
         source = self.endpoint.address
         end = self._full_end
-        if end is not None and not (applied >= end and (end > 0 or applied > 0)):
+        if end is not None and applied < end:
             return Checkpoint(source, self._replid or "", end - self._base, phase="full")
         if self._replid is None or applied < 0:
             return self.start
@@ -220,6 +222,7 @@ class SyncReader:
                 self._log(LogLevel.WARNING, f"replication link lost ({exc}); reconnecting in {delay:g} s")
             finally:
                 self._bytes_read += link.bytes_read
+                link.bytes_read = 0
                 await link.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
@@ -263,8 +266,11 @@ class SyncReader:
 
     async def _full(self, link: ReplicationLink, res: PsyncResult) -> AsyncIterator[list[Entry]]:
         self._phase = Phase.FULL
-        if res.offset + self._base <= self._delivered:
-            self._base = self._delivered - res.offset + 1
+        # Internal offsets stay above everything handed out before and above the writer's
+        # initial applied offset (0), so "applied >= end" means "the whole RDB is applied".
+        floor = max(self._delivered, 0)
+        if res.offset + self._base <= floor:
+            self._base = floor - res.offset + 1
         end = self._full_end = res.offset + self._base
         self._replid = None
         first: list[Entry] = []

@@ -1,0 +1,169 @@
+"""Resume paths: dropped links (+CONTINUE, +FULLRESYNC), a tiny backlog, a restarted process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from online_workload import FAST, Online, Workload, check_equal, seed
+
+from cachemigrate.engine.checkpoint import FileCheckpointStore
+from cachemigrate.engine.spec import ResumeMode
+from cachemigrate.engine.status import Phase
+from cachemigrate.errors import ResumeError
+from support.servers import RedisServer
+
+
+def _kill_replicas(server: RedisServer) -> int:
+    return int(server.client().execute_command("CLIENT", "KILL", "TYPE", "replica"))
+
+
+async def _settle(online: Online, source: RedisServer, target: RedisServer) -> None:
+    await online.wait_applied(source.client())
+    await online.wait_for(lambda s: s.caught_up, timeout=10)
+    check_equal([source.client()], [target.client()])
+
+
+async def test_kill_during_incremental_continues(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client())
+    writer = Workload(source.port, pause=0.0005)
+    writer.start()
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        for n in (1, 2):
+            await asyncio.sleep(0.7)
+            assert _kill_replicas(source) == 1
+            await online.wait_for(lambda s, n=n: s.resumes_continue >= n)  # type: ignore[misc]
+        await asyncio.sleep(0.5)
+        writer.stop()
+        await _settle(online, source, target)
+    finally:
+        writer.stop_event.set()
+        final = await online.finish()
+    assert final.resumes_continue == 2 and final.resumes_fullresync == 0
+    assert any("+CONTINUE" in m for _, m in online.sink.logs)
+
+
+async def test_kill_during_full_phase_resyncs(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client())
+    c = source.client()
+    p = c.pipeline(transaction=False)
+    for i in range(20_000):
+        p.set(f"big:{i}", os.urandom(1000))  # incompressible: the RDB is ~20 MB, more than
+    p.execute()  # the socket buffers hold, so a kill lands inside the transfer
+    writer = Workload(source.port, pause=0.001)
+    writer.start()
+    online = Online(source.url, target.url, bandwidth_mb=5.0)  # ~4 s of full phase
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.FULL and s.bytes_read > 2_000_000)
+        assert _kill_replicas(source) == 1
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL, timeout=40)
+        writer.stop()
+        await _settle(online, source, target)
+    finally:
+        writer.stop_event.set()
+        final = await online.finish()
+    assert final.resumes_fullresync == 1 and final.resumes_continue == 0
+
+
+async def test_tiny_backlog_forces_fullresync_and_stays_consistent(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    source = redis_factory("src", args=[*FAST, "--repl-backlog-size", "16kb"])
+    target = redis_factory("dst")
+    seed(source.client())
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        c = source.client()
+        assert _kill_replicas(source) == 1
+        # Far more than the backlog holds, before the reader is back (0.5 s backoff), with
+        # deletions the target can only learn about from a new snapshot.
+        p = c.pipeline(transaction=False)
+        for i in range(300):
+            p.set(f"gap:{i}", b"y" * 1000)
+        p.delete(*[f"str:{i}" for i in range(100)])
+        p.execute()
+        await online.wait_for(lambda s: s.resumes_fullresync >= 1)
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        c.set("after", "resync")
+        await _settle(online, source, target)
+    finally:
+        final = await online.finish()
+    assert final.resumes_fullresync == 1
+    assert target.client().get("str:5") is None
+
+
+async def test_restart_from_checkpoint_continues(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client())
+    cpfile = tmp_path / "cp.json"
+    writer = Workload(source.port, pause=0.0005)
+    writer.start()
+    try:
+        # 1. A clean stop (Ctrl-C) under writes: the final checkpoint is exactly what was applied.
+        first = Online(source.url, target.url, store=FileCheckpointStore(cpfile))
+        await first.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        await asyncio.sleep(1)
+        await first.finish()
+        cp = await FileCheckpointStore(cpfile).load()
+        assert cp is not None and cp.phase == "incremental"
+        await asyncio.sleep(0.5)  # writes go on while nobody replicates
+
+        # 2. A new process resumes from the file: +CONTINUE, nothing lost or applied twice.
+        second = Online(source.url, target.url, store=FileCheckpointStore(cpfile))
+        await second.wait_for(lambda s: s.phase is Phase.INCREMENTAL and s.resumes_continue == 1)
+        await asyncio.sleep(1)
+        writer.stop()
+        await _settle(second, source, target)
+
+        # 3. A crash (task cancelled) once quiet, then a write, then a restart.
+        await asyncio.sleep(1.5)  # a checkpoint save at the final offset
+        second.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second.task
+        source.client().incr("ctr:{1}")
+        source.client().rpush("list:1", "after-crash")
+        third = Online(source.url, target.url, store=FileCheckpointStore(cpfile))
+        await third.wait_for(lambda s: s.resumes_continue == 1 and s.phase is Phase.INCREMENTAL)
+        await _settle(third, source, target)
+        final = await third.finish()
+    finally:
+        writer.stop_event.set()
+    assert final.resumes_fullresync == 0
+
+
+async def test_manual_resume_mode_fails_clearly(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    source.client().set("k", "v")
+    online = Online(source.url, target.url, resume_mode=ResumeMode.MANUAL)
+    await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+    _kill_replicas(source)
+    with pytest.raises(ResumeError, match="resume mode is manual"):
+        await asyncio.wait_for(online.task, 20)
+
+
+async def test_checkpoint_of_another_source_is_refused(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    online = Online(source.url, target.url)
+    await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+    await online.finish()
+    cp = await online.store.load()
+    other = redis_factory("other")
+    again = Online(other.url, target.url, store=online.store)
+    with pytest.raises(ResumeError, match="belongs to"):
+        await asyncio.wait_for(again.task, 20)
+    assert cp is not None
