@@ -115,14 +115,18 @@ class FileLoad:
         trunc = self._splitter.close()
         name = self.src.name
         if trunc is not None or self._multi is not None:
-            at = trunc.offset if trunc is not None else self._multi_at
-            what = (f"ends inside a command at offset {trunc.offset} ({trunc.nbytes} bytes of it)"
-                    if trunc is not None else f"ends inside a MULTI block started at offset {self._multi_at}")
+            parts = []
+            if trunc is not None:
+                parts.append(f"ends inside a command at offset {trunc.offset} ({trunc.nbytes} bytes of it)")
+            if self._multi is not None:
+                parts.append(f"ends inside a MULTI block started at offset {self._multi_at}")
+            what = " and ".join(parts)
+            at = self._multi_at if self._multi is not None else trunc.offset  # type: ignore[union-attr]
             if not self.last:
                 raise AofFormatError(f"AOF {what}, and it is not the last file of its set",
                                      offset=at, source=name)
             if self._multi is not None:
-                what += f"; the unfinished MULTI block ({len(self._multi) - 1} commands) is rolled back"
+                what += f"; its {len(self._multi) - 1} queued commands are rolled back"
             self.events.log(LogLevel.WARNING, f"{name}: AOF {what}; the import stops at the last whole "
                             "command (like aof-load-truncated)")
             self._multi = None
