@@ -7,6 +7,7 @@ import pytest
 from cachemigrate.protocol.commands import (
     LARGE_ARG,
     command_size,
+    pack_argv,
     pack_chunks,
     pack_command,
     pack_many,
@@ -78,3 +79,12 @@ def test_pack_restore_large_payload_not_copied() -> None:
     assert isinstance(packed, list) and packed[1] is payload
     (argv,), _, _ = parse_commands(b"".join(bytes(c) for c in packed))
     assert argv == [b"RESTORE", b"k", b"0", bytes(payload), b"REPLACE", b"ABSTTL"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 12, 40])
+def test_pack_argv_all_arities(n: int) -> None:
+    argv: list[bytes | bytearray | memoryview] = [b"CMD"] + [b"a%d\r\n" % i for i in range(n - 1)]
+    if n > 2:
+        argv[1] = memoryview(b"view")
+        argv[2] = bytearray(b"array")
+    assert pack_argv(argv) == pack_command(argv)

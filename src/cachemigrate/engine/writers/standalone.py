@@ -15,46 +15,27 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import cast
 
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.flow import ByteBudget
 from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers.base import FailureLog, WriterOptions, WriterStats
 from cachemigrate.errors import ConnectionLostError, MigrationError
-from cachemigrate.protocol.commands import LARGE_ARG, Buffer, pack_chunks, pack_command
+from cachemigrate.protocol.commands import LARGE_ARG, Buffer, pack_argv, pack_chunks
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.resp import NEED_DATA, ErrorReply, ReplyReader
-
-_c_pack: Callable[[tuple[Buffer, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _hiredis_pack
-
-    _c_pack = cast("Callable[[tuple[Buffer, ...]], bytes]", _hiredis_pack)
-except ImportError:  # pragma: no cover
-    _c_pack = None
 
 RedirectHandler = Callable[[Entry, str], bool]
 """Cluster hook: gets (entry, error text) for MOVED/ASK/TRYAGAIN/CLUSTERDOWN; True: handled."""
 
 _REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
 _SELECT = b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%d\r\n"
-_RUN = 256  # entries packed per C-level pass
+_RUN = 256  # entries packed per pass of map()
 _get_argv = attrgetter("argv")
 _get_db = attrgetter("db")
 _get_size = attrgetter("size")
 _get_tag = attrgetter("tag")
-
-
-def pack_entry(argv: Sequence[Buffer]) -> bytes:
-    """One entry's command as bytes (hiredis' C packer when every argument is ``bytes``)."""
-    if _c_pack is not None:
-        try:
-            return _c_pack(tuple(argv))
-        except TypeError:
-            pass  # bytearray / memoryview arguments
-    return pack_command(argv)
 
 
 @dataclass(slots=True, eq=False)
@@ -168,21 +149,14 @@ class StandaloneWriter:
         j = i
         while j < n and nbytes < limit:
             run = entries[j : j + _RUN]
-            if (
-                _c_pack is not None
-                and set(map(_get_db, run)) <= same_db
-                and max(map(_get_size, run)) <= LARGE_ARG
-            ):
-                # The common case, one C-level pass: same db, no large value, bytes arguments.
-                try:
-                    packed = list(map(_c_pack, map(tuple, map(_get_argv, run))))
-                except TypeError:
-                    pass  # bytearray / memoryview arguments: the loop below
-                else:
-                    parts += packed
-                    nbytes += sum(map(len, packed))
-                    j += len(run)
-                    continue
+            if set(map(_get_db, run)) <= same_db and max(map(_get_size, run)) <= LARGE_ARG:
+                # The common case in one pass without per-entry Python code of ours: same db,
+                # no large value.
+                packed = list(map(pack_argv, map(_get_argv, run)))
+                parts += packed
+                nbytes += sum(map(len, packed))
+                j += len(run)
+                continue
             for e in run:
                 j += 1
                 if e.db != db and e.db >= 0:
@@ -199,7 +173,7 @@ class StandaloneWriter:
                     parts = []
                     nbytes += sum(len(c) for c in big)
                 else:
-                    data = pack_entry(e.argv)
+                    data = pack_argv(e.argv)
                     parts.append(data)
                     nbytes += len(data)
                 if nbytes >= limit:
