@@ -137,11 +137,12 @@ class Online:
         target_url: str,
         *,
         store: CheckpointStore | None = None,
+        kind: SourceKind = SourceKind.SYNC,
         **options: Any,
     ) -> None:
         opts = PipelineOptions(**{"incremental": True, **options})
         self.spec = PipelineSpec(
-            SourceSpec(SourceKind.SYNC, endpoint=Endpoint.from_url(source_url)),
+            SourceSpec(kind, endpoint=Endpoint.from_url(source_url)),
             Endpoint.from_url(target_url),
             opts,
         )

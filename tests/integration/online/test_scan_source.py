@@ -1,0 +1,45 @@
+"""SCAN + DUMP + PTTL: asked for, and as the fallback when a source refuses to replicate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from online_workload import Online, check_equal, seed
+
+from cachemigrate.engine.spec import DbMode, SourceKind
+from cachemigrate.engine.status import LogLevel, Phase
+from support.servers import RedisServer
+
+
+async def test_scan_source_copies_every_db(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", password="pw")
+    target = redis_factory("dst")
+    seed(source.client())
+    online = Online(source.url, target.url, kind=SourceKind.SCAN)
+    final = await asyncio.wait_for(online.task, 30)
+    assert final.phase is Phase.DONE and final.source_kind == "scan"
+    assert final.keys_failed == 0
+    result = check_equal([source.client()], [target.client()])
+    assert result.compared == final.keys_written > 500
+
+
+async def test_scan_one_db_into_another(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src")
+    target = redis_factory("dst")
+    seed(source.client(), n=40)
+    online = Online(source.url, target.url, kind=SourceKind.SCAN, db_mode=DbMode.ONLY, db=1, target_db=3)
+    await asyncio.wait_for(online.task, 30)
+    assert target.client(db=0).dbsize() == 0
+    assert target.client(db=3).dbsize() == source.client(db=1).dbsize()
+
+
+async def test_sync_refused_falls_back_to_scan(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", args=["--rename-command", "PSYNC", "", "--rename-command", "SYNC", ""])
+    target = redis_factory("dst")
+    seed(source.client(), n=100)
+    online = Online(source.url, target.url)  # incremental asked for, but impossible here
+    final = await asyncio.wait_for(online.task, 30)
+    assert final.phase is Phase.DONE and final.source_kind == "scan"
+    assert any(level is LogLevel.WARNING and "falling back to SCAN" in m for level, m in online.sink.logs)
+    check_equal([source.client()], [target.client()])
