@@ -49,6 +49,27 @@ def _skip_zset2(buf: bytes, pos: int, n: int) -> int:
     return pos
 
 
+def _skip_quicklist2(buf: bytes, pos: int, n: int) -> int:
+    """n x (container length, node string): QUICKLIST_2, inlined for the usual 1-byte container."""
+    end = len(buf)
+    while n:
+        if buf[pos] < 0x40:
+            pos += 1
+        else:
+            _, pos = read_len(buf, pos)
+        b = buf[pos]
+        if b < 0x40:
+            pos += 1 + b
+        elif b < 0x80:
+            pos += 2 + (((b & 0x3F) << 8) | buf[pos + 1])
+        else:
+            pos = skip_string(buf, pos)
+        n -= 1
+    if pos > end:
+        raise Short
+    return pos
+
+
 def _g_string(buf: bytes, pos: int) -> int:
     return _skip_strings(buf, pos, 1)
 
@@ -166,6 +187,8 @@ def skip_value(buf: bytes, pos: int, t: int, valkey: bool) -> int:
             return _skip_strings(buf, pos, 2 * n)
         if fn is _g_zset2:
             return _skip_zset2(buf, pos, n)
+        if fn is _g_quicklist2:
+            return _skip_quicklist2(buf, pos, n)
         for _ in range(n):
             pos = fn(buf, pos)
         if pos > len(buf):

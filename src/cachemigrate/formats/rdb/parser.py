@@ -18,29 +18,19 @@ import anycrc
 from cachemigrate.errors import RdbFormatError
 
 from . import _types as T
-from ._opcodes import read_opcode_record, skip_key_meta
+from ._fast import run
 from ._prims import (
-    I32,
-    SHORT,
-    Malformed,
     Short,
-    i64_from,
-    read_len,
-    read_string,
-    skip_string,
-    u32be_from,
     u64_from,
 )
-from ._skip import BLOB_TYPES, VALKEY_BLOB_TYPES, skip_value
-from .model import End, KeyRecord, RdbHeader, Record, SelectDb
+from .model import End, RdbHeader, Record
 
 _CRC = anycrc.Model("CRC64-REDIS")
 _HEADER_LEN = 9
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024
 DEFAULT_CHUNK_ELEMENTS = 1000
 DEFAULT_FILE_CHUNK = 8 * 1024 * 1024
-_ONE_STRING = frozenset(t for t, prefix in BLOB_TYPES.items() if not prefix)
-_ONE_STRING_VALKEY = frozenset(t for t, prefix in VALKEY_BLOB_TYPES.items() if not prefix)
+_STRADDLE = 8 * 1024
 _PREFIX_OPS = frozenset({T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ})
 
 
@@ -73,6 +63,8 @@ class RdbParser:
         self._crc = 0
         self._crc_at = 0  # stream offset up to which _crc is computed
         self._slow: Iterator[Record | None] | None = None
+        self._next: bytes | None = None  # a fed chunk whose first bytes are joined in _buf
+        self._next_off = 0  # where that chunk starts in _buf
         # expire/idle/freq/key_meta read before another opcode: they apply to the next key
         self._pend: tuple[int, int | None, int | None, bytes | None] | None = None
 
@@ -97,11 +89,15 @@ class RdbParser:
 
     def remainder(self) -> bytes:
         """Bytes fed after the RDB's checksum (an AOF's RESP tail); empty before the end."""
+        if self._next is not None:
+            self._materialize()
         return bytes(self._buf[self._pos :]) if self._done else b""
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        if self._next is not None:
+            self._materialize()
         pos = self._pos
         buf = self._buf
         if pos:
@@ -109,47 +105,65 @@ class RdbParser:
                 self._crc_upto(pos)
             self._base += pos
             self._pos = 0
-            if self._accumulate:
+        if self._accumulate:
+            if pos:
                 del buf[:pos]  # type: ignore[attr-defined]
-                buf += data
-                self._buf = buf
-            else:
-                self._buf = buf[pos:] + data
-        elif self._accumulate:
             buf += data
             self._buf = buf
+            return
+        if type(data) is not bytes:
+            data = bytes(data)
+        rest = buf[pos:] if pos else buf
+        if not rest:
+            self._buf = data
+        elif len(data) > 4 * _STRADDLE and len(rest) < _STRADDLE:
+            # Do not copy a big chunk to join a small leftover: parse the record that straddles
+            # them in a small joined head, then move onto the chunk itself (_switch).
+            self._buf = rest + data[:_STRADDLE]
+            self._next = data
+            self._next_off = len(rest)
         else:
-            self._buf = buf + data
-        if not self._accumulate and type(self._buf) is not bytes:
-            self._buf = bytes(self._buf)
+            self._buf = rest + data
 
     def close(self) -> None:
         """Check the stream ended exactly after a complete RDB (bytes after the CRC are allowed)."""
         if self._header is None:
             raise self._error("stream ended inside the RDB header", 0)
         if not self._done:
-            what = "inside a record" if self._base + len(self._buf) > self.offset else "before the EOF opcode"
+            what = "inside a record" if self._buffered_end() > self.offset else "before the EOF opcode"
             raise self._error(f"RDB stream ended {what}", self.offset)
 
     def records(self) -> Iterator[Record]:
         """Yield every complete record buffered so far; stop when more bytes are needed."""
         if self._header is None and not self._read_header():
-            return
-        while not self._done:
-            if self._slow is not None:
-                if self._base + len(self._buf) < self._need:
-                    return
-                for rec in self._slow:
-                    if rec is None:
-                        return
-                    yield rec
-                self._slow = None
-                continue
-            yield from self._fast()
-            if self._slow is None:
-                return
+            return iter(())
+        return run(self)
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _buffered_end(self) -> int:
+        if self._next is not None:
+            return self._base + self._next_off + len(self._next)
+        return self._base + len(self._buf)
+
+    def _move_on(self) -> None:
+        """The small joined head is used up: continue on the fed chunk itself, or join them."""
+        if self._pos >= self._next_off:
+            off = self._next_off
+            if self.verify_checksum and not self._done:
+                self._crc_upto(off)
+            assert self._next is not None
+            self._base += off
+            self._pos -= off
+            self._buf = self._next
+            self._next = None
+        else:
+            self._materialize()
+
+    def _materialize(self) -> None:
+        assert self._next is not None
+        self._buf = self._buf[: self._next_off] + self._next
+        self._next = None
 
     def _error(self, msg: str, offset: int, key: bytes | None = None, type_byte: int | None = None,
                cls: type[RdbFormatError] = RdbFormatError) -> RdbFormatError:
@@ -188,6 +202,8 @@ class RdbParser:
 
     def _start_accumulating(self) -> None:
         """A large record is being walked: append fed bytes in place instead of re-joining."""
+        if self._next is not None:
+            self._materialize()
         self._buf = bytearray(self._buf)  # type: ignore[assignment]
         self._accumulate = True
 
@@ -218,132 +234,6 @@ class RdbParser:
             return self._error(exc.reason, exc.offset if exc.offset is not None else start,
                                exc.key or key, exc.type_byte if exc.type_byte is not None else t, cls)
         return self._error(str(exc), start, key, t)
-
-    def _fast(self) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlined on purpose
-        """The hot path over complete records; hands an incomplete or big one to the slow path."""
-        from ._slow import slow_record
-
-        table = self._table
-        assert table is not None and self._header is not None
-        types = table.types
-        valkey = table.valkey
-        one_string = _ONE_STRING_VALKEY if valkey else _ONE_STRING
-        key_meta_op = T.OP_KEY_META_OR_SLOT_IMPORT if table.key_meta else -1
-        maxv = self.max_value_bytes
-        buf = self._buf
-        base = self._base
-        pos = self._pos
-        blen = len(buf)
-        db = self._db
-        pend = self._pend
-        start = pos
-        t = -1
-        key: bytes | None = None
-        try:
-            while pos < blen:
-                start = pos
-                key = None
-                t = buf[pos]
-                if t in types or t in _PREFIX_OPS or t == key_meta_op:
-                    if pend is None:
-                        expire = -1
-                        idle: int | None = None
-                        freq: int | None = None
-                        meta: bytes | None = None
-                    else:
-                        expire, idle, freq, meta = pend  # cleared once the key is out
-                    while t not in types:
-                        if t == T.OP_EXPIRETIME_MS:
-                            expire = i64_from(buf, pos + 1)[0]
-                            pos += 9
-                        elif t == T.OP_EXPIRETIME:
-                            expire = I32.unpack_from(buf, pos + 1)[0] * 1000
-                            pos += 5
-                        elif t == T.OP_IDLE:
-                            idle, pos = read_len(buf, pos + 1)
-                        elif t == T.OP_FREQ:
-                            freq = buf[pos + 1]
-                            pos += 2
-                        elif t == key_meta_op:
-                            p = skip_key_meta(buf, pos + 1)
-                            meta = buf[pos + 1 : p]
-                            pos = p
-                        else:
-                            break
-                        t = buf[pos]
-                    if t not in types:
-                        # Another opcode (KeyDB puts an AUX here): like Redis, keep the expire
-                        # and LRU/LFU for the next key.
-                        pend = self._pend = (expire, idle, freq, meta)
-                        self._pos = pos
-                        continue
-                    p = pos + 1
-                    b = buf[p]
-                    if b < 0x40:
-                        kend = p + 1 + b
-                        key = buf[p + 1 : kend]
-                    else:
-                        key, kend = read_string(buf, p)
-                    if t in one_string:
-                        b = buf[kend]
-                        if b < 0x40:
-                            vend = kend + 1 + b
-                        elif b < 0x80:
-                            vend = kend + 2 + (((b & 0x3F) << 8) | buf[kend + 1])
-                        elif b == 0x80:
-                            vend = kend + 5 + u32be_from(buf, kend + 1)[0]
-                        elif b == 0xC3 and buf[kend + 1] < 0x40 and buf[kend + 2] < 0x80:
-                            # LZF with 6-bit compressed length and 6/14-bit raw length
-                            b = buf[kend + 2]
-                            vend = kend + (3 if b < 0x40 else 4) + buf[kend + 1]
-                        elif b == 0xC3 and buf[kend + 1] < 0x80 and buf[kend + 3] < 0x80:
-                            b = buf[kend + 3]
-                            vend = (kend + (4 if b < 0x40 else 5)
-                                    + (((buf[kend + 1] & 0x3F) << 8) | buf[kend + 2]))
-                        else:
-                            vend = skip_string(buf, kend)
-                    else:
-                        vend = skip_value(buf, kend, t, valkey)
-                    if vend > blen:
-                        raise Short
-                    if vend - kend > maxv:
-                        break  # big value: the slow path chunks it
-                    pos = vend
-                    self._pos = vend
-                    if pend is not None:
-                        pend = self._pend = None
-                    rec = KeyRecord(db, key, t, buf[kend:vend], expire, idle, freq, base + start, base + vend)
-                    if meta is not None:
-                        rec.key_meta = meta
-                    yield rec
-                    if self._buf is not buf:  # fed while suspended
-                        buf, base, pos, blen = self._buf, self._base, self._pos, len(self._buf)
-                elif t == T.OP_EOF:
-                    yield self._end(buf, pos)
-                    return
-                else:
-                    orec, pos = read_opcode_record(buf, pos, t, table)
-                    if pos > blen:
-                        raise Short
-                    self._pos = pos
-                    if orec is not None:
-                        orec.offset = base + start
-                        if type(orec) is SelectDb:
-                            self._db = db = orec.db
-                        yield orec
-                        if self._buf is not buf:
-                            buf, base, pos, blen = self._buf, self._base, self._pos, len(self._buf)
-            else:
-                self._pos = pos
-                return
-        except SHORT:
-            pass
-        except (Malformed, RdbFormatError) as exc:
-            raise self._fail(exc, base + start, key, t) from None
-        except (ValueError, OverflowError, MemoryError) as exc:
-            raise self._error(f"malformed record: {exc}", base + start, key, t) from None
-        self._pos = start
-        self._slow = slow_record(self, base + start)
 
 
 def iter_file(
