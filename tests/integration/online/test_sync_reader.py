@@ -1,0 +1,65 @@
+"""SyncReader driven directly (no pipeline): silent links, progress, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from online_workload import FAST
+
+from cachemigrate.engine.readers.sync import SyncReader
+from cachemigrate.engine.spec import PipelineOptions
+from cachemigrate.engine.status import Phase, RecordingSink
+from cachemigrate.engine.transform import TargetCaps, Transformer
+from cachemigrate.engine.writers import open_writer
+from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.protocol.endpoint import Endpoint
+from support.servers import RedisServer
+
+
+async def test_silent_link_is_dropped_and_continued(redis_factory: Callable[..., RedisServer]) -> None:
+    # The source PINGs its replicas every 10 s: a 1.5 s repl-timeout sees an idle link as dead.
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    source.client().set("a", 1)
+    options = PipelineOptions(incremental=True)
+
+    def factory(header: RdbHeader) -> Transformer:
+        return Transformer(options, header, TargetCaps(rdb_version=10))
+
+    sink = RecordingSink()
+    reader = SyncReader(Endpoint.from_url(source.url), options, transform_factory=factory, events=sink,
+                        repl_timeout=1.5)
+    writer = await open_writer(Endpoint.from_url(target.url))
+
+    async def pump() -> None:
+        async for batch in reader.batches():
+            await writer.write(batch)
+
+    task = asyncio.create_task(pump())
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if reader.progress().resumes_continue >= 1:
+                break
+        p = reader.progress()
+        assert p.resumes_continue >= 1 and p.resumes_fullresync == 0
+        assert any("no data from" in m for _, m in sink.logs)
+        source.client().set("b", 2)
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if target.client().get("b") == b"2":
+                break
+        assert target.client().get("a") == b"1" and target.client().get("b") == b"2"
+        await writer.flush()
+        cp = reader.checkpoint(writer.stats.applied_offset)
+        assert cp is not None and cp.phase == "incremental"
+        assert cp.offset <= int(source.client().info("replication")["master_repl_offset"])
+        assert reader.progress().phase is Phase.INCREMENTAL
+    finally:
+        reader.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await writer.close()
