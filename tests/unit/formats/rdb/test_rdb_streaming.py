@@ -145,7 +145,8 @@ def _mixed_rdb(seed: int, keys: int) -> bytes:
         if rng.random() < 0.2:
             body += b"\xfc" + (1700000000000 + i).to_bytes(8, "little")
         if rng.random() < 0.3:
-            members = [b"m%d-" % j + b"x" * rng.randint(0, size // 50 + 1) for j in range(rng.randint(1, 300))]
+            count = rng.randint(1, 300)
+            members = [b"m%d-" % j + b"x" * rng.randint(0, size // 50 + 1) for j in range(count)]
             body += b"\x02" + enc_str(b"set:%d" % i) + enc_len(len(members)) + b"".join(map(enc_str, members))
         else:
             body += b"\x00" + enc_str(b"str:%d" % i) + enc_str(bytes([65 + i % 26]) * size)
