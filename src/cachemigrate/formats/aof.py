@@ -224,16 +224,19 @@ class AofSplitter:
     a loader keeps everything before the damage and then stops with the error.
     """
 
-    __slots__ = ("_accelerated", "_base", "_buf", "_error", "source")
+    __slots__ = ("_accelerated", "_base", "_buf", "_error", "_more", "_more_len", "_need", "source")
 
     def __init__(
         self, *, source: str | None = None, base_offset: int = 0, accelerated: bool | None = None
     ) -> None:
         self.source = source
         self._buf = b""
+        self._more: list[bytes] = []  # fed after _buf, joined only when a parse can make progress
+        self._more_len = 0
         self._base = base_offset  # file offset of _buf[0]
         self._accelerated = accelerated
         self._error: AofFormatError | None = None
+        self._need = 0  # buffered bytes needed before the pending command can be whole
 
     @property
     def offset(self) -> int:
@@ -242,17 +245,28 @@ class AofSplitter:
 
     @property
     def pending(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + self._more_len
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if data:
-            self._buf = self._buf + bytes(data) if self._buf else bytes(data)
+            self._more.append(bytes(data))
+            self._more_len += len(data)
+
+    def _joined(self) -> bytes:
+        if self._more:
+            self._buf = b"".join([self._buf, *self._more]) if self._buf else b"".join(self._more)
+            self._more.clear()
+            self._more_len = 0
+        return self._buf
 
     def commands(self) -> list[AofCommand]:
         if self._error is not None:
             raise self._error
         out: list[AofCommand] = []
-        buf = self._buf
+        if self.pending < self._need:
+            return out  # a big command still arriving: no copying or parsing until it can be whole
+        buf = self._joined()
+        self._need = 0
         n = len(buf)
         pos = 0
         try:
@@ -273,9 +287,10 @@ class AofSplitter:
                 if done == pos and end < n:
                     done = self._split(buf, pos, n, out)  # the "\n#" was inside a value
                 if done == pos:
-                    problem = _first_problem(buf, pos)
-                    if problem[1] is not None:
-                        raise self._bad(problem[0], problem[1])
+                    at, reason, need = _first_problem(buf, pos)
+                    if reason is not None:
+                        raise self._bad(at, reason)
+                    self._need = need - pos  # no new attempt before that many bytes are buffered
                     break
                 pos = done
         except AofFormatError as exc:
@@ -290,10 +305,10 @@ class AofSplitter:
         """End of file: None when it ended after a whole command, else where the partial one starts."""
         if self._error is not None:
             raise self._error
-        buf = self._buf
+        buf = self._joined()
         if not buf or (buf[0] == _HASH and b"\n" not in buf):
             return None  # nothing, or a last annotation line without its newline
-        at, reason = _first_problem(buf, 0)
+        at, reason, _ = _first_problem(buf, 0)
         if reason is not None:
             raise self._bad(at, reason)
         return Truncation(self._base + at, len(buf) - at)
@@ -303,7 +318,7 @@ class AofSplitter:
         try:
             cmds, sizes, consumed = parse_commands(data, accelerated=self._accelerated)
         except ProtocolError:
-            at, reason = _first_problem(buf, pos)
+            at, reason, _ = _first_problem(buf, pos)
             if at > pos:
                 self._split(buf, pos, at, out)  # the whole commands before the damage
             raise self._bad(at, reason or "malformed command") from None
@@ -340,11 +355,13 @@ def _header(buf: bytes, pos: int) -> tuple[int | None, int, str | None]:
     return int(digits), nl + 2, None
 
 
-def _first_problem(buf: bytes, pos: int) -> tuple[int, str | None]:
-    """Walk the framing of whole commands from ``pos`` (the error path only; no values are made).
+def _first_problem(buf: bytes, pos: int) -> tuple[int, str | None, int]:
+    """Walk the framing of whole commands from ``pos`` (no values are made).
 
-    Returns (offset of the first command that is malformed or incomplete, problem or None when
-    it is merely incomplete); (len(buf), None) when every command is whole.
+    Returns (offset of the first command that is malformed or incomplete, the problem or None
+    when it is merely incomplete, the buffer length it needs at least before it can be whole);
+    (len(buf), None, 0) when every command is whole. Like the server's loader, the two bytes
+    after an argument are skipped, not checked.
     """
     n = len(buf)
     while pos < n:
@@ -352,31 +369,26 @@ def _first_problem(buf: bytes, pos: int) -> tuple[int, str | None]:
         if buf[pos] == _HASH:
             nl = buf.find(b"\n", pos)
             if nl < 0:
-                return start, None
+                return start, None, n + 1
             pos = nl + 1
             continue
         if buf[pos] != _STAR:
-            return start, f"expected '*' at the start of a command, got {buf[pos:pos + 1]!r}"
+            return start, f"expected '*' at the start of a command, got {buf[pos:pos + 1]!r}", 0
         argc, pos, why = _header(buf, pos + 1)
         if argc is None:
-            return start, why
+            return start, why, n + 1
         if argc < 1:
-            return start, f"bad argument count {argc}"
+            return start, f"bad argument count {argc}", 0
         for i in range(argc):
             if pos >= n:
-                return start, None
+                return start, None, n + 1
             if buf[pos] != _DOLLAR:
                 got = buf[pos : pos + 1]
-                return start, f"expected '$' for argument {i + 1} at offset +{pos - start}, got {got!r}"
+                return start, f"expected '$' for argument {i + 1} at offset +{pos - start}, got {got!r}", 0
             size, pos, why = _header(buf, pos + 1)
             if size is None:
-                return start, None if why is None else f"argument {i + 1}: {why}"
-            pos += size
-            if pos + 2 > n:
-                tail = buf[pos:n]
-                return start, None if b"\r\n".startswith(tail) else f"argument {i + 1} not followed by CRLF"
-            if buf[pos : pos + 2] != b"\r\n":
-                return start, f"argument {i + 1} not followed by CRLF"
-            pos += 2
-    return n, None
-
+                return start, None if why is None else f"argument {i + 1}: {why}", n + 1
+            pos += size + 2
+            if pos > n:
+                return start, None, pos
+    return n, None, 0
