@@ -55,6 +55,8 @@ class ReplyReader(Protocol):
 
     def gets(self) -> Any: ...
 
+    def has_data(self) -> bool: ...
+
 
 def reply_reader(*, accelerated: bool | None = None) -> ReplyReader:
     """A new reply reader: hiredis when available (or ``accelerated=True``), else pure Python."""
@@ -92,6 +94,10 @@ class PyReplyReader:
             self._pos = 0
         view = memoryview(data)
         self._buf += view[off:] if length < 0 else view[off : off + length]
+
+    def has_data(self) -> bool:
+        """Whether bytes of an incomplete reply (or unread replies) are buffered."""
+        return self._pos < len(self._buf)
 
     def gets(self) -> Any:
         try:

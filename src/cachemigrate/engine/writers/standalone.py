@@ -104,7 +104,7 @@ class StandaloneWriter:
         self._conn = conn
         self._db = conn.db
         conn.set_write_buffer(max(4 * self.options.batch_bytes, 8 << 20))
-        conn.set_consumer(self._consume, self._lost)
+        conn.set_consumer(self._consume, self._lost, self._count_ok)
 
     async def write(self, entries: Sequence[Entry]) -> None:
         conn = self._conn
@@ -216,6 +216,24 @@ class StandaloneWriter:
             batches.popleft()
             self._complete(b)
         self._idle.set()
+
+    def _count_ok(self, n: int) -> None:
+        """``n`` replies arrived, all ``+OK``: advance the batches without looking at entries."""
+        batches = self._batches
+        while n and batches:
+            b = batches[0]
+            take = min(n, b.expected - b.received)
+            b.received += take
+            n -= take
+            if b.received < b.expected:
+                e = self._entry_at(b, b.received - 1)
+                if e is not None and e.source_offset > self._stats.applied_offset:
+                    self._stats.applied_offset = e.source_offset
+                return
+            batches.popleft()
+            self._complete(b)
+        if not batches:
+            self._idle.set()
 
     def _complete(self, b: _Batch) -> None:
         st = self._stats
