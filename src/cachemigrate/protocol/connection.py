@@ -13,7 +13,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, server_error
@@ -149,6 +149,22 @@ class Connection:
             cmd = _as_bytes(args[0]) if args else None
             raise server_error(reply.message, command=cmd)
         return reply
+
+    async def pipeline(self, commands: Iterable[Sequence[CommandArg]]) -> list[Any]:
+        """Send many commands in one write; their replies in order, error replies as ErrorReply."""
+        if self._consumer is not None:
+            raise RuntimeError("pipeline() on a connection whose replies go to a consumer")
+        self._check()
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+        packed = []
+        for args in commands:
+            fut: asyncio.Future[Any] = loop.create_future()
+            futures.append(fut)
+            packed.append(pack_command(args))
+        self._waiters.extend(futures)
+        self.send(b"".join(packed))
+        return list(await asyncio.gather(*futures))
 
     # -- data path ---------------------------------------------------------------------------
 

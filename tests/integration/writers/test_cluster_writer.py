@@ -11,7 +11,14 @@ import redis
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.writers import ClusterWriter, WriterOptions, open_writer
 from cachemigrate.errors import IncompatibleTargetError
-from cachemigrate.protocol.cluster import key_slot
+from cachemigrate.protocol.cluster import (
+    Topology,
+    _from_nodes,
+    _from_shards,
+    _from_slots,
+    fetch_topology,
+    key_slot,
+)
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
@@ -51,6 +58,19 @@ async def test_keyslot_agrees_with_server(redis_cluster: RedisCluster) -> None:
             assert await conn.execute("CLUSTER", "KEYSLOT", k) == key_slot(k), k
     finally:
         await conn.close()
+
+
+async def test_topology_sources_agree(redis_cluster: RedisCluster) -> None:
+    conn = await Connection.open(Endpoint.from_url(redis_cluster.url))
+    try:
+        views = [Topology.from_masters(await f(conn)) for f in (_from_shards, _from_slots, _from_nodes)]
+        best = await fetch_topology(conn)
+    finally:
+        await conn.close()
+    for t in views:
+        assert [(m.port, m.slots) for m in t.masters] == [(m.port, m.slots) for m in best.masters]
+        assert t.owner == best.owner and t.covered
+    assert sorted(m.port for m in best.masters) == sorted(n.port for n in redis_cluster.nodes)
 
 
 async def test_keys_spread_over_every_master(redis_cluster: RedisCluster) -> None:

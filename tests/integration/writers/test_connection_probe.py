@@ -18,6 +18,7 @@ from cachemigrate.errors import AuthError, ConnectionLostError, ServerError
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
+from cachemigrate.protocol.resp import ErrorReply
 from support.servers import RedisServer, free_port, redis6_binary
 
 
@@ -33,6 +34,8 @@ async def test_execute_and_mapped_errors(target_redis: RedisServer) -> None:
     assert info.value.reply.startswith("WRONGTYPE") and info.value.command == b"GET"
     results = await asyncio.gather(*(conn.execute("INCR", "n") for _ in range(50)))
     assert results == list(range(1, 51))  # replies matched in order
+    replies = await conn.pipeline([("INCR", "n"), ("GET", "l"), ("PING",)])
+    assert replies[0] == 51 and isinstance(replies[1], ErrorReply) and replies[2] == b"PONG"
     await conn.close()
     with pytest.raises(ConnectionLostError):
         await conn.execute("PING")
