@@ -249,7 +249,8 @@ class FileLoad:
         if name == b"MULTI":
             if self._multi is None:
                 self._multi_at = c.offset
-                self._multi = [Entry(argv, -1 if self._tdb is None else self._tdb, None, c.size, end)]
+                db = -1 if self._tdb is None else self._tdb
+                self._multi = [Entry(argv, db, None, c.size, self.base + c.offset)]
             return None
         if name in (b"EXEC", b"DISCARD"):
             block, self._multi = self._multi, None
