@@ -81,6 +81,7 @@ async def test_error_entries_reported_rest_lands(target_redis: RedisServer) -> N
                          source_offset=100)
     entries[500] = Entry([b"LPUSH", b"k1", b"x"], key=b"k1", tag="list", source_offset=500)
     await w.write(entries)
+    entries.clear()  # the caller may reuse its list: the writer keeps its own
     await w.flush()
     await w.close()
     assert [(f.key, f.command) for f in w.failures] == [(b"bad", "RESTORE"), (b"k1", "LPUSH")]

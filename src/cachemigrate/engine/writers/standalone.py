@@ -115,8 +115,7 @@ class StandaloneWriter:
         while i < n:
             if self._error is not None:
                 raise self._error
-            batch, chunks = self._pack(entries, i)
-            i = batch.hi
+            batch, chunks, i = self._pack(entries, i)
             await self._budget.acquire(batch.nbytes)
             if self._error is not None:
                 raise self._error
@@ -142,7 +141,7 @@ class StandaloneWriter:
 
     # -- packing -----------------------------------------------------------------------------
 
-    def _pack(self, entries: Sequence[Entry], i: int) -> tuple[_Batch, list[Buffer]]:
+    def _pack(self, entries: Sequence[Entry], i: int) -> tuple[_Batch, list[Buffer], int]:
         limit = self.options.batch_bytes
         chunks: list[Buffer] = []
         parts: list[bytes] = []
@@ -185,9 +184,11 @@ class StandaloneWriter:
                     break
         chunks.append(b"".join(parts))
         self._db = db
-        tagged = sum(map(bool, map(_get_tag, entries[i:j])))
-        batch = _Batch(entries, i, j, selects or None, j - i + len(selects), nbytes, tagged)
-        return batch, chunks
+        # Our own list of the batch's entries: the caller may reuse or clear its list.
+        own = list(entries[i:j])
+        tagged = sum(map(bool, map(_get_tag, own)))
+        batch = _Batch(own, 0, j - i, selects or None, j - i + len(selects), nbytes, tagged)
+        return batch, chunks, j
 
     # -- replies -----------------------------------------------------------------------------
 
