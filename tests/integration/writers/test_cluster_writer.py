@@ -147,3 +147,21 @@ async def test_db_other_than_zero_is_refused(redis_cluster: RedisCluster) -> Non
     await w.close()
     with pytest.raises(redis.ResponseError):
         redis_cluster.nodes[0].client().execute_command("SELECT", 3)
+
+
+async def test_multi_block_goes_whole_to_its_slot_owner(redis_cluster: RedisCluster) -> None:
+    w = ClusterWriter(Endpoint.from_url(redis_cluster.url))
+    await w.start()
+    block = [
+        Entry([b"SET", b"before", b"0"], key=b"before"),
+        Entry([b"MULTI"]),
+        Entry([b"SET", b"{tx}a", b"1"], key=b"{tx}a", tag="string"),
+        Entry([b"INCR", b"{tx}n"], key=b"{tx}n", tag="string"),
+        Entry([b"EXEC"], source_offset=9),
+    ]
+    await w.write(block)
+    await w.flush()
+    await w.close()
+    assert not w.failures and w.stats.applied_offset == 9
+    c = redis_cluster.client()
+    assert c.get(b"{tx}a") == b"1" and c.get(b"{tx}n") == b"1" and c.get(b"before") == b"0"
