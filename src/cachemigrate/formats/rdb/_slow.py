@@ -154,6 +154,10 @@ def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
             except SHORT:
                 _wait(p)
                 yield None
+    try:  # usually the whole value is there already: walk it at full speed
+        return p._base + skip_value(p._buf, vstart - p._base, t, table.valkey)
+    except SHORT:
+        pass
     skip_prefix, fn = group if group is not None else (0, _two_strings)
     while True:
         try:

@@ -103,11 +103,10 @@ def parse_header(data: bytes) -> RdbHeader:
     if magic == "REDIS":
         if version < 1:
             raise RdbFormatError(f"bad RDB version {version}", offset=5)
-        if version >= 80:
-            raise UnsupportedRdbError(f"REDIS magic with Valkey-range RDB version {version}", offset=5)
         if version > MAX_REDIS_VERSION:
+            hint = "; 80 and up is Valkey's range, written with the VALKEY magic" if version >= 80 else ""
             raise UnsupportedRdbError(
-                f"RDB format version {version} is newer than we read (Redis up to {MAX_REDIS_VERSION})",
+                f"RDB format version {version} is newer than we read (Redis up to {MAX_REDIS_VERSION}{hint})",
                 offset=5,
             )
     elif version not in VALKEY_VERSIONS:
