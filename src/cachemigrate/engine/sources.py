@@ -25,10 +25,12 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
-from cachemigrate.engine.readers.rdb_file import Opener, open_local
 from cachemigrate.errors import ConfigError, MigrationError
+
+if TYPE_CHECKING:  # imported lazily: engine.spec may import S3Settings from here
+    from cachemigrate.engine.readers.rdb_file import Opener
 
 __all__ = [
     "ArchiveKind",
@@ -39,7 +41,6 @@ __all__ = [
     "archive_kind",
     "archive_members",
     "make_opener",
-    "open_local",
     "parse_s3_url",
 ]
 
@@ -192,6 +193,8 @@ def _open_s3(url: str, client: Any, *, seekable: bool) -> Source:
 
 def make_opener(s3: S3Settings | None = None) -> Opener:
     """An opener for local paths and ``s3://`` URLs (``.zip`` objects come back seekable)."""
+    from cachemigrate.engine.readers.rdb_file import open_local
+
     client: list[Any] = []
 
     def open_any(path: str) -> Source:
