@@ -14,6 +14,7 @@ from cachemigrate.formats.rdb import (
     ListValue,
     ModuleValue,
     SetValue,
+    StreamValue,
     StringValue,
     Value,
     ZSetValue,
@@ -161,3 +162,45 @@ def test_hdt3213_aof_companion(path: str) -> None:
             assert v.field_expires == {f: t for f, t in field_ttl.get(key, {}).items() if f in exp}
     key_expires = {r.key: r.expire_ms for r in records if hasattr(r, "expire_ms") and r.expire_ms >= 0}
     assert key_expires == expires
+
+
+def _sid(b: bytes) -> tuple[int, int]:
+    ms, _, seq = b.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
+STREAM_CASES = [
+    ("librdb/stream_v11.rdb", "librdb/stream_v11_target_ver_7.2.resp"),
+    ("librdb/stream_v13_idmp.rdb", "librdb/stream_v13_target_ver_8.4.resp"),
+]
+
+
+@pytest.mark.parametrize("path,resp", STREAM_CASES)
+def test_librdb_stream_resp(path: str, resp: str) -> None:
+    """librdb's replay of a stream (XADD, XSETID, XGROUP CREATE ... ENTRIESREAD, XCLAIM ... FORCE)."""
+    if path not in FILES or not (CORPUS / resp).exists():
+        pytest.skip("corpus file missing")
+    got = decoded(path)
+    by_key = {k: v for (_, k), v in got.items()}
+    cmds = resp_commands((CORPUS / resp).read_bytes())
+    keys = {c[2] if c[0] == b"XGROUP" else c[1] for c in cmds}
+    for key in keys:
+        v = by_key[key]
+        assert isinstance(v, StreamValue)
+        mine = [c for c in cmds if (c[2] if c[0] == b"XGROUP" else c[1]) == key]
+        entries = [(_sid(c[2]), c[3:]) for c in mine if c[0] == b"XADD"]
+        assert v.entries == entries
+        (setid,) = [c for c in mine if c[0] == b"XSETID"]
+        assert v.last_id == _sid(setid[2]) and v.entries_added == int(setid[4])
+        assert v.max_deleted_id == _sid(setid[6])
+        groups = {g.name: g for g in v.groups}
+        creates = [c for c in mine if c[0] == b"XGROUP"]
+        assert set(groups) == {c[3] for c in creates}
+        for c in creates:
+            g = groups[c[3]]
+            assert g.last_id == _sid(c[4]) and g.entries_read == int(c[6])
+            claims = [x for x in mine if x[0] == b"XCLAIM" and x[2] == c[3]]
+            assert sorted((p.id, p.delivery_time, p.delivery_count) for p in g.pending) == sorted(
+                (_sid(x[5]), int(x[7]), int(x[9])) for x in claims)
+            owners = {x[3]: [_sid(x[5])] for x in claims}
+            assert {cons.name: cons.pending for cons in g.consumers if cons.pending} == owners
