@@ -9,7 +9,8 @@ from online_workload import Online, check_equal, seed
 
 from cachemigrate.engine.spec import DbMode, SourceKind
 from cachemigrate.engine.status import LogLevel, Phase
-from support.servers import RedisServer
+from support.compare import cluster_nodes
+from support.servers import RedisCluster, RedisServer
 
 
 async def test_scan_source_copies_every_db(redis_factory: Callable[..., RedisServer]) -> None:
@@ -43,3 +44,18 @@ async def test_sync_refused_falls_back_to_scan(redis_factory: Callable[..., Redi
     assert final.phase is Phase.DONE and final.source_kind == "scan"
     assert any(level is LogLevel.WARNING and "falling back to SCAN" in m for level, m in online.sink.logs)
     check_equal([source.client()], [target.client()])
+
+
+async def test_scan_of_a_cluster_reads_every_master(
+    redis_factory: Callable[..., RedisServer], redis_cluster: RedisCluster
+) -> None:
+    cc = redis_cluster.client()
+    for i in range(300):
+        cc.set(f"k:{i}", i, ex=600 if i % 2 else None)
+        cc.hset(f"h:{i % 30}", f"f{i}", i)
+    target = redis_factory("dst")
+    online = Online(redis_cluster.url, target.url, kind=SourceKind.SCAN)
+    final = await asyncio.wait_for(online.task, 30)
+    assert final.phase is Phase.DONE
+    result = check_equal(cluster_nodes(redis_cluster), [target.client()])
+    assert result.compared == 330

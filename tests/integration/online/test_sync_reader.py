@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 
-from online_workload import FAST
+from online_workload import FAST, check_equal, seed
 
 from cachemigrate.engine.readers.sync import SyncReader
 from cachemigrate.engine.spec import PipelineOptions
@@ -17,19 +18,59 @@ from cachemigrate.formats.rdb.model import RdbHeader
 from cachemigrate.protocol.endpoint import Endpoint
 from support.servers import RedisServer
 
+OPTIONS = PipelineOptions(incremental=True)
+
+
+def _factory(header: RdbHeader) -> Transformer:
+    return Transformer(OPTIONS, header, TargetCaps(rdb_version=10))
+
+
+async def test_kill_inside_the_snapshot_resyncs_and_flushes(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client())
+    c = source.client()
+    p = c.pipeline(transaction=False)
+    for i in range(25_000):
+        p.set(f"big:{i}", os.urandom(1000))  # ~25 MB: more than the socket buffers hold
+    p.execute()
+    sink = RecordingSink()
+    reader = SyncReader(Endpoint.from_url(source.url), OPTIONS, transform_factory=_factory, events=sink)
+    writer = await open_writer(Endpoint.from_url(target.url))
+    batches = reader.batches()
+    try:
+        await writer.write(await anext(batches))
+        assert reader.progress().phase is Phase.FULL
+        # The reader is not reading: the master is stuck inside the transfer when the link dies.
+        await asyncio.sleep(0.3)
+        assert int(c.execute_command("CLIENT", "KILL", "TYPE", "replica")) == 1
+        for i in range(200):
+            c.delete(f"big:{i}")  # deleted while the snapshot is re-done: must go from the target
+        c.set("during", "resync")
+        while reader.progress().phase is not Phase.INCREMENTAL or target.client().get("during") is None:
+            await writer.write(await asyncio.wait_for(anext(batches), 30))
+        await writer.flush()
+        p = reader.progress()
+        assert p.resumes_fullresync == 1 and p.resumes_continue == 0
+        assert any("FULLRESYNC" in m for _, m in sink.logs)
+        check_equal([source.client()], [target.client()])
+        cp = reader.checkpoint(writer.stats.applied_offset)
+        assert cp is not None and cp.phase == "incremental"
+    finally:
+        reader.stop()
+        await batches.aclose()
+        await writer.close()
+
 
 async def test_silent_link_is_dropped_and_continued(redis_factory: Callable[..., RedisServer]) -> None:
     # The source PINGs its replicas every 10 s: a 1.5 s repl-timeout sees an idle link as dead.
     source = redis_factory("src", args=FAST)
     target = redis_factory("dst")
     source.client().set("a", 1)
-    options = PipelineOptions(incremental=True)
-
-    def factory(header: RdbHeader) -> Transformer:
-        return Transformer(options, header, TargetCaps(rdb_version=10))
-
     sink = RecordingSink()
-    reader = SyncReader(Endpoint.from_url(source.url), options, transform_factory=factory, events=sink,
+    reader = SyncReader(Endpoint.from_url(source.url), OPTIONS, transform_factory=_factory, events=sink,
                         repl_timeout=1.5)
     writer = await open_writer(Endpoint.from_url(target.url))
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from online_workload import FAST, Online, Workload, check_equal, seed
 
-from cachemigrate.engine.checkpoint import FileCheckpointStore
+from cachemigrate.engine.checkpoint import Checkpoint, FileCheckpointStore, MemoryCheckpointStore
 from cachemigrate.engine.spec import ResumeMode
 from cachemigrate.engine.status import Phase
 from cachemigrate.errors import ResumeError
@@ -48,30 +47,6 @@ async def test_kill_during_incremental_continues(redis_factory: Callable[..., Re
         final = await online.finish()
     assert final.resumes_continue == 2 and final.resumes_fullresync == 0
     assert any("+CONTINUE" in m for _, m in online.sink.logs)
-
-
-async def test_kill_during_full_phase_resyncs(redis_factory: Callable[..., RedisServer]) -> None:
-    source = redis_factory("src", args=FAST)
-    target = redis_factory("dst")
-    seed(source.client())
-    c = source.client()
-    p = c.pipeline(transaction=False)
-    for i in range(20_000):
-        p.set(f"big:{i}", os.urandom(1000))  # incompressible: the RDB is ~20 MB, more than
-    p.execute()  # the socket buffers hold, so a kill lands inside the transfer
-    writer = Workload(source.port, pause=0.001)
-    writer.start()
-    online = Online(source.url, target.url, bandwidth_mb=5.0)  # ~4 s of full phase
-    try:
-        await online.wait_for(lambda s: s.phase is Phase.FULL and s.bytes_read > 2_000_000)
-        assert _kill_replicas(source) == 1
-        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL, timeout=40)
-        writer.stop()
-        await _settle(online, source, target)
-    finally:
-        writer.stop_event.set()
-        final = await online.finish()
-    assert final.resumes_fullresync == 1 and final.resumes_continue == 0
 
 
 async def test_tiny_backlog_forces_fullresync_and_stays_consistent(
@@ -167,3 +142,23 @@ async def test_checkpoint_of_another_source_is_refused(redis_factory: Callable[.
     with pytest.raises(ResumeError, match="belongs to"):
         await asyncio.wait_for(again.task, 20)
     assert cp is not None
+
+
+async def test_checkpoint_of_an_unfinished_full_sync_starts_over(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    # A run died inside the snapshot: the target holds part of it plus keys from before.
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=50)
+    target.client().set("stale", "left over")
+    cp = Checkpoint(f"127.0.0.1:{source.port}", "", 0, phase="full")
+    online = Online(source.url, target.url, store=MemoryCheckpointStore(cp),
+                    resume_mode=ResumeMode.MANUAL)  # a full sync was asked for: not an error
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        await _settle(online, source, target)
+    finally:
+        final = await online.finish()
+    assert target.client().get("stale") is None
+    assert final.resumes_fullresync == 1

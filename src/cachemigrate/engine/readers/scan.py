@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,7 @@ from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError
 from cachemigrate.formats.rdb.model import NO_EXPIRE, KeyRecord, RdbHeader
+from cachemigrate.protocol.cluster import fetch_topology
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import parse_info, parse_keyspace
@@ -32,7 +34,7 @@ _FOOTER = 10  # RDB version (2 bytes) + CRC64 (8 bytes)
 
 
 class ScanReader:
-    """SCAN + DUMP + PTTL over every db with keys (per INFO keyspace)."""
+    """SCAN + DUMP + PTTL over every db with keys (per INFO keyspace), on every master of a cluster."""
 
     source_kind = "scan"
 
@@ -72,15 +74,40 @@ class ScanReader:
         return None  # a scan is re-run from the start (RESTORE REPLACE is idempotent)
 
     async def batches(self) -> AsyncIterator[list[Entry]]:
+        nodes = await self._nodes()
+        self._total_keys = 0
+        self._phase = Phase.FULL
+        for ep in nodes:
+            async for batch in self._scan_node(ep):
+                yield batch
+                if self._stopped:
+                    return
+        self._phase = Phase.DONE
+
+    async def _nodes(self) -> list[Endpoint]:
+        """The endpoint itself, or every master when it belongs to a cluster."""
         conn = await Connection.open(self.endpoint, name="cachemigrate-scan")
+        try:
+            info = parse_info(_text(await conn.execute("INFO", "cluster")))
+            if info.get("cluster_enabled") != "1":
+                return [self.endpoint]
+            topology = await fetch_topology(conn)
+            return [dataclasses.replace(self.endpoint, host=m.host, port=m.port, db=None)
+                    for m in topology.masters]
+        finally:
+            with contextlib.suppress(CacheMigrateError, OSError):
+                await conn.close()
+
+    async def _scan_node(self, ep: Endpoint) -> AsyncIterator[list[Entry]]:
+        conn = await Connection.open(ep, name="cachemigrate-scan")
         try:
             space = parse_keyspace(parse_info(_text(await conn.execute("INFO", "keyspace"))))
             dbs = sorted(space)
             if self.options.db_mode is DbMode.ONLY:
                 dbs = [d for d in dbs if d == self.options.db]
-            self._total_keys = sum(space[d] for d in dbs)
-            self._phase = Phase.FULL
-            self.events.log(LogLevel.INFO, f"{self.endpoint.address}: scanning {self._total_keys} keys "
+            keys = sum(space[d] for d in dbs)
+            self._total_keys = (self._total_keys or 0) + keys
+            self.events.log(LogLevel.INFO, f"{ep.address}: scanning {keys} keys "
                             f"in db {', '.join(map(str, dbs)) or '-'}")
             for db in dbs:
                 await conn.execute("SELECT", db)
@@ -88,7 +115,6 @@ class ScanReader:
                     yield batch
                     if self._stopped:
                         return
-            self._phase = Phase.DONE
         finally:
             with contextlib.suppress(CacheMigrateError, OSError):
                 await conn.close()

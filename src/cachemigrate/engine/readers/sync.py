@@ -17,6 +17,10 @@ backlog no longer holds our offset) the target is first emptied: a ``FLUSHALL`` 
 ``FLUSHDB`` of the target db with db mode "only") goes before the new RDB's keys, because the
 target is owned by the migration and keys deleted on the source while we were away must go.
 
+Idle streams. The master's PINGs count in the offset but are not forwarded; so that the applied
+offset still reaches the source offset (lag 0, "caught up"), the last entry of a batch covers the
+bytes of the PINGs after it, and a read with only PINGs becomes one PING entry for the target.
+
 Lag. A control connection reads ``master_repl_offset`` (INFO replication) every second. Lag bytes
 = that offset minus the applied offset (the one the pipeline last passed to ``checkpoint()``, or
 the offset handed to the writer when it never does). Lag seconds = the time since the source was
@@ -228,7 +232,8 @@ class SyncReader:
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _psync(self, link: ReplicationLink) -> PsyncResult:
-        if self._replid is not None and self._phase is not Phase.FULL:
+        asked_continue = self._replid is not None and self._phase is not Phase.FULL
+        if asked_continue:
             offset = self._delivered - self._base
             res = await link.psync(self._replid, offset + 1)
         else:
@@ -236,7 +241,8 @@ class SyncReader:
         if res.full:
             if self._had_data:
                 self.resumes_fullresync += 1
-                if self.start is not None and self.options.resume_mode is ResumeMode.MANUAL:
+                manual = self.options.resume_mode is ResumeMode.MANUAL
+                if asked_continue and self.start is not None and manual:
                     raise ResumeError(
                         f"{self.endpoint.address} cannot continue the checkpoint (replid "
                         f"{self.start.replid}, offset {self.start.offset}): it answered FULLRESYNC. "
