@@ -11,6 +11,7 @@ from rdb_testlib import merged_values, parse_bytes
 
 from cachemigrate.formats.rdb import (
     HashValue,
+    KeyRecord,
     ListValue,
     ModuleValue,
     SetValue,
@@ -204,3 +205,20 @@ def test_librdb_stream_resp(path: str, resp: str) -> None:
                 (_sid(x[5]), int(x[7]), int(x[9])) for x in claims)
             owners = {x[3]: [_sid(x[5])] for x in claims}
             assert {cons.name: cons.pending for cons in g.consumers if cons.pending} == owners
+
+
+PAYLOAD_DIRS = sorted(
+    p.parent for p in (CORPUS / "generated-local").glob("*/dump.rdb") if (p.parent / "dump_payloads.json").exists()
+)
+
+
+@pytest.mark.parametrize("folder", PAYLOAD_DIRS, ids=[p.name for p in PAYLOAD_DIRS])
+def test_raw_values_equal_dump_payload_bodies(folder: Path) -> None:
+    """The fast path's raw value is exactly what DUMP serialises (type byte + value + footer)."""
+    payloads = json.loads((folder / "dump_payloads.json").read_text())["dump_payloads"]
+    records, _ = parse_bytes((folder / "dump.rdb").read_bytes())
+    keys = [r for r in records if isinstance(r, KeyRecord)]
+    assert len(keys) == len(payloads)
+    for k in keys:
+        payload = bytes.fromhex(payloads[f"{k.db}:{k.key.decode()}"]["payload_hex"])
+        assert payload[0] == k.type_byte and payload[1:-10] == k.value, k.key
