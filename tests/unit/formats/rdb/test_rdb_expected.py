@@ -208,7 +208,9 @@ def test_librdb_stream_resp(path: str, resp: str) -> None:
 
 
 PAYLOAD_DIRS = sorted(
-    p.parent for p in (CORPUS / "generated-local").glob("*/dump.rdb") if (p.parent / "dump_payloads.json").exists()
+    p.parent
+    for p in (CORPUS / "generated-local").glob("*/dump.rdb")
+    if (p.parent / "dump_payloads.json").exists()
 )
 
 
