@@ -10,6 +10,9 @@ commands plus the exact byte length of each: replication offsets count bytes. It
 commands per call. With hiredis it lets the C reader split the arrays and computes each command's
 length from its arguments (the encoding Redis writes is canonical); every command start is
 checked to be ``*`` so a non-canonical stream falls back to the exact pure-Python parser.
+Measured on SET/HSET streams: ~2.7 us per command with hiredis vs ~5.2 us pure Python (hiredis is
+fed 16 KiB at a time: it moves its unread bytes down after every reply, which is quadratic over
+one large feed).
 """
 
 from __future__ import annotations
