@@ -11,7 +11,7 @@ import pytest
 
 from cachemigrate.engine.compare import compare
 from cachemigrate.protocol.endpoint import Endpoint
-from cachemigrate.protocol.replication import ReplicationLink
+from cachemigrate.protocol.replication import ReplicationLink, SyncRefusedError
 from support.servers import RedisServer, start_redis
 
 
@@ -75,3 +75,26 @@ async def test_rdb_transfer_is_a_loadable_rdb(
         assert report.keys_compared == source.client().dbsize() == 2091
     finally:
         loaded.stop()
+
+
+async def test_acl_user_replicates(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", password="admin", args=["--repl-diskless-sync-delay", "0"])
+    source.client().execute_command("ACL", "SETUSER", "repl", "on", ">rpw", "+psync", "+replconf", "+ping")
+    source.client().set("k", "v")
+    link = ReplicationLink(Endpoint.from_url(f"redis://repl:rpw@127.0.0.1:{source.port}"))
+    await link.connect()
+    res = await link.psync(None, -1)
+    assert res.full
+    data = b"".join([c async for c in link.rdb()])
+    assert data.startswith(b"REDIS") and b"k" in data
+    await link.close()
+
+
+async def test_user_without_psync_is_refused(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", password="admin")
+    source.client().execute_command("ACL", "SETUSER", "ro", "on", ">pw", "~*", "+@read", "+ping", "+replconf")
+    link = ReplicationLink(Endpoint.from_url(f"redis://ro:pw@127.0.0.1:{source.port}"))
+    await link.connect()
+    with pytest.raises(SyncRefusedError, match="NOPERM"):
+        await link.psync(None, -1)
+    await link.close()

@@ -59,3 +59,18 @@ async def test_scan_of_a_cluster_reads_every_master(
     assert final.phase is Phase.DONE
     result = check_equal(cluster_nodes(redis_cluster), [target.client()])
     assert result.compared == 330
+
+
+async def test_no_permission_to_replicate_falls_back_to_scan(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    # What managed services do: the user may read and DUMP, not PSYNC.
+    source = redis_factory("src", password="admin")
+    seed(source.client(), n=60)
+    source.client().execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@read", "+@connection",
+                                    "+info", "+scan", "+dump", "+select")
+    target = redis_factory("dst")
+    online = Online(f"redis://app:pw@127.0.0.1:{source.port}", target.url)
+    final = await asyncio.wait_for(online.task, 30)
+    assert final.source_kind == "scan" and final.keys_failed == 0
+    check_equal([source.client()], [target.client()])

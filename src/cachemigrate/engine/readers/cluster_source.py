@@ -20,6 +20,7 @@ from typing import Any
 
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import ReaderProgress, TransformFactory
 from cachemigrate.engine.readers.sync import SyncReader
 from cachemigrate.engine.spec import PipelineOptions
@@ -117,6 +118,8 @@ class ClusterSourceReader:
             with contextlib.suppress(CacheMigrateError, OSError):
                 await conn.close()
         saved = dict(self.start.extra.get("shards", {})) if self.start is not None else {}
+        bw = self.options.bandwidth_mb
+        bucket = TokenBucket(bw) if bw else None
         for node in topology.masters:
             ep = dataclasses.replace(self.endpoint, host=node.host, port=node.port, db=None)
             raw = saved.get(ep.address)
@@ -125,7 +128,7 @@ class ClusterSourceReader:
                 self.events.log(LogLevel.WARNING, f"{ep.address}: no checkpoint for this shard: full sync")
             self.shards.append(SyncReader(
                 ep, self.options, transform_factory=self.transform_factory, events=self.events,
-                start=start, repl_timeout=self.repl_timeout, detect_cluster=False,
+                start=start, repl_timeout=self.repl_timeout, detect_cluster=False, bucket=bucket,
             ))
             self._shard_applied.append(start.offset if start is not None else -1)
         if not self.shards:

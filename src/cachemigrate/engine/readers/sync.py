@@ -77,6 +77,7 @@ class SyncReader:
         repl_timeout: float = DEFAULT_REPL_TIMEOUT,
         control_period: float = 1.0,
         detect_cluster: bool = True,
+        bucket: TokenBucket | None = None,
     ) -> None:
         if start is not None and start.source != endpoint.address:
             raise ResumeError(
@@ -92,7 +93,8 @@ class SyncReader:
         self.control_period = control_period
         self.detect_cluster = detect_cluster
         self.delegate: Reader | None = None  # a cluster source, or the SCAN fallback
-        self._bucket = TokenBucket(options.bandwidth_mb) if options.bandwidth_mb else None
+        # Shards of a cluster share one bucket: the limit is for the whole source.
+        self._bucket = bucket or (TokenBucket(options.bandwidth_mb) if options.bandwidth_mb else None)
         self._stopped = False
         self._link: ReplicationLink | None = None
         self._control: asyncio.Task[None] | None = None
