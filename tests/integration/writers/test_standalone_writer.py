@@ -187,3 +187,22 @@ async def test_connection_killed_mid_write(target_redis: RedisServer) -> None:
     with pytest.raises(ConnectionLostError):
         await w.write(entries[:1])
     await w.close()
+
+
+async def test_large_values_with_and_without_size(target_redis: RedisServer) -> None:
+    big = b"x" * (200 << 10)
+    entries = [
+        Entry([b"SET", b"sized", memoryview(big)], key=b"sized", size=len(big) + 30, tag="string"),
+        Entry([b"SET", b"small", b"1"], key=b"small", tag="string"),
+        Entry([b"SET", b"unsized", big], key=b"unsized", tag="string"),
+        Entry([b"SET", b"small2", bytearray(b"2")], key=b"small2", db=1, tag="string"),
+    ]
+    w = StandaloneWriter(_ep(target_redis))
+    await w.start()
+    await w.write(entries)
+    await w.flush()
+    await w.close()
+    c = target_redis.client()
+    assert c.get(b"sized") == big and c.get(b"unsized") == big and c.get(b"small") == b"1"
+    assert target_redis.client(db=1).get(b"small2") == b"2"
+    assert w.stats.keys_written == 4

@@ -157,9 +157,20 @@ class StandaloneWriter:
                 # The common case in one pass without per-entry Python code of ours: same db,
                 # no large value.
                 packed = list(map(pack_argv, map(_get_argv, run)))
-                parts += packed
                 nbytes += sum(map(len, packed))
                 j += len(run)
+                if max(map(len, packed)) <= LARGE_ARG:
+                    parts += packed
+                    continue
+                # A large value whose entry did not say its size: packed once, but not copied
+                # again into the batch.
+                for data in packed:
+                    if len(data) > LARGE_ARG:
+                        chunks.append(b"".join(parts))
+                        chunks.append(data)
+                        parts = []
+                    else:
+                        parts.append(data)
                 continue
             for e in run:
                 j += 1
