@@ -9,7 +9,7 @@ import pytest
 from online_workload import FAST, Online, Workload, check_equal, seed
 
 from cachemigrate.engine.status import Phase
-from support.servers import RedisServer
+from support.servers import RedisServer, redis6_binary
 
 
 @pytest.mark.parametrize("diskless", [False, True])
@@ -51,3 +51,26 @@ async def test_full_only_ends_by_itself(redis_factory: Callable[..., RedisServer
     check_equal([source.client()], [target.client()])
     cp = await online.store.load()
     assert cp is not None and cp.phase == "incremental" and cp.source == f"127.0.0.1:{source.port}"
+
+
+async def test_redis6_source(redis_factory: Callable[..., RedisServer]) -> None:
+    binary = redis6_binary()
+    if binary is None:
+        pytest.skip("the Redis 6.0.9 binary is not installed (make install)")
+    source = redis_factory("src6", binary=binary, args=["--repl-diskless-sync-delay", "0"])
+    target = redis_factory("dst")
+    seed(source.client(), n=100)
+    writer = Workload(source.port, pause=0.001)
+    writer.start()
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        await asyncio.sleep(1.5)
+        writer.stop()
+        await online.wait_applied(source.client())
+        await online.wait_for(lambda s: s.caught_up, timeout=10)
+        check_equal([source.client()], [target.client()])
+    finally:
+        writer.stop_event.set()
+        final = await online.finish()
+    assert final.keys_failed == 0 and final.commands_failed == 0, online.sink.logs[-5:]
