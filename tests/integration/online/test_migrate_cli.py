@@ -84,3 +84,11 @@ def test_bad_resume_mode_is_one_line(redis_factory: Callable[..., RedisServer]) 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1].startswith("cachemigrate: error: --resume must be auto or manual")
+
+
+def test_unreachable_source_fails_at_once(redis_factory: Callable[..., RedisServer]) -> None:
+    target = redis_factory("dst")
+    proc = _start("redis://127.0.0.1:1", target.url, "--incremental", "--quiet")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1].startswith("cachemigrate: error: cannot connect to 127.0.0.1:1")

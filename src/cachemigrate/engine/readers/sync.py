@@ -96,6 +96,7 @@ class SyncReader:
         # Shards of a cluster share one bucket: the limit is for the whole source.
         self._bucket = bucket or (TokenBucket(options.bandwidth_mb) if options.bandwidth_mb else None)
         self._stopped = False
+        self._connected = False
         self._link: ReplicationLink | None = None
         self._control: asyncio.Task[None] | None = None
         self._phase = Phase.CONNECTING
@@ -199,6 +200,7 @@ class SyncReader:
             )
             try:
                 await link.connect()
+                self._connected = True
                 res = await self._psync(link)
                 if res.full:
                     async for batch in self._full(link, res):
@@ -220,6 +222,8 @@ class SyncReader:
             except _LOST as exc:
                 if self._stopped:
                     return
+                if not self._connected:
+                    raise  # a wrong address or a source that is down: say so at once
                 if self.options.resume_mode is ResumeMode.MANUAL:
                     raise ResumeError(
                         f"replication link to {self.endpoint.address} lost ({exc}); resume mode is "
