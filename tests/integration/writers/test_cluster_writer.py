@@ -165,3 +165,24 @@ async def test_multi_block_goes_whole_to_its_slot_owner(redis_cluster: RedisClus
     assert not w.failures and w.stats.applied_offset == 9
     c = redis_cluster.client()
     assert c.get(b"{tx}a") == b"1" and c.get(b"{tx}n") == b"1" and c.get(b"before") == b"0"
+
+
+async def test_tryagain_is_retried_then_reported(redis_cluster: RedisCluster) -> None:
+    ids = _node_ids(redis_cluster)
+    slot = 300  # node 0 -> node 1, half of a multi-key command's keys still on node 0: TRYAGAIN
+    a, b = redis_cluster.nodes[0].client(), redis_cluster.nodes[1].client()
+    k1, k2 = _keys_in_slot(slot, 2)
+    a.set(k1, b"here")
+    b.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[0])
+    a.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[1])
+    w = ClusterWriter(Endpoint.from_url(redis_cluster.url))
+    w.max_attempts = 3
+    await w.start()
+    await w.write([Entry([b"DEL", k1, k2], key=k1, tag="string", source_offset=5),
+                   Entry([b"SET", b"fine", b"1"], key=b"fine", source_offset=6)])
+    await w.flush()
+    await w.close()
+    assert [(f.key, f.command) for f in w.failures] == [(k1, "DEL")]
+    assert w.failures[0].error.startswith("TRYAGAIN") and "3 attempts" in w.failures[0].error
+    assert w.stats.keys_failed == 1 and w.stats.applied_offset == 6
+    assert a.get(k1) == b"here"

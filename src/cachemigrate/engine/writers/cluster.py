@@ -40,13 +40,14 @@ class ClusterWriter:
         self._writers: dict[tuple[str, int], StandaloneWriter] = {}
         self._route: list[StandaloneWriter] = []  # index in topology.masters -> writer
         self._redirected: list[tuple[Entry, str]] = []
-        self._attempts: dict[int, int] = {}
+        self._attempts: dict[int, int] = {}  # id(entry) -> sends; the entries are in _redirected
         self._failures = FailureLog(kept=self.options.failures_kept)
         self._own = WriterStats()  # failures decided here (no master, redirections exhausted)
         self._sent_offset = 0
         self._applied = 0
         self._lock = asyncio.Lock()  # one re-send round at a time
         self.refreshes = 0
+        self.max_attempts = MAX_ATTEMPTS  # sends of one entry before it becomes a failure
 
     def __repr__(self) -> str:
         return f"<ClusterWriter {self.endpoint.display_url()}>"
@@ -182,10 +183,12 @@ class ClusterWriter:
     async def _resend(self) -> None:
         """Collect every redirect (all replies in), then re-send them in their original order."""
         async with self._lock:
-            for _ in range(MAX_ATTEMPTS * 4):
+            for _ in range(self.max_attempts * 4):
                 await asyncio.gather(*(w.flush() for w in self._writers.values()))
                 items, self._redirected = self._redirected, []
                 if not items:
+                    # Every reply is in: each re-sent entry has landed or failed.
+                    self._attempts.clear()
                     return
                 await self._resend_round(items)
             raise MigrationError(f"{self.endpoint.display_url()}: cluster redirections do not settle")
@@ -202,9 +205,9 @@ class ClusterWriter:
         for e, msg in items:
             tries = self._attempts.get(id(e), 0) + 1
             self._attempts[id(e)] = tries
-            if tries > MAX_ATTEMPTS:
+            if tries >= self.max_attempts:
                 self._attempts.pop(id(e), None)
-                self._fail(e, f"{msg} (gave up after {MAX_ATTEMPTS} attempts)")
+                self._fail(e, f"{msg} (gave up after {tries} attempts)")
                 continue
             if msg.startswith("ASK "):
                 host, _, port = msg.split()[2].rpartition(":")
@@ -221,8 +224,6 @@ class ClusterWriter:
             await w.write(batch)
         if retry:
             await self._send(self._group(retry))
-        if not self._redirected:
-            self._attempts.clear()
 
     def _fail(self, e: Entry, message: str) -> None:
         name = bytes(e.argv[0]).decode("ascii", "replace").upper() if e.argv else ""
