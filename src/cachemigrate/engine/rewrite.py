@@ -79,6 +79,15 @@ def batched(head: Argv, groups: Iterable[Sequence[Arg]], caps: RewriteCaps) -> l
     return out
 
 
+def is_empty(value: Value) -> bool:
+    """A collection without elements (streams may be empty: they keep IDs and groups)."""
+    if isinstance(value, ListValue | ZSetValue | HashValue):
+        return not value.items
+    if isinstance(value, SetValue):
+        return not value.members
+    return False
+
+
 def value_commands(
     key: bytes,
     value: Value,
@@ -88,6 +97,7 @@ def value_commands(
     part: int = 0,
     last: bool = True,
     stream_entries_before: int = 0,
+    first_entry: StreamId | None = None,
 ) -> Outcome:
     """Commands that rebuild ``value`` (part ``part`` of a big key when ``last`` is False or
     ``part`` > 0). Module values have none: only RESTORE moves them."""
@@ -104,8 +114,10 @@ def value_commands(
     if isinstance(value, StreamValue):
         out = Outcome(stream_entry_commands(key, value))
         if last:
-            had = stream_entries_before + len(value.entries) > 0
-            out.commands += stream_meta_commands(key, value, caps, had_entries=had)
+            n = stream_entries_before + len(value.entries)
+            if first_entry is None and value.entries:
+                first_entry = value.entries[0][0]
+            out.commands += stream_meta_commands(key, value, caps, n_entries=n, first_entry=first_entry)
             if part == 0:
                 out.lost_pending = pending_without_entry(value)
         return out
@@ -156,27 +168,57 @@ def stream_entry_commands(key: bytes, value: StreamValue) -> list[Argv]:
 
 
 def stream_meta_commands(
-    key: bytes, value: StreamValue, caps: RewriteCaps, *, had_entries: bool
+    key: bytes,
+    value: StreamValue,
+    caps: RewriteCaps,
+    *,
+    n_entries: int,
+    first_entry: StreamId | None,
 ) -> list[Argv]:
-    """What follows the XADDs: create an empty stream if needed, XSETID, groups, PELs."""
+    """What follows the XADDs (``n_entries`` of them, the first with ID ``first_entry``): create
+    an empty stream if needed, XSETID, groups, PELs."""
     out: list[Argv] = []
-    if not had_entries:
+    if not n_entries:
         # librdb's trick: MKSTREAM through a throwaway group (no XADD+XDEL, which would move
         # the stream's IDs; no MAXLEN 0, which CRDT targets refuse).
         out.append([b"XGROUP", b"CREATE", key, b"dummyCG", b"$", b"MKSTREAM"])
         out.append([b"XGROUP", b"DESTROY", key, b"dummyCG"])
     xsetid: Argv = [b"XSETID", key, format_id(value.last_id)]
-    if caps.stream_v7 and value.entries_added is not None:
-        xsetid += [
-            b"ENTRIESADDED",
-            b"%d" % value.entries_added,
-            b"MAXDELETEDID",
-            format_id(value.max_deleted_id or (0, 0)),
-        ]
+    added, max_deleted = value.entries_added, value.max_deleted_id or (0, 0)
+    rdb9 = added is None  # no counters: a 7.0+ server derives them when it loads such a stream
+    if caps.stream_v7:
+        if added is None:
+            added, max_deleted = max(value.length, n_entries), (0, 0)
+        xsetid += [b"ENTRIESADDED", b"%d" % added, b"MAXDELETEDID", format_id(max_deleted)]
     out.append(xsetid)
+    first = value.first_id or first_entry
     for group in value.groups:
-        out.extend(_group_commands(key, group, caps))
+        read = group.entries_read  # None: unknown (RDB 10+ says so), or not stored (RDB 9)
+        if read is None and rdb9 and added is not None:
+            read = _estimate_entries_read(value, added, max_deleted, first, group.last_id)
+        out.extend(_group_commands(key, group, caps, read))
     return out
+
+
+def _estimate_entries_read(
+    value: StreamValue, added: int, max_deleted: StreamId, first: StreamId | None, gid: StreamId
+) -> int | None:
+    """Redis's streamEstimateDistanceFromFirstEverEntry(), which a 7.0+ server runs for each group
+    of an RDB 9 stream it loads. None: unknowable."""
+    if not added:
+        return 0
+    if not value.length and gid <= value.last_id:
+        return added
+    if gid == value.last_id:
+        return added
+    if gid > value.last_id or first is None:
+        return None
+    if max_deleted == (0, 0) or max_deleted < first:
+        if gid < first:
+            return added - value.length
+        if gid == first:
+            return added - value.length + 1
+    return None
 
 
 def pending_without_entry(value: StreamValue) -> int:
@@ -187,9 +229,8 @@ def pending_without_entry(value: StreamValue) -> int:
     return sum(1 for g in value.groups for p in g.pending if p.id not in ids)
 
 
-def _group_commands(key: bytes, group: StreamGroup, caps: RewriteCaps) -> list[Argv]:
+def _group_commands(key: bytes, group: StreamGroup, caps: RewriteCaps, read: int | None) -> list[Argv]:
     create: Argv = [b"XGROUP", b"CREATE", key, group.name, format_id(group.last_id)]
-    read = group.entries_read
     if caps.stream_v7 and read is not None and 0 <= read < _MAX_ENTRIES_READ:
         create += [b"ENTRIESREAD", b"%d" % read]
     out: list[Argv] = [create]

@@ -18,7 +18,13 @@ from typing import Final, Protocol
 from cachemigrate.engine import rewrite as rw
 from cachemigrate.engine.entry import Arg, Entry
 from cachemigrate.engine.spec import DbMode, PipelineOptions
-from cachemigrate.errors import ConfigError, IncompatibleTargetError, MigrationError, UnsupportedRdbError
+from cachemigrate.errors import (
+    ConfigError,
+    FormatError,
+    IncompatibleTargetError,
+    MigrationError,
+    UnsupportedRdbError,
+)
 from cachemigrate.formats.dump import Vendor, build_payload, payload_version_for_target
 from cachemigrate.formats.rdb.decode import decode_value
 from cachemigrate.formats.rdb.model import (
@@ -27,6 +33,7 @@ from cachemigrate.formats.rdb.model import (
     KeyRecord,
     ModuleValue,
     RdbHeader,
+    StreamId,
     StreamValue,
     Value,
     ValueChunk,
@@ -45,6 +52,11 @@ _TYPE_NAMES: Final[dict[int, str]] = {
     6: "module", 7: "module",
 }  # fmt: skip
 _TYPE_NAME_BY_BYTE: Final = tuple(_TYPE_NAMES.get(t, f"type{t}") for t in range(256))
+# Collections whose empty form is a legal RDB value but not a legal key. Every empty encoding
+# (a zero length, an empty ziplist/listpack/intset/zipmap blob, a hash-metadata header) fits in
+# _TINY bytes, so only values that small are decoded to look.
+_IS_COLLECTION: Final = tuple(_TYPE_NAME_BY_BYTE[t] in ("list", "set", "zset", "hash") for t in range(256))
+_TINY = 16
 
 _RESTORE = b"RESTORE"
 _ZERO = b"0"
@@ -105,6 +117,7 @@ class _BigKey:
     tag: str  # still to put on the next entry ("" once used)
     parts: int = 0
     stream_entries: int = 0
+    stream_first: StreamId | None = None
 
 
 class Transformer:
@@ -211,9 +224,13 @@ class Transformer:
         version = self._footer[t]
         if version is None or rec.big:
             return self._rewrite_key(rec, db)
+        raw = rec.value
+        if len(raw) <= _TINY and _IS_COLLECTION[t] and self._is_empty(rec):
+            self.empty += 1  # RESTORE refuses empty collections; a loading server skips them
+            return []
         name = _TYPE_NAME_BY_BYTE[t]
         self.keys_by_type[name] += 1
-        payload = build_payload(t, rec.value, version)
+        payload = build_payload(t, raw, version)
         argv: list[Arg] = [
             _RESTORE,
             rec.key,
@@ -254,9 +271,12 @@ class Transformer:
         out = rw.value_commands(
             c.key, c.value, self.caps, self._now_ms,
             part=big.parts, last=c.last, stream_entries_before=big.stream_entries,
+            first_entry=big.stream_first,
         )  # fmt: skip
-        if isinstance(c.value, StreamValue):
+        if isinstance(c.value, StreamValue) and c.value.entries:
             big.stream_entries += len(c.value.entries)
+            if big.stream_first is None:
+                big.stream_first = c.value.entries[0][0]
         self._count(big.db, c.key, out)
         cmds = out.commands
         big.parts += 1
@@ -318,6 +338,13 @@ class Transformer:
             self._unsupported(db, rec.key, f"cannot decode for rewrite: {exc.reason}")
             return []
         return self.rewrite(rec, value, db)
+
+    def _is_empty(self, rec: KeyRecord) -> bool:
+        try:
+            value = self._decode(rec.type_byte, rec.value, header=self.header, key=rec.key, offset=rec.offset)
+        except FormatError:
+            return False  # sent as it is: the target's verdict names the key
+        return rw.is_empty(value)
 
     def _count(self, db: int, key: bytes, out: rw.Outcome) -> None:
         self.expired_fields += out.expired_fields

@@ -102,6 +102,18 @@ def test_the_clock_is_read_once_per_64_keys_with_a_ttl() -> None:
     assert t.expired == 7
 
 
+def test_empty_collections_are_not_restored() -> None:
+    t = make()
+    empty_listpack = b"\x07\x07\x00\x00\x00\x00\x00\xff"  # a string holding an empty listpack
+    assert t.key(rec(b"s", 2, b"\x00")) == []
+    assert t.key(rec(b"h", 16, empty_listpack)) == []
+    assert t.key(rec(b"z", 17, empty_listpack)) == []
+    assert t.empty == 3
+    one = b"\x09\x00\x00\x00\x01\x00\x01\x01\xff"  # a listpack holding the integer 1
+    assert t.key(rec(b"l", 18, b"\x01\x02\x09" + one))[0].argv[0] == b"RESTORE"  # decoded: not empty
+    assert t.key(rec(b"e", 21, b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))  # streams may be empty
+
+
 def test_footer_relabelled_for_an_older_target() -> None:
     t = make(target=REDIS70)
     [e] = t.key(rec(type_byte=0))
