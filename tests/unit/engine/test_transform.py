@@ -333,6 +333,23 @@ def test_stream_rewrite_matches_librdb(target: TargetCaps, resp: str) -> None:
     assert t.lost_pending == 1
 
 
+def test_rdb9_stream_gets_the_counters_a_loading_server_derives() -> None:
+    a, b = (5, 0), (9, 0)
+    group = StreamGroup(b"g", b, None, [], [])
+    early = StreamGroup(b"e", (1, 0), None, [], [])
+    value = StreamValue([(a, [b"f", b"v"]), (b, [b"f", b"w"])], 2, b, groups=[group, early])
+    out = argvs(make(PipelineOptions(rewrite=True, replace=False)).rewrite(rec(b"s", 15), value))
+    assert out[2:] == [
+        [b"XSETID", b"s", b"9-0", b"ENTRIESADDED", b"2", b"MAXDELETEDID", b"0-0"],
+        [b"XGROUP", b"CREATE", b"s", b"g", b"9-0", b"ENTRIESREAD", b"2"],  # at the last ID
+        [b"XGROUP", b"CREATE", b"s", b"e", b"1-0", b"ENTRIESREAD", b"0"],  # before the first
+    ]
+    old = TargetCaps(9, "redis", (6, 2, 0))
+    out = argvs(make(PipelineOptions(rewrite=True, replace=False), target=old).rewrite(rec(b"s", 15), value))
+    assert out[2:] == [[b"XSETID", b"s", b"9-0"], [b"XGROUP", b"CREATE", b"s", b"g", b"9-0"],
+                       [b"XGROUP", b"CREATE", b"s", b"e", b"1-0"]]  # fmt: skip
+
+
 def test_empty_stream_is_created_through_a_dummy_group() -> None:
     t = make(PipelineOptions(rewrite=True, replace=False))
     out = argvs(t.rewrite(rec(b"s", 21), StreamValue([], 0, (5, 1), None, (5, 1), 3)))
