@@ -208,6 +208,11 @@ class Connection:
         assert self._transport is not None
         self._transport.set_write_buffer_limits(high=high, low=high // 2)
 
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes accepted by ``send`` that the socket has not taken yet."""
+        return 0 if self._transport is None else self._transport.get_write_buffer_size()
+
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
         if not self._can_write.is_set():

@@ -75,7 +75,6 @@ class StandaloneWriter:
         self._conn: Connection | None = None
         self._db = 0
         self._error: BaseException | None = None
-        self._yield = True
 
     def __repr__(self) -> str:
         return f"<StandaloneWriter {self.endpoint.display_url()}>"
@@ -123,8 +122,8 @@ class StandaloneWriter:
             self._batches.append(batch)
             self._idle.clear()
             self._stats.bytes_written += batch.nbytes
-            if self._yield:
-                # Once the socket is full, asyncio only sends from the event loop: let it run
+            if conn.write_buffer_size:
+                # The socket is full and asyncio only sends from the event loop: let it run
                 # between batches, or the server starves while we pack the next ones.
                 await asyncio.sleep(0)
         await conn.drain()
