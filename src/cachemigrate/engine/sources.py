@@ -23,7 +23,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
@@ -37,6 +37,7 @@ __all__ = [
     "CountingReader",
     "S3RangeFile",
     "S3Settings",
+    "S3Stream",
     "Source",
     "archive_kind",
     "archive_members",
@@ -133,7 +134,7 @@ class S3RangeFile(io.RawIOBase):
         self.name = f"s3://{bucket}/{key}"
         self._client, self._bucket, self._key = client, bucket, key
         self.size = size
-        self._block = block
+        self._block = max(block, 1)
         self._pos = 0
         self._cache_at = 0
         self._cache = b""
@@ -153,21 +154,34 @@ class S3RangeFile(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes, short only at the end (zipfile reads headers in one call)."""
+        want = max(0, self.size - self._pos) if size is None or size < 0 else size
+        buf = bytearray(want)
+        view = memoryview(buf)
+        got = 0
+        while got < want:
+            n = self.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        return bytes(view[:got])
+
     def readinto(self, b: Any) -> int:
         view = memoryview(b).cast("B")
         if self._pos >= self.size or not len(view):
             return 0
         rel = self._pos - self._cache_at
         if not 0 <= rel < len(self._cache):
-            self._fetch(self._pos)
-            rel = 0
+            self._fetch(self._pos - self._pos % self._block)  # aligned: a zip's tail is one block
+            rel = self._pos - self._cache_at
         n = min(len(view), len(self._cache) - rel)
         view[:n] = self._cache[rel : rel + n]
         self._pos += n
         return n
 
     def _fetch(self, at: int) -> None:
-        end = min(self.size, at + max(self._block, 1)) - 1
+        end = min(self.size, at + self._block) - 1
         try:
             resp = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={at}-{end}")
             data = resp["Body"].read()
@@ -177,18 +191,66 @@ class S3RangeFile(io.RawIOBase):
         self._cache_at, self._cache = at, data
 
 
+class S3Stream(io.RawIOBase):
+    """``get_object()['Body']`` read as it comes; a dropped connection resumes with a ranged GET."""
+
+    def __init__(self, client: Any, bucket: str, key: str, *, retries: int = 3) -> None:
+        super().__init__()
+        self.name = f"s3://{bucket}/{key}"
+        self._client, self._bucket, self._key = client, bucket, key
+        self._retries = retries
+        self._pos = 0
+        self.size: int | None = None
+        self.resumed = 0
+        self._body = self._get()
+
+    def _get(self) -> Any:
+        extra = {"Range": f"bytes={self._pos}-"} if self._pos else {}
+        try:
+            resp = self._client.get_object(Bucket=self._bucket, Key=self._key, **extra)
+        except Exception as exc:
+            raise _s3_error(self.name, exc) from exc
+        if self.size is None:
+            self.size = int(resp.get("ContentLength") or 0)
+        return resp["Body"]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        if self.size is not None and self._pos >= self.size:
+            return 0
+        for attempt in range(self._retries + 1):
+            try:
+                data = self._body.read(len(view))
+                break
+            except Exception as exc:
+                if attempt == self._retries:
+                    raise _s3_error(self.name, exc) from exc
+                self.resumed += 1
+                self._body = self._get()
+        n = len(data)
+        view[:n] = data
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
 def _open_s3(url: str, client: Any, *, seekable: bool) -> Source:
     bucket, key = parse_s3_url(url)
+    if not seekable:
+        stream = S3Stream(client, bucket, key)
+        return cast(BinaryIO, io.BufferedReader(stream, 1 << 20)), stream.size or None, url
     try:
-        if seekable:
-            head = client.head_object(Bucket=bucket, Key=key)
-            size = int(head["ContentLength"])
-            raw: BinaryIO = cast(BinaryIO, S3RangeFile(client, bucket, key, size))
-            return raw, size, url
-        resp = client.get_object(Bucket=bucket, Key=key)
+        size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except Exception as exc:
         raise _s3_error(url, exc) from exc
-    return cast(BinaryIO, resp["Body"]), int(resp.get("ContentLength") or 0) or None, url
+    return cast(BinaryIO, S3RangeFile(client, bucket, key, size)), size, url
 
 
 def make_opener(s3: S3Settings | None = None) -> Opener:
@@ -229,7 +291,7 @@ def archive_kind(path: str) -> ArchiveKind | None:
     return None
 
 
-def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Iterator[Source]:
+def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Generator[Source, None, None]:
     """Each regular member in archive order. A member's stream is valid until the next one."""
     try:
         if kind == "zip":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import posixpath
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -81,6 +81,7 @@ class AofFileReader:
         self._bytes_read = 0  # raw bytes of finished units (compressed for archives)
         self._unit_read: Callable[[], int] = lambda: 0
         self._bytes_total: int | None = None
+        self._sizes: list[int | None] = []
         self._offset = 0  # cumulative (decompressed) offset across sources
         self._command_tf: RecordTransform | None = None
 
@@ -117,9 +118,13 @@ class AofFileReader:
                 units.append(_Unit(path, archive=True))
             else:
                 units.append(_Unit(path))
-        sizes = [_local_size(u.path) for u in units]
-        self._bytes_total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+        self._sizes = [_local_size(u.path) for u in units]
+        self._total()
         return units
+
+    def _total(self) -> None:
+        sizes = self._sizes
+        self._bytes_total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
 
     def _manifest_units(self, path: str) -> list[_Unit]:
         fh, _, name = self.opener(path)
@@ -143,10 +148,13 @@ class AofFileReader:
     async def batches(self) -> AsyncIterator[list[Entry]]:
         loop = asyncio.get_running_loop()
         units = await loop.run_in_executor(None, self._plan)
-        for unit in units:
+        for i, unit in enumerate(units):
             fh, size, name = await loop.run_in_executor(None, self.opener, unit.path)
-            if size is not None and self._bytes_total is None and len(units) == 1:
-                self._bytes_total = size
+            if size is not None:
+                self._sizes[i] = size
+                self._total()
+            what = "archive" if unit.archive else "file"
+            self.events.log(LogLevel.INFO, f"{name}: reading {what}" + (f" ({size} bytes)" if size else ""))
             try:
                 if unit.archive:
                     counting = CountingReader(fh)
@@ -171,20 +179,25 @@ class AofFileReader:
         loop = asyncio.get_running_loop()
         kind = archive_kind(name)
         assert kind is not None
-        members: Iterator[Source] = archive_members(cast(BinaryIO, fh), name, kind)
-        while True:
-            item: Source | None = await loop.run_in_executor(None, next, members, None)
-            if item is None:
-                return
-            mfh, msize, mname = item
-            if mname.endswith(".manifest"):
-                self.events.log(LogLevel.WARNING, f"{mname}: multi-part AOF manifests inside an "
-                                "archive are not followed; its files are read in archive order")
-                continue
-            async for batch in self._file(mfh, SourceProgress(mname, msize), True, skip_unknown=True):
-                yield batch
-                if self._stopped:
+        members: Generator[Source, None, None] = archive_members(cast(BinaryIO, fh), name, kind)
+        try:
+            while True:
+                item: Source | None = await loop.run_in_executor(None, next, members, None)
+                if item is None:
                     return
+                mfh, msize, mname = item
+                if mname.endswith(".manifest"):
+                    self.events.log(LogLevel.WARNING, f"{mname}: multi-part AOF manifests inside an "
+                                    "archive are not followed; its files are read in archive order")
+                    continue
+                self.events.log(LogLevel.INFO, f"{mname}: reading archive member"
+                                + (f" ({msize} bytes)" if msize else ""))
+                async for batch in self._file(mfh, SourceProgress(mname, msize), True, skip_unknown=True):
+                    yield batch
+                    if self._stopped:
+                        return
+        finally:
+            members.close()  # leaves the archive's context managers
 
     async def _file(
         self, fh: BinaryIO, src: SourceProgress, last: bool, *, skip_unknown: bool = False
