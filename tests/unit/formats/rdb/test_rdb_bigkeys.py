@@ -138,3 +138,17 @@ def test_big_lzf_string_is_decompressed_whole() -> None:
     head = next(r for r in recs if isinstance(r, KeyRecord))
     assert head.big
     assert b"".join(r.value.data for r in recs if isinstance(r, ValueChunk)) == value  # type: ignore[union-attr]
+
+
+def test_value_under_the_bound_fed_in_small_pieces_stays_whole() -> None:
+    """A 3 MB collection under max_value_bytes, fed in 64 KiB pieces: one KeyRecord, walked once."""
+    n = 30_000
+    members = b"".join(enc_str(b"member-%08d" % i + b"m" * 80) for i in range(n))
+    body = b"\x02" + enc_str(b"set") + enc_len(n) + members
+    body += b"\x00" + enc_str(b"after") + enc_str(b"x")
+    data = build_rdb(body)
+    whole, _ = parse_bytes(data)
+    recs, peak = _feed_tracking(data, 65536)
+    assert recs == whole and peak < len(data) + 65536
+    big = next(r for r in recs if isinstance(r, KeyRecord) and r.key == b"set")
+    assert not big.big and len(big.value) > 2_000_000
