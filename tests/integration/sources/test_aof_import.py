@@ -11,7 +11,7 @@ from sources_support import GENERATED, compare_servers, import_paths, native_aof
 
 from cachemigrate.errors import AofFormatError
 from support.corpus import CORPUS
-from support.servers import RedisServer
+from support.servers import RedisServer, redis6_binary
 
 CASES = [
     ("redis-6.0.9-single-aof-plain/appendonly.aof", False, 25),
@@ -127,3 +127,19 @@ async def test_damage_in_the_middle_names_file_and_offset(
     assert f"damaged.aof, offset {start}" in str(err.value)
     # what came before the damage is in the target: the SELECT'ed keys written until then
     assert target.client().dbsize() + sum(target.client(db=d).dbsize() for d in (1, 2)) > 0
+
+
+@pytest.mark.parametrize("rel", [c[0] for c in CASES[:2]], ids=["plain", "rdbpreamble"])
+async def test_redis6_files_into_redis6_match_its_own_load(
+    rel: str, redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    binary = redis6_binary()
+    if binary is None:
+        pytest.skip("the Redis 6.0.9 binary is not installed (make install)")
+    source = GENERATED / rel
+    native = native_aof(redis_factory, tmp_path, "native", source, multipart=False, binary=binary)
+    target = redis_factory("target", binary=binary)
+    done = await import_paths([str(source)], target)
+    assert not done.failures
+    report = await compare_servers(native, target)
+    assert report.ok and report.keys_compared == 25, report.examples
