@@ -27,6 +27,7 @@ class RdbEntries:
         self.name = name
         self.keys = 0
         self.stream_db = 0  # repl-stream-db: the db the command stream starts in
+        self._warned = False
 
     async def run(
         self, chunks: AsyncIterator[bytes], end: int, first: list[Entry], stopped: Callable[[], bool]
@@ -35,39 +36,37 @@ class RdbEntries:
         o = self.options
         parser = RdbParser(source=self.name, max_value_bytes=o.big_key_bytes, chunk_elements=o.chunk_elements)
         tf: RecordTransform | None = None
-        batch, nbytes, warned = first, 0, False
+        batch, nbytes, keys = first, 0, 0
+        before = end - 1
+        append = batch.append
         self.stream_db = 0
         async for chunk in chunks:
             parser.feed(chunk)
             for rec in parser.records():
-                kind = type(rec)
-                if isinstance(rec, Aux):
-                    if rec.key == b"repl-stream-db":
-                        self.stream_db = int(rec.value)
-                    continue
-                if kind is ModuleAux and not warned:
-                    warned = True
-                    self.events.log(LogLevel.WARNING, f"{self.name}: module aux data cannot be carried over")
-                if kind not in (KeyRecord, ValueChunk, Function):
-                    continue
-                if tf is None:
-                    assert parser.header is not None
-                    tf = self.factory(parser.header)
-                if kind is KeyRecord:
-                    self.keys += 1
+                cls = rec.__class__
+                if cls is KeyRecord:
+                    keys += 1
+                    if tf is None:
+                        tf = self._transform(parser)
                     entries = tf.key(rec)  # type: ignore[arg-type]
-                elif kind is ValueChunk:
-                    entries = tf.chunk(rec)  # type: ignore[arg-type]
+                elif cls is ValueChunk or cls is Function:
+                    if tf is None:
+                        tf = self._transform(parser)
+                    entries = tf.chunk(rec) if cls is ValueChunk else tf.function(rec)  # type: ignore[arg-type]
                 else:
-                    entries = tf.function(rec)  # type: ignore[arg-type]
-                for e in entries:
-                    e.source_offset = end - 1
+                    self._other(rec)
+                    continue
+                for e in entries:  # hot loop: one or a few entries per key
+                    e.source_offset = before
                     nbytes += e.size or 64
-                batch += entries
+                    append(e)
+            self.keys += keys
+            keys = 0
             if len(batch) > BATCH_ENTRIES or nbytes > BATCH_BYTES:
                 carry = batch.pop()  # the last entry waits: it may turn out to be the RDB's last
                 yield batch
                 batch, nbytes = [carry], 0
+                append = batch.append
                 if stopped():
                     return
         parser.close()
@@ -76,3 +75,16 @@ class RdbEntries:
         else:
             batch = [Entry([b"PING"], -1, None, 0, end)]
         yield batch
+
+    def _transform(self, parser: RdbParser) -> RecordTransform:
+        assert parser.header is not None
+        return self.factory(parser.header)
+
+    def _other(self, rec: object) -> None:
+        if isinstance(rec, Aux):
+            if rec.key == b"repl-stream-db":
+                self.stream_db = int(rec.value)
+        elif isinstance(rec, ModuleAux) and not self._warned:
+            self._warned = True
+            self.events.log(LogLevel.WARNING, f"{self.name}: module aux data of {rec.module_name!r} "
+                            "cannot be carried over")
