@@ -8,6 +8,7 @@ yields a silently short element.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from ._prims import Malformed
 
@@ -82,6 +83,48 @@ def ziplist_items(blob: bytes) -> list[bytes]:
     return items
 
 
+_SMALL_INTS: tuple[Item, ...] = tuple(range(128))
+_SMALL_TEXT: tuple[Item, ...] = tuple(b"%d" % i for i in range(128))
+
+
+def _lp_other(blob: bytes, pos: int, e: int, append: Callable[[Item], None], ints: bool) -> int:
+    """Listpack entries other than 7-bit uints and short strings; returns the next position."""
+    v = 0
+    if e < 0xE0:
+        v = ((e & 0x1F) << 8) | blob[pos + 1]
+        if v >= 1 << 12:
+            v -= 1 << 13
+        size = 2
+    elif e < 0xF0:
+        size = 2 + (((e & 0x0F) << 8) | blob[pos + 1])
+        append(blob[pos + 2 : pos + size])
+        return pos + size + _backlen_size(size)
+    elif e == 0xF0:
+        size = 5 + int(_U32(blob, pos + 1)[0])
+        append(blob[pos + 5 : pos + size])
+        return pos + size + _backlen_size(size)
+    elif e == 0xF1:
+        v = _I16(blob, pos + 1)[0]
+        size = 3
+    elif e == 0xF2:
+        v = _int24(blob, pos + 1)
+        size = 4
+    elif e == 0xF3:
+        v = _I32(blob, pos + 1)[0]
+        size = 5
+    elif e == 0xF4:
+        v = _I64(blob, pos + 1)[0]
+        size = 9
+    else:
+        raise Malformed(f"bad listpack entry encoding 0x{e:02x} at blob offset {pos}")
+    append(v if ints else b"%d" % v)
+    return pos + size + 1
+
+
+def _backlen_size(size: int) -> int:
+    return 1 if size < 128 else 2 if size < 16384 else 3 if size < 2097152 else 4 if size < 268435456 else 5
+
+
 def listpack_items(blob: bytes, *, ints: bool = False) -> list[Item]:
     """Every entry of a listpack; integers as ints when ``ints`` else as decimal text."""
     n = len(blob)
@@ -92,51 +135,22 @@ def listpack_items(blob: bytes, *, ints: bool = False) -> list[Item]:
         raise Malformed(f"listpack header says {total} bytes, blob has {n}")
     items: list[Item] = []
     append = items.append
+    small: tuple[Item, ...] = _SMALL_INTS if ints else _SMALL_TEXT
     pos = 6
     while True:
         e = blob[pos]
-        v = 0
-        isint = True
+        # the two common forms first: 7-bit uint and 6-bit-length string (1-byte backlen)
         if e < 0x80:
-            v = e
-            size = 1
+            append(small[e])
+            pos += 2
         elif e < 0xC0:
-            size = 1 + (e & 0x3F)
-            append(blob[pos + 1 : pos + size])
-            isint = False
-        elif e < 0xE0:
-            v = ((e & 0x1F) << 8) | blob[pos + 1]
-            if v >= 1 << 12:
-                v -= 1 << 13
-            size = 2
-        elif e < 0xF0:
-            size = 2 + (((e & 0x0F) << 8) | blob[pos + 1])
-            append(blob[pos + 2 : pos + size])
-            isint = False
-        elif e == 0xF0:
-            size = 5 + _U32(blob, pos + 1)[0]
-            append(blob[pos + 5 : pos + size])
-            isint = False
-        elif e == 0xF1:
-            v = _I16(blob, pos + 1)[0]
-            size = 3
-        elif e == 0xF2:
-            v = _int24(blob, pos + 1)
-            size = 4
-        elif e == 0xF3:
-            v = _I32(blob, pos + 1)[0]
-            size = 5
-        elif e == 0xF4:
-            v = _I64(blob, pos + 1)[0]
-            size = 9
+            end = pos + 1 + (e & 0x3F)
+            append(blob[pos + 1 : end])
+            pos = end + 1
         elif e == 0xFF:
             break
         else:
-            raise Malformed(f"bad listpack entry encoding 0x{e:02x} at blob offset {pos}")
-        if isint:
-            append(v if ints else b"%d" % v)
-        pos += size + (1 if size < 128 else 2 if size < 16384 else 3 if size < 2097152
-                       else 4 if size < 268435456 else 5)
+            pos = _lp_other(blob, pos, e, append, ints)
         if pos >= n:
             raise Malformed("listpack entry runs past the end of the blob")
     if pos != n - 1:
