@@ -13,9 +13,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from cachemigrate.engine import rewrite as rw
+from cachemigrate.engine.capabilities import TYPE_NAME_BY_BYTE, Target, TargetCaps, at_least, type_name
 from cachemigrate.engine.entry import Arg, Entry
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.errors import (
@@ -25,7 +26,7 @@ from cachemigrate.errors import (
     MigrationError,
     UnsupportedRdbError,
 )
-from cachemigrate.formats.dump import Vendor, build_payload, payload_version_for_target
+from cachemigrate.formats.dump import build_payload, payload_version_for_target
 from cachemigrate.formats.rdb.decode import decode_value
 from cachemigrate.formats.rdb.model import (
     NO_EXPIRE,
@@ -41,21 +42,10 @@ from cachemigrate.formats.rdb.model import (
 
 __all__ = ["Target", "TargetCaps", "Transformer", "type_name"]
 
-# Type byte -> the name used in Entry.tag and the summary. 22/23 are hashes for both vendors.
-_TYPE_NAMES: Final[dict[int, str]] = {
-    0: "string",
-    1: "list", 10: "list", 14: "list", 18: "list",
-    2: "set", 11: "set", 20: "set",
-    3: "zset", 5: "zset", 12: "zset", 17: "zset",
-    4: "hash", 9: "hash", 13: "hash", 16: "hash", 22: "hash", 23: "hash", 24: "hash", 25: "hash",
-    15: "stream", 19: "stream", 21: "stream", 26: "stream",
-    6: "module", 7: "module",
-}  # fmt: skip
-_TYPE_NAME_BY_BYTE: Final = tuple(_TYPE_NAMES.get(t, f"type{t}") for t in range(256))
 # Collections whose empty form is a legal RDB value but not a legal key. Every empty encoding
 # (a zero length, an empty ziplist/listpack/intset/zipmap blob, a hash-metadata header) fits in
 # _TINY bytes, so only values that small are decoded to look.
-_IS_COLLECTION: Final = tuple(_TYPE_NAME_BY_BYTE[t] in ("list", "set", "zset", "hash") for t in range(256))
+_IS_COLLECTION: Final = tuple(TYPE_NAME_BY_BYTE[t] in ("list", "set", "zset", "hash") for t in range(256))
 _TINY = 16
 
 _RESTORE = b"RESTORE"
@@ -67,42 +57,8 @@ _CLOCK_EVERY = 64
 _UNSUPPORTED_KEEP = 10_000  # keys named in `unsupported`; the count goes on beyond
 
 
-def type_name(type_byte: int) -> str:
-    return _TYPE_NAME_BY_BYTE[type_byte]
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class Target(Protocol):
-    """What the transform needs to know about the target (``protocol.probe.TargetInfo`` fits)."""
-
-    @property
-    def rdb_version(self) -> int: ...  # highest DUMP payload version it takes (7.0: 10, Valkey 9: 80)
-
-    @property
-    def vendor(self) -> Vendor: ...
-
-    @property
-    def version(self) -> tuple[int, ...]: ...  # server version, e.g. (7, 0, 15)
-
-    @property
-    def cluster(self) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class TargetCaps:
-    """A Target spelled out by hand (tests, CLI without a probe)."""
-
-    rdb_version: int
-    vendor: Vendor = "redis"
-    version: tuple[int, ...] = (7, 0, 0)
-    cluster: bool = False
-
-
-def _at_least(target: Target, redis: tuple[int, ...], valkey: tuple[int, ...]) -> bool:
-    return target.version >= (valkey if target.vendor == "valkey" else redis)
 
 
 @dataclass(slots=True)
@@ -140,9 +96,9 @@ class Transformer:
         if target.cluster and options.db_mode is DbMode.ONLY and (options.target_db or 0) != 0:
             raise IncompatibleTargetError("a cluster target has only db 0")
         self.caps = rw.RewriteCaps(
-            field_ttl=_at_least(target, redis=(7, 4), valkey=(9, 0)),
-            stream_v7=_at_least(target, redis=(7, 0), valkey=(7, 2)),
-            create_consumer=_at_least(target, redis=(6, 2), valkey=(7, 2)),
+            field_ttl=at_least(target, redis=(7, 4), valkey=(9, 0)),
+            stream_v7=at_least(target, redis=(7, 0), valkey=(7, 2)),
+            create_consumer=at_least(target, redis=(6, 2), valkey=(7, 2)),
             chunk_elements=max(1, options.chunk_elements),
         )
         # Per type byte: the footer version for RESTORE, or None when the key must be rewritten.
@@ -175,6 +131,13 @@ class Transformer:
         self.unsupported: list[tuple[int, bytes, str]] = []
 
     # ---- db mapping ------------------------------------------------------------------------
+
+    def map_db(self, db: int) -> int | None:
+        """The target db for a source db under the options (None: the db is left out)."""
+        try:
+            return self._dbs[db]
+        except KeyError:
+            return self._map_db(db)
 
     def _map_db(self, db: int) -> int | None:
         o = self.options
@@ -228,7 +191,7 @@ class Transformer:
         if len(raw) <= _TINY and _IS_COLLECTION[t] and self._is_empty(rec):
             self.empty += 1  # RESTORE refuses empty collections; a loading server skips them
             return []
-        name = _TYPE_NAME_BY_BYTE[t]
+        name = TYPE_NAME_BY_BYTE[t]
         self.keys_by_type[name] += 1
         payload = build_payload(t, raw, version)
         argv: list[Arg] = [
@@ -248,7 +211,7 @@ class Transformer:
 
     def function(self, fn: Function) -> list[Entry]:
         """``FUNCTION LOAD REPLACE code``, for every database (db -1)."""
-        if not _at_least(self.target, redis=(7, 0), valkey=(7, 2)):
+        if not at_least(self.target, redis=(7, 0), valkey=(7, 2)):
             self._unsupported(-1, b"", "functions need a Redis 7.0+ target; library not loaded")
             return []
         argv: list[Arg] = [b"FUNCTION", b"LOAD", b"REPLACE", fn.code]
@@ -297,7 +260,7 @@ class Transformer:
                 self.filtered += 1
                 return []
         key = rec.key
-        name = _TYPE_NAME_BY_BYTE[rec.type_byte]
+        name = TYPE_NAME_BY_BYTE[rec.type_byte]
         if isinstance(value, ModuleValue):
             self._unsupported(db, key, f"module {value.module_name!r} values can only move with RESTORE")
             return []
@@ -315,7 +278,7 @@ class Transformer:
         return self._entries(cmds, db, key, name, rec.offset, rec.end_offset, True)
 
     def _rewrite_key(self, rec: KeyRecord, db: int) -> list[Entry]:
-        name = _TYPE_NAME_BY_BYTE[rec.type_byte]
+        name = TYPE_NAME_BY_BYTE[rec.type_byte]
         if rec.big:
             self.keys_by_type[name] += 1
             self.rewritten += 1
