@@ -65,6 +65,7 @@ class Connection:
         self._consumer: Consumer | None = None
         self._on_lost: Callable[[ConnectionLostError], None] | None = None
         self._ok_counter: OkCounter | None = None
+        self._ok_tail = b""
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._closing = False
@@ -232,11 +233,16 @@ class Connection:
     def _received(self, data: bytes) -> None:
         reader = self.reader
         consumer = self._consumer
+        if self._ok_tail:
+            data = self._ok_tail + data
+            self._ok_tail = b""
         n = len(data)
         if self._ok_counter is not None and not reader.has_data():
-            count = data.count(_OK)
-            if count * 5 == n:
-                self._ok_counter(count)
+            # Reads end anywhere: a trailing piece of "+OK\r\n" is kept for the next read.
+            whole = n - n % 5
+            if data.count(_OK, 0, whole) * 5 == whole and _OK.startswith(data[whole:]):
+                self._ok_counter(whole // 5)
+                self._ok_tail = data[whole:]
                 return
         for off in range(0, n, _FEED_WINDOW):
             reader.feed(data, off, min(_FEED_WINDOW, n - off))
