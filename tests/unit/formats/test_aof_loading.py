@@ -157,9 +157,17 @@ async def test_an_rdb_cut_short_is_an_error_naming_the_file(tmp_path: Path) -> N
     path = tmp_path / "appendonly.aof"
     source = GENERATED / "redis-6.0.9-single-aof-rdbpreamble" / "appendonly.aof"
     path.write_bytes(source.read_bytes()[:5000])
+    opts = PipelineOptions()
+    caps = TargetCaps(rdb_version=10)
+    reader = AofFileReader([str(path)], opts, transform_factory=lambda h: Transformer(opts, h, caps),
+                           events=RecordingSink())
+    got: list[Entry] = []
     with pytest.raises(RdbFormatError, match=r"appendonly\.aof") as err:
-        await read([path])
+        async for batch in reader.batches():
+            got += batch
     assert "offset" in str(err.value)
+    assert got and all(e.argv[0] == b"RESTORE" for e in got)  # the whole keys before the cut
+    assert reader.sources[0].state == "failed"
 
 
 async def test_multipart_folders_need_exactly_one_manifest_and_all_its_files(tmp_path: Path) -> None:

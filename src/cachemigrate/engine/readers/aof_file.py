@@ -31,7 +31,7 @@ from cachemigrate.engine.readers.rdb_file import Opener, open_local
 from cachemigrate.engine.sources import CountingReader, Source, archive_kind, archive_members
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
-from cachemigrate.errors import AofFormatError, ConfigError
+from cachemigrate.errors import AofFormatError, ConfigError, FormatError
 from cachemigrate.formats.aof import parse_manifest
 from cachemigrate.formats.rdb.model import RdbHeader
 
@@ -229,8 +229,8 @@ class AofFileReader:
                             return
             for group in load.finish():
                 batch += group
-        except AofFormatError as exc:
-            if skip_unknown and exc.offset == 0 and load.unknown:
+        except FormatError as exc:  # AOF damage, or an RDB part cut short or damaged
+            if skip_unknown and load.unknown and isinstance(exc, AofFormatError):
                 self.events.log(LogLevel.WARNING, f"{src.name}: not an RDB or AOF file, skipped")
                 src.state = "skipped"
                 return
