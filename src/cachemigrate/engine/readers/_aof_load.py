@@ -207,8 +207,9 @@ class FileLoad:
             pass
         if self._map is None:
             tf = self._tf or self.command_tf()
-            # The transform's own db mapping (the same rules as for RDB keys).
-            fn = getattr(tf, "map_db", None) or getattr(tf, "_map_db", None)
+            # The transform's own db mapping (Transformer.map_db: the same rules as for RDB keys);
+            # a transform without one (a test double) keeps every db.
+            fn = getattr(tf, "map_db", None)
             self._map = cast(Callable[[int], int | None], fn) if fn is not None else (lambda d: d)
         mapped = self._dbs[db] = self._map(db)
         return mapped
