@@ -9,6 +9,9 @@ its start on every feed and a value over ``max_value_bytes`` turns into ``ValueC
 
 from __future__ import annotations
 
+import contextlib
+import io
+import mmap
 import os
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -200,8 +203,15 @@ class RdbParser:
         self._pos = 0
         self._accumulate = False
 
+    def _adopt(self, whole: mmap.mmap) -> None:
+        """Walk a whole memory-mapped file in place (``iter_file``); nothing else is fed."""
+        assert not self._buf and self._header is None
+        self._buf = whole  # type: ignore[assignment]  # indexes and slices like bytes
+
     def _start_accumulating(self) -> None:
         """A large record is being walked: append fed bytes in place instead of re-joining."""
+        if type(self._buf) is not bytes:
+            return  # a mapped whole file: nothing more will be fed
         if self._next is not None:
             self._materialize()
         self._buf = bytearray(self._buf)  # type: ignore[assignment]
@@ -241,16 +251,45 @@ def iter_file(
     chunk_size: int = DEFAULT_FILE_CHUNK,
     **parser_options: object,
 ) -> Iterator[Record]:
-    """Parse an RDB file (a path or a binary file object) chunk by chunk; checks the end."""
+    """Parse an RDB file (a path or a binary file object) and check its end.
+
+    A path is memory-mapped when it can be (the parser walks the mapping: no read copies); a
+    file object is read from where it stands, ``chunk_size`` bytes at a time.
+    """
     if isinstance(source, (str, os.PathLike)):
+        parser_options.setdefault("source", str(source))
         with open(source, "rb") as fh:
-            yield from _iter_fh(fh, chunk_size, str(source), parser_options)
+            mapped = _map(fh)
+            if mapped is None:
+                yield from _iter_fh(fh, chunk_size, parser_options)
+                return
+            parser = RdbParser(**parser_options)  # type: ignore[arg-type]
+            try:
+                parser._adopt(mapped)
+                yield from parser.records()
+                parser.close()
+            finally:
+                parser._buf = b""
+                with contextlib.suppress(BufferError):
+                    mapped.close()
     else:
-        yield from _iter_fh(source, chunk_size, getattr(source, "name", None), parser_options)
+        name = getattr(source, "name", None)
+        parser_options.setdefault("source", name if isinstance(name, str) else None)
+        yield from _iter_fh(source, chunk_size, parser_options)
 
 
-def _iter_fh(fh: BinaryIO, chunk_size: int, name: object, options: dict[str, object]) -> Iterator[Record]:
-    options.setdefault("source", name if isinstance(name, str) else None)
+def _map(fh: BinaryIO) -> mmap.mmap | None:
+    try:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None  # empty file, pipe, special file...
+    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+        with contextlib.suppress(OSError):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+    return mapped
+
+
+def _iter_fh(fh: BinaryIO, chunk_size: int, options: dict[str, object]) -> Iterator[Record]:
     parser = RdbParser(**options)  # type: ignore[arg-type]
     while not parser.done:
         data = fh.read(chunk_size)

@@ -179,3 +179,12 @@ def test_records_not_drained_before_the_next_feed() -> None:
     got.extend(p.records())
     p.close()
     assert got == whole
+
+
+@pytest.mark.parametrize("f", [f for f in PARSEABLE if f.full.stat().st_size > 200_000][:2],
+                         ids=lambda f: f.path)
+def test_iter_file_mapped_path_equals_chunked_file_object(f) -> None:  # type: ignore[no-untyped-def]
+    mapped = list(iter_file(f.full))
+    with f.full.open("rb") as fh:
+        chunked = list(iter_file(fh, chunk_size=65536))
+    assert mapped == chunked and isinstance(mapped[-1], End)
