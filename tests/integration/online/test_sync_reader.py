@@ -7,7 +7,7 @@ import contextlib
 import os
 from collections.abc import Callable
 
-from online_workload import FAST, check_equal, seed
+from online_workload import FAST, Online, check_equal, seed
 
 from cachemigrate.engine.readers.sync import SyncReader
 from cachemigrate.engine.spec import PipelineOptions
@@ -104,3 +104,29 @@ async def test_silent_link_is_dropped_and_continued(redis_factory: Callable[...,
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await writer.close()
+
+
+async def test_source_restarted_empty_is_followed(redis_factory: Callable[..., RedisServer]) -> None:
+    # A new replid and offsets starting again near 0: the reader resyncs and flushes the target.
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=50)
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        before = online.last.applied_offset if online.last else None
+        source.restart()  # --save "": it comes back empty
+        c = source.client()
+        c.set("new", "life")
+        await online.wait_for(lambda s: s.resumes_fullresync == 1 and s.phase is Phase.INCREMENTAL)
+        c.rpush("after", 1, 2)
+        await online.wait_for(lambda s: s.caught_up and target.client().exists("after") == 1)
+        check_equal([source.client()], [target.client()])
+        assert target.client().dbsize() == 2
+    finally:
+        final = await online.finish()
+    assert final.applied_offset is not None and before is not None and final.applied_offset > before
+    cp = await online.store.load()
+    info = source.client().info("replication")
+    assert cp is not None and cp.replid == info["master_replid"]
+    assert 0 < cp.offset <= info["master_repl_offset"]  # the source's own numbering again

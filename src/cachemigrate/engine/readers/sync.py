@@ -283,6 +283,7 @@ class SyncReader:
         floor = max(self._delivered, 0)
         if res.offset + self._base <= floor:
             self._base = floor - res.offset + 1
+            self._samples.clear()  # offsets of another history: not comparable any more
         end = self._full_end = res.offset + self._base
         self._replid = None
         first: list[Entry] = []
