@@ -89,9 +89,10 @@ def big_value(p: RdbParser, t: int, key: bytes, vstart: int) -> Big:
                 _wait(p)
                 yield None
         p._pos = end
+        end_offset = p._base + end
         parts = split_value(value, p.chunk_elements)
         for k, part in enumerate(parts):
-            yield ValueChunk(db, key, t, part, k == len(parts) - 1, p._base + end)
+            yield ValueChunk(db, key, t, part, k == len(parts) - 1, end_offset)
         return
     make, fn, has_min = g if g is not None else (lambda: StreamValue([]), None, False)
     min_expire = -1
@@ -152,9 +153,10 @@ def _big_string(p: RdbParser, key: bytes, vstart: int, db: int) -> Big:
             if special:  # LZF: decompressed whole (the format gives no way to stream it)
                 data, end = read_string(p._buf, vstart - p._base)
                 p._pos = end
+                end_offset = p._base + end
                 for k in range(0, max(len(data), 1), PIECE_BYTES):
                     last = k + PIECE_BYTES >= len(data)
-                    yield ValueChunk(db, key, 0, StringValue(data[k : k + PIECE_BYTES]), last, p._base + end)
+                    yield ValueChunk(db, key, 0, StringValue(data[k : k + PIECE_BYTES]), last, end_offset)
                 return
             break
         except SHORT:
