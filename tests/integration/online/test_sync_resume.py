@@ -162,3 +162,22 @@ async def test_checkpoint_of_an_unfinished_full_sync_starts_over(
         final = await online.finish()
     assert target.client().get("stale") is None
     assert final.resumes_fullresync == 1
+
+
+async def test_restart_keeps_the_db_the_stream_was_in(redis_factory: Callable[..., RedisServer]) -> None:
+    # The master sends SELECT only when the db changes: a resumed stream must know it is in db 5.
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    db5 = source.client(db=5)
+    first = Online(source.url, target.url)
+    await first.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+    db5.set("a", 1)
+    await first.wait_for(lambda s: target.client(db=5).get("a") == b"1")
+    await first.finish()
+    cp = await first.store.load()
+    assert cp is not None and cp.extra["db"] == 5
+    db5.set("b", 2)  # no SELECT in the stream for this one
+    again = Online(source.url, target.url, store=first.store)
+    await again.wait_for(lambda s: s.resumes_continue == 1 and target.client(db=5).get("b") == b"2")
+    await again.finish()
+    assert target.client(db=0).dbsize() == 0
