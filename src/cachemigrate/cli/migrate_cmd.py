@@ -98,7 +98,7 @@ class LiveSink:
         lag = s.offset_lag_bytes
         if lag is not None:
             secs = "" if s.lag_seconds is None else f" · {s.lag_seconds:.1f} s"
-            table.add_row("lag", f"{lag:,} bytes{secs} (source offset {s.source_offset:,})")
+            table.add_row("lag", f"{lag:,} bytes{secs}")
         if s.resumes_continue or s.resumes_fullresync:
             table.add_row("resumes", f"{s.resumes_continue} continued · {s.resumes_fullresync} full resyncs")
         table.add_row("elapsed", f"{s.elapsed:.0f} s")
