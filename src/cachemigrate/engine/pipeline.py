@@ -136,14 +136,21 @@ class _Run:
         spec, o = self.spec, self.spec.options
         src = spec.source
         factory = self._transform_factory()
-        if src.kind is SourceKind.RDB_FILES:
+        if src.kind in (SourceKind.RDB_FILES, SourceKind.AOF_FILES):
             if not src.paths:
-                raise ConfigError("no RDB file to import")
+                raise ConfigError("no backup file to import")
+            from cachemigrate.engine.readers.aof_file import AofFileReader
+            from cachemigrate.engine.sources import S3Settings, archive_kind, make_opener
+
             bucket = TokenBucket(o.bandwidth_mb) if o.bandwidth_mb else None
-            return RdbFileReader(
-                src.paths, o, transform_factory=factory, events=self.events,
-                read_hook=bucket.consume if bucket else None,
-            )
+            hook = bucket.consume if bucket else None
+            opener = make_opener(src.s3 or S3Settings.from_env())
+            # Plain RDB files (local or s3://) take the fast reader; AOF, multi-part, archives the other.
+            if src.kind is SourceKind.RDB_FILES and not any(archive_kind(p) for p in src.paths):
+                return RdbFileReader(src.paths, o, transform_factory=factory, events=self.events,
+                                     opener=opener, read_hook=hook)
+            return AofFileReader(src.paths, o, transform_factory=factory, events=self.events,
+                                 opener=opener, read_hook=hook)
         if src.kind in (SourceKind.SYNC, SourceKind.SCAN):
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from cachemigrate.engine.sources import S3Settings
 from cachemigrate.protocol.endpoint import Endpoint
 
 
@@ -31,6 +32,7 @@ class SourceSpec:
     kind: SourceKind
     paths: tuple[str, ...] = ()  # RDB_FILES / AOF_FILES
     endpoint: Endpoint | None = None  # SYNC / SCAN (a cluster source is detected by itself)
+    s3: S3Settings | None = None  # how to reach s3:// paths (None: from the environment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ __all__ = [
     "PipelineOptions",
     "PipelineSpec",
     "ResumeMode",
+    "S3Settings",
     "SourceKind",
     "SourceSpec",
 ]
