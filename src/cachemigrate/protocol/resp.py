@@ -219,6 +219,8 @@ def _parse_py(buf: bytes, pos: int) -> tuple[list[Command], list[int], int]:
                     args.append(buf[nl + 2 : end])
                     p = end + 2
                 pos = p
+                if not args:
+                    continue  # "*0" / "*-1": Redis skips them; their bytes count toward the next
             elif buf[pos] == 10:  # bare "\n" keepalive
                 pos += 1
                 continue
@@ -262,6 +264,8 @@ def _parse_hiredis(buf: bytes) -> tuple[list[Command], list[int], int]:
                 continue
             if cmd is NEED_DATA:
                 break
+            if not cmd:
+                raise ProtocolError("empty array")  # skipped by the exact parser below
             # The canonical encoding's length: "*N\r\n", then per argument "$L\r\n" data "\r\n".
             argc = len(cmd)
             lens = tuple(map(len, cmd))
@@ -279,24 +283,63 @@ def _parse_hiredis(buf: bytes) -> tuple[list[Command], list[int], int]:
     return commands, sizes, pos
 
 
-class CommandStream:
-    """Incremental request parser: feed bytes as they arrive, pop complete commands with sizes."""
+def _bytes_needed(buf: bytes) -> int:
+    """How long ``buf`` must be before its first (incomplete) command can complete (0: unknown).
 
-    __slots__ = ("_accelerated", "_buf")
+    Lets a stream skip re-parsing while a large value is still arriving.
+    """
+    n = len(buf)
+    if not n or buf[0] != 42:
+        return 0
+    nl = buf.find(b"\r\n")
+    if nl < 0:
+        return 0
+    try:
+        argc = int(buf[1:nl])
+        p = nl + 2
+        for _ in range(argc):
+            nl = buf.find(b"\r\n", p)
+            if p >= n or buf[p] != 36 or nl < 0:
+                return 0
+            p = nl + 2 + int(buf[p + 1 : nl]) + 2
+            if p > n:
+                return p
+    except ValueError:
+        return 0
+    return 0
+
+
+class CommandStream:
+    """Incremental request parser: feed bytes as they arrive, pop complete commands with sizes.
+
+    While a large command is still arriving, ``pop`` neither joins nor re-parses the buffer.
+    """
+
+    __slots__ = ("_accelerated", "_chunks", "_need", "_size")
 
     def __init__(self, *, accelerated: bool | None = None) -> None:
-        self._buf = b""
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._need = 0
         self._accelerated = accelerated
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        self._buf = self._buf + bytes(data) if self._buf else bytes(data)
+        if data:
+            self._chunks.append(bytes(data))
+            self._size += len(self._chunks[-1])
 
     def pop(self) -> tuple[list[Command], list[int], int]:
-        commands, sizes, consumed = parse_commands(self._buf, accelerated=self._accelerated)
-        self._buf = self._buf[consumed:]
+        if self._size < self._need or not self._chunks:
+            return [], [], 0
+        buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        commands, sizes, consumed = parse_commands(buf, accelerated=self._accelerated)
+        rest = buf[consumed:] if consumed else buf
+        self._chunks = [rest] if rest else []
+        self._size = len(rest)
+        self._need = _bytes_needed(rest)
         return commands, sizes, consumed
 
     @property
     def pending(self) -> int:
         """Bytes buffered that do not yet form a complete command."""
-        return len(self._buf)
+        return self._size

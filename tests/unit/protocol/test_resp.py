@@ -152,6 +152,13 @@ def test_parse_commands_leaves_incomplete_tail(accelerated: bool) -> None:
 
 
 @pytest.mark.parametrize("accelerated", MODES)
+def test_empty_arrays_are_skipped(accelerated: bool) -> None:
+    wire = b"*0\r\n*1\r\n$4\r\nPING\r\n*-1\r\n"
+    got, sizes, consumed = parse_commands(wire, accelerated=accelerated)
+    assert got == [[b"PING"]] and sizes == [18] and consumed == len(wire)
+
+
+@pytest.mark.parametrize("accelerated", MODES)
 def test_non_canonical_lengths_are_exact(accelerated: bool) -> None:
     wire = b"*02\r\n$03\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n"
     got, sizes, consumed = parse_commands(wire, accelerated=accelerated)
@@ -181,3 +188,18 @@ def test_command_stream_random_splits(accelerated: bool) -> None:
         got += c
         total += consumed
     assert got == cmds and total == len(wire) and stream.pending == 0
+
+
+@pytest.mark.parametrize("accelerated", MODES)
+def test_command_stream_big_value_in_small_pieces(accelerated: bool) -> None:
+    big = [b"SET", b"big", b"v" * 3_000_000]
+    wire = pack_command(big) + pack_command([b"PING"])
+    stream = CommandStream(accelerated=accelerated)
+    got: list[list[bytes]] = []
+    total = 0
+    for i in range(0, len(wire), 4096):
+        stream.feed(wire[i : i + 4096])
+        c, _, consumed = stream.pop()
+        got += c
+        total += consumed
+    assert got == [big, [b"PING"]] and total == len(wire) and stream.pending == 0
