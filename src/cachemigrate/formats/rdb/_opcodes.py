@@ -56,10 +56,16 @@ def read_opcode_record(buf: bytes, pos: int, op: int, table: T.TypeTable) -> tup
             _, p = read_len(buf, p)
         return None, p
     if op == T.OP_FUNCTION_PRE_GA:
-        raise UnsupportedRdbError(
-            "function library in the Redis 7.0 release-candidate format (opcode 246 FUNCTION_PRE_GA);"
-            " Redis 7.0 GA refuses it too ('Pre-release function format not supported')"
-        )
+        # Redis 7.0 release candidates: name, engine, has_desc, [desc], code. Redis 7.0.15 still
+        # loads it (checked on the corpus) and turns it into "#!<ENGINE> name=<name>\n<code>",
+        # which is what FUNCTION LOAD takes; we do the same. The description is dropped, as there.
+        name, p = read_string(buf, p)
+        engine, p = read_string(buf, p)
+        has_desc, p = read_len(buf, p)
+        if has_desc:
+            p = skip_string(buf, p)
+        code, p = read_string(buf, p)
+        return Function(b"#!" + engine + b" name=" + name + b"\n" + code), p
     raise UnsupportedRdbError(f"unknown RDB opcode {op} (vendor extension?)")
 
 

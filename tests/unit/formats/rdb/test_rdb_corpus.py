@@ -9,15 +9,15 @@ from dataclasses import dataclass
 import pytest
 
 from cachemigrate.errors import RdbFormatError, UnsupportedRdbError
-from cachemigrate.formats.rdb import End, KeyRecord, RdbParser, decode_value
+from cachemigrate.formats.rdb import End, Function, KeyRecord, RdbParser, decode_value
 from support.corpus import CorpusFile, rdb_files
 
 FILES = rdb_files()
 pytestmark = pytest.mark.skipif(not FILES, reason="shared corpus not available")
 
-# The manifest says Redis 7.0.15 loaded these, yet both hold opcode 246 FUNCTION_PRE_GA, which
-# Redis 7.0 GA's rdbLoad refuses ("Pre-release function format not supported"); we follow the
-# server source and refuse them with a clear error.
+# Opcode 246 FUNCTION_PRE_GA (7.0 release candidates): formats.md says 7.0 GA refuses it, but
+# Redis 7.0.15 loads these files (manifest, and checked by hand: FUNCTION LIST shows the
+# libraries as "#!LUA name=lib2\n..."), so we read them the same way.
 PRE_GA_FUNCTIONS = {"redis-replicator/function.rdb", "redis-rdb-cli/rdt/filter1.rdb"}
 
 # Files we must refuse, with the error class and a phrase of its message.
@@ -29,7 +29,6 @@ EXPECTED_REFUSALS: dict[str, tuple[type[RdbFormatError], str]] = {
     "valkey/encodings-rdb75-unknown-types.rdb": (UnsupportedRdbError, "version 75"),
     "valkey/encodings-rdb987-unknown-types.rdb": (UnsupportedRdbError, "version 987"),
     "valkey/encodings-rdb987.rdb": (UnsupportedRdbError, "version 987"),
-    **{p: (UnsupportedRdbError, "FUNCTION_PRE_GA") for p in PRE_GA_FUNCTIONS},
 }
 
 
@@ -117,3 +116,15 @@ def test_corpus_outcome_table(capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print("\n" + "\n".join(lines) + f"\n{counts}")
     assert counts["unexpected"] == 0
+
+
+@pytest.mark.parametrize("path", sorted(PRE_GA_FUNCTIONS))
+def test_pre_ga_functions_read_like_redis_7_0(path: str) -> None:
+    f = next((x for x in FILES if x.path == path), None)
+    if f is None:
+        pytest.skip("corpus file missing")
+    parser = RdbParser()
+    parser.feed(f.full.read_bytes())
+    codes = [r.code for r in parser.records() if isinstance(r, Function)]
+    parser.close()
+    assert codes and all(c.startswith(b"#!LUA name=") for c in codes)

@@ -60,7 +60,6 @@ def test_function_and_module_aux_records() -> None:
 
 
 @pytest.mark.parametrize("body,error,phrase", [
-    (b"\xf6" + enc_str(b"lib"), UnsupportedRdbError, "FUNCTION_PRE_GA"),
     (b"\x6b\x00", UnsupportedRdbError, "opcode 107"),
     (b"\x06" + enc_str(b"k") + b"\x00", UnsupportedRdbError, "type 6"),
     (b"\x1b" + enc_str(b"k") + b"\x00", UnsupportedRdbError, "27"),
@@ -78,3 +77,13 @@ def test_valkey_type_table_differs() -> None:
     assert k.type_byte == 22
     with pytest.raises(RdbFormatError):  # the same bytes are not a Redis 7.4 RC hash
         parse_bytes(build_rdb(hash2, version=12))
+
+
+def test_pre_ga_function_becomes_a_loadable_library() -> None:
+    """Redis 7.0.15 loads opcode 246 and shows the library as '#!LUA name=<lib>\\n<code>'."""
+    code = b"redis.register_function('f', function() return 1 end)"
+    body = b"\xf6" + enc_str(b"lib1") + enc_str(b"LUA") + enc_len(1) + enc_str(b"a description")
+    body += enc_str(code) + b"\xf6" + enc_str(b"lib2") + enc_str(b"LUA") + enc_len(0) + enc_str(code)
+    recs, _ = parse_bytes(build_rdb(body, version=10))
+    funcs = [r.code for r in recs if isinstance(r, Function)]
+    assert funcs == [b"#!LUA name=lib1\n" + code, b"#!LUA name=lib2\n" + code]
