@@ -18,8 +18,10 @@ class WriterOptions:
     (RESTORE onto an existing key) counts as a skipped key; with True it is a failure.
     ``batch_bytes`` is the size of one socket write. ``on_failure`` sees every failure as it
     arrives (it must not block). At most ``failures_kept`` failures are kept in ``failures``; the
-    counters always count them all. ``multi_db`` declares that entries may target db != 0: a
-    cluster target refuses that at start.
+    counters always count them all. ``multi_db`` declares that entries may target db != 0; it is
+    informational: a cluster writer refuses the first entry for a db other than 0 with
+    IncompatibleTargetError, before sending it (the default db mode declares multi_db even for
+    sources that only have db 0, so refusing at start would refuse every cluster target).
     """
 
     replace: bool = True
