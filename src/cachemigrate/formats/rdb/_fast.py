@@ -60,6 +60,7 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
         valkey = table.valkey
         one_string = _ONE_STRING_VALKEY if valkey else _ONE_STRING
         key_meta_op = T.OP_KEY_META_OR_SLOT_IMPORT if table.key_meta else -1
+        key_start = types | _PREFIX_OPS | ({key_meta_op} if table.key_meta else set())
         maxv = p.max_value_bytes
         buf = p._buf
         base = p._base
@@ -75,7 +76,7 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                 start = pos
                 key = None
                 t = buf[pos]
-                if t in types or t in _PREFIX_OPS or t == key_meta_op:
+                if t in key_start:
                     if pend is None:
                         expire = -1
                         idle: int | None = None
@@ -83,31 +84,32 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                         meta: bytes | None = None
                     else:
                         expire, idle, freq, meta = pend  # cleared once the key is out
-                    while t not in types:
-                        if t == T.OP_EXPIRETIME_MS:
-                            expire = i64_from(buf, pos + 1)[0]
-                            pos += 9
-                        elif t == T.OP_EXPIRETIME:
-                            expire = I32.unpack_from(buf, pos + 1)[0] * 1000
-                            pos += 5
-                        elif t == T.OP_IDLE:
-                            idle, pos = read_len(buf, pos + 1)
-                        elif t == T.OP_FREQ:
-                            freq = buf[pos + 1]
-                            pos += 2
-                        elif t == key_meta_op:
-                            q = skip_key_meta(buf, pos + 1)
-                            meta = buf[pos + 1 : q]
-                            pos = q
-                        else:
-                            break
-                        t = buf[pos]
-                    if t not in types:
-                        # Another opcode (KeyDB puts an AUX here): like Redis, keep the expire
-                        # and LRU/LFU for the next key.
-                        pend = p._pend = (expire, idle, freq, meta)
-                        p._pos = pos
-                        continue
+                    if t not in types:  # prefix opcodes (rare): expire, LRU/LFU, key meta
+                        while t not in types:
+                            if t == T.OP_EXPIRETIME_MS:
+                                expire = i64_from(buf, pos + 1)[0]
+                                pos += 9
+                            elif t == T.OP_EXPIRETIME:
+                                expire = I32.unpack_from(buf, pos + 1)[0] * 1000
+                                pos += 5
+                            elif t == T.OP_IDLE:
+                                idle, pos = read_len(buf, pos + 1)
+                            elif t == T.OP_FREQ:
+                                freq = buf[pos + 1]
+                                pos += 2
+                            elif t == key_meta_op:
+                                q = skip_key_meta(buf, pos + 1)
+                                meta = buf[pos + 1 : q]
+                                pos = q
+                            else:
+                                break
+                            t = buf[pos]
+                        if t not in types:
+                            # Another opcode (KeyDB puts an AUX here): like Redis, keep the expire
+                            # and LRU/LFU for the next key.
+                            pend = p._pend = (expire, idle, freq, meta)
+                            p._pos = pos
+                            continue
                     q = pos + 1
                     b = buf[q]
                     if b < 0x40:
