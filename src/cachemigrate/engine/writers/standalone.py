@@ -68,6 +68,9 @@ class StandaloneWriter:
         self._stats = WriterStats()
         self._failures = FailureLog(kept=self.options.failures_kept)
         self._budget = ByteBudget(self.options.max_bytes_in_flight)
+        # Several batches in flight at once, even under a small budget.
+        opts = self.options
+        self._batch_limit = min(opts.batch_bytes, max(64 << 10, opts.max_bytes_in_flight // 4))
         self._batches: deque[_Batch] = deque()
         self._prev: _Batch | None = None  # last completed batch: EXEC arrays may reach into it
         self._idle = asyncio.Event()
@@ -141,7 +144,7 @@ class StandaloneWriter:
     # -- packing -----------------------------------------------------------------------------
 
     def _pack(self, entries: Sequence[Entry], i: int) -> tuple[_Batch, list[Buffer], int]:
-        limit = self.options.batch_bytes
+        limit = self._batch_limit
         chunks: list[Buffer] = []
         parts: list[bytes] = []
         selects: list[int] = []
