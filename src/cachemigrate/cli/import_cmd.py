@@ -43,7 +43,7 @@ def import_files(
     s3_endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint URL")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
-    """Import RDB files into a target server (a cluster target is detected by itself)."""
+    """Import RDB/AOF backup files into a target server (a cluster target is detected by itself)."""
     mode = DbMode.FOLD if fold_dbs else DbMode.ONLY if db is not None else DbMode.KEEP
     options = PipelineOptions(
         replace=not no_replace, rewrite=rewrite, big_key_bytes=big_key_mb << 20,
