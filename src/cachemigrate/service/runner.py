@@ -89,6 +89,9 @@ class _Run:
         self.user_stop = False
         self.counted = (0, 0)  # keys and bytes written already added to the runner's totals
         self.task: asyncio.Task[None] | None = None
+        # Set once the pipeline has ended; a start() from then on runs the task again afterwards.
+        self.finishing = False
+        self.again: list[LogLine | None] = []
 
 
 class Runner:
@@ -116,7 +119,10 @@ class Runner:
     # --- control ---------------------------------------------------------------------------------
 
     def start(self, task_id: str, *, first_log: LogLine | None = None) -> None:
-        if task_id in self.runs:
+        existing = self.runs.get(task_id)
+        if existing is not None:
+            if existing.finishing:  # its end is being recorded: start anew right after
+                existing.again = [first_log]
             return
         run = _Run(task_id)
         if first_log is not None:
@@ -204,6 +210,7 @@ class Runner:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await monitor
+        run.finishing = True
         try:
             await self._flush(run)
             await self._conclude(run, *outcome)
@@ -211,6 +218,8 @@ class Runner:
             log.exception("cannot record the end of task %s", run.task_id)
         finally:
             self.runs.pop(run.task_id, None)
+            if run.again and not self._closing:
+                self.start(run.task_id, first_log=run.again[0])
 
     async def _run_pipeline(self, run: _Run) -> tuple[str, str | None, LogLine | None]:
         try:
