@@ -329,8 +329,10 @@ class AofSplitter:
             start += size
             first = buf[s]
             if first == _STAR:
-                if not argv:
-                    raise self._bad(s, "bad argument count 0")
+                # The RESP parser skips "*0"/"*-1" as Redis does for clients, folding their bytes
+                # into the next command; in an AOF they are damage (argc < 1 is fmterr in aof.c).
+                if not argv or buf.startswith((b"*0\r", b"*-"), s):
+                    raise self._bad(s, "bad argument count")
                 out.append(AofCommand(argv, base + s, size))
             elif first != _HASH:  # an inline command or a bare newline: not AOF framing
                 raise self._bad(s, f"expected '*' at the start of a command, got {buf[s:s + 1]!r}")
