@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Response
+from fastapi.openapi.utils import get_openapi
 
 from cachemigrate import __version__
 from cachemigrate.service import metrics
@@ -93,6 +95,22 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     app.add_middleware(errors.RequestIdMiddleware)
     for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
         app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        # Validation failures are DCS 400s here, never FastAPI's 422: keep the document honest.
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
 from cachemigrate.engine.spec import PipelineSpec
@@ -42,9 +41,8 @@ async def engine_executor(
     spec: PipelineSpec, *, events: EventSink, checkpoints: CheckpointStore | None, stop: asyncio.Event | None
 ) -> StatusSnapshot:
     """The in-process executor: ``cachemigrate.engine.pipeline.run_pipeline``."""
-    # Imported late: the engine's pipeline loads only when a task runs.
-    module = importlib.import_module("cachemigrate.engine.pipeline")
-    run_pipeline = cast(Executor, module.run_pipeline)
+    from cachemigrate.engine.pipeline import run_pipeline  # late: the engine loads when a task runs
+
     return await run_pipeline(spec, events=events, checkpoints=checkpoints, stop=stop)
 
 

@@ -14,6 +14,38 @@ from hypothesis import HealthCheck, Phase
 from conftest import LiveService, signed
 
 EXAMPLES_PER_OPERATION = 25
+SPEC_OPERATIONS = {
+    ("post", "/v2/{project_id}/migration-task"),
+    ("post", "/v2/{project_id}/migration/instance"),
+    ("post", "/v2/{project_id}/migration/{task_id}/task"),
+    ("get", "/v2/{project_id}/migration-tasks"),
+    ("get", "/v2/{project_id}/migration-task/{task_id}"),
+    ("get", "/v2/{project_id}/migration-task/{task_id}/stats"),
+    ("get", "/v2/{project_id}/migration-task/{task_id}/logs"),
+    ("post", "/v2/{project_id}/migration-task/{task_id}/stop"),
+    ("post", "/v2/{project_id}/migration-task/{task_id}/sync-stop"),
+    ("post", "/v2/{project_id}/migration-task/batch-stop"),
+    ("post", "/v2/{project_id}/migration-tasks/batch-restart"),
+    ("delete", "/v2/{project_id}/migration-tasks/delete"),
+    ("put", "/v2/{project_id}/migration-task/{task_id}"),
+    ("post", "/v2/{project_id}/migration-task/{task_id}/exchange-ip"),
+    ("post", "/v2/{project_id}/migration-task/{task_id}/rollback-ip"),
+    ("get", "/v2/{project_id}/instances/{instance_id}/backups"),
+    ("get", "/v2/{project_id}/jobs/{job_id}"),
+    ("get", "/v2/{project_id}/instances"),
+    ("get", "/v2/{project_id}/instances/{instance_id}"),
+    ("post", "/v2/{project_id}/instances"),
+    ("delete", "/v2/{project_id}/instances/{instance_id}"),
+}
+
+
+def test_openapi_document(service_factory: Any) -> None:
+    live: LiveService = service_factory()
+    doc = requests.get(f"{live.url}/openapi.json", timeout=10).json()
+    ops = {(m, p) for p, item in doc["paths"].items() for m in item}
+    assert ops >= SPEC_OPERATIONS, SPEC_OPERATIONS - ops
+    assert all("422" not in op["responses"] for item in doc["paths"].values() for op in item.values())
+    assert requests.get(f"{live.url}/docs", timeout=10).status_code == 200
 
 
 def test_openapi_fuzzing_finds_no_server_errors(service_factory: Any, fake_executor: Any) -> None:

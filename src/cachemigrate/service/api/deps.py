@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from prometheus_client import CollectorRegistry
@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from cachemigrate.errors import ConfigError
 from cachemigrate.service import auth
 from cachemigrate.service.api.errors import auth_failed
+from cachemigrate.service.api.schemas import ErrorBody
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.session import Database
@@ -89,5 +90,17 @@ async def authenticate(request: Request, project_id: ProjectIdPath, services: Se
 
 
 Principal = Annotated[auth.Principal, Depends(authenticate)]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "DCS.4133 unknown task, DCS.4957 wrong state, DCS.4063 invalid "
+        "parameter, DCS.4004/4005 empty or malformed body, DCS.4002 bad project ID",
+    },
+    401: {"model": ErrorBody, "description": "APIG.0301: signature, token or clock skew"},
+    403: {"model": ErrorBody, "description": "DCS.1004: the credentials belong to another project"},
+    404: {"model": ErrorBody, "description": "DCS.3022 unknown instance, DCS.4001 unknown URL"},
+    500: {"model": ErrorBody, "description": "DCS.5000: internal error"},
+}
 Offset = Annotated[int, Query(ge=0, le=2**31, description="Record offset (not a page number)")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Records per page, 1-1000")]

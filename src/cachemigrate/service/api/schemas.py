@@ -129,6 +129,15 @@ class CreateInstanceBody(In):
 # --- outputs ------------------------------------------------------------------------------------
 
 
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body (spec §2.4); signature failures add ``request_id``."""
+
+    error_code: str
+    error_msg: str
+    error_ext_msg: str | None = None
+    request_id: str | None = None
+
+
 class Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cachemigrate.service.api import schemas as s
-from cachemigrate.service.api.deps import Limit, Offset, Principal, ServicesDep
+from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
 from cachemigrate.service.api.errors import instance_not_found, invalid
 from cachemigrate.service.db import repo
 
-router = APIRouter(prefix="/v2/{project_id}", tags=["backups"])
+router = APIRouter(prefix="/v2/{project_id}", tags=["backups"], responses=ERROR_RESPONSES)
 _TIME = re.compile(r"^\d{14}$")
 TimeParam = Annotated[str | None, Query(description="UTC, yyyyMMddHHmmss", max_length=14)]
 

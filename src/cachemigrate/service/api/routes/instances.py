@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query
 
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
-from cachemigrate.service.api.deps import Offset, Principal, ServicesDep
+from cachemigrate.service.api.deps import ERROR_RESPONSES, Offset, Principal, ServicesDep
 from cachemigrate.service.api.errors import DcsError, instance_not_found, invalid
 from cachemigrate.service.db import repo
 from cachemigrate.service.probe import ProbeResult, probe
 
-router = APIRouter(prefix="/v2/{project_id}", tags=["instances"])
+router = APIRouter(prefix="/v2/{project_id}", tags=["instances"], responses=ERROR_RESPONSES)
 
 
 @router.get("/instances", response_model=s.ListInstancesResponse)

@@ -6,11 +6,11 @@ from fastapi import APIRouter
 
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
-from cachemigrate.service.api.deps import Principal, ServicesDep
+from cachemigrate.service.api.deps import ERROR_RESPONSES, Principal, ServicesDep
 from cachemigrate.service.api.errors import DcsError
 from cachemigrate.service.db import repo
 
-router = APIRouter(prefix="/v2/{project_id}", tags=["jobs"])
+router = APIRouter(prefix="/v2/{project_id}", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
 @router.get("/jobs/{job_id}", response_model=s.ShowJobInfoResponse)

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Response
 
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
-from cachemigrate.service.api.deps import Limit, Offset, Principal, ServicesDep
+from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
 from cachemigrate.service.api.errors import invalid
 from cachemigrate.service.db import repo
 from cachemigrate.service.tasklogs import LEVELS
 
-router = APIRouter(prefix="/v2/{project_id}", tags=["migration tasks"])
+router = APIRouter(prefix="/v2/{project_id}", tags=["migration tasks"], responses=ERROR_RESPONSES)
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "No content"}}
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cachemigrate.service.api import schemas as s
-from cachemigrate.service.api.deps import Principal, ServicesDep
+from cachemigrate.service.api.deps import ERROR_RESPONSES, Principal, ServicesDep
 
-router = APIRouter(prefix="/v2/{project_id}", tags=["online migration"])
+router = APIRouter(prefix="/v2/{project_id}", tags=["online migration"], responses=ERROR_RESPONSES)
 
 
 @router.post("/migration/instance", response_model=s.CreateOnlineMigrationTaskResponse)

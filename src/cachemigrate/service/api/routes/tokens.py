@@ -8,9 +8,9 @@ from fastapi import APIRouter
 
 from cachemigrate.service import auth
 from cachemigrate.service.api import schemas as s
-from cachemigrate.service.api.deps import Principal, ServicesDep
+from cachemigrate.service.api.deps import ERROR_RESPONSES, Principal, ServicesDep
 
-router = APIRouter(prefix="/v2/{project_id}", tags=["auth"])
+router = APIRouter(prefix="/v2/{project_id}", tags=["auth"], responses=ERROR_RESPONSES)
 
 
 @router.post("/auth/tokens", response_model=s.TokenResponse)
