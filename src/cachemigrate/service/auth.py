@@ -18,7 +18,11 @@ from cachemigrate.service.crypto import Cipher
 
 ALGORITHM = "SDK-HMAC-SHA256"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-_AUTH_RE = re.compile(r"^SDK-HMAC-SHA256 Access=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$")
+_AUTH_RE = re.compile(
+    r"^(SDK-HMAC-SHA256|SDK-HMAC-SM3) Access=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$"
+)
+# Algorithm -> (hashlib name, header that marks an unsigned payload). SM3 needs OpenSSL's sm3.
+HASHES = {"SDK-HMAC-SHA256": ("sha256", "x-sdk-content-sha256"), "SDK-HMAC-SM3": ("sm3", "x-sdk-content-sm3")}
 _PROJECT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
 
@@ -51,12 +55,13 @@ def canonical_query(raw_query: str) -> str:
     return "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in pairs)
 
 
-def canonical_request(req: SignedRequest, signed: Sequence[str]) -> str:
+def canonical_request(req: SignedRequest, signed: Sequence[str], algorithm: str = ALGORITHM) -> str:
     """The six-part canonical request of §3.2; KeyError when a signed header is missing."""
+    hash_name, unsigned_header = HASHES[algorithm]
     low = {name.lower(): value.strip() for name, value in req.headers}
     headers = "".join(f"{h}:{low[h]}\n" for h in signed)
-    unsigned = req.body and low.get("x-sdk-content-sha256") == "UNSIGNED-PAYLOAD"
-    payload = "UNSIGNED-PAYLOAD" if unsigned else hashlib.sha256(req.body).hexdigest()
+    unsigned = req.body and low.get(unsigned_header) == "UNSIGNED-PAYLOAD"
+    payload = "UNSIGNED-PAYLOAD" if unsigned else hashlib.new(hash_name, req.body).hexdigest()
     parts = [
         req.method.upper(),
         canonical_uri(req.raw_path),
@@ -68,12 +73,13 @@ def canonical_request(req: SignedRequest, signed: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
-def string_to_sign(sdk_date: str, canonical: str) -> str:
-    return f"{ALGORITHM}\n{sdk_date}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+def string_to_sign(sdk_date: str, canonical: str, algorithm: str = ALGORITHM) -> str:
+    digest = hashlib.new(HASHES[algorithm][0], canonical.encode()).hexdigest()
+    return f"{algorithm}\n{sdk_date}\n{digest}"
 
 
-def signature(secret_key: str, sts: str) -> str:
-    return hmac.new(secret_key.encode(), sts.encode(), hashlib.sha256).hexdigest()
+def signature(secret_key: str, sts: str, algorithm: str = ALGORITHM) -> str:
+    return hmac.new(secret_key.encode(), sts.encode(), HASHES[algorithm][0]).hexdigest()
 
 
 def sign(req: SignedRequest, *, access_key: str, secret_key: str, signed: Sequence[str]) -> str:
@@ -107,7 +113,7 @@ def check_project(principal_project: str, path_project: str, header_project: str
 
 def access_key_of(authorization: str) -> str | None:
     m = _AUTH_RE.match(authorization.strip())
-    return None if m is None else m.group(1)
+    return None if m is None else m.group(2)
 
 
 def verify_signature(
@@ -118,11 +124,11 @@ def verify_signature(
     skew_seconds: int,
     now: float | None = None,
 ) -> str:
-    """Check an SDK-HMAC-SHA256 Authorization header; returns the access key, raises 401 otherwise."""
+    """Check an SDK-HMAC-SHA256 (or -SM3) Authorization header; returns the access key or raises 401."""
     m = _AUTH_RE.match(authorization.strip())
     if m is None:
         raise auth_failed("unsupported or malformed Authorization header")
-    access_key, signed_list, sig = m.groups()
+    algorithm, access_key, signed_list, sig = m.groups()
     signed = signed_list.split(";")
     if "x-sdk-date" not in signed or "host" not in signed or signed != sorted(set(signed)):
         raise auth_failed("SignedHeaders must be sorted and include host and x-sdk-date")
@@ -136,10 +142,12 @@ def verify_signature(
     if secret is None:
         raise auth_failed("verify aksk signature fail")
     try:
-        canonical = canonical_request(req, signed)
+        canonical = canonical_request(req, signed, algorithm)
     except KeyError:
         raise auth_failed("a signed header is missing") from None
-    expected = signature(secret, string_to_sign(low["x-sdk-date"], canonical))
+    except ValueError:  # no SM3 in this OpenSSL
+        raise auth_failed(f"{algorithm} is not supported by this server") from None
+    expected = signature(secret, string_to_sign(low["x-sdk-date"], canonical, algorithm), algorithm)
     if not hmac.compare_digest(expected, sig):
         raise auth_failed("verify aksk signature fail")
     return access_key

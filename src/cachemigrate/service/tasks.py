@@ -18,7 +18,7 @@ from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import file_kind, resolve_backup_file
 from cachemigrate.service.tasklogs import LogLine
 
-Endpoint = tuple[dict[str, Any], str | None]  # (description without password, encrypted password)
+ResolvedEndpoint = tuple[dict[str, Any], str | None]  # (description without password, encrypted password)
 
 
 class TaskService:
@@ -43,7 +43,7 @@ class TaskService:
         ref: s.ConfigMigrationInstanceBody | s.SourceInstanceBody,
         *,
         require: str | None = None,
-    ) -> Endpoint:
+    ) -> ResolvedEndpoint:
         """Resolve ``{id | addrs, password}``, and check it connects and authenticates."""
         has_id, has_addrs = bool(ref.id), bool(ref.addrs)
         if require == "id" and not has_id:

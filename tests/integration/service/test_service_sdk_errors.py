@@ -114,6 +114,32 @@ def test_signature_failures_are_401(env: Any, sdk: Any) -> None:
     assert tampered.status_code == 401 and tampered.json()["error_code"] == "APIG.0301"
 
 
+def test_hmac_sm3_signatures_are_accepted(env: Any, sdk: Any) -> None:
+    from huaweicloudsdkcore.http.http_config import HttpConfig
+    from huaweicloudsdkcore.signer.algorithm import SigningAlgorithm
+
+    live, creds, _client = env
+    config = HttpConfig.get_default_config()
+    config.signing_algorithm = SigningAlgorithm.HMAC_SM3
+    v2 = sdk.v2
+    client = (
+        v2.DcsClient.new_builder()
+        .with_http_config(config)
+        .with_credentials(sdk.BasicCredentials(creds.ak, creds.sk, creds.project_id))
+        .with_endpoints([live.url])
+        .build()
+    )
+    assert client.list_migration_task(v2.ListMigrationTaskRequest()).count == 0
+    bad = (
+        v2.DcsClient.new_builder()
+        .with_http_config(config)
+        .with_credentials(sdk.BasicCredentials(creds.ak, creds.sk + "x", creds.project_id))
+        .with_endpoints([live.url])
+        .build()
+    )
+    assert raises(sdk, bad.list_migration_task, v2.ListMigrationTaskRequest()).error_code == "APIG.0301"
+
+
 def test_projects_are_isolated(env: Any, sdk: Any) -> None:
     live, creds, client = env
     v2 = sdk.v2

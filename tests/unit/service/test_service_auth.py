@@ -134,7 +134,7 @@ def test_wrong_key_unknown_key_skew_and_malformed() -> None:
         (lambda ak: None, NOW, good, "verify aksk signature fail"),
         (lambda ak: SK, NOW + 16 * 60, good, "signature expired"),
         (lambda ak: SK, NOW - 16 * 60, good, "signature expired"),
-        (lambda ak: SK, NOW, good.replace("SDK-HMAC-SHA256", "SDK-HMAC-SM3"), "malformed"),
+        (lambda ak: SK, NOW, good.replace("SDK-HMAC-SHA256", "SDK-ECDSA-P256-SHA256"), "malformed"),
         (lambda ak: SK, NOW, good.replace("host;", ""), "include host"),
     ]:
         with pytest.raises(DcsError) as exc:

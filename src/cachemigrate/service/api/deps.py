@@ -60,7 +60,7 @@ async def authenticate(request: Request, project_id: ProjectIdPath, services: Se
     auth.check_project_format(project_id)
     authorization = request.headers.get("authorization")
     token = request.headers.get("x-auth-token")
-    if authorization and authorization.startswith(auth.ALGORITHM + " "):
+    if authorization and authorization.split(" ", 1)[0] in auth.HASHES:
         access_key = auth.access_key_of(authorization)
         secret = await _secret_for(services, access_key) if access_key else None
         req = auth.SignedRequest(
