@@ -3,7 +3,8 @@
 A side is a list of redis-py clients whose keys are merged: one client for a standalone server,
 one per master for a cluster (``cluster_nodes()``). Values are read per type: strings, lists,
 sets, sorted sets (with scores), hashes, streams (entries, last id, groups with their last
-delivered id and pending counts).
+delivered id and pending counts). Keys starting with one of ``ignore`` (default: the offset
+marker the migration keeps in the target) are left out on both sides.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from typing import Any
 
 import redis
 
+from cachemigrate.engine.exactly_once import MARKER_PREFIX
+
 Side = Sequence[redis.Redis]
 KeyState = tuple[str, Any, int]  # type, value, absolute expiry in unix ms (-1: none)
+IGNORED: tuple[bytes, ...] = (MARKER_PREFIX,)
 
 
 @dataclass
@@ -131,8 +135,13 @@ def compare_keyspaces(
     target: dict[tuple[int, bytes], KeyState],
     *,
     ttl_tolerance_ms: int = 1000,
+    ignore: Sequence[bytes] = IGNORED,
 ) -> Comparison:
     result = Comparison()
+    if ignore:
+        prefixes = tuple(ignore)
+        source = {k: v for k, v in source.items() if not k[1].startswith(prefixes)}
+        target = {k: v for k, v in target.items() if not k[1].startswith(prefixes)}
     for k, (t, v, ttl) in source.items():
         result.compared += 1
         got = target.get(k)
@@ -151,8 +160,12 @@ def compare_keyspaces(
     return result
 
 
-def compare_servers(source: Side, target: Side, *, ttl_tolerance_ms: int = 1000) -> Comparison:
-    return compare_keyspaces(keyspace(source), keyspace(target), ttl_tolerance_ms=ttl_tolerance_ms)
+def compare_servers(
+    source: Side, target: Side, *, ttl_tolerance_ms: int = 1000, ignore: Sequence[bytes] = IGNORED
+) -> Comparison:
+    return compare_keyspaces(
+        keyspace(source), keyspace(target), ttl_tolerance_ms=ttl_tolerance_ms, ignore=ignore
+    )
 
 
 def cluster_nodes(cluster: Any) -> list[redis.Redis]:

@@ -2,6 +2,8 @@
 
 This is the check a migration is judged by (``cachemigrate compare``, the demo, the tests). It
 reads both servers with pipelined control commands (redis-py over hiredis); it never writes.
+Keys starting with one of ``ignore`` are left out on both sides; by default the offset marker an
+online migration keeps in its target (engine/exactly_once.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from cachemigrate.protocol.endpoint import Endpoint
 
 BATCH = 500
@@ -145,8 +148,10 @@ async def compare(
     dbs: Sequence[int] | None = None,
     db_map: Callable[[int], int] | None = None,
     progress: Callable[[int], Awaitable[None] | None] | None = None,
+    ignore: Sequence[bytes] = (MARKER_PREFIX,),
 ) -> CompareReport:
     """Compare every key of ``source`` with ``target``; ``db_map`` maps a source db to a target db."""
+    prefixes = tuple(ignore)
     started = time.monotonic()
     report = CompareReport()
     mapping = db_map or (lambda d: d)
@@ -162,10 +167,12 @@ async def compare(
         await tgt0.aclose()
     wanted = sorted(set(src_space) if dbs is None else set(dbs))
     for db in wanted:
-        await _compare_db(source, target, db, mapping(db), ttl_tolerance_ms, report, progress)
+        await _compare_db(source, target, db, mapping(db), ttl_tolerance_ms, report, progress, prefixes)
     # Keys in target dbs that no source key explains.
     for tdb, n in sorted(tgt_space.items()):
         surplus = n - report.present.get(tdb, 0)
+        if surplus > 0 and prefixes:
+            surplus -= await _count_ignored(target, tdb, prefixes)
         if surplus > 0:
             report.extra += surplus
             if len(report.examples) < MAX_REPORTED:
@@ -174,9 +181,32 @@ async def compare(
     return report
 
 
+def _glob_escape(prefix: bytes) -> bytes:
+    out = bytearray()
+    for c in prefix:
+        if c in b"*?[]\\":
+            out.append(0x5C)  # backslash
+        out.append(c)
+    return bytes(out)
+
+
+async def _count_ignored(target: Endpoint, db: int, prefixes: tuple[bytes, ...]) -> int:
+    """Keys of target ``db`` with an ignored prefix (only looked for when the db has a surplus)."""
+    client = _client(target, db)
+    try:
+        n = 0
+        for prefix in prefixes:
+            pattern = _glob_escape(prefix)
+            async for _ in client.scan_iter(match=pattern + b"*", count=BATCH):
+                n += 1
+        return n
+    finally:
+        await client.aclose()
+
+
 async def _compare_db(
     source: Endpoint, target: Endpoint, sdb: int, tdb: int, tol: int, report: CompareReport,
-    progress: Callable[[int], Awaitable[None] | None] | None,
+    progress: Callable[[int], Awaitable[None] | None] | None, prefixes: tuple[bytes, ...] = (),
 ) -> None:
     src = _client(source, sdb)
     tgt = _client(target, tdb)
@@ -184,6 +214,8 @@ async def _compare_db(
         cursor = 0
         while True:
             cursor, keys = await src.scan(cursor=cursor, count=BATCH)
+            if prefixes:
+                keys = [k for k in keys if not k.startswith(prefixes)]
             if keys:
                 await _compare_keys(src, tgt, (sdb, tdb), keys, tol, report)
                 if progress is not None:

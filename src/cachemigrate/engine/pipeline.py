@@ -13,6 +13,7 @@ import time
 
 from cachemigrate.engine.checkpoint import CheckpointStore
 from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.exactly_once import ExactlyOnceApplier, resume_from_marker
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import Reader, RecordTransform, TransformFactory
 from cachemigrate.engine.readers.rdb_file import RdbFileReader
@@ -53,6 +54,7 @@ class _Run:
         self.transforms: list[Transformer] = []
         self.reader: Reader | None = None
         self.writer: Writer | None = None
+        self.applier: ExactlyOnceApplier | None = None  # incremental phase of a standalone target
         self.target: TargetInfo | None = None
         self.failures_seen = 0
         self._last_rate = (time.monotonic(), 0, 0)
@@ -69,6 +71,7 @@ class _Run:
             self.target = await probe_target(spec.target)
             self.writer = await open_writer(spec.target, self._writer_options(), info=self.target)
             self.reader = await self._make_reader()
+            self.applier = self._make_applier(self.reader, self.writer)
             self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
                             f"reading {self.reader.source_kind}")
             if spec.options.flush_target:
@@ -94,6 +97,8 @@ class _Run:
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter
+            if self.reader is not None:
+                self.reader.stop()
             if self.writer is not None:
                 with contextlib.suppress(CacheMigrateError, OSError):
                     await self.writer.close()
@@ -106,8 +111,9 @@ class _Run:
 
     async def _pump(self, reader: Reader, writer: Writer) -> None:
         stop = self.stop
+        write = self.applier.write if self.applier is not None else writer.write
         async for batch in reader.batches():
-            await writer.write(batch)
+            await write(batch)
             if stop.is_set():
                 reader.stop()
                 break
@@ -155,6 +161,8 @@ class _Run:
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")
             start = await self.checkpoints.load() if self.checkpoints else None
+            if src.kind is SourceKind.SYNC and self.target is not None and not self.target.cluster:
+                start = await resume_from_marker(start, spec.target, src.endpoint.address, self.events)
             if src.kind is SourceKind.SCAN:
                 from cachemigrate.engine.readers.scan import ScanReader
 
@@ -164,9 +172,27 @@ class _Run:
             return SyncReader(src.endpoint, o, transform_factory=factory, events=self.events, start=start)
         raise ConfigError(f"source kind {src.kind.value} is not supported yet")
 
+    def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:
+        """Exactly-once incremental apply (engine/exactly_once.py): standalone targets of a
+        replication source only; cluster targets stay at least once."""
+        from cachemigrate.engine.readers.sync import SyncReader
+
+        if not isinstance(reader, SyncReader) or not self.spec.options.incremental:
+            return None
+        if self.target is None or self.target.cluster:
+            return None
+        return ExactlyOnceApplier(writer, reader, reader.endpoint.address, self.events)
+
+    def _applied_offset(self) -> int:
+        if self.applier is not None:
+            return self.applier.applied_offset
+        return self.writer.stats.applied_offset if self.writer is not None else 0
+
     # ---- reporting ---------------------------------------------------------------------------
 
     def _on_failure(self, failure: KeyFailure) -> None:
+        if self.applier is not None:
+            self.applier.on_failure(failure)
         self.failures_seen += 1
         if self.failures_seen <= FAILURES_LOGGED:
             key = failure.key.decode(errors="backslashreplace") if failure.key is not None else "-"
@@ -184,7 +210,7 @@ class _Run:
     async def _save_checkpoint(self) -> None:
         if self.checkpoints is None or self.reader is None or self.writer is None:
             return
-        cp = self.reader.checkpoint(self.writer.stats.applied_offset)
+        cp = self.reader.checkpoint(self._applied_offset())
         if cp is not None:
             await self.checkpoints.save(cp)
 
@@ -221,7 +247,7 @@ class _Run:
             bytes_written=w.bytes_written if w else 0,
             keys_by_type=by_type,
             source_offset=r.source_offset if r else None,
-            applied_offset=w.applied_offset if w and r and r.source_offset is not None else None,
+            applied_offset=self._applied_offset() if w and r and r.source_offset is not None else None,
             lag_seconds=r.lag_seconds if r else None,
             caught_up=r.caught_up if r else False,
             ops_per_sec=self._rates[0],

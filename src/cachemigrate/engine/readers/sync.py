@@ -158,13 +158,25 @@ class SyncReader:
             return self.delegate.checkpoint(applied_offset)
         applied = max(applied_offset, self._applied_floor)
         self._applied = applied
+        cp = self.position(applied)
+        if cp is None:
+            return self.start
+        if cp.phase == "incremental":
+            self._mapper.forget_before(applied)
+        return cp
+
+    def position(self, offset: int) -> Checkpoint | None:
+        """The checkpoint the internal ``offset`` stands for, without side effects (the marker
+        of engine/exactly_once.py); None when not known (no stream yet, a cluster source)."""
+        if self.delegate is not None:
+            return None
+        applied = max(offset, self._applied_floor)
         source = self.endpoint.address
         end = self._full_end
         if end is not None and applied < end:
             return Checkpoint(source, self._replid or "", end - self._base, phase="full")
         if self._replid is None or applied < 0:
-            return self.start
-        self._mapper.forget_before(applied)
+            return None
         return Checkpoint(source, self._replid, applied - self._base, phase="incremental",
                           extra={"db": self._mapper.db_at(applied)})
 

@@ -1,0 +1,191 @@
+"""Exactly-once apply of the replication stream on a standalone target.
+
+A checkpoint is saved about once a second, so a process killed without warning resumes up to a
+second behind what the target already applied, and non-idempotent commands (INCR, RPUSH, LPOP,
+APPEND...) would be applied twice. So during the incremental phase each batch is applied as ONE
+transaction that also records how far it got, in a marker key of the target::
+
+    MULTI
+    <the batch's commands, in order; the source's own MULTI/EXEC dropped: the outer
+     transaction already keeps its groups atomic>
+    SELECT 0 (inserted by the writer when needed)
+    SET __cachemigrate:offset:{<source host:port>} "<replid> <offset> <source db>"
+    EXEC
+
+The commands and the marker are applied together or not at all, so the marker is the exact
+position of the target. On resume the pipeline reads it (``read_marker``) and when it has the
+checkpoint's replid and is ahead of it, PSYNC continues from the marker (``resume_point``). The
+source db is in the marker because the master sends SELECT only on a change: the stream resumed
+mid-way must know which db it is in.
+
+One transaction is in flight at a time (written, then its replies awaited) so that the position
+is known exactly and a discarded transaction is resent before anything after it. The reader keeps
+receiving meanwhile, so the next batch simply holds more commands.
+
+EXECABORT (the target refused a command when it was queued: a command or an arity an older
+target does not know, OOM, ACL...) discards the whole transaction. The batch is then sent again
+without a transaction (the refused command is reported again as a failure) followed by the
+marker: that batch is applied at least once, and a warning says so. Runtime errors inside EXEC
+(WRONGTYPE...) fail one command each; the standalone writer reports them from the EXEC array.
+
+Offsets: every entry of a transaction goes to the writer with source offset 0, so the writer's
+applied offset (a running maximum) never moves on +QUEUED replies or on a discarded EXEC;
+``applied_offset`` adds the end of the last transaction known to be committed.
+
+Not covered (at least once, as before): cluster targets (one marker per master, routed by a hash
+tag of that master, would be needed: the cluster writer does not expose its per-node writers for
+this), cluster sources (one stream per shard), the full phase (RESTORE REPLACE: idempotent
+anyway). Keys in the target: one marker per source, in db 0; ``compare`` ignores the prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel
+from cachemigrate.engine.writers.base import Writer
+from cachemigrate.errors import CacheMigrateError
+from cachemigrate.protocol.connection import Connection
+from cachemigrate.protocol.endpoint import Endpoint
+
+MARKER_PREFIX = b"__cachemigrate:offset:"
+_GROUP = (b"multi", b"exec")
+
+
+def marker_key(source: str) -> bytes:
+    """The marker of the source ``host:port`` (braces: a cluster hash tag, should one be used)."""
+    return MARKER_PREFIX + b"{" + source.encode() + b"}"
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """What the marker key holds: the replication position applied, and the source db there."""
+
+    replid: str
+    offset: int
+    db: int
+
+    def encode(self) -> bytes:
+        return f"{self.replid} {self.offset} {self.db}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Marker | None:
+        try:
+            replid, offset, db = raw.decode("ascii").split(" ")
+            return cls(replid, int(offset), int(db))
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+
+class Positions(Protocol):
+    """A reader that can say which checkpoint an (internal) offset stands for (SyncReader)."""
+
+    def position(self, offset: int) -> Checkpoint | None: ...
+
+
+async def read_marker(target: Endpoint, source: str) -> Marker | None:
+    """The marker ``source`` left in ``target`` (None when there is none or it is not ours)."""
+    conn = await Connection.open(target, db=0, name="cachemigrate-control")
+    try:
+        raw = await conn.execute("GET", marker_key(source), timeout=10)
+    finally:
+        await conn.close()
+    return Marker.decode(raw) if isinstance(raw, bytes) else None
+
+
+def resume_point(start: Checkpoint | None, marker: Marker | None) -> Checkpoint | None:
+    """Where to continue: the marker when it continues the checkpoint's history and is ahead."""
+    if (
+        start is None
+        or marker is None
+        or start.phase != "incremental"
+        or marker.replid != start.replid
+        or marker.offset <= start.offset
+    ):
+        return start
+    return Checkpoint(start.source, start.replid, marker.offset, phase="incremental",
+                      extra={**start.extra, "db": marker.db})
+
+
+class ExactlyOnceApplier:
+    """Applies the incremental batches of a reader as transactions with the marker; see above."""
+
+    def __init__(self, writer: Writer, positions: Positions, source: str, events: EventSink) -> None:
+        self.writer = writer
+        self.positions = positions
+        self.source = source
+        self.events = events
+        self.key = marker_key(source)
+        self.committed = 0  # internal offset: end of the last batch known to be applied
+        self.transactions = 0
+        self.resent = 0  # batches applied at least once after an EXECABORT
+        self._aborted = False
+
+    @property
+    def applied_offset(self) -> int:
+        return max(self.writer.stats.applied_offset, self.committed)
+
+    def on_failure(self, failure: KeyFailure) -> None:
+        """Sees every failure the writer reports (hooked in by the pipeline)."""
+        if failure.command == "EXEC" and failure.error.startswith("EXECABORT"):
+            self._aborted = True
+
+    async def write(self, batch: Sequence[Entry]) -> None:
+        if not batch:
+            return
+        end = max(e.source_offset for e in batch)
+        cp = self.positions.position(end)
+        if cp is None or cp.phase != "incremental" or _only_pings(batch):
+            # The full phase (idempotent RESTOREs), a cluster source, or an idle stream.
+            await self.writer.write(batch)
+            return
+        marker = Marker(cp.replid, cp.offset, int(cp.extra.get("db", 0))).encode()
+        commands = [e for e in batch if not _group_edge(e)]
+        for e in commands:
+            e.source_offset = 0
+        tail = [Entry([b"SET", self.key, marker], 0, self.key), Entry([b"EXEC"], -1)]
+        self._aborted = False
+        await self.writer.write([Entry([b"MULTI"], 0), *commands, *tail])
+        await self.writer.flush()
+        self.transactions += 1
+        if self._aborted:
+            self._aborted = False
+            self.resent += 1
+            self.events.log(LogLevel.WARNING, f"{self.source}: the target discarded the transaction "
+                            f"up to offset {cp.offset} (EXECABORT): its {len(commands)} commands are "
+                            "sent again one by one; this batch is applied at least once")
+            await self.writer.write([*commands, tail[0]])
+            await self.writer.flush()
+        self.committed = max(self.committed, end)
+
+
+async def resume_from_marker(
+    start: Checkpoint | None, target: Endpoint, source: str, events: EventSink
+) -> Checkpoint | None:
+    """``resume_point`` of the target's marker; a target that cannot be read keeps ``start``."""
+    if start is None or start.phase != "incremental" or start.source != source:
+        return start
+    try:
+        marker = await read_marker(target, source)
+    except (CacheMigrateError, OSError, TimeoutError) as exc:
+        events.log(LogLevel.WARNING, f"{source}: cannot read the offset marker in the target ({exc}); "
+                   "resuming from the checkpoint: commands after it may be applied twice")
+        return start
+    point = resume_point(start, marker)
+    if point is not start and point is not None:
+        events.log(LogLevel.INFO, f"{source}: the target has applied up to offset {point.offset} "
+                   f"(checkpoint: {start.offset}); continuing from there")
+    return point
+
+
+def _group_edge(e: Entry) -> bool:
+    argv: list[Arg] = e.argv
+    return len(argv) == 1 and bytes(argv[0]).lower() in _GROUP
+
+
+def _only_pings(batch: Sequence[Entry]) -> bool:
+    return all(len(e.argv) == 1 and e.argv[0] == b"PING" for e in batch)
