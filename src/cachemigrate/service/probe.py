@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 
 class ProbeResult(enum.Enum):
@@ -49,6 +51,8 @@ async def probe(addrs: str, password: str | None, *, timeout: float = 3.0) -> Pr
         password=password or None,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),  # one attempt: the caller is waiting for an answer
+        single_connection_client=True,
     )
     try:
         info = await client.info("server")
