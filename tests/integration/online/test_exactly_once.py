@@ -1,0 +1,87 @@
+"""The offset marker of exactly-once apply: a stale checkpoint resumes from it; a transaction
+the target discards (EXECABORT) is sent again without one and nothing after it is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from online_workload import FAST, Online
+
+from cachemigrate.engine.checkpoint import MemoryCheckpointStore
+from cachemigrate.engine.exactly_once import Marker, marker_key, read_marker
+from cachemigrate.engine.status import LogLevel, Phase
+from cachemigrate.protocol.endpoint import Endpoint
+from support.servers import RedisServer
+
+
+async def test_stale_checkpoint_resumes_from_the_marker(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    src = source.client()
+    src.incr("ctr")
+    first = Online(source.url, target.url)
+    await first.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+    src.incr("ctr")
+    await first.wait_applied(src)
+    await asyncio.sleep(1.2)  # a checkpoint save at this offset
+    stale = await first.store.load()
+    assert stale is not None and stale.phase == "incremental"
+    db3 = source.client(db=3)
+    for _ in range(5):  # applied, but the checkpoint never hears of it (a crash)
+        src.incr("ctr")
+        src.rpush("list", "x")
+        db3.incr("ctr3")  # the stream ends in db 3: the marker must say so
+    await first.wait_applied(src)
+    first.task.cancel()
+    marker = await read_marker(Endpoint.from_url(target.url), stale.source)
+    assert marker is not None and marker.replid == stale.replid and marker.offset > stale.offset
+    assert marker.db == 3
+
+    db3.incr("ctr3")  # while nobody replicates: no SELECT before it in the stream
+    again = Online(source.url, target.url, store=MemoryCheckpointStore(stale))
+    try:
+        await again.wait_for(lambda s: s.resumes_continue == 1 and s.phase is Phase.INCREMENTAL)
+        await again.wait_applied(src)
+        await again.wait_for(lambda s: s.caught_up)
+    finally:
+        await again.finish()
+    assert target.client().get("ctr") == b"7"
+    assert target.client().llen("list") == 5
+    assert target.client(db=3).get("ctr3") == b"6"
+    assert any("continuing from there" in m for _, m in again.sink.logs)
+
+
+async def test_execabort_resends_the_batch_without_a_transaction(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst", args=["--rename-command", "APPEND", "APPEND_OFF"])  # "unknown"
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        p = source.client().pipeline(transaction=False)  # one write: most likely one batch
+        p.incr("ctr")
+        p.append("s", "x")
+        p.incr("ctr")
+        p.execute()
+        db1 = source.client(db=1)
+        db1.incr("one")
+        src = source.client()
+        await online.wait_applied(src)
+        src.incr("ctr")  # after the discarded transaction: still in the right db, once
+        db1.incr("one")
+        await online.wait_applied(src)
+        await online.wait_for(lambda s: s.caught_up)
+    finally:
+        final = await online.finish()
+    assert target.client().get("ctr") == b"3"
+    assert target.client(db=1).get("one") == b"2"
+    assert target.client().exists("s") == 0
+    errors = [m for lvl, m in online.sink.logs if lvl is LogLevel.ERROR]
+    assert any("APPEND" in m and "unknown command" in m for m in errors), errors
+    assert any("EXECABORT" in m for _, m in online.sink.logs)
+    assert any("at least once" in m for lvl, m in online.sink.logs if lvl is LogLevel.WARNING)
+    assert final.commands_failed >= 1
+    raw = target.client().get(marker_key(f"127.0.0.1:{source.port}"))
+    assert raw is not None and Marker.decode(raw) is not None
