@@ -14,7 +14,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, server_error
 from cachemigrate.protocol.commands import Buffer, CommandArg, pack_command
@@ -117,7 +117,7 @@ class Connection:
             raise ConnectionLostError(f"could not connect to {ep.display_url()}: {exc}") from None
         # Not an isinstance check: uvloop's transports (uvicorn's default loop) implement the
         # same interface without subclassing asyncio.Transport.
-        self._transport = cast("asyncio.Transport", transport)
+        self._transport = transport
 
     async def _handshake(self, db: int | None, name: str | None) -> None:
         ep = self.endpoint
