@@ -1,8 +1,13 @@
-"""`make demo`: the main job end to end on this machine.
+"""`make demo`: the main jobs end to end on this machine.
 
-Starts two local redis-servers on free ports, loads the reference dataset into the first, saves
-its RDB, imports that file into the second with the `cachemigrate` CLI, compares every key, and
-prints a summary. Exits non-zero if anything differs.
+1. Backup-file import: starts two local redis-servers on free ports, loads the reference dataset
+   into the first, saves its RDB, imports that file into the second with the `cachemigrate` CLI
+   and compares every key.
+2. The service: starts `cachemigrate serve` on SQLite, registers a third redis-server as target
+   instance, runs an incremental online migration of the first server through the official DCS
+   SDK while a writer keeps changing it, shows stats, stops the task and compares every key.
+
+Prints a summary; exits non-zero if anything differs.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import demo_service  # noqa: E402
 
 from cachemigrate.engine.compare import compare  # noqa: E402
 from cachemigrate.protocol.endpoint import Endpoint  # noqa: E402
@@ -59,12 +67,20 @@ def main() -> int:
                   f"missing {report.missing}, extra {report.extra} ({report.seconds:.1f} s)")
             for m in report.examples[:10]:
                 print(f"  db {m.db} {m.key!r}: {m.reason}")
+            imported_ok = report.ok
+            imported = (f"file import: {report.keys_compared:,} keys in {seconds:.2f} s "
+                        f"({report.keys_compared / seconds:,.0f} keys/s, CLI start-up included): "
+                        f"{'IDENTICAL' if report.ok else 'DIFFERENT'}")
+            online_target = start_redis(work / "online-target")
+            try:
+                online_ok = demo_service.run(cli, work, source, online_target, step)
+            finally:
+                online_target.stop()
             step("summary")
-            verdict = "IDENTICAL" if report.ok else "DIFFERENT"
-            print(f"{report.keys_compared:,} keys imported in {seconds:.2f} s "
-                  f"({report.keys_compared / seconds:,.0f} keys/s, CLI start-up included); "
-                  f"source and target are {verdict}")
-            return 0 if report.ok else 1
+            print(imported)
+            print(f"online incremental migration through the DCS API: "
+                  f"{'IDENTICAL' if online_ok else 'DIFFERENT'} after stop")
+            return 0 if imported_ok and online_ok else 1
         finally:
             source.stop()
             target.stop()
