@@ -85,3 +85,28 @@ async def test_execabort_resends_the_batch_without_a_transaction(
     assert final.commands_failed >= 1
     raw = target.client().get(marker_key(f"127.0.0.1:{source.port}"))
     assert raw is not None and Marker.decode(raw) is not None
+
+
+async def test_runtime_error_inside_the_transaction_fails_one_command(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        target.client().rpush("w", "a list in the target only")  # INCR w: WRONGTYPE there
+        p = source.client().pipeline(transaction=False)
+        p.incr("before")
+        p.incr("w")
+        p.incr("after")
+        p.execute()
+        await online.wait_applied(source.client())
+    finally:
+        final = await online.finish()
+    t = target.client()
+    assert (t.get("before"), t.get("after"), t.type("w")) == (b"1", b"1", b"list")
+    errors = [m for lvl, m in online.sink.logs if lvl is LogLevel.ERROR]
+    assert len(errors) == 1 and "key 'w': INCR" in errors[0] and "WRONGTYPE" in errors[0], errors
+    assert final.commands_failed == 1
+    assert not any("EXECABORT" in m for _, m in online.sink.logs)
