@@ -19,7 +19,9 @@ class Entry:
     applied (file bytes consumed, or the replication offset): what a checkpoint records.
     ``tag`` says what the entry stands for in the summary: the RDB type name for the first
     command of a key ("string", "hash"...), "" for the following commands of the same key and
-    for stream commands.
+    for stream commands. ``wire`` is the command already packed in RESP (the RESTORE fast path
+    builds it in one go): writers send it as it is, ``argv`` then holds only the command name and
+    the key (for routing and error messages) and ``size`` is ``len(wire)``.
     """
 
     argv: list[Arg]
@@ -28,3 +30,4 @@ class Entry:
     size: int = 0
     source_offset: int = 0
     tag: str = ""
+    wire: bytes | None = None

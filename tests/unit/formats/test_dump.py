@@ -14,7 +14,10 @@ from cachemigrate.formats.dump import (
     min_rdb_version_for_type,
     parse_payload,
     payload_version_for_target,
+    restore_extra,
+    restore_packer,
 )
+from cachemigrate.protocol.commands import pack_command
 from support.corpus import CORPUS
 
 
@@ -174,3 +177,21 @@ def test_payload_version_for_target(
     type_byte: int, src: int, tgt: int, src_valkey: bool, tgt_valkey: bool, expected: int | None
 ) -> None:
     assert payload_version_for_target(type_byte, src, tgt, src_valkey, tgt_valkey) == expected
+
+
+@pytest.mark.parametrize("replace", [True, False])
+def test_restore_packer_is_the_packed_restore_command(replace: bool) -> None:
+    pack = restore_packer(replace)
+    tail = [b"REPLACE", b"ABSTTL"] if replace else [b"ABSTTL"]
+    for size in (0, 1, 100, 70_000):
+        raw = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        for type_byte, version in ((0, 10), (17, 11), (37, 255), (255, 1)):  # 37 is "%"
+            for expire in (-1, 0, 1_700_000_000_123):
+                ttl = b"0" if expire < 0 else b"%d" % expire
+                payload = build_payload(type_byte, raw, version)
+                cmd = [b"RESTORE", b"k%\r\n", ttl, payload, *tail]
+                packed = pack(b"k%\r\n", expire, type_byte, raw, version)
+                assert packed == pack_command(cmd)
+                assert restore_extra(packed, replace, 42, None) == pack_command([*cmd, b"IDLETIME", b"42"])
+                assert restore_extra(packed, replace, None, 7) == pack_command([*cmd, b"FREQ", b"7"])
+                assert restore_extra(packed, replace, None, None) is packed

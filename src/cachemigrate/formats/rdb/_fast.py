@@ -145,11 +145,17 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                     p._pos = vend
                     if pend is not None:
                         pend = p._pend = None
-                    rec = KeyRecord(db, key, t, buf[kend:vend], expire, idle, freq, base + start,
-                                    base + vend)
-                    if meta is not None:
-                        rec.key_meta = meta
-                    yield rec
+                    hook = p.key_hook
+                    if hook is not None:
+                        # The consumer's fast path: no KeyRecord; what it returns is passed on.
+                        yield hook(db, key, t, buf[kend:vend], expire, idle, freq, base + start,  # type: ignore[misc]
+                                   base + vend, meta)
+                    else:
+                        rec = KeyRecord(db, key, t, buf[kend:vend], expire, idle, freq, base + start,
+                                        base + vend)
+                        if meta is not None:
+                            rec.key_meta = meta
+                        yield rec
                     if p._buf is not buf:  # fed while suspended
                         buf, base, pos, blen = p._buf, p._base, p._pos, len(p._buf)
                 elif t == T.OP_EOF:

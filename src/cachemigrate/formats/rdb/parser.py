@@ -13,7 +13,7 @@ import contextlib
 import io
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import anycrc
@@ -37,8 +37,20 @@ _STRADDLE = 8 * 1024
 _PREFIX_OPS = frozenset({T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ})
 
 
+KeyHook = Callable[
+    [int, bytes, int, bytes, int, "int | None", "int | None", int, int, "bytes | None"], object
+]
+"""``hook(db, key, type_byte, raw_value, expire_ms, idle, freq, offset, end_offset, key_meta)``."""
+
+
 class RdbParser:
-    """Incremental RDB parser: feed bytes, pull records."""
+    """Incremental RDB parser: feed bytes, pull records.
+
+    ``key_hook``, when set, is called for each key the hot loop walks whole (every key but the
+    big ones) with the fields of its ``KeyRecord``, instead of making one: ``records()`` then
+    yields what the hook returns (the consumer's own object, e.g. the key's command) in place
+    of the record. It may be set or cleared between records.
+    """
 
     def __init__(
         self,
@@ -70,6 +82,7 @@ class RdbParser:
         self._next_off = 0  # where that chunk starts in _buf
         # expire/idle/freq/key_meta read before another opcode: they apply to the next key
         self._pend: tuple[int, int | None, int | None, bytes | None] | None = None
+        self.key_hook: KeyHook | None = None
 
     # ---- public surface ------------------------------------------------------------------
 
