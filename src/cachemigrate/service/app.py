@@ -23,8 +23,10 @@ from cachemigrate.service.api.routes import (
     online_migration,
     tokens,
 )
+from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db.session import Database, make_engine, upgrade
+from cachemigrate.service.file_import import FileByFileExecutor
 from cachemigrate.service.runner import Executor, Runner, engine_executor
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import SpecBuilder
@@ -53,10 +55,11 @@ def build_services(settings: Settings, executor: Executor | None = None) -> Serv
     engine = make_engine(settings.sqlalchemy_url())
     upgrade(engine)
     db = Database(engine)
+    backups = BackupService(db, settings, cipher)
     runner = Runner(
         db,
-        build_spec=SpecBuilder(db, settings, cipher),
-        executor=executor or engine_executor,
+        build_spec=SpecBuilder(db, settings, cipher, backups),
+        executor=FileByFileExecutor(executor or engine_executor),
         interval=settings.status_interval_seconds,
         stop_grace=settings.stop_grace_seconds,
     )
@@ -65,7 +68,8 @@ def build_services(settings: Settings, executor: Executor | None = None) -> Serv
         db=db,
         cipher=cipher,
         runner=runner,
-        tasks=TaskService(db, settings, cipher, runner),
+        tasks=TaskService(db, settings, cipher, runner, backups),
+        backups=backups,
         registry=metrics.make_registry(db, runner),
         version=__version__,
     )
@@ -76,10 +80,12 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.backups.fail_interrupted()
         await services.runner.resume_all()
         try:
             yield
         finally:
+            await services.backups.close()
             await services.runner.close()
             services.db.dispose()
 

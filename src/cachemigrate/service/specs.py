@@ -15,6 +15,8 @@ from cachemigrate.engine.spec import (
 )
 from cachemigrate.errors import ConfigError
 from cachemigrate.service import states as st
+from cachemigrate.service.api.errors import DcsError
+from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Task
@@ -24,6 +26,16 @@ from cachemigrate.service.settings import Settings
 
 RDB_SUFFIXES = (".rdb",)
 AOF_SUFFIXES = (".aof", ".manifest")
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
+UNSUPPORTED = "unsupported backup file type; a backup file must be .rdb, .aof, .zip or .tar.gz"
+
+
+def check_relative(file_name: str) -> None:
+    """A file name inside a bucket: relative, no NUL, no ``..`` segment."""
+    if "\x00" in file_name or file_name.startswith(("/", "\\")):
+        raise ConfigError(f"file {file_name!r} must be a path relative to the bucket")
+    if ".." in file_name.replace("\\", "/").split("/"):
+        raise ConfigError(f"file {file_name!r} is outside the bucket")
 
 
 def resolve_backup_file(settings: Settings, bucket: str, file_name: str) -> Path:
@@ -39,22 +51,36 @@ def resolve_backup_file(settings: Settings, bucket: str, file_name: str) -> Path
     return path
 
 
-def file_kind(paths: list[Path]) -> SourceKind:
+def file_kind(paths: list[Path] | list[str]) -> SourceKind:
+    """RDB_FILES when every file is a plain RDB; AOF_FILES (which reads RDBs too) otherwise."""
     kinds = set()
     for p in paths:
-        name = p.name.lower()
+        name = str(p).lower()
         if name.endswith(RDB_SUFFIXES):
             kinds.add(SourceKind.RDB_FILES)
-        elif name.endswith(AOF_SUFFIXES) or p.is_dir():
+        elif name.endswith(AOF_SUFFIXES + ARCHIVE_SUFFIXES) or (isinstance(p, Path) and p.is_dir()):
             kinds.add(SourceKind.AOF_FILES)
         else:
-            raise ConfigError(
-                f"{p.name}: only .rdb and .aof backup files can be imported (zip and tar.gz"
-                " are not supported yet)"
-            )
-    if len(kinds) != 1:
-        raise ConfigError("one import takes either RDB files or AOF files, not both")
-    return kinds.pop()
+            raise ConfigError(f"{str(p).rsplit('/', 1)[-1]}: {UNSUPPORTED}")
+    return SourceKind.AOF_FILES if SourceKind.AOF_FILES in kinds else SourceKind.RDB_FILES
+
+
+def import_source(settings: Settings, files: dict[str, object]) -> SourceSpec:
+    """The engine source of a ``self_build_obs`` import: local paths or s3:// objects."""
+    bucket = str(files.get("bucket_name") or "")
+    names = [str(f["file_name"]) for f in files.get("files") or []]  # type: ignore[attr-defined]
+    if not names:
+        raise ConfigError("the import names no backup files")
+    loc = settings.bucket_location(bucket)
+    if loc is None:
+        raise ConfigError(f"bucket {bucket!r} is not configured on this service")
+    if loc.directory is not None:
+        paths = [resolve_backup_file(settings, bucket, n) for n in names]
+        return SourceSpec(kind=file_kind(paths), paths=tuple(str(p) for p in paths))
+    for n in names:
+        check_relative(n)
+    urls = [loc.url_of(n) for n in names]
+    return SourceSpec(kind=file_kind(urls), paths=tuple(urls), s3=loc.s3)
 
 
 def endpoint_of(desc: dict[str, object], password: str | None) -> Endpoint:
@@ -79,17 +105,14 @@ def options_of(task: Task, source: dict[str, object] | None) -> PipelineOptions:
     )
 
 
-def build(settings: Settings, cipher: Cipher, task: Task) -> PipelineSpec:
+def build(
+    settings: Settings, cipher: Cipher, task: Task, backup_source: SourceSpec | None = None
+) -> PipelineSpec:
     if task.target is None:
         raise ConfigError("the task has no target configured")
     target = endpoint_of(task.target, cipher.decrypt_optional(task.target_password_enc))
     if task.migration_type == st.IMPORT:
-        files = task.backup_files or {}
-        bucket = str(files.get("bucket_name") or "")
-        paths = [resolve_backup_file(settings, bucket, str(f["file_name"])) for f in files.get("files") or []]
-        if not paths:
-            raise ConfigError("the import names no backup files")
-        source = SourceSpec(kind=file_kind(paths), paths=tuple(str(p) for p in paths))
+        source = backup_source or import_source(settings, task.backup_files or {})
         return PipelineSpec(source=source, target=target, options=options_of(task, None), name=task.name)
     if task.source is None:
         raise ConfigError("the task has no source configured")
@@ -105,13 +128,27 @@ def build(settings: Settings, cipher: Cipher, task: Task) -> PipelineSpec:
 class SpecBuilder:
     """``await builder(task_id)``: the runner's way to get a task's PipelineSpec."""
 
-    def __init__(self, db: Database, settings: Settings, cipher: Cipher) -> None:
+    def __init__(self, db: Database, settings: Settings, cipher: Cipher, backups: BackupService) -> None:
         self.db = db
         self.settings = settings
         self.cipher = cipher
+        self.backups = backups
 
     async def __call__(self, task_id: str) -> PipelineSpec:
         task = await self.db.call(repo.get_task, project_id=None, task_id=task_id)
         if task is None:
             raise ConfigError("the task was deleted")
-        return build(self.settings, self.cipher, task)
+        files = task.backup_files or {}
+        backup_source = None
+        if task.migration_type == st.IMPORT and files.get("file_source") == "backup_record":
+            backup_id = str(files.get("backup_id") or "")
+            try:
+                row = await self.backups.usable(task.project_id, backup_id)
+            except DcsError as exc:
+                raise ConfigError(exc.message) from None
+            backup_source = SourceSpec(
+                kind=SourceKind.RDB_FILES,
+                paths=(row.location,),
+                s3=self.backups.s3_settings_for(row.location),
+            )
+        return build(self.settings, self.cipher, task, backup_source)

@@ -8,6 +8,7 @@ from cachemigrate.errors import ConfigError
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api.errors import DcsError, instance_not_found, invalid, task_not_found, wrong_state
+from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Task
@@ -15,15 +16,18 @@ from cachemigrate.service.db.session import Database
 from cachemigrate.service.probe import ProbeResult, probe, split_addrs
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
-from cachemigrate.service.specs import file_kind, resolve_backup_file
+from cachemigrate.service.specs import check_relative, file_kind, resolve_backup_file
 from cachemigrate.service.tasklogs import LogLine
 
 ResolvedEndpoint = tuple[dict[str, Any], str | None]  # (description without password, encrypted password)
 
 
 class TaskService:
-    def __init__(self, db: Database, settings: Settings, cipher: Cipher, runner: Runner) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, cipher: Cipher, runner: Runner, backups: BackupService
+    ) -> None:
         self.db = db
+        self.backups = backups
         self.settings = settings
         self.cipher = cipher
         self.runner = runner
@@ -84,12 +88,15 @@ class TaskService:
         if await self.db.call(repo.count_tasks, project_id=project_id) >= self.settings.max_tasks_per_project:
             raise DcsError(400, "DCS.4039", "The migration task quota of the project is used up.")
 
-    def _backup_files(self, body: s.BackupFilesBody | None) -> dict[str, Any]:
+    async def _backup_files(self, project_id: str, body: s.BackupFilesBody | None) -> dict[str, Any]:
         if body is None:
             raise invalid("backup_files", "required for backupfile_import")
         source = body.file_source or ("self_build_obs" if body.bucket_name else None)
         if source == "backup_record":
-            raise DcsError(400, "DCS.4087", "The backup record does not exist or cannot be restored.")
+            if not body.backup_id:
+                raise invalid("backup_files.backup_id", "required for backup_record")
+            row = await self.backups.usable(project_id, body.backup_id)
+            return {"file_source": source, "backup_id": row.id}
         if source != "self_build_obs":
             raise invalid("backup_files.file_source")
         if not body.bucket_name:
@@ -97,11 +104,19 @@ class TaskService:
         if not body.files:
             raise invalid("backup_files.files", "required for self_build_obs")
         try:
-            paths = [resolve_backup_file(self.settings, body.bucket_name, f.file_name) for f in body.files]
-            file_kind(paths)
+            loc = self.settings.bucket_location(body.bucket_name)
+            if loc is None or loc.directory is not None:
+                # A local bucket is checked now; an s3:// one when the task runs (FAILED + log).
+                bucket = body.bucket_name
+                paths = [resolve_backup_file(self.settings, bucket, f.file_name) for f in body.files]
+                file_kind(paths)
+            else:
+                paths = []
+                for f in body.files:
+                    check_relative(f.file_name)
         except ConfigError as exc:
             raise invalid("backup_files", str(exc)) from None
-        for f, p in zip(body.files, paths, strict=True):
+        for f, p in zip(body.files, paths, strict=False):
             if not p.exists():
                 raise invalid("backup_files.files", f"{f.file_name} not found in bucket {body.bucket_name}")
         return {
@@ -126,7 +141,7 @@ class TaskService:
             "network_type": body.network_type,
         }
         if body.migration_type == st.IMPORT:
-            fields["backup_files"] = self._backup_files(body.backup_files)
+            fields["backup_files"] = await self._backup_files(project_id, body.backup_files)
             status = st.MIGRATING
         else:
             if body.source_instance is None:

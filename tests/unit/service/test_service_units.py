@@ -67,8 +67,11 @@ def test_backup_paths_stay_inside_the_bucket(tmp_path: Path) -> None:
 def test_file_kinds(tmp_path: Path) -> None:
     assert file_kind([tmp_path / "a.rdb", tmp_path / "b.RDB"]).value == "rdb_files"
     assert file_kind([tmp_path / "a.aof"]).value == "aof_files"
-    for bad in ([tmp_path / "a.zip"], [tmp_path / "a.rdb", tmp_path / "b.aof"]):
-        with pytest.raises(ConfigError):
+    # Archives are read (their members are RDB/AOF files); RDB files may come with AOF ones.
+    assert file_kind([tmp_path / "a.zip", tmp_path / "b.tar.gz"]).value == "aof_files"
+    assert file_kind([tmp_path / "a.rdb", tmp_path / "b.aof"]).value == "aof_files"
+    for bad in ([tmp_path / "a.7z"], [tmp_path / "a.rdb", tmp_path / "notes.txt"]):
+        with pytest.raises(ConfigError, match="unsupported backup file type"):
             file_kind(bad)
 
 

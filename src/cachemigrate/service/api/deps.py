@@ -12,6 +12,7 @@ from cachemigrate.errors import ConfigError
 from cachemigrate.service import auth
 from cachemigrate.service.api.errors import auth_failed
 from cachemigrate.service.api.schemas import ErrorBody
+from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.session import Database
@@ -27,6 +28,7 @@ class Services:
     cipher: Cipher
     runner: Runner
     tasks: TaskService
+    backups: BackupService
     registry: CollectorRegistry
     version: str
 

@@ -43,6 +43,11 @@ class BackupFilesBody(In):
     backup_id: str | None = None
 
 
+class BackupInstanceBody(In):
+    remark: Annotated[str, Field(max_length=1024)] | None = None
+    backup_format: str | None = None
+
+
 class SourceInstanceBody(In):
     addrs: str | None = None
     password: str | None = None
@@ -307,6 +312,11 @@ class BackupRecordResponse(Out):
     backup_format: str
     period: str = ""
     execution_at: str | None = None
+    error_code: str | None = None
+
+
+class CopyInstanceResponse(Out):
+    backup_id: str
 
 
 class ListBackupRecordsResponse(Out):

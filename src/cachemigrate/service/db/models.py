@@ -100,3 +100,28 @@ class Job(Base):
     begin_time: Mapped[str] = mapped_column(String(20))
     end_time: Mapped[str | None] = mapped_column(String(20), nullable=True)
     fail_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Backup(Base):
+    """An instance backup (spec §6.16): an RDB in the backup store at ``location``."""
+
+    __tablename__ = "backups"
+    __table_args__ = (Index("ix_backups_project_instance", "project_id", "instance_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    instance_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    remark: Mapped[str] = mapped_column(String(1024), default="")
+    backup_format: Mapped[str] = mapped_column(String(8), default="rdb")
+    backup_type: Mapped[str] = mapped_column(String(16), default="manual")
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[str] = mapped_column(String(16), default="0.00")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Absolute local path or s3://bucket/key of the RDB; never shown in API responses.
+    location: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+    execution_at: Mapped[str | None] = mapped_column(String(32), nullable=True)

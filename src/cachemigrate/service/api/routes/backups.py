@@ -1,7 +1,6 @@
-"""GET /v2/{project_id}/instances/{instance_id}/backups (spec §6.16).
-
-cachemigrate takes no backups of its own, so a known instance has an empty record list (200,
-never 204); an unknown one is 404 DCS.3022.
+"""/v2/{project_id}/instances/{instance_id}/backups: take a backup (SDK copy_instance) and list the
+records (list_backup_records, spec §6.16: 200 with a possibly empty list, never 204; an unknown
+instance is 404 DCS.3022; another project's instance is unknown too).
 """
 
 from __future__ import annotations
@@ -13,12 +12,50 @@ from fastapi import APIRouter, Query
 
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
-from cachemigrate.service.api.errors import instance_not_found, invalid
-from cachemigrate.service.db import repo
+from cachemigrate.service.api.errors import invalid
+from cachemigrate.service.db import backups as brepo
+from cachemigrate.service.db.models import Backup
 
 router = APIRouter(prefix="/v2/{project_id}", tags=["backups"], responses=ERROR_RESPONSES)
 _TIME = re.compile(r"^\d{14}$")
 TimeParam = Annotated[str | None, Query(description="UTC, yyyyMMddHHmmss", max_length=14)]
+
+
+def _iso(value: str) -> str:
+    """yyyyMMddHHmmss -> the ISO prefix created_at values compare with."""
+    v = value
+    return f"{v[0:4]}-{v[4:6]}-{v[6:8]}T{v[8:10]}:{v[10:12]}:{v[12:14]}"
+
+
+def record(row: Backup) -> s.BackupRecordResponse:
+    return s.BackupRecordResponse(
+        backup_id=row.id,
+        backup_name=row.name,
+        instance_id=row.instance_id,
+        size=row.size,
+        backup_type=row.backup_type,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        progress=row.progress,
+        remark=row.remark,
+        is_support_restore="TRUE" if row.status == "succeed" else "FALSE",
+        backup_format=row.backup_format,
+        period="",
+        execution_at=row.execution_at or "",
+        error_code=row.error_code,
+    )
+
+
+@router.post("/instances/{instance_id}/backups", response_model=s.CopyInstanceResponse)
+async def copy_instance(
+    instance_id: str, who: Principal, svc: ServicesDep, body: s.BackupInstanceBody | None = None
+) -> s.CopyInstanceResponse:
+    """Back up an instance: its RDB over the replication protocol into the backup store."""
+    if body is not None and body.backup_format not in (None, "", "rdb"):
+        raise invalid("backup_format", "only rdb backups are taken")
+    row = await svc.backups.create(who.project_id, instance_id, remark=(body.remark if body else None) or "")
+    return s.CopyInstanceResponse(backup_id=row.id)
 
 
 @router.get("/instances/{instance_id}/backups", response_model=s.ListBackupRecordsResponse)
@@ -34,7 +71,14 @@ async def list_backup_records(
     for field, value in (("begin_time", begin_time), ("end_time", end_time)):
         if value is not None and not _TIME.match(value):
             raise invalid(field, "yyyyMMddHHmmss")
-    inst = await svc.db.call(repo.get_instance, project_id=who.project_id, instance_id=instance_id)
-    if inst is None:
-        raise instance_not_found()
-    return s.ListBackupRecordsResponse(total_num=0, backup_record_response=[])
+    inst = await svc.backups.instance(who.project_id, instance_id)
+    total, rows = await svc.db.call(
+        brepo.list_backups,
+        project_id=who.project_id,
+        instance_id=inst.id,
+        begin=_iso(begin_time) if begin_time else None,
+        end=_iso(end_time) + ".999Z" if end_time else None,
+        offset=offset,
+        limit=limit,
+    )
+    return s.ListBackupRecordsResponse(total_num=total, backup_record_response=[record(r) for r in rows])

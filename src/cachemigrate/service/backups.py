@@ -1,0 +1,158 @@
+"""Instance backups: an RDB fetched over replication (``engine.backup``) into the backup store.
+
+A backup is recorded first (``waiting``), then runs in the background (``backuping``) and ends
+``succeed`` with its size, or ``failed`` with ``error_code`` (spec §7: dcs.08.0001 the backup
+could not run, dcs.08.0004 the store refused our credentials) and a message kept for the CLI.
+Backups interrupted by a restart are marked failed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from cachemigrate.engine.backup import FileSink, RdbSink, S3Sink, fetch_rdb
+from cachemigrate.engine.spec import Endpoint, S3Settings
+from cachemigrate.errors import CacheMigrateError, ConfigError
+from cachemigrate.service.api.errors import DcsError, instance_not_found
+from cachemigrate.service.crypto import Cipher
+from cachemigrate.service.db import backups as brepo
+from cachemigrate.service.db import repo
+from cachemigrate.service.db.models import Backup, Instance
+from cachemigrate.service.db.session import Database
+from cachemigrate.service.probe import split_addrs
+from cachemigrate.service.settings import BucketLocation, Settings
+
+log = logging.getLogger(__name__)
+
+SUCCEED = "succeed"
+FAILED = "failed"
+RUNNING = ("waiting", "backuping")
+
+
+def backup_unusable(backup_id: str, why: str) -> DcsError:
+    return DcsError(400, "DCS.4087", f"The backup record {backup_id} {why}.")
+
+
+class BackupService:
+    def __init__(self, db: Database, settings: Settings, cipher: Cipher) -> None:
+        self.db = db
+        self.settings = settings
+        self.cipher = cipher
+        self._running: set[asyncio.Task[Backup | None]] = set()
+
+    # --- records ---------------------------------------------------------------------------------
+
+    async def instance(self, project_id: str, instance_id: str) -> Instance:
+        inst = await self.db.call(repo.get_instance, project_id=project_id, instance_id=instance_id)
+        if inst is None:
+            raise instance_not_found()
+        return inst
+
+    async def usable(self, project_id: str, backup_id: str) -> Backup:
+        """A backup of the project that can be imported; 400 DCS.4087 otherwise (unknown too)."""
+        row = await self.db.call(brepo.get_backup, project_id=project_id, backup_id=backup_id)
+        if row is None:
+            raise backup_unusable(backup_id, "does not exist")
+        if row.status != SUCCEED:
+            raise backup_unusable(backup_id, f"is {row.status}; only a succeed backup can be restored")
+        return row
+
+    def _location(self, project_id: str, instance_id: str, backup_id: str) -> str:
+        store = self.settings.backup_location()
+        rel = f"{project_id}/{instance_id}/{backup_id}.rdb"
+        if store.directory is not None:
+            return str(store.directory / rel)
+        return store.url_of(rel)
+
+    def s3_settings_for(self, url: str) -> S3Settings | None:
+        """How to read (or write) an s3:// location of the backup store."""
+        if not url.startswith("s3://"):
+            return None
+        bucket = url[5:].split("/", 1)[0]
+        candidates: list[BucketLocation] = []
+        with contextlib.suppress(ConfigError):
+            candidates.append(self.settings.backup_location())
+        for name in self.settings.buckets:
+            with contextlib.suppress(ConfigError):
+                loc = self.settings.bucket_location(name)
+                if loc is not None:
+                    candidates.append(loc)
+        for loc in candidates:
+            if loc.s3 is not None and loc.s3_bucket == bucket:
+                return loc.s3
+        return self.settings.default_s3()
+
+    # --- taking a backup ---------------------------------------------------------------------------
+
+    async def create(
+        self, project_id: str, instance_id: str, *, remark: str = "", wait: bool = False
+    ) -> Backup:
+        """Record a backup of the instance and run it (in the background unless ``wait``)."""
+        inst = await self.instance(project_id, instance_id)
+        backup_id = repo.new_id()
+        try:
+            location = self._location(project_id, inst.id, backup_id)
+        except ConfigError as exc:
+            raise DcsError(500, "DCS.5000", f"The backup store is misconfigured: {exc}") from None
+        row = await self.db.call(
+            brepo.add_backup, project_id=project_id, instance_id=inst.id, backup_id=backup_id,
+            name=f"{inst.name}-{row_stamp()}", remark=remark, location=location,
+        )
+        if wait:
+            return await self.run(row.id, inst) or row
+        task = asyncio.create_task(self.run(row.id, inst), name=f"backup-{row.id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return row
+
+    def _sink(self, location: str) -> RdbSink:
+        if location.startswith("s3://"):
+            bucket, _, key = location[5:].partition("/")
+            return S3Sink(self.s3_settings_for(location) or S3Settings(), bucket, key)
+        return FileSink(Path(location))
+
+    async def run(self, backup_id: str, inst: Instance) -> Backup | None:
+        """Take the backup now (the API's background task; the CLI awaits it)."""
+        row = await self.db.call(
+            brepo.update_backup, backup_id=backup_id, status="backuping", execution_at=repo.now_iso()
+        )
+        assert row is not None
+        try:
+            host, port = split_addrs(inst.addrs)[0]
+            password = self.cipher.decrypt_optional(inst.password_enc)
+            endpoint = Endpoint(host=host, port=port, password=password)
+            result = await fetch_rdb(endpoint, self._sink(row.location))
+        except (CacheMigrateError, ValueError, OSError) as exc:
+            message = str(exc) or type(exc).__name__
+            code = "dcs.08.0004" if "access denied" in message else "dcs.08.0001"
+            log.warning("backup %s of instance %s failed: %s", backup_id, inst.id, message)
+            return await self.db.call(
+                brepo.update_backup, backup_id=backup_id, status=FAILED, error_code=code,
+                error_message=message[:4000],
+            )
+        return await self.db.call(
+            brepo.update_backup, backup_id=backup_id, status=SUCCEED, size=result.size, progress="100.00",
+            error_code=None, error_message=None,
+        )
+
+    async def fail_interrupted(self) -> None:
+        """At start-up: a backup that was running when the service stopped cannot continue."""
+        for row in await self.db.call(brepo.unfinished_backups):
+            await self.db.call(
+                brepo.update_backup, backup_id=row.id, status=FAILED, error_code="dcs.08.0001",
+                error_message="the service restarted while the backup was running",
+            )
+
+    async def close(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+        for task in list(self._running):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def row_stamp() -> str:
+    return repo.now_iso().replace("-", "").replace(":", "").replace("T", "").split(".")[0]

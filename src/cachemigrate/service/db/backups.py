@@ -1,0 +1,78 @@
+"""Keyword-only repository functions for instance backups (same conventions as ``repo``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cachemigrate.service.db.models import Backup
+from cachemigrate.service.db.repo import new_id, now_iso
+
+
+def add_backup(
+    session: Session, /, *, project_id: str, instance_id: str, name: str, remark: str, location: str,
+    backup_id: str | None = None,
+) -> Backup:
+    stamp = now_iso()
+    row = Backup(
+        id=backup_id or new_id(),
+        project_id=project_id,
+        instance_id=instance_id,
+        name=name,
+        remark=remark,
+        backup_format="rdb",
+        backup_type="manual",
+        status="waiting",
+        progress="0.00",
+        size=0,
+        location=location,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    session.add(row)
+    return row
+
+
+def get_backup(session: Session, /, *, project_id: str, backup_id: str) -> Backup | None:
+    """A backup of the project; another project's backup is None, as an unknown one."""
+    row = session.get(Backup, backup_id)
+    return row if row is not None and row.project_id == project_id else None
+
+
+def update_backup(session: Session, /, *, backup_id: str, **fields: Any) -> Backup | None:
+    row = session.get(Backup, backup_id)
+    if row is None:
+        return None
+    for key, value in fields.items():
+        setattr(row, key, value)
+    row.updated_at = now_iso()
+    return row
+
+
+def list_backups(
+    session: Session,
+    /,
+    *,
+    project_id: str,
+    instance_id: str,
+    begin: str | None = None,
+    end: str | None = None,
+    offset: int = 0,
+    limit: int = 10,
+) -> tuple[int, Sequence[Backup]]:
+    """Newest first; ``begin``/``end`` compare with created_at (ISO strings sort by time)."""
+    q = select(Backup).where(Backup.project_id == project_id, Backup.instance_id == instance_id)
+    if begin:
+        q = q.where(Backup.created_at >= begin)
+    if end:
+        q = q.where(Backup.created_at <= end)
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(Backup.created_at.desc(), Backup.id).offset(offset).limit(limit)).all()
+    return total, rows
+
+
+def unfinished_backups(session: Session, /) -> Sequence[Backup]:
+    return session.scalars(select(Backup).where(Backup.status.in_(["waiting", "backuping"]))).all()
