@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "cachemigrate.cli.compare_cmd",
     "cachemigrate.cli.migrate_cmd",
     "cachemigrate.cli.service_cmds",
+    "cachemigrate.cli.backup_cmds",
 )
 
 
