@@ -369,7 +369,7 @@ def test_backup_record_in_an_s3_store(
 ) -> None:
     """The backup store may be a configured bucket: the RDB goes there by multipart upload."""
     env = service(service_factory, sdk, tmp_path, s3, backup_store="obs")
-    source = redis_factory("source", password="s-pw")
+    source = redis_factory("source", password="s-pw", args=["--repl-diskless-sync-delay", "0"])
     fill(source, "store", 3000)
     source_id = env.register("s3-source", f"127.0.0.1:{source.port}", "s-pw")
     v2 = env.v2
