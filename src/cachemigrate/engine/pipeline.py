@@ -15,6 +15,7 @@ from cachemigrate.engine.checkpoint import CheckpointStore
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.exactly_once import ExactlyOnceApplier, resume_from_marker
 from cachemigrate.engine.flow import TokenBucket
+from cachemigrate.engine.presence import PresenceCheck
 from cachemigrate.engine.readers.base import Reader, RecordTransform, TransformFactory
 from cachemigrate.engine.readers.rdb_file import RdbFileReader
 from cachemigrate.engine.spec import PipelineSpec, SourceKind
@@ -55,6 +56,7 @@ class _Run:
         self.reader: Reader | None = None
         self.writer: Writer | None = None
         self.applier: ExactlyOnceApplier | None = None  # incremental phase of a standalone target
+        self.presence: PresenceCheck | None = None  # only when the target already had keys
         self.target: TargetInfo | None = None
         self.failures_seen = 0
         self._last_rate = (time.monotonic(), 0, 0)
@@ -72,6 +74,7 @@ class _Run:
             self.writer = await open_writer(spec.target, self._writer_options(), info=self.target)
             self.reader = await self._make_reader()
             self.applier = self._make_applier(self.reader, self.writer)
+            self.presence = self._make_presence()
             self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
                             f"reading {self.reader.source_kind}")
             if spec.options.flush_target:
@@ -99,6 +102,9 @@ class _Run:
                     await reporter
             if self.reader is not None:
                 self.reader.stop()
+            if self.presence is not None:
+                with contextlib.suppress(CacheMigrateError, OSError):
+                    await self.presence.close()
             if self.writer is not None:
                 with contextlib.suppress(CacheMigrateError, OSError):
                     await self.writer.close()
@@ -112,8 +118,9 @@ class _Run:
     async def _pump(self, reader: Reader, writer: Writer) -> None:
         stop = self.stop
         write = self.applier.write if self.applier is not None else writer.write
+        presence = self.presence
         async for batch in reader.batches():
-            await write(batch)
+            await write(batch if presence is None else await presence.filter(batch))
             if stop.is_set():
                 reader.stop()
                 break
@@ -183,6 +190,18 @@ class _Run:
             return None
         return ExactlyOnceApplier(writer, reader, reader.endpoint.address, self.events)
 
+    def _make_presence(self) -> PresenceCheck | None:
+        """Counts replaced keys (and keeps existing ones for no-replace rewrites) when the target
+        already had keys. File and SCAN sources on standalone targets: a SYNC source's RESTOREs
+        keep existing keys by themselves, and its later commands must apply to every key."""
+        t = self.target
+        kind = self.spec.source.kind
+        if t is None or t.cluster or t.total_keys == 0:
+            return None
+        if kind not in (SourceKind.RDB_FILES, SourceKind.AOF_FILES, SourceKind.SCAN):
+            return None
+        return PresenceCheck(self.spec.target, replace=self.spec.options.replace)
+
     def _applied_offset(self) -> int:
         if self.applier is not None:
             return self.applier.applied_offset
@@ -239,7 +258,8 @@ class _Run:
             bytes_total=r.bytes_total if r else None,
             keys_read=r.keys_read if r else 0,
             keys_written=w.keys_written if w else 0,
-            keys_skipped=w.keys_skipped if w else 0,
+            keys_replaced=self.presence.replaced if self.presence else 0,
+            keys_skipped=(w.keys_skipped if w else 0) + (self.presence.skipped if self.presence else 0),
             keys_failed=(w.keys_failed if w else 0) + skipped_filter,
             keys_expired=expired,
             commands_written=w.commands_written if w else 0,
