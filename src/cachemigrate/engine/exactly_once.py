@@ -54,6 +54,7 @@ from cachemigrate.protocol.endpoint import Endpoint
 
 MARKER_PREFIX = b"__cachemigrate:offset:"
 _GROUP = (b"multi", b"exec")
+RESENDS_LOGGED = 10  # a target that refuses something every time must not flood the log
 
 
 def marker_key(source: str) -> bytes:
@@ -155,9 +156,13 @@ class ExactlyOnceApplier:
         if self._aborted:
             self._aborted = False
             self.resent += 1
-            self.events.log(LogLevel.WARNING, f"{self.source}: the target discarded the transaction "
-                            f"up to offset {cp.offset} (EXECABORT): its {len(commands)} commands are "
-                            "sent again one by one; this batch is applied at least once")
+            if self.resent <= RESENDS_LOGGED:
+                self.events.log(LogLevel.WARNING, f"{self.source}: the target discarded the transaction "
+                                f"up to offset {cp.offset} (EXECABORT): its {len(commands)} commands are "
+                                "sent again one by one; this batch is applied at least once")
+            elif self.resent == RESENDS_LOGGED + 1:
+                self.events.log(LogLevel.WARNING, f"{self.source}: more transactions discarded (EXECABORT) "
+                                "and resent; they are applied at least once; not logged any more")
             await self.writer.write([*commands, tail[0]])
             await self.writer.flush()
         self.committed = max(self.committed, end)
