@@ -47,6 +47,14 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   `migration.error.<kind>` (auth, connection, resume, format, protocol, incompatible, server, config,
   internal, interrupted, migration).
 * Passwords are write-only: never returned, never logged, encrypted at rest.
+* Backup imports (`backupfile_import`): `self_build_obs` reads `bucket_name`/`files` from a
+  configured bucket (`file://` directory or `s3://` store; .rdb, .aof, multi-part .manifest, .zip,
+  .tar.gz), one file after the other, each with its own log lines; a missing object, refused
+  credentials or an unsupported file end the task FAILED with a message naming the file.
+  `backup_record` imports a backup taken by `POST .../instances/{instance_id}/backups` (the SDK's
+  `copy_instance`; an RDB fetched over replication) and listed by `list_backup_records`; an
+  unknown, foreign or unfinished backup is 400 `DCS.4087`. Record `error_code`: `dcs.08.0001`
+  (the backup could not be taken), `dcs.08.0004` (the store refused the credentials).
 """
 
 

@@ -82,7 +82,8 @@ def task_detail(task: Task, *, version: str, migrator_ip: str) -> s.ShowMigratio
 def task_list_item(task: Task, *, version: str, migrator_ip: str) -> s.MigrationTaskList:
     src = task.source or {}
     tgt = task.target or {}
-    data_source = src.get("addrs") or (task.backup_files or {}).get("bucket_name")
+    files = task.backup_files or {}
+    data_source = src.get("addrs") or files.get("bucket_name") or files.get("backup_id")
     return s.MigrationTaskList(
         task_id=task.id,
         task_name=task.name,
