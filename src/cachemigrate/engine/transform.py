@@ -26,7 +26,7 @@ from cachemigrate.errors import (
     MigrationError,
     UnsupportedRdbError,
 )
-from cachemigrate.formats.dump import build_payload, payload_version_for_target
+from cachemigrate.formats.dump import payload_version_for_target, restore_extra, restore_packer
 from cachemigrate.formats.rdb.decode import decode_value
 from cachemigrate.formats.rdb.model import (
     NO_EXPIRE,
@@ -49,10 +49,6 @@ _IS_COLLECTION: Final = tuple(TYPE_NAME_BY_BYTE[t] in ("list", "set", "zset", "h
 _TINY = 16
 
 _RESTORE = b"RESTORE"
-_ZERO = b"0"
-_IDLETIME = b"IDLETIME"
-_FREQ = b"FREQ"
-_RESTORE_OVERHEAD = 64  # RESP framing and the fixed arguments, for Entry.size
 _CLOCK_EVERY = 64
 _UNSUPPORTED_KEEP = 10_000  # keys named in `unsupported`; the count goes on beyond
 
@@ -110,14 +106,16 @@ class Transformer:
             )
             for t in range(256)
         ]
-        self._restore_tail: list[bytes] = [b"REPLACE", b"ABSTTL"] if options.replace else [b"ABSTTL"]
+        self._replace = options.replace
+        self._pack = restore_packer(options.replace)
         self._dbs: dict[int, int | None] = {}
         self._now = now_ms()
         self._clock_left = _CLOCK_EVERY
         self._big: _BigKey | None = None
         self._decode: Callable[..., Value] = decode_value
         # counters
-        self.keys_by_type: Counter[str] = Counter()
+        self._by_type: Counter[str] = Counter()
+        self._by_type_byte = [0] * 256  # the fast path's count (a list item: cheaper than a Counter)
         self.expired = 0
         self.filtered = 0
         self.rewritten = 0
@@ -129,6 +127,15 @@ class Transformer:
         self.lost_pending = 0
         self.unsupported_count = 0
         self.unsupported: list[tuple[int, bytes, str]] = []
+
+    @property
+    def keys_by_type(self) -> Counter[str]:
+        """Keys sent (or to be sent) per type name."""
+        out = Counter(self._by_type)
+        for t, n in enumerate(self._by_type_byte):
+            if n:
+                out[TYPE_NAME_BY_BYTE[t]] += n
+        return out
 
     # ---- db mapping ------------------------------------------------------------------------
 
@@ -192,22 +199,61 @@ class Transformer:
             self.empty += 1  # RESTORE refuses empty collections; a loading server skips them
             return []
         name = TYPE_NAME_BY_BYTE[t]
-        self.keys_by_type[name] += 1
-        payload = build_payload(t, raw, version)
-        argv: list[Arg] = [
-            _RESTORE,
-            rec.key,
-            _ZERO if exp == NO_EXPIRE else b"%d" % exp,
-            payload,
-            *self._restore_tail,
-        ]
-        if rec.idle is not None:
-            argv += (_IDLETIME, b"%d" % rec.idle)
-        elif rec.freq is not None:
-            argv += (_FREQ, b"%d" % rec.freq)
-        return [
-            Entry(argv, db, rec.key, len(payload) + len(rec.key) + _RESTORE_OVERHEAD, rec.end_offset, name)
-        ]
+        self._by_type[name] += 1
+        key = rec.key
+        # The whole RESP command in one go (argv keeps the name and key for error messages).
+        wire = self._pack(key, exp, t, raw, version)
+        if rec.idle is not None or rec.freq is not None:
+            wire = restore_extra(wire, self._replace, rec.idle, rec.freq)
+        return [Entry([_RESTORE, key], db, key, len(wire), rec.end_offset, name, wire)]
+
+    def key_fields(
+        self,
+        db: int,
+        key: bytes,
+        t: int,
+        raw: bytes,
+        exp: int,
+        idle: int | None,
+        freq: int | None,
+        offset: int,
+        end_offset: int,
+        meta: bytes | None,
+    ) -> Entry | list[Entry]:
+        """``key()`` for the parser's ``key_hook``: the fields of a (not big) KeyRecord.
+
+        The common case (a RESTORE) makes one Entry and no KeyRecord; the others make the record
+        and go through ``key()``.
+        """
+        if exp != NO_EXPIRE:
+            self._clock_left -= 1
+            if self._clock_left <= 0:
+                self._clock_left = _CLOCK_EVERY
+                self._now = self._now_ms()
+            if exp < self._now:
+                self.expired += 1
+                return []
+        tdb = self._dbs.get(db, -2)
+        if tdb == -2:
+            tdb = self._map_db(db)
+        if tdb is None:
+            self.filtered += 1
+            return []
+        version = self._footer[t]
+        if version is None or (len(raw) <= _TINY and _IS_COLLECTION[t]):
+            rec = KeyRecord(db, key, t, raw, exp, idle, freq, offset, end_offset)
+            if meta is not None:
+                rec.key_meta = meta
+            if version is None:
+                return self._rewrite_key(rec, tdb)
+            if self._is_empty(rec):
+                self.empty += 1
+                return []
+        self._by_type_byte[t] += 1
+        wire = self._pack(key, exp, t, raw, version)
+        if idle is not None or freq is not None:
+            wire = restore_extra(wire, self._replace, idle, freq)
+        return Entry([_RESTORE, key], tdb, key, len(wire), end_offset, TYPE_NAME_BY_BYTE[t], wire)
 
     def function(self, fn: Function) -> list[Entry]:
         """``FUNCTION LOAD REPLACE code``, for every database (db -1)."""
@@ -273,14 +319,14 @@ class Transformer:
         cmds += out.commands
         if rec.expire_ms != NO_EXPIRE:
             cmds.append([b"PEXPIREAT", key, b"%d" % rec.expire_ms])
-        self.keys_by_type[name] += 1
+        self._by_type[name] += 1
         self.rewritten += 1
         return self._entries(cmds, db, key, name, rec.offset, rec.end_offset, True)
 
     def _rewrite_key(self, rec: KeyRecord, db: int) -> list[Entry]:
         name = TYPE_NAME_BY_BYTE[rec.type_byte]
         if rec.big:
-            self.keys_by_type[name] += 1
+            self._by_type[name] += 1
             self.rewritten += 1
             big = _BigKey(rec.key, db, rec.type_byte, rec.expire_ms, rec.offset, name)
             self._big = big

@@ -25,6 +25,7 @@ from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, Value
 from cachemigrate.formats.rdb.parser import RdbParser
 from support.corpus import rdb_files
 from support.servers import RedisServer, start_redis
+from support.wire import full_argv
 
 REDIS70 = TargetCaps(rdb_version=10, vendor="redis", version=(7, 0, 15))
 FILES = rdb_files()
@@ -72,7 +73,7 @@ def _migrate(path: Path, tgt: RedisServer, options: PipelineOptions) -> tuple[Tr
             return
         pipe = tgt.client(db=max(batch[0].db, 0)).pipeline(transaction=False)
         for e in batch:
-            pipe.execute_command(*e.argv)
+            pipe.execute_command(*full_argv(e))
         for e, reply in zip(batch, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(reply, redis.ResponseError):
                 errors.append(f"{e.key!r}: {bytes(e.argv[0])!r}: {reply}")

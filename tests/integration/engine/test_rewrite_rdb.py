@@ -15,6 +15,7 @@ from cachemigrate.engine.transform import TargetCaps, Transformer
 from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, ValueChunk
 from cachemigrate.formats.rdb.parser import iter_file
 from support.servers import RedisServer, redis6_binary
+from support.wire import full_argv
 
 LIB = "#!lua name=mylib\nredis.register_function('hello', function() return 'hi' end)"
 
@@ -57,7 +58,7 @@ def _run(
         for e in entries:
             db = max(e.db, 0)
             c = clients.setdefault(db, tgt.client(db=db))
-            c.execute_command(*e.argv)
+            c.execute_command(*full_argv(e))
     assert t is not None
     return t
 

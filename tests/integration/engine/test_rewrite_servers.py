@@ -22,6 +22,7 @@ from cachemigrate.formats.rdb.model import (
     RdbHeader,
 )
 from support.servers import RedisServer, redis6_binary
+from support.wire import full_argv
 
 REDIS70 = TargetCaps(rdb_version=10, vendor="redis", version=(7, 0, 15))
 REDIS60 = TargetCaps(rdb_version=9, vendor="redis", version=(6, 0, 9))
@@ -97,7 +98,7 @@ def record(c: redis.Redis, key: bytes) -> tuple[KeyRecord, int]:
 
 def apply(c: redis.Redis, entries: list[Any]) -> None:
     for e in entries:
-        c.execute_command(*e.argv)
+        c.execute_command(*full_argv(e))
 
 
 def _pairs(x: Any) -> dict[bytes, Any]:
@@ -228,7 +229,7 @@ def test_footer_relabel_is_what_makes_restore_work(
             tgt.restore(key, 0, build_payload(rec.type_byte, rec.value, 11), replace=True)
         # The same bytes read from an RDB 11 file (Redis 7.2) go into 7.0 with footer 10.
         entries = Transformer(PipelineOptions(), RdbHeader("REDIS", 11), REDIS70).key(rec)
-        assert parse_payload(entries[0].argv[3])[2] == 10  # type: ignore[arg-type]
+        assert parse_payload(full_argv(entries[0])[3])[2] == 10
         apply(tgt, entries)
         assert_same(src, tgt, key)
     with pytest.raises(DumpPayloadError):

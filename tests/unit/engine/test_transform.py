@@ -32,6 +32,7 @@ from cachemigrate.formats.rdb.model import (
 )
 from cachemigrate.protocol.probe import TargetInfo
 from support.corpus import CORPUS
+from support.wire import full_argv
 
 NOW = 1_700_000_000_000
 REDIS11 = RdbHeader("REDIS", 11)
@@ -60,7 +61,7 @@ def rec(key: bytes = b"k", type_byte: int = 0, value: bytes = b"\x01v", **kw: ob
 
 
 def argvs(entries: list[Entry]) -> list[list[bytes]]:
-    return [[bytes(a) for a in e.argv] for e in entries]
+    return [full_argv(e) for e in entries]
 
 
 # ---- fast path ------------------------------------------------------------------------------
@@ -69,21 +70,24 @@ def argvs(entries: list[Entry]) -> list[list[bytes]]:
 def test_restore_fast_path() -> None:
     t = make()
     [e] = t.key(rec(b"k", 0, b"\x03abc", offset=10, end_offset=25))
-    assert e.argv[:3] == [b"RESTORE", b"k", b"0"]
-    assert e.argv[4:] == [b"REPLACE", b"ABSTTL"]
-    assert parse_payload(bytes(e.argv[3])) == (0, b"\x03abc", 11)
+    argv = full_argv(e)
+    assert argv[:3] == [b"RESTORE", b"k", b"0"]
+    assert argv[4:] == [b"REPLACE", b"ABSTTL"]
+    assert parse_payload(argv[3]) == (0, b"\x03abc", 11)
     assert (e.db, e.key, e.source_offset, e.tag) == (0, b"k", 25, "string")
-    assert e.size >= len(e.argv[3])
+    assert e.argv == [b"RESTORE", b"k"]  # name and key for error messages; the command is e.wire
+    assert e.wire is not None and e.size == len(e.wire)
     assert t.keys_by_type == {"string": 1}
 
 
 def test_restore_ttl_idle_freq_and_no_replace() -> None:
     t = make(PipelineOptions(replace=False))
     [e] = t.key(rec(expire_ms=NOW + 5000, idle=42))
-    assert e.argv[2] == b"%d" % (NOW + 5000)
-    assert e.argv[4:] == [b"ABSTTL", b"IDLETIME", b"42"]
+    assert full_argv(e)[2] == b"%d" % (NOW + 5000)
+    assert full_argv(e)[4:] == [b"ABSTTL", b"IDLETIME", b"42"]
+    assert e.wire is not None and e.size == len(e.wire)
     [e] = t.key(rec(freq=7))
-    assert e.argv[4:] == [b"ABSTTL", b"FREQ", b"7"]
+    assert full_argv(e)[4:] == [b"ABSTTL", b"FREQ", b"7"]
 
 
 def test_expired_keys_are_dropped_and_counted() -> None:
@@ -117,15 +121,15 @@ def test_empty_collections_are_not_restored() -> None:
 def test_footer_relabelled_for_an_older_target() -> None:
     t = make(target=REDIS70)
     [e] = t.key(rec(type_byte=0))
-    assert parse_payload(bytes(e.argv[3]))[2] == 10
+    assert parse_payload(full_argv(e)[3])[2] == 10
     [e] = t.key(rec(type_byte=16, value=b"lp"))  # HASH_LISTPACK: 7.0 knows it
-    assert parse_payload(bytes(e.argv[3]))[0:3:2] == (16, 10)
+    assert parse_payload(full_argv(e)[3])[0:3:2] == (16, 10)
 
 
 def test_footer_for_valkey9_avoids_the_foreign_range() -> None:
     t = make(header=RdbHeader("REDIS", 12), target=VALKEY9)
     [e] = t.key(rec(type_byte=20, value=b"lp"))
-    assert parse_payload(bytes(e.argv[3]))[2] == 11
+    assert parse_payload(full_argv(e)[3])[2] == 11
 
 
 @pytest.mark.parametrize(
@@ -168,7 +172,7 @@ def test_db_mapping_errors() -> None:
 def test_a_probed_target_info_is_a_target() -> None:
     info = TargetInfo(address="127.0.0.1:1", vendor="redis", version=(7, 0, 15), rdb_version=10)
     [e] = Transformer(PipelineOptions(), REDIS11, info).key(rec())
-    assert parse_payload(bytes(e.argv[3]))[2] == 10
+    assert parse_payload(full_argv(e)[3])[2] == 10
 
 
 def test_function_load() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import BinaryIO
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import BinaryIO, cast
 
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
@@ -115,15 +115,26 @@ class RdbFileReader:
                         await pending
                 parser.feed(data)
                 batch_bytes = 0
-                for rec in parser.records():
-                    entries = self._entries(rec, parser, name)
-                    if not entries:
-                        continue
-                    if base:
+                records: Iterator[object] = parser.records()  # with key_hook: Entry / list too
+                for rec in records:
+                    cls = rec.__class__
+                    if cls is Entry:
+                        # Hot path (parser.key_hook): one key, its RESTORE entry (size: its wire size).
+                        self._keys += 1
+                        if base:
+                            rec.source_offset += base  # type: ignore[attr-defined]
+                        batch.append(rec)  # type: ignore[arg-type]
+                        batch_bytes += rec.size  # type: ignore[attr-defined]
+                    else:
+                        entries = self._entries(rec, parser, name)
+                        if not entries:
+                            continue
+                        if base:
+                            for e in entries:
+                                e.source_offset += base
+                        batch += entries
                         for e in entries:
-                            e.source_offset += base
-                    batch += entries
-                    batch_bytes += entries[-1].size or len(getattr(rec, "value", b"")) or 64
+                            batch_bytes += e.size or sum(map(len, e.argv)) or 64
                     if len(batch) >= BATCH_ENTRIES or batch_bytes >= BATCH_BYTES:
                         yield batch
                         batch, batch_bytes = [], 0
@@ -139,6 +150,11 @@ class RdbFileReader:
 
     def _entries(self, rec: object, parser: RdbParser, name: str) -> list[Entry]:
         kind = type(rec)
+        if kind is list:  # a key the parser's key_hook sent the other way (rewrite, dropped)
+            self._keys += 1
+            return cast("list[Entry]", rec)
+        if parser.key_hook is None and self._tf is not None:
+            parser.key_hook = getattr(self._tf, "key_fields", None)
         if kind is KeyRecord:
             self._keys += 1
             return self._transform(parser).key(rec)  # type: ignore[arg-type]

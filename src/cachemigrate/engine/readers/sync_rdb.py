@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import cast
 
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
@@ -42,23 +43,36 @@ class RdbEntries:
         self.stream_db = 0
         async for chunk in chunks:
             parser.feed(chunk)
-            for rec in parser.records():
+            records: Iterator[object] = parser.records()  # with key_hook: Entry / list too
+            for rec in records:
                 cls = rec.__class__
-                if cls is KeyRecord:
+                if cls is Entry:
+                    # Hot path (parser.key_hook): one key, its RESTORE entry (size: its wire size).
+                    keys += 1
+                    rec.source_offset = before  # type: ignore[attr-defined]
+                    nbytes += rec.size  # type: ignore[attr-defined]
+                    append(rec)  # type: ignore[arg-type]
+                    continue
+                if cls is list:  # a key the hook sent the other way (rewrite, dropped)
+                    keys += 1
+                    entries = cast("list[Entry]", rec)
+                elif cls is KeyRecord:
                     keys += 1
                     if tf is None:
                         tf = self._transform(parser)
+                        parser.key_hook = getattr(tf, "key_fields", None)
                     entries = tf.key(rec)  # type: ignore[arg-type]
                 elif cls is ValueChunk or cls is Function:
                     if tf is None:
                         tf = self._transform(parser)
+                        parser.key_hook = getattr(tf, "key_fields", None)
                     entries = tf.chunk(rec) if cls is ValueChunk else tf.function(rec)  # type: ignore[arg-type]
                 else:
                     self._other(rec)
                     continue
-                for e in entries:  # hot loop: one or a few entries per key
+                for e in entries:  # one or a few entries per key
                     e.source_offset = before
-                    nbytes += e.size or 64
+                    nbytes += e.size or sum(map(len, e.argv)) or 64
                     append(e)
             self.keys += keys
             keys = 0

@@ -32,10 +32,10 @@ RedirectHandler = Callable[[Entry, str], bool]
 _REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
 _SELECT = b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%d\r\n"
 _RUN = 256  # entries packed per pass of map()
-_get_argv = attrgetter("argv")
 _get_db = attrgetter("db")
 _get_size = attrgetter("size")
 _get_tag = attrgetter("tag")
+_get_wire = attrgetter("wire")
 
 
 @dataclass(slots=True, eq=False)
@@ -158,7 +158,10 @@ class StandaloneWriter:
             if set(map(_get_db, run)) <= same_db and max(map(_get_size, run)) <= LARGE_ARG:
                 # The common case in one pass without per-entry Python code of ours: same db,
                 # no large value.
-                packed = list(map(pack_argv, map(_get_argv, run)))
+                # Entries that come packed (Entry.wire: the RESTORE fast path) are sent as they are.
+                packed = list(map(_get_wire, run))
+                if None in packed:
+                    packed = [pack_argv(e.argv) if w is None else w for e, w in zip(run, packed, strict=True)]
                 nbytes += sum(map(len, packed))
                 j += len(run)
                 if max(map(len, packed)) <= LARGE_ARG:
@@ -183,7 +186,16 @@ class StandaloneWriter:
                     selects.append(j - 1 - i + len(selects))
                     parts.append(sel)
                     nbytes += len(sel)
-                if e.size > LARGE_ARG:
+                wire = e.wire
+                if wire is not None:
+                    if len(wire) > LARGE_ARG:
+                        chunks.append(b"".join(parts))
+                        chunks.append(wire)
+                        parts = []
+                    else:
+                        parts.append(wire)
+                    nbytes += len(wire)
+                elif e.size > LARGE_ARG:
                     big = pack_chunks(e.argv)
                     chunks.append(b"".join(parts))
                     chunks.extend(big)
