@@ -13,7 +13,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cachemigrate.engine.status import LogLevel, StatusSnapshot
+from cachemigrate.engine.status import LogLevel, Phase, StatusSnapshot
 
 err_console = Console(stderr=True)
 
@@ -66,6 +66,8 @@ class ProgressSink:
 
     def log(self, level: LogLevel, message: str) -> None:
         self.logs.append((level, message))
+        if level is LogLevel.ERROR and self.last is not None and self.last.phase is Phase.FAILED:
+            return  # the run's fatal error: the CLI prints it as its one last line
         if not self.quiet or level is not LogLevel.INFO:
             style = {"info": "dim", "warning": "yellow", "error": "red"}[level.value]
             err_console.print(f"[{style}]{level.value}: {message}[/]", highlight=False)

@@ -86,14 +86,14 @@ class _Run:
             await self._save_checkpoint()
         except CacheMigrateError as exc:
             self.phase = Phase.FAILED
-            self.events.log(LogLevel.ERROR, f"{name}: {exc}")
             self.events.status(self.snapshot(message=str(exc)))
+            self.events.log(LogLevel.ERROR, f"{name}: {exc}")
             raise
         except OSError as exc:
             self.phase = Phase.FAILED
             msg = f"{name}: {exc.strerror or exc}"
-            self.events.log(LogLevel.ERROR, msg)
             self.events.status(self.snapshot(message=msg))
+            self.events.log(LogLevel.ERROR, msg)
             raise MigrationError(msg) from exc
         finally:
             if reporter is not None:

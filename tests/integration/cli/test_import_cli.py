@@ -1,0 +1,60 @@
+"""`cachemigrate import` / `inspect` as a user runs them: exit codes and one readable error line."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from cachemigrate.engine.compare import compare
+from cachemigrate.engine.spec import Endpoint
+from support.corpus import CORPUS
+from support.servers import RedisServer
+
+CLI = str(Path(sys.executable).parent / "cachemigrate")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], check=False, capture_output=True, text=True, timeout=120)
+
+
+def test_import_then_every_key_matches(source_redis: RedisServer, target_redis: RedisServer) -> None:
+    c = source_redis.client()
+    c.set(b"bin\x00key", b"\xff\x00value")
+    c.zadd("z", {"a": 0.1, "b": float("inf")})
+    c.hset("h", mapping={"f": "v"})
+    c.pexpireat("h", 1893456000000)
+    c.xadd("s", {"f": "v"}, id="5-1")
+    source_redis.client(db=2).rpush("l", *range(300))
+    rdb = source_redis.save()
+    res = _run("import", str(rdb), "--target", target_redis.url, "-q")
+    assert res.returncode == 0, res.stderr
+    report = asyncio.run(compare(Endpoint.from_url(source_redis.url), Endpoint.from_url(target_redis.url)))
+    assert report.ok and report.keys_compared == 5, report.examples
+
+
+def test_corrupt_file_fails_with_one_line_naming_file_and_offset(target_redis: RedisServer) -> None:
+    path = CORPUS / "librdb" / "invalid_chksum_v8.rdb"
+    res = _run("import", str(path), "--target", target_redis.url, "-q")
+    assert res.returncode == 1
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "checksum mismatch" in lines[0] and str(path) in lines[0] and "offset 201" in lines[0]
+
+
+def test_missing_file_and_unreachable_target_are_one_line(target_redis: RedisServer, tmp_path: Path) -> None:
+    res = _run("import", str(tmp_path / "nope.rdb"), "--target", target_redis.url, "-q")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "nope.rdb" in res.stderr
+    rdb = CORPUS / "redis" / "encodings.rdb"
+    res = _run("import", str(rdb), "--target", "redis://127.0.0.1:1", "-q")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "could not connect" in res.stderr
+    res = _run("import", str(rdb), "--target", "http://x", "-q")
+    assert res.returncode == 1 and "redis://" in res.stderr
+
+
+def test_inspect_prints_version_types_and_biggest_keys() -> None:
+    res = _run("inspect", str(CORPUS / "redis" / "encodings.rdb"), "--json")
+    assert res.returncode == 0, res.stderr
+    assert '"rdb_version": 4' in res.stdout and '"keys_per_type"' in res.stdout
+    assert '"biggest_keys"' in res.stdout
