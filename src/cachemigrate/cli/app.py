@@ -17,30 +17,32 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Command groups living in their own modules add themselves through register(app).
-_COMMAND_MODULES = (
-    "cachemigrate.cli.import_cmd",
-    "cachemigrate.cli.inspect_cmd",
-    "cachemigrate.cli.compare_cmd",
-    "cachemigrate.cli.migrate_cmd",
-    "cachemigrate.cli.service_cmds",
-    "cachemigrate.cli.backup_cmds",
-)
+# Command groups living in their own modules add themselves through register(app). Each module
+# is imported only when its command runs (the service's and the online engine's imports cost
+# most of a second of start-up, which every one-shot import would pay); --help loads them all.
+_COMMAND_MODULES = {
+    "import": "cachemigrate.cli.import_cmd",
+    "inspect": "cachemigrate.cli.inspect_cmd",
+    "compare": "cachemigrate.cli.compare_cmd",
+    "migrate": "cachemigrate.cli.migrate_cmd",
+    "serve": "cachemigrate.cli.service_cmds",
+    "credentials": "cachemigrate.cli.service_cmds",
+    "instances": "cachemigrate.cli.service_cmds",
+    "tasks": "cachemigrate.cli.service_cmds",
+    "backups": "cachemigrate.cli.backup_cmds",
+}
 
 
-def _register_all() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(app)
+def _register(argv: list[str]) -> None:
+    command = next((a for a in argv if not a.startswith("-")), None)
+    wanted = _COMMAND_MODULES.get(command or "")
+    names = [wanted] if wanted else list(dict.fromkeys(_COMMAND_MODULES.values()))
+    for name in names:
+        importlib.import_module(name).register(app)
 
 
 def main() -> None:
-    _register_all()
+    _register(sys.argv[1:])
     try:
         app()
     except CacheMigrateError as exc:
