@@ -17,6 +17,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+@app.callback()
+def _group() -> None:
+    """Migrate data into Redis-compatible caches: RDB/AOF import, online sync, DCS-compatible service."""
+    # A group callback keeps `cachemigrate COMMAND` working when only one command is registered.
+
+
 # Command groups living in their own modules add themselves through register(app). Each module
 # is imported only when its command runs (the service's and the online engine's imports cost
 # most of a second of start-up, which every one-shot import would pay); --help loads them all.

@@ -35,7 +35,7 @@ def import_files(
     target: Annotated[str, typer.Option(help="redis://[user:password@]host:port[/db]; rediss:// for TLS")],
     no_replace: Annotated[bool, typer.Option("--no-replace", help="keep keys already in the target")] = False,
     rewrite: Annotated[bool, typer.Option(help="send plain commands instead of RESTORE payloads")] = False,
-    big_key_mb: Annotated[int, typer.Option(help="values above this many MB go in chunks")] = 64,
+    big_key_mb: Annotated[int, typer.Option(help="values above this many MB go in chunks")] = 8,
     bandwidth_mb: Annotated[float | None, typer.Option(help="read at most this many MB/s")] = None,
     db: Annotated[int | None, typer.Option(help="import only this source db")] = None,
     fold_dbs: Annotated[bool, typer.Option("--fold-dbs", help="put every db into db 0")] = False,
