@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.bucket import MotoServer, import_from_bucket
+from benchmarks.incremental import bench_incremental
 from benchmarks.refs import (
     BENCH_DIR,
     RedisServer,
@@ -99,6 +101,14 @@ def bench_import(work: Path, scale: int, repeat: int, bigkeys: bool, elems: int,
         print(row(load))
         print(row(imp, ingest) + "  <- vs REF ingest")
         print(f"  {'':<34} {'':>8} {load.seconds / imp.seconds:5.2f}x  <- vs REF load")
+        if not bigkeys:
+            moto = MotoServer()
+            try:
+                moto.upload("bench", "dump.rdb", rdb)
+                s3imp = measure(repeat, lambda i: import_from_bucket(work, rdb, keys, moto, i))
+            finally:
+                moto.stop()
+            print(row(s3imp, ingest) + "  <- vs REF ingest")
         if online:
             repl = measure(repeat, lambda i: ref_repl(work, src, keys, str(i)))
 
@@ -129,11 +139,15 @@ def main() -> None:
     ap.add_argument("--bigkey-elems", type=int, default=1_000_000)
     ap.add_argument("--skip-online", action="store_true")
     ap.add_argument("--skip-bigkeys", action="store_true")
+    ap.add_argument("--incremental-seconds", type=float, default=20.0)
     a = ap.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
         work = Path(tmp)
         bench_import(work / "plain", a.scale, a.repeat, False, 0, not a.skip_online)
+        if not a.skip_online:
+            print("\n== online incremental sync under write load ==", flush=True)
+            bench_incremental(work / "incr", seconds=a.incremental_seconds)
         if not a.skip_bigkeys:
             bench_import(work / "big", a.scale, 1, True, a.bigkey_elems, False)
     print("\nratio = reference seconds / cachemigrate seconds; medians of", a.repeat, "runs;",
