@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import sys
 
 import typer
 
 from cachemigrate.errors import CacheMigrateError
+
+_M_TRIM_THRESHOLD = -1  # mallopt parameters from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
 
 app = typer.Typer(
     name="cachemigrate",
@@ -47,7 +51,25 @@ def _register(argv: list[str]) -> None:
         importlib.import_module(name).register(app)
 
 
+def _tune_malloc() -> None:
+    """Keep big buffers (8 MiB file chunks, big values) in mmap so freeing them returns memory.
+
+    glibc raises its mmap threshold after the first big free, after which big buffers come from
+    the heap and fragment it: peak RSS of the big-key import varied 165-245 MB with the default
+    and holds lower with a fixed 1 MiB threshold (see the closing notes of the big-key work).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc (musl...): nothing to tune
+    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    libc.mallopt(_M_TRIM_THRESHOLD, 4 << 20)
+
+
 def main() -> None:
+    _tune_malloc()
     _register(sys.argv[1:])
     try:
         app()
