@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -51,23 +50,19 @@ class MotoServer:
 
 
 def import_from_bucket(work: Path, rdb: Path, keys: int, moto: MotoServer, i: int) -> Timing:
-    from benchmarks.run import fresh_target, run_cli
+    from benchmarks.run import into_fresh_target
 
-    tgt = fresh_target(work, f"s3imp{i}")
     old = {k: os.environ.get(k) for k in moto.env}
     os.environ.update(moto.env)
     try:
-        t = run_cli(["import", "s3://bench/dump.rdb", "--target", tgt.url, "--s3-endpoint-url", moto.url,
-                     "--quiet"], tgt, "cachemigrate import (s3 bucket)")
-        got = tgt.client().dbsize()
-        if got != keys:
-            raise RuntimeError(f"bucket import wrote {got} keys, expected {keys}")
-        return t
+        return into_fresh_target(
+            work, f"s3imp{i}", "cachemigrate import (s3 bucket)", keys,
+            lambda url: ["import", "s3://bench/dump.rdb", "--target", url, "--s3-endpoint-url", moto.url,
+                         "--quiet"],
+        )
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        tgt.stop()
-        shutil.rmtree(tgt.directory, ignore_errors=True)

@@ -55,6 +55,22 @@ def fresh_target(work: Path, tag: str) -> RedisServer:
     return start_redis(work / f"target-{tag}")
 
 
+def into_fresh_target(
+    work: Path, tag: str, name: str, keys: int, args: Callable[[str], list[str]]
+) -> Timing:
+    """Run the CLI (``args(target_url)``) into a new empty target; check it got every key."""
+    tgt = fresh_target(work, tag)
+    try:
+        t = run_cli(args(tgt.url), tgt, name)
+        got = tgt.client().dbsize()
+        if got != keys:
+            raise RuntimeError(f"{name} wrote {got} keys, expected {keys}")
+        return t
+    finally:
+        tgt.stop()
+        shutil.rmtree(tgt.directory, ignore_errors=True)
+
+
 def measure(n: int, fn: Callable[[int], Timing]) -> Timing:
     runs = [fn(i) for i in range(n)]
     runs.sort(key=lambda t: t.seconds)
@@ -84,17 +100,8 @@ def bench_import(work: Path, scale: int, repeat: int, bigkeys: bool, elems: int,
         load = measure(repeat, lambda i: ref_load(work, rdb, keys))
 
         def one_import(i: int) -> Timing:
-            tgt = fresh_target(work, f"imp{i}")
-            try:
-                args = ["import", str(rdb), "--target", tgt.url, "--quiet"]
-                t = run_cli(args, tgt, "cachemigrate import (file)")
-                got = tgt.client().dbsize()
-                if got != keys:
-                    raise RuntimeError(f"import wrote {got} keys, expected {keys}")
-                return t
-            finally:
-                tgt.stop()
-                shutil.rmtree(tgt.directory, ignore_errors=True)
+            return into_fresh_target(work, f"imp{i}", "cachemigrate import (file)", keys,
+                                     lambda url: ["import", str(rdb), "--target", url, "--quiet"])
 
         imp = measure(repeat, one_import)
         print(row(ingest))
@@ -113,17 +120,8 @@ def bench_import(work: Path, scale: int, repeat: int, bigkeys: bool, elems: int,
             repl = measure(repeat, lambda i: ref_repl(work, src, keys, str(i)))
 
             def one_sync(i: int) -> Timing:
-                tgt = fresh_target(work, f"sync{i}")
-                try:
-                    args = ["migrate", src.url, tgt.url, "--quiet"]
-                    t = run_cli(args, tgt, "cachemigrate migrate (full sync)")
-                    got = tgt.client().dbsize()
-                    if got != keys:
-                        raise RuntimeError(f"online sync wrote {got} keys, expected {keys}")
-                    return t
-                finally:
-                    tgt.stop()
-                    shutil.rmtree(tgt.directory, ignore_errors=True)
+                return into_fresh_target(work, f"sync{i}", "cachemigrate migrate (full sync)", keys,
+                                         lambda url: ["migrate", src.url, url, "--quiet"])
 
             sync = measure(repeat, one_sync)
             print(row(repl))
