@@ -13,8 +13,8 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Re-install when the project metadata changes.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Re-install when the project metadata, the build hook or a C extension source changes.
+$(STAMP): pyproject.toml hatch_build.py $(wildcard src/cachemigrate/*/*.c src/cachemigrate/*/*/*.c) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
