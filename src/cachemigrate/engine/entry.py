@@ -22,6 +22,11 @@ class Entry:
     for stream commands. ``wire`` is the command already packed in RESP (the RESTORE fast path
     builds it in one go): writers send it as it is, ``argv`` then holds only the command name and
     the key (for routing and error messages) and ``size`` is ``len(wire)``.
+
+    ``count`` > 1: ``wire`` holds that many commands, one per key (the C walker's RESTORE run,
+    ``formats/rdb/_walk.c``), all in ``db``; ``key`` is None and ``source_offset`` is reached
+    once the last of them is applied. Only the standalone writer takes such entries: it finds a
+    failed command's key by parsing ``wire``.
     """
 
     argv: list[Arg]
@@ -31,3 +36,4 @@ class Entry:
     source_offset: int = 0
     tag: str = ""
     wire: bytes | None = None
+    count: int = 1

@@ -139,7 +139,10 @@ class _Run:
         target = self.target
 
         def make(header: RdbHeader) -> RecordTransform:
-            tf = Transformer(self.spec.options, header, target)
+            # Runs of keys in one entry: only the standalone writer takes them, and only when
+            # no entry is looked at key by key (presence check of a target that had keys).
+            packed = not target.cluster and self.presence is None
+            tf = Transformer(self.spec.options, header, target, packed=packed)
             self.transforms.append(tf)
             return tf
 
@@ -244,7 +247,7 @@ class _Run:
         for tf in self.transforms:
             for k, v in tf.keys_by_type.items():
                 by_type[k] = by_type.get(k, 0) + v
-            expired += tf.expired
+            expired += tf.expired + tf.walked_expired
             skipped_filter += tf.unsupported_count
         now = time.time()
         if w is not None:

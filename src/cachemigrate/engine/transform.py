@@ -10,6 +10,7 @@ as plain commands (``engine.rewrite``).
 from __future__ import annotations
 
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Final
 from cachemigrate.engine import rewrite as rw
 from cachemigrate.engine.capabilities import TYPE_NAME_BY_BYTE, Target, TargetCaps, at_least, type_name
 from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.packed_runs import PackedRuns
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.errors import (
     ConfigError,
@@ -82,7 +84,10 @@ class Transformer:
         target: Target,
         *,
         now_ms: Callable[[], int] = _now_ms,
+        packed: bool = False,
     ) -> None:
+        """``packed``: the writer takes entries of many commands (``Entry.count``; a standalone
+        target with nothing to check per key), so the C walker may turn runs of keys into one."""
         self.options = options
         self.header = header
         self.target = target
@@ -115,7 +120,13 @@ class Transformer:
         self._decode: Callable[..., Value] = decode_value
         # counters
         self._by_type: Counter[str] = Counter()
-        self._by_type_byte = [0] * 256  # the fast path's count (a list item: cheaper than a Counter)
+        # The fast paths' count per type byte (the C walker adds to it in place).
+        self._by_type_byte = array("Q", bytes(256 * 8))
+        # The parser's batch_hook (runs of keys in one entry, by the C walker) or None.
+        self.batch_hook: PackedRuns | None = None
+        if packed and PackedRuns.available(self._footer):
+            self.batch_hook = PackedRuns(self._footer, replace=options.replace, map_db=self.map_db,
+                                         counts=self._by_type_byte, now_ms=now_ms)
         self.expired = 0
         self.filtered = 0
         self.rewritten = 0
@@ -127,6 +138,11 @@ class Transformer:
         self.lost_pending = 0
         self.unsupported_count = 0
         self.unsupported: list[tuple[int, bytes, str]] = []
+
+    @property
+    def walked_expired(self) -> int:
+        """Expired keys the C walker skipped (not in ``expired``)."""
+        return 0 if self.batch_hook is None else self.batch_hook.expired
 
     @property
     def keys_by_type(self) -> Counter[str]:

@@ -69,7 +69,7 @@ class RdbFileReader:
             phase=Phase.FULL,
             bytes_read=self._bytes_read,
             bytes_total=self._bytes_total,
-            keys_read=self._keys,
+            keys_read=self._keys + sum(getattr(tf, "walked_expired", 0) for tf in self.transforms),
         )
 
     def checkpoint(self, applied_offset: int) -> Checkpoint | None:
@@ -119,8 +119,9 @@ class RdbFileReader:
                 for rec in records:
                     cls = rec.__class__
                     if cls is Entry:
-                        # Hot path (parser.key_hook): one key, its RESTORE entry (size: its wire size).
-                        self._keys += 1
+                        # Hot path (parser.key_hook / batch_hook): the RESTORE of one key, or of a
+                        # run of keys (C walker); size: its wire size.
+                        self._keys += rec.count  # type: ignore[attr-defined]
                         if base:
                             rec.source_offset += base  # type: ignore[attr-defined]
                         batch.append(rec)  # type: ignore[arg-type]
@@ -155,6 +156,7 @@ class RdbFileReader:
             return cast("list[Entry]", rec)
         if parser.key_hook is None and self._tf is not None:
             parser.key_hook = getattr(self._tf, "key_fields", None)
+            parser.batch_hook = getattr(self._tf, "batch_hook", None)
         if kind is KeyRecord:
             self._keys += 1
             return self._transform(parser).key(rec)  # type: ignore[arg-type]

@@ -47,8 +47,9 @@ class RdbEntries:
             for rec in records:
                 cls = rec.__class__
                 if cls is Entry:
-                    # Hot path (parser.key_hook): one key, its RESTORE entry (size: its wire size).
-                    keys += 1
+                    # Hot path (parser.key_hook / batch_hook): the RESTORE of one key, or of a run
+                    # of keys (C walker); size: its wire size.
+                    keys += rec.count  # type: ignore[attr-defined]
                     rec.source_offset = before  # type: ignore[attr-defined]
                     nbytes += rec.size  # type: ignore[attr-defined]
                     append(rec)  # type: ignore[arg-type]
@@ -61,11 +62,13 @@ class RdbEntries:
                     if tf is None:
                         tf = self._transform(parser)
                         parser.key_hook = getattr(tf, "key_fields", None)
+                        parser.batch_hook = getattr(tf, "batch_hook", None)
                     entries = tf.key(rec)  # type: ignore[arg-type]
                 elif cls is ValueChunk or cls is Function:
                     if tf is None:
                         tf = self._transform(parser)
                         parser.key_hook = getattr(tf, "key_fields", None)
+                        parser.batch_hook = getattr(tf, "batch_hook", None)
                     entries = tf.chunk(rec) if cls is ValueChunk else tf.function(rec)  # type: ignore[arg-type]
                 else:
                     self._other(rec)

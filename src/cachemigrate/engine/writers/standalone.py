@@ -4,16 +4,19 @@ Each ``write`` packs its entries into batches of about ``batch_bytes`` (one sock
 inserting a SELECT only where the db changes. Replies are drained from the hiredis reader in the
 connection's ``data_received``: a normal reply costs one ``gets()`` and a class check; only error
 replies and arrays (EXEC) are looked at. Reply ``n`` of a batch belongs to entry ``n`` minus the
-SELECTs we inserted before it, so no per-entry bookkeeping object is made.
+SELECTs we inserted before it, so no per-entry bookkeeping object is made. An entry may carry
+many commands (``Entry.count``, the C walker's RESTORE runs): a batch holding such entries keeps
+where each entry's replies start, and a failed command's key is read back from the entry's wire.
 """
 
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from operator import attrgetter
 
 from cachemigrate.engine.entry import Entry
@@ -24,7 +27,7 @@ from cachemigrate.errors import ConnectionLostError, MigrationError
 from cachemigrate.protocol.commands import LARGE_ARG, Buffer, pack_argv, pack_chunks
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
-from cachemigrate.protocol.resp import NEED_DATA, ErrorReply, ReplyReader
+from cachemigrate.protocol.resp import NEED_DATA, ErrorReply, ReplyReader, reply_reader
 
 RedirectHandler = Callable[[Entry, str], bool]
 """Cluster hook: gets (entry, error text) for MOVED/ASK/TRYAGAIN/CLUSTERDOWN; True: handled."""
@@ -36,6 +39,7 @@ _get_db = attrgetter("db")
 _get_size = attrgetter("size")
 _get_tag = attrgetter("tag")
 _get_wire = attrgetter("wire")
+_get_count = attrgetter("count")
 
 
 @dataclass(slots=True, eq=False)
@@ -47,6 +51,8 @@ class _Batch:
     expected: int  # replies this batch will get
     nbytes: int
     tagged: int
+    commands: int  # commands of ours (replies but the SELECTs)
+    starts: list[int] | None  # entries with count > 1: the command index each entry starts at
     received: int = 0
     failed: int = 0  # failed or handed to the redirect handler: not written
     tagged_bad: int = 0
@@ -151,6 +157,7 @@ class StandaloneWriter:
         db = self._db
         same_db = {db, -1}
         nbytes = 0
+        ncmd = 0  # commands packed so far (entries may carry several): where a SELECT's reply falls
         n = len(entries)
         j = i
         while j < n and nbytes < limit:
@@ -163,6 +170,7 @@ class StandaloneWriter:
                 if None in packed:
                     packed = [pack_argv(e.argv) if w is None else w for e, w in zip(run, packed, strict=True)]
                 nbytes += sum(map(len, packed))
+                ncmd += sum(map(_get_count, run))
                 j += len(run)
                 if max(map(len, packed)) <= LARGE_ARG:
                     parts += packed
@@ -183,7 +191,7 @@ class StandaloneWriter:
                     db = e.db
                     same_db = {db, -1}
                     sel = _SELECT % (len(b"%d" % db), db)
-                    selects.append(j - 1 - i + len(selects))
+                    selects.append(ncmd + len(selects))
                     parts.append(sel)
                     nbytes += len(sel)
                 wire = e.wire
@@ -205,14 +213,23 @@ class StandaloneWriter:
                     data = pack_argv(e.argv)
                     parts.append(data)
                     nbytes += len(data)
+                ncmd += e.count
                 if nbytes >= limit:
                     break
         chunks.append(b"".join(parts))
         self._db = db
         # Our own list of the batch's entries: the caller may reuse or clear its list.
         own = list(entries[i:j])
-        tagged = sum(map(bool, map(_get_tag, own)))
-        batch = _Batch(own, 0, j - i, selects or None, j - i + len(selects), nbytes, tagged)
+        counts = list(map(_get_count, own))
+        commands = sum(counts)
+        starts: list[int] | None = None
+        if commands == len(own):
+            tagged = sum(map(bool, map(_get_tag, own)))
+        else:
+            tagged = sum(c for e, c in zip(own, counts, strict=True) if e.tag)
+            starts = [0, *accumulate(counts)][:-1]
+        batch = _Batch(own, 0, j - i, selects or None, commands + len(selects), nbytes, tagged,
+                       commands, starts)
         return batch, chunks, j
 
     # -- replies -----------------------------------------------------------------------------
@@ -235,9 +252,7 @@ class StandaloneWriter:
             b.received = pos
             if pos < expected:
                 if pos:
-                    e = self._entry_at(b, pos - 1)
-                    if e is not None and e.source_offset > self._stats.applied_offset:
-                        self._stats.applied_offset = e.source_offset
+                    self._applied_up_to(b, pos - 1)
                 return
             batches.popleft()
             self._complete(b)
@@ -252,9 +267,7 @@ class StandaloneWriter:
             b.received += take
             n -= take
             if b.received < b.expected:
-                e = self._entry_at(b, b.received - 1)
-                if e is not None and e.source_offset > self._stats.applied_offset:
-                    self._stats.applied_offset = e.source_offset
+                self._applied_up_to(b, b.received - 1)
                 return
             batches.popleft()
             self._complete(b)
@@ -263,38 +276,49 @@ class StandaloneWriter:
 
     def _complete(self, b: _Batch) -> None:
         st = self._stats
-        st.commands_written += b.hi - b.lo - b.failed
+        st.commands_written += b.commands - b.failed
         st.keys_written += b.tagged - b.tagged_bad
         last = b.entries[b.hi - 1].source_offset
         st.applied_offset = max(st.applied_offset, last)
         self._prev = b
         self._budget.release(b.nbytes)
 
-    def _entry_at(self, b: _Batch, pos: int) -> Entry | None:
-        """The entry reply ``pos`` of batch ``b`` answers (None: a SELECT we inserted)."""
+    def _applied_up_to(self, b: _Batch, pos: int) -> None:
+        """Reply ``pos`` of ``b`` is in: its entry's source offset is applied if it was the last."""
+        e, sub = self._locate(b, pos)
+        if e is not None and sub == e.count - 1 and e.source_offset > self._stats.applied_offset:
+            self._stats.applied_offset = e.source_offset
+
+    def _locate(self, b: _Batch, pos: int) -> tuple[Entry | None, int]:
+        """The entry reply ``pos`` of batch ``b`` answers (None: a SELECT we inserted), and which
+        of its commands."""
         if pos < 0:
             prev = self._prev
-            return None if prev is None else self._entry_at(prev, pos + prev.expected)
+            return (None, 0) if prev is None else self._locate(prev, pos + prev.expected)
         if b.selects:
             k = bisect_left(b.selects, pos)
             if k < len(b.selects) and b.selects[k] == pos:
-                return None
+                return None, 0
             pos -= k
-        return b.entries[b.lo + pos]
+        if b.starts is None:
+            return b.entries[b.lo + pos], 0
+        k = bisect_right(b.starts, pos) - 1
+        return b.entries[b.lo + k], pos - b.starts[k]
 
     def _special(self, b: _Batch, pos: int, reply: object) -> None:
-        entry = self._entry_at(b, pos)
+        entry, sub = self._locate(b, pos)
         if isinstance(reply, list):
             if entry is not None and bytes(entry.argv[0]).upper() == b"EXEC":
                 # EXEC's array answers the queued commands: replies pos-len .. pos-1.
                 for k, item in enumerate(reply):
                     if isinstance(item, ErrorReply):
-                        self._fail(b, self._entry_at(b, pos - len(reply) + k), item.message, inner=True)
+                        inner, _ = self._locate(b, pos - len(reply) + k)
+                        self._fail(b, inner, item.message, inner=True)
             return
         assert isinstance(reply, ErrorReply)
-        self._fail(b, entry, reply.message, inner=False)
+        self._fail(b, entry, reply.message, inner=False, sub=sub)
 
-    def _fail(self, b: _Batch, entry: Entry | None, message: str, *, inner: bool) -> None:
+    def _fail(self, b: _Batch, entry: Entry | None, message: str, *, inner: bool, sub: int = 0) -> None:
         if entry is None:
             # A SELECT we inserted was refused: later entries would land in the wrong db.
             self._record(KeyFailure(-1, None, "SELECT", message))
@@ -314,6 +338,7 @@ class StandaloneWriter:
             return
         if (
             not inner
+            and entry.count == 1
             and self._on_redirect is not None
             and message.startswith(_REDIRECTS)
             and self._on_redirect(entry, message)
@@ -323,7 +348,8 @@ class StandaloneWriter:
         if entry.tag:
             self._stats.keys_failed += 1
         name = bytes(entry.argv[0]).decode("ascii", "replace").upper() if entry.argv else ""
-        self._record(KeyFailure(entry.db, entry.key, name, message))
+        key = entry.key if entry.count == 1 else _key_of_command(entry.wire, sub)
+        self._record(KeyFailure(entry.db, key, name, message))
 
     def _record(self, failure: KeyFailure) -> None:
         self._failures.add(failure)
@@ -332,8 +358,20 @@ class StandaloneWriter:
 
     def _lost(self, error: ConnectionLostError) -> None:
         if self._error is None:
-            pending = sum(b.hi - b.lo for b in self._batches)
+            pending = sum(b.commands for b in self._batches)
             msg = f"{error}" + (f" with {pending} commands unacknowledged" if pending else "")
             self._error = ConnectionLostError(msg)
         self._budget.fail(self._error)
         self._idle.set()
+
+
+def _key_of_command(wire: bytes | None, n: int) -> bytes | None:
+    """The key (second argument) of command ``n`` in a run of packed commands."""
+    if wire is None:
+        return None
+    reader = reply_reader()
+    reader.feed(wire)
+    for _ in range(n):
+        reader.gets()
+    argv = reader.gets()
+    return bytes(argv[1]) if isinstance(argv, list) and len(argv) > 1 else None

@@ -75,6 +75,18 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
             while pos < blen:
                 start = pos
                 key = None
+                if pend is None and p.batch_hook is not None:
+                    got = p.batch_hook(buf, pos, blen, db, base, maxv)
+                    if got is not None:
+                        res, pos = got
+                        p._pos = pos
+                        if res is not None:
+                            yield res  # type: ignore[misc]
+                            if p._buf is not buf:  # fed while suspended
+                                buf, base, pos, blen = p._buf, p._base, p._pos, len(p._buf)
+                        if pos >= blen:
+                            continue  # the loop's else: move on to the next chunk
+                        start = pos
                 t = buf[pos]
                 if t in key_start:
                     if pend is None:

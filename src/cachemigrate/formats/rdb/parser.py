@@ -42,6 +42,9 @@ KeyHook = Callable[
 ]
 """``hook(db, key, type_byte, raw_value, expire_ms, idle, freq, offset, end_offset, key_meta)``."""
 
+BatchHook = Callable[[bytes, int, int, int, int, int], "tuple[object, int] | None"]
+"""``hook(buf, pos, end, db, base, max_value_bytes) -> (result or None, new_pos) | None``."""
+
 
 class RdbParser:
     """Incremental RDB parser: feed bytes, pull records.
@@ -50,6 +53,11 @@ class RdbParser:
     big ones) with the fields of its ``KeyRecord``, instead of making one: ``records()`` then
     yields what the hook returns (the consumer's own object, e.g. the key's command) in place
     of the record. It may be set or cleared between records.
+
+    ``batch_hook``, when set, is offered the buffer at each record boundary (with no pending
+    expire/LRU prefix): it may take a run of whole key records at once (the C walker, see
+    ``walk.py``) and return what to yield (None: nothing) and where the parser goes on, or None
+    to leave the record to the Python loop. It must not take a value over ``max_value_bytes``.
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class RdbParser:
         # expire/idle/freq/key_meta read before another opcode: they apply to the next key
         self._pend: tuple[int, int | None, int | None, bytes | None] | None = None
         self.key_hook: KeyHook | None = None
+        self.batch_hook: BatchHook | None = None
 
     # ---- public surface ------------------------------------------------------------------
 

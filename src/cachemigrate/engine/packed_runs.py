@@ -1,0 +1,62 @@
+"""Runs of keys as one entry: the parser's ``batch_hook`` over the C walker (``formats/rdb/walk``).
+
+The file and full-sync fast path at its limit: the C walker turns a run of whole key records into
+one bytes object of ``RESTORE key ttl payload [REPLACE] ABSTTL`` commands, and this hook wraps it
+in one ``Entry`` with ``count`` = its keys. No Python object is made per key. Records the walker
+leaves (other opcodes, LRU/LFU info, types it does not walk, big or tiny values) go on through
+the transform's per-key path, which makes the same commands.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Sequence
+
+from cachemigrate.engine.entry import Entry
+from cachemigrate.formats.rdb import walk as c_walk
+
+RUN_BYTES = 1 << 20  # bytes of commands per walker call (one Entry)
+_RESTORE = b"RESTORE"
+_TAG = "restore"
+
+
+class PackedRuns:
+    """``hook(buf, pos, end, db, base, max_value) -> (Entry | None, new_pos) | None``."""
+
+    def __init__(
+        self,
+        footer_versions: Sequence[int | None],
+        *,
+        replace: bool,
+        map_db: Callable[[int], int | None],
+        counts: array[int],
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.footer = c_walk.footer_table(footer_versions)
+        self.replace = replace
+        self.map_db = map_db
+        self.counts = counts  # keys per type byte, added to in place
+        self.now_ms = now_ms
+        self.expired = 0  # keys skipped because their expire time had passed
+
+    @staticmethod
+    def available(footer_versions: Sequence[int | None]) -> bool:
+        """The walker is built and would take at least one type under these footers."""
+        return c_walk.walk is not None and any(c_walk.footer_table(footer_versions))
+
+    def __call__(
+        self, buf: bytes, pos: int, end: int, db: int, base: int, max_value: int
+    ) -> tuple[Entry | None, int] | None:
+        tdb = self.map_db(db)
+        if tdb is None:
+            return None  # a left-out db: the per-key path counts what it drops
+        walk = c_walk.walk
+        assert walk is not None
+        out, npos, keys, expired = walk(buf, pos, end, self.footer, self.now_ms(), self.replace,
+                                        max_value, RUN_BYTES, self.counts)
+        if npos == pos:
+            return None
+        self.expired += expired
+        if not keys:
+            return None, npos
+        return Entry([_RESTORE], tdb, None, len(out), base + npos, _TAG, out, keys), npos

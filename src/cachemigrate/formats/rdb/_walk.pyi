@@ -1,0 +1,13 @@
+def walk(
+    buf: bytes,
+    pos: int,
+    end: int,
+    footer: bytes,
+    now_ms: int,
+    replace: bool,
+    max_value: int,
+    out_limit: int,
+    counts: object,
+    /,
+) -> tuple[bytes, int, int, int]: ...
+def crc64(data: bytes, crc: int = 0, /) -> int: ...

@@ -1,0 +1,39 @@
+"""The C walker (``_walk.c``), when it is built: whole RDB key records straight to RESTORE commands.
+
+``walk`` is None when the extension is missing (no compiler at install time) or when
+``CACHEMIGRATE_PURE_PYTHON=1`` is set (tests run both paths): the pure-Python hot loop in
+``_fast.py`` then does the same work, record by record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Final
+
+WalkResult = tuple[bytes, int, int, int]
+Walk = Callable[[bytes, int, int, bytes, int, bool, int, int, object], WalkResult]
+
+walk: Walk | None
+crc64: Callable[..., int] | None
+try:
+    if os.environ.get("CACHEMIGRATE_PURE_PYTHON"):
+        raise ImportError("pure Python asked for")
+    from . import _walk
+except ImportError:
+    walk = crc64 = None
+else:
+    walk = _walk.walk
+    crc64 = _walk.crc64
+
+# Type bytes the C walker takes (strings, the classic collections, the single-blob encodings,
+# quicklists); streams, modules and the field-TTL hashes stay on the Python path.
+WALK_TYPES: Final = frozenset({0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 16, 17, 18, 20})
+
+
+def footer_table(versions: Sequence[int | None]) -> bytes:
+    """The ``footer`` argument of ``walk``: per type byte, the DUMP footer version (0: not walked)."""
+    return bytes(
+        (v or 0) if t in WALK_TYPES and v is not None and 0 < v < 256 else 0
+        for t, v in enumerate(versions[:256])
+    ).ljust(256, b"\0")
