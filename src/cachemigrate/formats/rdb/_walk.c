@@ -153,6 +153,58 @@ static Py_ssize_t skip_strings(const unsigned char *b, Py_ssize_t p, Py_ssize_t 
     return p;
 }
 
+/* Skip k lengths. */
+static Py_ssize_t skip_lens(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, int k)
+{
+    uint64_t n;
+    while (k-- && p != BAD)
+        p = read_len(b, p, end, &n);
+    return p;
+}
+
+/* A stream of type 15, 19 or 21: n (node key, listpack) pairs, the length, last ID (and for
+ * 19/21 the first ID, max deleted ID and entries added), then the consumer groups with their
+ * PELs and consumers. */
+static Py_ssize_t skip_stream(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, int t)
+{
+    uint64_t n, groups, npel, consumers;
+    const int v2 = t >= 19;
+    p = read_len(b, p, end, &n);
+    if (p == BAD || n > UINT64_MAX / 2)
+        return BAD;
+    p = skip_strings(b, p, end, 2 * n);
+    p = skip_lens(b, p, end, v2 ? 8 : 3);
+    if (p == BAD)
+        return BAD;
+    p = read_len(b, p, end, &groups);
+    while (p != BAD && groups--) {
+        p = skip_string(b, p, end);
+        p = skip_lens(b, p, end, v2 ? 3 : 2);
+        if (p == BAD)
+            return BAD;
+        p = read_len(b, p, end, &npel);
+        while (p != BAD && npel--) {
+            if (end - p < 24)
+                return BAD;
+            p = skip_lens(b, p + 24, end, 1);
+        }
+        if (p == BAD)
+            return BAD;
+        p = read_len(b, p, end, &consumers);
+        while (p != BAD && consumers--) {
+            p = skip_string(b, p, end);
+            if (p == BAD || end - p < (t >= 21 ? 16 : 8))
+                return BAD;
+            p += t >= 21 ? 16 : 8;
+            p = read_len(b, p, end, &npel);
+            if (p == BAD || npel > (uint64_t)(end - p) / 16)
+                return BAD;
+            p += (Py_ssize_t)(16 * npel);
+        }
+    }
+    return p;
+}
+
 /* Where the value of type t starting at p ends; BAD: not whole, malformed, or not ours. */
 static Py_ssize_t skip_value(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, int t)
 {
@@ -209,6 +261,8 @@ static Py_ssize_t skip_value(const unsigned char *b, Py_ssize_t p, Py_ssize_t en
                 return BAD;
         }
         return p;
+    case 15: case 19: case 21: /* streams: listpack nodes, then the metadata (formats.md 3.7) */
+        return skip_stream(b, p, end, t);
     default:
         return BAD;
     }

@@ -27,8 +27,8 @@ else:
     crc64 = _walk.crc64
 
 # Type bytes the C walker takes (strings, the classic collections, the single-blob encodings,
-# quicklists); streams, modules and the field-TTL hashes stay on the Python path.
-WALK_TYPES: Final = frozenset({0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 16, 17, 18, 20})
+# quicklists, streams up to v3); modules, the field-TTL hashes and v4 streams stay on the Python path.
+WALK_TYPES: Final = frozenset({0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21})
 
 
 def footer_table(versions: Sequence[int | None]) -> bytes:
