@@ -14,15 +14,8 @@ order, named ``archive!member``.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import os
-import shutil
-import tarfile
-import tempfile
-import zipfile
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
@@ -31,6 +24,10 @@ from cachemigrate.errors import ConfigError, MigrationError
 
 if TYPE_CHECKING:  # imported lazily: engine.spec may import S3Settings from here
     from cachemigrate.engine.readers.rdb_file import Opener
+
+# The archive and compression modules (tarfile, zipfile, gzip, bz2, lzma, tempfile, shutil) are
+# imported by the functions that read archives: every import and migrate run imports this module
+# through engine.spec, and most never open an archive.
 
 __all__ = [
     "ArchiveKind",
@@ -293,6 +290,12 @@ def archive_kind(path: str) -> ArchiveKind | None:
 
 def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Generator[Source, None, None]:
     """Each regular member in archive order. A member's stream is valid until the next one."""
+    import bz2
+    import gzip
+    import lzma
+    import tarfile
+    import zipfile
+
     try:
         if kind == "zip":
             yield from _zip_members(fh, name)
@@ -319,6 +322,10 @@ def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Generator[Sou
 
 
 def _zip_members(fh: BinaryIO, name: str) -> Iterator[Source]:
+    import shutil
+    import tempfile
+    import zipfile
+
     spool: BinaryIO | None = None
     if not fh.seekable():
         spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY))  # noqa: SIM115
