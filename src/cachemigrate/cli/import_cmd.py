@@ -1,27 +1,16 @@
-"""`cachemigrate import FILE... --target URL`: backup files into a live server."""
+"""`cachemigrate import FILE... --target URL`: backup files into a live server.
+
+The options are declared here for typer (help, errors, odd spellings); cli/argv.py reads plain
+command lines for them without loading typer, and both call import_run.run_import.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from cachemigrate.cli.progress import ProgressSink, err_console, print_summary
-from cachemigrate.engine.pipeline import run_pipeline
-from cachemigrate.engine.spec import (
-    DbMode,
-    Endpoint,
-    PipelineOptions,
-    PipelineSpec,
-    S3Settings,
-    SourceKind,
-    SourceSpec,
-)
-from cachemigrate.errors import MigrationError
+from cachemigrate.cli.import_run import run_import
 
 
 def register(app: typer.Typer) -> None:
@@ -44,34 +33,8 @@ def import_files(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Import RDB/AOF backup files into a target server (a cluster target is detected by itself)."""
-    mode = DbMode.FOLD if fold_dbs else DbMode.ONLY if db is not None else DbMode.KEEP
-    options = PipelineOptions(
-        replace=not no_replace, rewrite=rewrite, big_key_bytes=big_key_mb << 20,
-        bandwidth_mb=bandwidth_mb, db_mode=mode, db=db, flush_target=flush_target,
+    run_import(
+        files=files, target=target, no_replace=no_replace, rewrite=rewrite, big_key_mb=big_key_mb,
+        bandwidth_mb=bandwidth_mb, db=db, fold_dbs=fold_dbs, flush_target=flush_target,
+        s3_endpoint_url=s3_endpoint_url, quiet=quiet,
     )
-    kind = SourceKind.RDB_FILES if all(_looks_rdb(p) for p in files) else SourceKind.AOF_FILES
-    s3 = S3Settings.from_env()
-    if s3_endpoint_url:
-        s3 = dataclasses.replace(s3, endpoint_url=s3_endpoint_url)
-    spec = PipelineSpec(
-        source=SourceSpec(kind, paths=tuple(files), s3=s3),
-        target=Endpoint.from_url(target), options=options, name="import",
-    )
-    with ProgressSink("import", quiet=quiet) as sink:
-        snapshot = asyncio.run(run_pipeline(spec, events=sink))
-    if not quiet:
-        print_summary(snapshot, Console())
-    if snapshot.keys_failed or snapshot.commands_failed:
-        err_console.print(f"{snapshot.keys_failed} keys were refused by the target (listed above)")
-        raise MigrationError(f"{snapshot.keys_failed} keys and {snapshot.commands_failed} commands failed")
-
-
-def _looks_rdb(path: str) -> bool:
-    """An RDB by its name, or (local files) by its magic; AOF, folders and archives go the other way."""
-    if path.lower().endswith(".rdb"):
-        return True
-    if "://" in path or not os.path.isfile(path):
-        return False
-    with open(path, "rb") as fh:
-        head = fh.read(9)
-    return head.startswith((b"REDIS", b"VALKEY")) and not path.lower().endswith(".aof")

@@ -1,21 +1,33 @@
-"""Live progress on the terminal (rich) and the summary printed at the end of a run."""
+"""Live progress on the terminal (rich) and the summary printed at the end of a run.
+
+rich is imported when something is first drawn or printed: a quiet run that logs no warning
+never loads it (its import is a good share of a one-shot import's start-up).
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
+from functools import cache
+from typing import TYPE_CHECKING
 
 from cachemigrate.engine.status import LogLevel, Phase, StatusSnapshot
 
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+
+@cache
+def err_console() -> Console:
+    """The one rich console on stderr (progress, logs, final error lines), made on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 class ProgressSink:
@@ -25,32 +37,26 @@ class ProgressSink:
         self.quiet = quiet
         self.last: StatusSnapshot | None = None
         self.logs: list[tuple[LogLevel, str]] = []
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[keys]} keys  {task.fields[rate]}/s  {task.fields[extra]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-            disable=quiet,
-        )
+        # quiet: no bar at all (a disabled rich Progress draws nothing either)
+        self._progress: Progress | None = None if quiet else _bar()
         self._task: TaskID | None = None
         self._description = description
 
     def __enter__(self) -> ProgressSink:
-        self._progress.start()
-        self._task = self._progress.add_task(self._description, total=None, keys=0, rate=0, extra="")
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task(self._description, total=None, keys=0, rate=0, extra="")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.last is not None:
             self.status(self.last)
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
 
     def status(self, snapshot: StatusSnapshot) -> None:
         self.last = snapshot
-        if self._task is None:
+        if self._progress is None or self._task is None:
             return
         rate = snapshot.keys_written / snapshot.elapsed if snapshot.elapsed > 0 else 0.0
         extra = snapshot.phase.value
@@ -70,10 +76,26 @@ class ProgressSink:
             return  # the run's fatal error: the CLI prints it as its one last line
         if not self.quiet or level is not LogLevel.INFO:
             style = {"info": "dim", "warning": "yellow", "error": "red"}[level.value]
-            err_console.print(f"[{style}]{level.value}: {message}[/]", highlight=False)
+            err_console().print(f"[{style}]{level.value}: {message}[/]", highlight=False)
+
+
+def _bar() -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[keys]} keys  {task.fields[rate]}/s  {task.fields[extra]}"),
+        TimeRemainingColumn(),
+        console=err_console(),
+        transient=False,
+    )
 
 
 def print_summary(s: StatusSnapshot, console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{s.source_kind}: {s.phase.value} in {s.elapsed:.1f} s", show_header=False)
     rate = s.keys_written / s.elapsed if s.elapsed > 0 else 0.0
     rows = [
