@@ -5,23 +5,42 @@ from __future__ import annotations
 import ctypes
 import importlib
 import sys
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import typer
-
+from cachemigrate.cli import argv as plain_argv
 from cachemigrate.errors import CacheMigrateError
 
+if TYPE_CHECKING:
+    import typer
+
+_HELP = "Migrate data into Redis-compatible caches: RDB/AOF import, online sync, DCS-compatible service."
 _M_TRIM_THRESHOLD = -1  # mallopt parameters from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 
-app = typer.Typer(
-    name="cachemigrate",
-    help="Migrate data into Redis-compatible caches: RDB/AOF import, online sync, DCS-compatible service.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
-@app.callback()
+@cache
+def _app() -> typer.Typer:
+    """The typer application, made on first use: a plain import or migrate runs without typer."""
+    import typer
+
+    app = typer.Typer(
+        name="cachemigrate",
+        help=_HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(_group)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `cachemigrate.cli.app.app`, as before typer became lazy
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _group() -> None:
     """Migrate data into Redis-compatible caches: RDB/AOF import, online sync, DCS-compatible service."""
     # A group callback keeps `cachemigrate COMMAND` working when only one command is registered.
@@ -48,7 +67,7 @@ def _register(argv: list[str]) -> None:
     wanted = _COMMAND_MODULES.get(command or "")
     names = [wanted] if wanted else list(dict.fromkeys(_COMMAND_MODULES.values()))
     for name in names:
-        importlib.import_module(name).register(app)
+        importlib.import_module(name).register(_app())
 
 
 def _tune_malloc() -> None:
@@ -70,9 +89,17 @@ def _tune_malloc() -> None:
 
 def main() -> None:
     _tune_malloc()
-    _register(sys.argv[1:])
+    argv = sys.argv[1:]
+    # Plain import/migrate command lines skip typer (cli/argv.py); everything else, and anything
+    # that reader is unsure of, goes through typer.
+    plain = plain_argv.prepare(argv)
+    if plain is None:
+        _register(argv)
     try:
-        app()
+        if plain is not None:
+            plain()
+        else:
+            _app()()
     except CacheMigrateError as exc:
         print(f"cachemigrate: error: {exc}", file=sys.stderr)
         sys.exit(1)
