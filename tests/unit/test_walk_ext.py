@@ -598,9 +598,6 @@ def test_lzf_values_are_walked_whole() -> None:
     both(rdb(*records[:2], *records[3:]))
 
 
-@pytest.mark.xfail(strict=True, reason="src/cachemigrate/formats/rdb/_fast.py reads an LZF value whose raw "
-                   "length is not in its shortest form (6-bit compressed length, 32-bit raw length) as if "
-                   "the compressed length had 14 bits: the pure-Python path swallows the next record")
 def test_lzf_value_with_a_long_form_raw_length_python_agrees() -> None:
     data = rdb(rec(0, s(b"lzf-long-form"), _lzf(b"ab" * 40, long_form_raw_len=True)),
                rec(0, s(b"after"), s(b"x" * 4000)), rec(0, s(b"last"), s(b"y")))

@@ -141,7 +141,7 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                             # LZF with 6-bit compressed length and 6/14-bit raw length
                             b = buf[kend + 2]
                             vend = kend + (3 if b < 0x40 else 4) + buf[kend + 1]
-                        elif b == 0xC3 and buf[kend + 1] < 0x80 and buf[kend + 3] < 0x80:
+                        elif b == 0xC3 and 0x40 <= buf[kend + 1] < 0x80 and buf[kend + 3] < 0x80:
                             b = buf[kend + 3]
                             vend = (kend + (4 if b < 0x40 else 5)
                                     + (((buf[kend + 1] & 0x3F) << 8) | buf[kend + 2]))
