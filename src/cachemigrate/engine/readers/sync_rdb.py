@@ -75,7 +75,7 @@ class RdbEntries:
                     continue
                 for e in entries:  # one or a few entries per key
                     e.source_offset = before
-                    nbytes += e.size or sum(map(len, e.argv)) or 64
+                    nbytes += e.size or sum(map(len, e.argv)) + 40 * len(e.argv)  # + object overhead
                     append(e)
             self.keys += keys
             keys = 0
