@@ -29,6 +29,8 @@ def _app() -> typer.Typer:
         help=_HELP,
         no_args_is_help=True,
         add_completion=False,
+        # Help texts are rich markup whatever typer's default: a literal "[" is written "\\[".
+        rich_markup_mode="rich",
         pretty_exceptions_enable=False,
     )
     app.callback()(_group)

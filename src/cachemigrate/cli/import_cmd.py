@@ -21,7 +21,8 @@ def import_files(
     files: Annotated[list[str], typer.Argument(
         help="RDB/AOF files, multi-part AOF folders or manifests, .zip/.tar.gz, s3://bucket/key "
         "(several: one per shard of a cluster source)")],
-    target: Annotated[str, typer.Option(help="redis://[user:password@]host:port[/db]; rediss:// for TLS")],
+    target: Annotated[str, typer.Option(
+        help="redis://\\[user:password@]host:port\\[/db]; rediss:// for TLS")],  # "\\[": rich markup
     no_replace: Annotated[bool, typer.Option("--no-replace", help="keep keys already in the target")] = False,
     rewrite: Annotated[bool, typer.Option(help="send plain commands instead of RESTORE payloads")] = False,
     big_key_mb: Annotated[int, typer.Option(help="values above this many MB go in chunks")] = 8,

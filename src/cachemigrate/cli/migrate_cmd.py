@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
 
 
 def migrate(
-    source_url: Annotated[str, typer.Argument(help="redis://[user:password@]host:port of the live source")],
+    source_url: Annotated[str, typer.Argument(
+        help="redis://\\[user:password@]host:port of the live source")],  # "\\[": rich markup
     target_url: Annotated[str, typer.Argument(help="redis://... of the target (a cluster is detected)")],
     incremental: Annotated[bool, typer.Option("--incremental", help="after the snapshot, keep "
                                               "applying the source's writes until Ctrl-C")] = False,
