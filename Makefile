@@ -16,6 +16,7 @@ $(BIN)/python:
 # Re-install when the project metadata, the build hook or a C extension source changes.
 $(STAMP): pyproject.toml hatch_build.py $(wildcard src/cachemigrate/*/*.c src/cachemigrate/*/*/*.c) | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 REDIS6 := $(VENV)/redis6/redis_server/bin/redis-server
@@ -49,7 +50,9 @@ test: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# Bytecode for the CLI's start-up (PYTHONDONTWRITEBYTECODE may be set: Python still reads it).
 bench: install
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python -m benchmarks.run
 
 clean:

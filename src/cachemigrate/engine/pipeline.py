@@ -155,7 +155,6 @@ class _Run:
         if src.kind in (SourceKind.RDB_FILES, SourceKind.AOF_FILES):
             if not src.paths:
                 raise ConfigError("no backup file to import")
-            from cachemigrate.engine.readers.aof_file import AofFileReader
             from cachemigrate.engine.sources import S3Settings, archive_kind, make_opener
 
             bucket = TokenBucket(o.bandwidth_mb) if o.bandwidth_mb else None
@@ -165,6 +164,8 @@ class _Run:
             if src.kind is SourceKind.RDB_FILES and not any(archive_kind(p) for p in src.paths):
                 return RdbFileReader(src.paths, o, transform_factory=factory, events=self.events,
                                      opener=opener, read_hook=hook)
+            from cachemigrate.engine.readers.aof_file import AofFileReader  # only when needed: start-up
+
             return AofFileReader(src.paths, o, transform_factory=factory, events=self.events,
                                  opener=opener, read_hook=hook)
         if src.kind in (SourceKind.SYNC, SourceKind.SCAN):
@@ -185,9 +186,11 @@ class _Run:
     def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:
         """Exactly-once incremental apply (engine/exactly_once.py): standalone targets of a
         replication source only; cluster targets stay at least once."""
+        if self.spec.source.kind is not SourceKind.SYNC or not self.spec.options.incremental:
+            return None  # (and readers.sync is not imported: start-up of a file import)
         from cachemigrate.engine.readers.sync import SyncReader
 
-        if not isinstance(reader, SyncReader) or not self.spec.options.incremental:
+        if not isinstance(reader, SyncReader):
             return None
         if self.target is None or self.target.cluster:
             return None
