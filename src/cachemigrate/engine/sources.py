@@ -18,9 +18,9 @@ import io
 import os
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
-from cachemigrate.errors import ConfigError, MigrationError
+from cachemigrate.errors import CacheMigrateError, ConfigError, FormatError, MigrationError
 
 if TYPE_CHECKING:  # imported lazily: engine.spec may import S3Settings from here
     from cachemigrate.engine.readers.rdb_file import Opener
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported lazily: engine.spec may import S3Settings from her
 
 __all__ = [
     "ArchiveKind",
+    "ArchiveMemberReader",
     "CountingReader",
     "S3RangeFile",
     "S3Settings",
@@ -289,36 +290,121 @@ def archive_kind(path: str) -> ArchiveKind | None:
 
 
 def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Generator[Source, None, None]:
-    """Each regular member in archive order. A member's stream is valid until the next one."""
-    import bz2
-    import gzip
-    import lzma
+    """Each regular member in archive order. A member's stream is valid until the next one.
+
+    A damaged archive is a FormatError naming it, whether found here (headers, a zip's directory)
+    or while a member's stream is read (the data cut short or failing its check): each stream is
+    wrapped in an ``ArchiveMemberReader``.
+    """
     import tarfile
-    import zipfile
 
     try:
         if kind == "zip":
-            yield from _zip_members(fh, name)
+            for member, size, member_name in _zip_members(fh, name):
+                yield ArchiveMemberReader.wrap(member, member_name), size, member_name
         elif kind == "tar":
             with tarfile.open(fileobj=fh, mode="r|*") as tf:
                 for m in tf:
                     if m.isfile():
-                        member = tf.extractfile(m)
-                        if member is not None:
-                            yield cast(BinaryIO, member), m.size, f"{name}!{m.name}"
+                        extracted = tf.extractfile(m)
+                        if extracted is not None:
+                            member_name = f"{name}!{m.name}"
+                            yield ArchiveMemberReader.wrap(extracted, member_name), m.size, member_name
         else:
+            import bz2
+            import gzip
+            import lzma
+
             opener: Callable[[BinaryIO], BinaryIO] = {
                 "gz": lambda f: cast(BinaryIO, gzip.GzipFile(fileobj=f, mode="rb")),
                 "bz2": lambda f: cast(BinaryIO, bz2.BZ2File(f)),
                 "xz": lambda f: cast(BinaryIO, lzma.LZMAFile(f)),  # noqa: SIM115 - closed with fh
             }[kind]
-            yield opener(fh), None, name.rsplit(".", 1)[0]
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile, lzma.LZMAError) as exc:
-        raise MigrationError(f"{name}: cannot read the archive: {exc}") from exc
-    except OSError as exc:
-        if exc.errno is not None:
+            # Named as given (the ".gz" kept): the damage is in that file's compressed data.
+            yield ArchiveMemberReader.wrap(opener(fh), name), None, name.rsplit(".", 1)[0]
+    except Exception as exc:
+        damage = _archive_damage(name, exc)
+        if damage is None:
             raise
-        raise MigrationError(f"{name}: cannot read the archive: {exc}") from exc
+        raise damage from exc
+
+
+def _archive_damage(where: str, exc: BaseException) -> FormatError | None:
+    """The FormatError for an exception that says an archive's bytes are bad, else None.
+
+    Decompressors and archive readers report damage in their own ways: EOFError (gzip, bz2, lzma
+    cut short), tarfile.ReadError "unexpected end of data", zlib.error, lzma.LZMAError,
+    zipfile.BadZipFile (bad directory, bad CRC), and OSError without an errno (gzip.BadGzipFile,
+    bz2's "Invalid data stream"). An OSError with an errno is the disk's, and our own errors (an S3
+    read under the archive) keep their meaning: both are left alone (None).
+    """
+    import sys
+    import tarfile
+    import zipfile
+    import zlib
+
+    if isinstance(exc, CacheMigrateError):
+        return None
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError) or (isinstance(exc, tarfile.ReadError) and "unexpected end" in detail):
+        return FormatError(f"{where}: the archive is truncated ({detail})")
+    if isinstance(exc, zipfile.BadZipFile) and "not a zip file" in detail:
+        return FormatError(f"{where}: not a zip file, or a truncated one (no zip directory at its end)")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return None
+    lzma = sys.modules.get("lzma")  # imported only when an .xz was opened
+    if isinstance(exc, (OSError, tarfile.TarError, zipfile.BadZipFile, zlib.error)) or (
+        lzma is not None and isinstance(exc, lzma.LZMAError)
+    ):
+        return FormatError(f"{where}: the archive is corrupt ({detail})")
+    return None
+
+
+class ArchiveMemberReader:
+    """A member's stream whose read errors from damaged data are FormatErrors naming the archive.
+
+    They happen in the reader's ``read`` calls, long after ``archive_members`` handed the stream
+    out (outside its ``try``): unwrapped, an EOFError reached typer, which printed "Aborted.".
+    ``read`` passes the bytes through as they are (no copy).
+    """
+
+    __slots__ = ("_raw", "name")
+
+    def __init__(self, raw: IO[bytes], name: str) -> None:
+        self._raw = raw
+        self.name = name
+
+    @classmethod
+    def wrap(cls, raw: IO[bytes], name: str) -> BinaryIO:
+        return cast(BinaryIO, cls(raw, name))
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._raw.read(size)
+        except Exception as exc:
+            damage = _archive_damage(self.name, exc)
+            if damage is None:
+                raise
+            raise damage from exc
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> ArchiveMemberReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _zip_members(fh: BinaryIO, name: str) -> Iterator[Source]:

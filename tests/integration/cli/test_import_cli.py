@@ -58,3 +58,62 @@ def test_inspect_prints_version_types_and_biggest_keys() -> None:
     assert res.returncode == 0, res.stderr
     assert '"rdb_version": 4' in res.stdout and '"keys_per_type"' in res.stdout
     assert '"biggest_keys"' in res.stdout
+
+
+def _damaged_archives(rdb: Path, tmp: Path) -> dict[str, Path]:
+    """Archives of ``rdb`` cut short or with bytes flipped in the middle of the compressed data."""
+    import bz2
+    import gzip
+    import lzma
+    import tarfile
+    import zipfile
+
+    data = rdb.read_bytes()
+    whole: dict[str, bytes] = {
+        "dump.rdb.gz": gzip.compress(data), "dump.rdb.bz2": bz2.compress(data),
+        "dump.rdb.xz": lzma.compress(data),
+    }
+    with tarfile.open(tmp / "t.tar.gz", "w:gz") as tf:
+        tf.add(rdb, "backup/dump.rdb")
+    whole["dump.tar.gz"] = (tmp / "t.tar.gz").read_bytes()
+    with zipfile.ZipFile(tmp / "t.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.write(rdb, "backup/dump.rdb")
+    whole["dump.zip"] = (tmp / "t.zip").read_bytes()
+    out: dict[str, Path] = {}
+    for name, blob in whole.items():
+        cut = tmp / f"cut-{name}"
+        cut.write_bytes(blob[: len(blob) * 3 // 5])
+        out[f"truncated {name}"] = cut
+        # Damage the gzip stream's own check finds (tarfile's stream mode does not check the CRC:
+        # a damaged .tar.gz is left to the RDB's checks) and a zip member's CRC.
+        if name in ("dump.rdb.gz", "dump.zip"):
+            bad = bytearray(blob)
+            for i in range(len(bad) // 2, len(bad) // 2 + 64):
+                bad[i] ^= 0x5A
+            path = tmp / f"bad-{name}"
+            path.write_bytes(bytes(bad))
+            out[f"corrupt {name}"] = path
+    return out
+
+
+def test_truncated_or_corrupt_archive_fails_with_one_line_naming_it(
+    source_redis: RedisServer, target_redis: RedisServer, tmp_path: Path
+) -> None:
+    c = source_redis.client()
+    for i in range(0, 4000, 500):
+        c.mset({f"key:{j}": f"{j:x}" * (j % 97 + 1) for j in range(i, i + 500)})
+    c.rpush("list", *range(2000))
+    rdb = source_redis.save()
+    failures = []
+    for case, path in _damaged_archives(rdb, tmp_path).items():
+        res = _run("import", str(path), "--target", target_redis.url, "-q")
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        said = lines[-1].replace(str(path), "") if lines else ""  # (tmp_path's name has both words)
+        ok = (res.returncode == 1 and len(lines) == 1 and str(path) in lines[0]
+              and ("truncated" in said or "corrupt" in said))
+        if not ok:
+            failures.append(f"{case}: exit {res.returncode}, stderr {res.stderr[-400:]!r}")
+        elif case.startswith("truncated") and not case.endswith(".zip"):
+            # a cut .zip has lost its central directory: "corrupt" is all that can be said of it
+            assert "truncated" in said, lines[0]
+    assert not failures, "\n".join(failures)
