@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 from cachemigrate.engine.checkpoint import CheckpointStore
 from cachemigrate.engine.entry import Entry
-from cachemigrate.engine.exactly_once import ExactlyOnceApplier, resume_from_marker
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.presence import PresenceCheck
 from cachemigrate.engine.readers.base import Reader, RecordTransform, TransformFactory
@@ -26,6 +26,9 @@ from cachemigrate.engine.writers.base import Writer, WriterOptions
 from cachemigrate.errors import CacheMigrateError, ConfigError, MigrationError
 from cachemigrate.formats.rdb.model import RdbHeader
 from cachemigrate.protocol.probe import TargetInfo, probe_target
+
+if TYPE_CHECKING:  # imported where used: a file import's start-up does without them
+    from cachemigrate.engine.exactly_once import ExactlyOnceApplier
 
 STATUS_PERIOD = 1.0
 FAILURES_LOGGED = 100  # failed keys named one by one in the log; the rest are counted
@@ -173,6 +176,8 @@ class _Run:
                 raise ConfigError("an online migration needs a source URL")
             start = await self.checkpoints.load() if self.checkpoints else None
             if src.kind is SourceKind.SYNC and self.target is not None and not self.target.cluster:
+                from cachemigrate.engine.exactly_once import resume_from_marker
+
                 start = await resume_from_marker(start, spec.target, src.endpoint.address, self.events)
             if src.kind is SourceKind.SCAN:
                 from cachemigrate.engine.readers.scan import ScanReader
@@ -194,6 +199,8 @@ class _Run:
             return None
         if self.target is None or self.target.cluster:
             return None
+        from cachemigrate.engine.exactly_once import ExactlyOnceApplier
+
         return ExactlyOnceApplier(writer, reader, reader.endpoint.address, self.events)
 
     def _make_presence(self) -> PresenceCheck | None:
