@@ -1,6 +1,7 @@
 """`make bench`: cachemigrate beside Redis's own ingest, load and replica sync, in one run.
 
     python -m benchmarks.run [--scale 200000] [--repeat 3] [--bigkey-elems 1000000] [--skip-online]
+                             [--skip-bigkeys] [--skip-service]
 
 Every figure is a ratio to a reference measured in the same run (these machines are noisy):
 throughput ratio = reference seconds / cachemigrate seconds (above 1.0: faster than the reference).
@@ -32,6 +33,7 @@ from benchmarks.refs import (
     source_server,
     start_redis,
 )
+from benchmarks.service_bucket import bench_service_import
 
 CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "cachemigrate"
 
@@ -72,8 +74,11 @@ def into_fresh_target(
 
 
 def measure(n: int, fn: Callable[[int], Timing]) -> Timing:
-    runs = [fn(i) for i in range(n)]
-    runs.sort(key=lambda t: t.seconds)
+    return median([fn(i) for i in range(n)])
+
+
+def median(runs: list[Timing]) -> Timing:
+    runs = sorted(runs, key=lambda t: t.seconds)
     med = runs[len(runs) // 2]
     med.note = "runs: " + ", ".join(f"{t.seconds:.2f}s" for t in runs)
     return med
@@ -83,10 +88,12 @@ def row(t: Timing, ref: Timing | None = None) -> str:
     ratio = f"{ref.seconds / t.seconds:5.2f}x" if ref else "   ref"
     cpu = " ".join(f"{k}={v:.2f}s" for k, v in t.cpu.items())
     rss = f" peakRSS={t.peak_rss_mb:.0f}MB" if t.peak_rss_mb else ""
-    return f"  {t.name:<34} {t.seconds:7.2f}s {ratio}   cpu: {cpu}{rss}   ({t.note})"
+    return f"  {t.name:<40} {t.seconds:7.2f}s {ratio}   cpu: {cpu}{rss}   ({t.note})"
 
 
-def bench_import(work: Path, scale: int, repeat: int, bigkeys: bool, elems: int, online: bool) -> None:
+def bench_import(
+    work: Path, scale: int, repeat: int, bigkeys: bool, elems: int, online: bool, service: bool = False
+) -> None:
     resp = dataset(scale, bigkeys, elems)
     src = source_server(work, resp)
     try:
@@ -107,15 +114,20 @@ def bench_import(work: Path, scale: int, repeat: int, bigkeys: bool, elems: int,
         print(row(ingest))
         print(row(load))
         print(row(imp, ingest) + "  <- vs REF ingest")
-        print(f"  {'':<34} {'':>8} {load.seconds / imp.seconds:5.2f}x  <- vs REF load")
+        print(f"  {'':<40} {'':>8} {load.seconds / imp.seconds:5.2f}x  <- vs REF load")
         if not bigkeys:
             moto = MotoServer()
             try:
                 moto.upload("bench", "dump.rdb", rdb)
                 s3imp = measure(repeat, lambda i: import_from_bucket(work, rdb, keys, moto, i))
+                if service:
+                    svc = bench_service_import(work, moto, keys, repeat)
             finally:
                 moto.stop()
             print(row(s3imp, ingest) + "  <- vs REF ingest")
+            if service:
+                print(row(median(list(svc.runs)), ingest) + "  <- vs REF ingest")
+                print(f"  {'':<40} {svc.summary()}")
         if online:
             repl = measure(repeat, lambda i: ref_repl(work, src, keys, str(i)))
 
@@ -137,12 +149,14 @@ def main() -> None:
     ap.add_argument("--bigkey-elems", type=int, default=1_000_000)
     ap.add_argument("--skip-online", action="store_true")
     ap.add_argument("--skip-bigkeys", action="store_true")
+    ap.add_argument("--skip-service", action="store_true",
+                    help="skip the bucket import through `cachemigrate serve`")
     ap.add_argument("--incremental-seconds", type=float, default=20.0)
     a = ap.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
         work = Path(tmp)
-        bench_import(work / "plain", a.scale, a.repeat, False, 0, not a.skip_online)
+        bench_import(work / "plain", a.scale, a.repeat, False, 0, not a.skip_online, not a.skip_service)
         if not a.skip_online:
             print("\n== online incremental sync under write load ==", flush=True)
             bench_incremental(work / "incr", seconds=a.incremental_seconds)
