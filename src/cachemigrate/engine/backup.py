@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from cachemigrate.engine.sources import S3Settings, _s3_error
+from cachemigrate.engine.s3_objects import S3Settings, _s3_error
 from cachemigrate.errors import CacheMigrateError, MigrationError, ProtocolError
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import ReplicationLink
