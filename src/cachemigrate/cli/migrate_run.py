@@ -3,7 +3,9 @@
 The source is replicated (PSYNC: full snapshot, then with --incremental the command stream until
 Ctrl-C); a source that refuses to replicate is copied with SCAN + DUMP instead. Ctrl-C stops
 cleanly: what was read is written, the checkpoint is saved (with --checkpoint) and printed; a later
-run with the same --checkpoint continues from it.
+run with the same --checkpoint continues from it. Without --incremental such a run still ends by
+itself: a checkpoint saved in an incremental phase is continued (+CONTINUE) up to the source's
+replication offset at the resume, then the run ends (engine/readers/sync.py, "Full-only resume").
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from online_workload import FAST, check_equal, seed
+from online_workload import FAST, Workload, check_equal, seed
 
 from support.servers import RedisServer
 
@@ -92,3 +92,106 @@ def test_unreachable_source_fails_at_once(redis_factory: Callable[..., RedisServ
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1].startswith("cachemigrate: error: cannot connect to 127.0.0.1:1")
+
+
+def _incremental_checkpoint(source: RedisServer, target: RedisServer, cp: Path) -> dict[str, object]:
+    """A `migrate --incremental --checkpoint` run stopped with Ctrl-C in its incremental phase."""
+    dst_c = target.client()
+    proc = _start(source.url, target.url, "--incremental", "--checkpoint", str(cp), "--quiet")
+    _wait(lambda: dst_c.dbsize() > 0)
+    source.client().set("live", 1)  # through the command stream
+    _wait(lambda: dst_c.get("live") == b"1")
+    time.sleep(1.2)  # a periodic checkpoint save
+    rc, err = _interrupt(proc)
+    assert rc == 0, err
+    saved: dict[str, object] = json.loads(cp.read_text())
+    assert saved["phase"] == "incremental"
+    return saved
+
+
+def test_full_only_resume_of_an_incremental_checkpoint_catches_up_and_ends(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """Without --incremental, a +CONTINUE resume applies the backlog up to the source's offset at
+    the resume and ends (it used to follow the stream until Ctrl-C)."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=100)
+    cp = tmp_path / "cp.json"
+    src_c, dst_c = source.client(), target.client()
+    saved = _incremental_checkpoint(source, target, cp)
+
+    src_c.incr("while-stopped")
+    src_c.rpush("list:1", "while-stopped")
+    source.client(db=1).set("db1:while-stopped", "x")
+    src_c.delete("str:3")
+    dst_c.set("target-only", 1)  # a full resync would flush it: +CONTINUE keeps it
+    for _ in range(3):  # quiet seconds: the master's PINGs only
+        proc = _start(source.url, target.url, "--checkpoint", str(cp), "--quiet")
+        try:
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err
+        assert dst_c.get("target-only") == b"1", "flushed: the resume was not a +CONTINUE"
+        assert dst_c.get("while-stopped") == b"1" and target.client(db=1).get("db1:while-stopped") == b"x"
+        now = json.loads(cp.read_text())
+        assert now["phase"] == "incremental" and now["offset"] > saved["offset"]  # type: ignore[operator]
+        time.sleep(0.5)
+    dst_c.delete("target-only")
+    check_equal([src_c, source.client(db=1)], [dst_c, target.client(db=1)])
+
+
+def test_full_only_resume_ends_while_the_source_keeps_writing(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """The end is the source's offset when the run resumed: later writes do not hold it up."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=50)
+    cp = tmp_path / "cp.json"
+    _incremental_checkpoint(source, target, cp)
+    for i in range(2000):
+        source.client().set(f"while-stopped:{i}", i)
+    workload = Workload(source.port, pause=0.001)
+    workload.start()
+    try:
+        proc = _start(source.url, target.url, "--checkpoint", str(cp), "--quiet")
+        try:
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        workload.stop()
+    assert proc.returncode == 0, err
+    assert target.client().get("while-stopped:1999") == b"1999"
+
+
+def test_full_only_resume_without_info_ends_when_the_stream_is_idle(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """A source user that may replicate but not run INFO: the end is the first idle second."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=50)
+    cp = tmp_path / "cp.json"
+    _incremental_checkpoint(source, target, cp)
+    src_c = source.client()
+    src_c.acl_setuser("repl", enabled=True, passwords=["+pw"], commands=["+psync", "+sync", "+replconf",
+                                                                      "+ping", "+auth", "+client"])
+    src_c.incr("while-stopped")
+    restricted = f"redis://repl:pw@127.0.0.1:{source.port}"
+    proc = _start(restricted, target.url, "--checkpoint", str(cp), "--quiet")
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "cannot read the source's replication offset" in err
+    assert target.client().get("while-stopped") == b"1"

@@ -17,6 +17,13 @@ backlog no longer holds our offset) the target is first emptied: a ``FLUSHALL`` 
 ``FLUSHDB`` of the target db with db mode "only") goes before the new RDB's keys, because the
 target is owned by the migration and keys deleted on the source while we were away must go.
 
+Full-only resume. Without ``options.incremental`` the run ends once the target holds the source
+as it was when the run started: after a full sync, at the end of the RDB; after a ``+CONTINUE``
+(a checkpoint saved in an incremental phase, e.g. by an earlier ``--incremental`` run) at the
+source's ``master_repl_offset`` read right after the resume (``_catch_up``): the backlog up to
+there is applied, later writes are left to the next run, and the checkpoint ends there. Should
+that offset not be readable (INFO refused), the stream is followed until it is idle for a second.
+
 Idle streams. The master's PINGs count in the offset but are not forwarded; so that the applied
 offset still reaches the source offset (lag 0, "caught up"), the last entry of a batch covers the
 bytes of the PINGs after it, and a read with only PINGs becomes one PING entry for the target.
@@ -105,6 +112,7 @@ class SyncReader:
         self._delivered = -1  # internal offset of the last entry handed out
         self._full_end: int | None = None  # internal FULLRESYNC offset of the last full sync
         self._applied_floor = -1
+        self._catch_up_end: int | None = None  # full-only resume: internal offset to stop at
         self._had_data = start is not None  # the target may hold keys: a full sync flushes first
         db0 = int(start.extra.get("db", 0)) if start is not None else 0
         self._mapper = CommandMapper(options, db=db0)
@@ -214,13 +222,16 @@ class SyncReader:
                 await link.connect()
                 self._connected = True
                 res = await self._psync(link)
+                until: int | None = None
                 if res.full:
                     async for batch in self._full(link, res):
                         delay = BACKOFF_FIRST
                         yield batch
                     if not self.options.incremental or self._stopped:
                         return
-                async for batch in self._incremental(link):
+                elif not self.options.incremental:
+                    until = await self._catch_up(link)
+                async for batch in self._incremental(link, until=until):
                     delay = BACKOFF_FIRST
                     yield batch
                 return
@@ -312,10 +323,16 @@ class SyncReader:
         self._replid = res.replid
         self._mapper.reset(db=self._rdb.stream_db, offset=end)
 
-    async def _incremental(self, link: ReplicationLink) -> AsyncIterator[list[Entry]]:
+    async def _incremental(
+        self, link: ReplicationLink, *, until: int | None = None
+    ) -> AsyncIterator[list[Entry]]:
+        """The command stream, until stopped; with ``until`` (a full-only resume, see the module
+        docstring) only up to that internal offset, or -1: until the stream is idle."""
         self._phase = Phase.INCREMENTAL
         mapper = self._mapper
         base = self._base
+        if until is not None and 0 <= until <= link.offset + base:
+            return  # nothing was written since the checkpoint
         async for commands in link.commands(idle=1.0):
             batch: list[Entry] = []
             for argv, offset in commands:
@@ -332,6 +349,37 @@ class SyncReader:
             yield batch
             if self._stopped:
                 return
+            if until is not None and not mapper.in_multi and (
+                link.offset + base >= until if until >= 0 else not commands
+            ):
+                self._log(LogLevel.INFO, f"caught up at offset {link.offset} (full-only run): done")
+                return
+
+    async def _catch_up(self, link: ReplicationLink) -> int:
+        """Where a full-only run resumed with +CONTINUE ends: the internal offset of the source's
+        ``master_repl_offset`` now (kept across reconnects), or -1 (until idle) when unreadable."""
+        if self._catch_up_end is not None:
+            return self._catch_up_end
+        try:
+            conn = await Connection.open(self.endpoint, name="cachemigrate-control")
+            try:
+                info = parse_info(_text(await conn.execute("INFO", "replication", timeout=10)))
+            finally:
+                await conn.close()
+            source = int(info.get("master_repl_offset", "-1"))
+        except (CacheMigrateError, OSError, TimeoutError, ValueError) as exc:
+            source, why = -1, str(exc)
+        else:
+            why = "no master_repl_offset in INFO replication"
+        if source < 0:
+            self._log(LogLevel.WARNING, f"cannot read the source's replication offset ({why}): without "
+                      "--incremental, the resumed stream is applied until it is idle for a second")
+            self._catch_up_end = -1
+            return -1
+        self._catch_up_end = max(source, link.offset) + self._base
+        self._log(LogLevel.INFO, f"without --incremental: applying the source's writes from offset "
+                  f"{link.offset + 1} to {max(source, link.offset)}, then ending")
+        return self._catch_up_end
 
     # ---- source offset and lag ---------------------------------------------------------------
 
