@@ -104,9 +104,12 @@ def _records(parser: RdbParser, path: str) -> Iterator[Record]:
 
 
 def _print(r: dict[str, object]) -> None:
+    from rich.markup import escape  # file and key names may hold "[...]"
+
     out = Console()
-    out.print(f"[bold]{r['file']}[/]: {r['magic']} RDB version {r['rdb_version']}, by {r['producer']}, "
-              f"{r['size']:,} bytes, checksum {r['checksum']}", highlight=False)
+    out.print(f"[bold]{escape(str(r['file']))}[/]: {r['magic']} RDB version {r['rdb_version']}, "
+              f"by {escape(str(r['producer']))}, {r['size']:,} bytes, checksum {r['checksum']}",
+              highlight=False)
     out.print(f"keys: {r['keys']:,} (with expiry: {r['keys_with_expiry']:,}); per db: {r['keys_per_db']}; "
               f"functions: {r['functions']}; module aux records: {r['module_aux']}", highlight=False)
     t = Table(title="keys per type")
@@ -119,5 +122,5 @@ def _print(r: dict[str, object]) -> None:
     for col in ("db", "key", "type", "bytes"):
         b.add_column(col)
     for k in r["biggest_keys"]:  # type: ignore[attr-defined]
-        b.add_row(str(k["db"]), k["key"], k["type"], f"{k['bytes']:,}")
+        b.add_row(str(k["db"]), escape(k["key"]), k["type"], f"{k['bytes']:,}")
     out.print(b)

@@ -76,7 +76,9 @@ class ProgressSink:
             return  # the run's fatal error: the CLI prints it as its one last line
         if not self.quiet or level is not LogLevel.INFO:
             style = {"info": "dim", "warning": "yellow", "error": "red"}[level.value]
-            err_console().print(f"[{style}]{level.value}: {message}[/]", highlight=False)
+            from rich.markup import escape  # key and file names may hold "[...]"
+
+            err_console().print(f"[{style}]{level.value}: {escape(message)}[/]", highlight=False)
 
 
 def _bar() -> Progress:

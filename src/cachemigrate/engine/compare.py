@@ -243,6 +243,8 @@ async def _compare_keys(
     for key, (st, sttl, sv), (tt, tttl, tv) in zip(keys, a, b, strict=True):
         if st == b"none":
             continue  # expired or deleted while we scanned
+        if tt == b"none" and 0 <= sttl <= tol:
+            continue  # it expired on the target between the two reads (same expire time)
         report.keys_compared += 1
         report.by_db[db] = report.by_db.get(db, 0) + 1
         if tt == b"none":

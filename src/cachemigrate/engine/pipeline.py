@@ -191,8 +191,10 @@ class _Run:
     def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:
         """Exactly-once incremental apply (engine/exactly_once.py): standalone targets of a
         replication source only; cluster targets stay at least once."""
-        if self.spec.source.kind is not SourceKind.SYNC or not self.spec.options.incremental:
+        if self.spec.source.kind is not SourceKind.SYNC:
             return None  # (and readers.sync is not imported: start-up of a file import)
+        # Also without --incremental: a full-only run resumed with +CONTINUE catches up on the
+        # stream (readers/sync.py), and that catch-up must not apply a command twice either.
         from cachemigrate.engine.readers.sync import SyncReader
 
         if not isinstance(reader, SyncReader):
