@@ -170,7 +170,12 @@ def run(cli: str, work: Path, source: Any, target: Any, step: Callable[[str], No
             report = asyncio.run(compare(src_ep, tgt_ep))
             return report.ok
 
-        _wait(caught_up, 120, "the target to match the source")
+        try:
+            _wait(caught_up, 120, "the target to match the source")
+        except RuntimeError:
+            print(f"last compare: {report.keys_compared} keys, mismatched {report.mismatched}, missing "
+                  f"{report.missing}, extra {report.extra}: {report.examples[:5]}")
+            raise
         stopped = client.stop_migration_task(v2.StopMigrationTaskRequest(task_id=task_id))
         _wait(lambda: show() == "TERMINATED", 60, "the task to stop")
         print(f"task stopped ({stopped.status} -> TERMINATED)")

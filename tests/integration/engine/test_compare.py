@@ -1,6 +1,7 @@
 """The comparator finds every kind of difference between two real servers, and none when equal."""
 
 import asyncio
+from collections.abc import Callable
 
 from cachemigrate.engine.compare import compare
 from cachemigrate.protocol.endpoint import Endpoint
@@ -52,3 +53,23 @@ def test_every_difference_is_found(source_redis: RedisServer, target_redis: Redi
     assert report.mismatched == 4, reasons
     assert "type string vs hash" in reasons
     assert any(r.startswith("ttl ") for r in reasons)
+
+
+def test_expired_keys_not_yet_reclaimed_are_not_extra(source_redis: RedisServer,
+                                                     redis_factory: Callable[..., RedisServer]) -> None:
+    """INFO's key count holds expired keys until they are reclaimed: they are no difference, and
+    a real surplus key is named."""
+    target_redis = redis_factory("target", args=["--enable-debug-command", "local"])
+    _fill(source_redis)
+    _fill(target_redis)
+    t = target_redis.client()
+    t.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")  # expired keys stay counted
+    for i in range(20):
+        t.set(f"gone:{i}".encode(), b"x", px=1)
+    t.set(b"surplus", b"1")
+    import time
+
+    time.sleep(0.05)
+    report = _run(source_redis, target_redis)
+    assert report.extra == 1 and report.missing == 0 and report.mismatched == 0, report.examples
+    assert [(m.key, m.reason) for m in report.examples] == [(b"surplus", "extra in target")]
