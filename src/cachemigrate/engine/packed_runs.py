@@ -39,10 +39,19 @@ class PackedRuns:
         self.now_ms = now_ms
         self.expired = 0  # keys skipped because their expire time had passed
 
-    @staticmethod
-    def available(footer_versions: Sequence[int | None]) -> bool:
-        """The walker is built and would take at least one type under these footers."""
-        return c_walk.walk is not None and any(c_walk.footer_table(footer_versions))
+    @classmethod
+    def make(
+        cls,
+        footer_versions: Sequence[int | None],
+        *,
+        replace: bool,
+        map_db: Callable[[int], int | None],
+        counts: array[int],
+        now_ms: Callable[[], int],
+    ) -> PackedRuns | None:
+        """The hook, or None when the walker is not built or would take no type under these footers."""
+        runs = cls(footer_versions, replace=replace, map_db=map_db, counts=counts, now_ms=now_ms)
+        return runs if c_walk.walk is not None and any(runs.footer) else None
 
     def __call__(
         self, buf: bytes, pos: int, end: int, db: int, base: int, max_value: int

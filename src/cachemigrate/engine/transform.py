@@ -118,15 +118,12 @@ class Transformer:
         self._clock_left = _CLOCK_EVERY
         self._big: _BigKey | None = None
         self._decode: Callable[..., Value] = decode_value
-        # counters
+        # Counters; per type byte for the fast paths (the C walker adds to it in place).
         self._by_type: Counter[str] = Counter()
-        # The fast paths' count per type byte (the C walker adds to it in place).
         self._by_type_byte = array("Q", bytes(256 * 8))
-        # The parser's batch_hook (runs of keys in one entry, by the C walker) or None.
-        self.batch_hook: PackedRuns | None = None
-        if packed and PackedRuns.available(self._footer):
-            self.batch_hook = PackedRuns(self._footer, replace=options.replace, map_db=self.map_db,
-                                         counts=self._by_type_byte, now_ms=now_ms)
+        # The parser's batch_hook (runs of keys in one entry: the C walker) or None.
+        self.batch_hook = PackedRuns.make(self._footer, replace=options.replace, map_db=self.map_db,
+                                          counts=self._by_type_byte, now_ms=now_ms) if packed else None
         self.expired = 0
         self.filtered = 0
         self.rewritten = 0
@@ -236,11 +233,8 @@ class Transformer:
         end_offset: int,
         meta: bytes | None,
     ) -> Entry | list[Entry]:
-        """``key()`` for the parser's ``key_hook``: the fields of a (not big) KeyRecord.
-
-        The common case (a RESTORE) makes one Entry and no KeyRecord; the others make the record
-        and go through ``key()``.
-        """
+        """``key()`` for the parser's ``key_hook``, given a (not big) KeyRecord's fields: a RESTORE
+        makes one Entry and no KeyRecord; the other cases make the record and go through ``key()``."""
         if exp != NO_EXPIRE:
             self._clock_left -= 1
             if self._clock_left <= 0:

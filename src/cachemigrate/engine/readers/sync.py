@@ -38,9 +38,6 @@ target is missing can be, to the resolution of the one-second samples.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections import deque
 from collections.abc import AsyncIterator
 
 from cachemigrate.engine.checkpoint import Checkpoint
@@ -48,13 +45,12 @@ from cachemigrate.engine.commands import CommandMapper
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
 from cachemigrate.engine.readers.sync_rdb import RdbEntries
 from cachemigrate.engine.spec import DbMode, PipelineOptions, ResumeMode
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
-from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
-from cachemigrate.protocol.probe import parse_info
 from cachemigrate.protocol.replication import (
     DEFAULT_REPL_TIMEOUT,
     PsyncResult,
@@ -121,7 +117,7 @@ class SyncReader:
             self._delivered = self._applied_floor = start.offset
             self._mapper.reset(db=db0, offset=start.offset)
         self._rdb = RdbEntries(options, transform_factory, events, endpoint.address)
-        self._samples: deque[tuple[float, int]] = deque(maxlen=3600)
+        self._sampler = OffsetSampler(endpoint, control_period)
         self._applied: int | None = None
         self._bytes_read = 0
         self.resumes_continue = 0
@@ -198,7 +194,8 @@ class SyncReader:
                 events=self.events, start=self.start, repl_timeout=self.repl_timeout,
             )
         if self.delegate is None:
-            self._control = asyncio.get_running_loop().create_task(self._watch())
+            self._control = asyncio.get_running_loop().create_task(
+                self._sampler.run(lambda: self._stopped))
             try:
                 async for batch in self._sessions():
                     yield batch
@@ -306,7 +303,7 @@ class SyncReader:
         floor = max(self._delivered, 0)
         if res.offset + self._base <= floor:
             self._base = floor - res.offset + 1
-            self._samples.clear()  # offsets of another history: not comparable any more
+            self._sampler.samples.clear()  # offsets of another history: not comparable any more
         end = self._full_end = res.offset + self._base
         self._replid = None
         first: list[Entry] = []
@@ -361,11 +358,7 @@ class SyncReader:
         if self._catch_up_end is not None:
             return self._catch_up_end
         try:
-            conn = await Connection.open(self.endpoint, name="cachemigrate-control")
-            try:
-                info = parse_info(_text(await conn.execute("INFO", "replication", timeout=10)))
-            finally:
-                await conn.close()
+            info = await fetch_info(self.endpoint, "replication")
             source = int(info.get("master_repl_offset", "-1"))
         except (CacheMigrateError, OSError, TimeoutError, ValueError) as exc:
             source, why = -1, str(exc)
@@ -385,59 +378,22 @@ class SyncReader:
 
     async def _is_cluster(self) -> bool:
         try:
-            conn = await Connection.open(self.endpoint, name="cachemigrate-control")
-        except CacheMigrateError:
+            return (await fetch_info(self.endpoint, "cluster")).get("cluster_enabled") == "1"
+        except (CacheMigrateError, TimeoutError):
             return False  # the replication link will report what is wrong
-        try:
-            info = parse_info(_text(await conn.execute("INFO", "cluster")))
-            return info.get("cluster_enabled") == "1"
-        except CacheMigrateError:
-            return False
-        finally:
-            await conn.close()
-
-    async def _watch(self) -> None:
-        """Sample the source's master_repl_offset every control_period seconds."""
-        conn: Connection | None = None
-        try:
-            while not self._stopped:
-                try:
-                    if conn is None:
-                        conn = await Connection.open(self.endpoint, name="cachemigrate-control")
-                    info = parse_info(_text(await conn.execute("INFO", "replication", timeout=10)))
-                    offset = int(info.get("master_repl_offset", "-1"))
-                    if offset >= 0:
-                        self._samples.append((time.monotonic(), offset))
-                except (CacheMigrateError, TimeoutError, ValueError):
-                    if conn is not None:
-                        conn.abort()
-                        conn = None
-                await asyncio.sleep(self.control_period)
-        finally:
-            if conn is not None:
-                with contextlib.suppress(CacheMigrateError, OSError):
-                    await conn.close()
 
     def _source_offset(self) -> int | None:
         if self._phase is not Phase.INCREMENTAL:
             return None
         link_offset = self._link.offset + self._base if self._link is not None else self._delivered
-        if not self._samples:
-            return link_offset
+        latest = self._sampler.latest()
         # The sample can be older than what the stream already delivered.
-        return max(self._samples[-1][1] + self._base, link_offset)
+        return link_offset if latest is None else max(latest + self._base, link_offset)
 
     def _lag_seconds(self, applied: int) -> float:
-        for at, offset in self._samples:
-            if offset + self._base > applied:
-                return max(0.0, time.monotonic() - at)
-        return 0.0
+        return self._sampler.seconds_behind(applied - self._base)
 
     def _log(self, level: LogLevel, message: str) -> None:
         self._message = message
         self.events.log(level, f"{self.endpoint.address}: {message}")
-
-
-def _text(reply: object) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
