@@ -141,11 +141,11 @@ class _RedirectError(ServerError):
         super().__init__(message, command=command, key=key)
         parts = message.split()
         # "MOVED 3999 127.0.0.1:6381"
-        self.slot = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
+        self.slot = int(parts[1]) if len(parts) > 2 and _ascii_digits(parts[1]) else -1
         hostport = parts[2] if len(parts) > 2 else ""
         host, _, port = hostport.rpartition(":")
         self.host = host
-        self.port = int(port) if port.isdigit() else 0
+        self.port = int(port) if _ascii_digits(port) else 0
 
 
 class MovedError(_RedirectError):
@@ -178,6 +178,10 @@ class MigrationError(CacheMigrateError):
 
 class ResumeError(MigrationError):
     """A checkpoint cannot be continued."""
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 _PREFIXES: dict[str, type[ServerError]] = {
