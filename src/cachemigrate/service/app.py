@@ -47,6 +47,12 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   `migration.error.<kind>` (auth, connection, resume, format, protocol, incompatible, server, config,
   internal, interrupted, migration).
 * Passwords are write-only: never returned, never logged, encrypted at rest.
+* Endpoints (`POST .../instances`, `source_instance`, `target_instance`): `addrs` is
+  `host:port[,host:port...]` (IPv6 in brackets; ports, `db` and `bandwidth_limit_mb` are ASCII
+  digits). Extensions, named as in the DCS instance models: `enable_ssl` (TLS, what `rediss://`
+  says in a URL), `ssl_verify` (with `enable_ssl`; false accepts a self-signed certificate) and
+  `access_user` (the ACL user to log in as). Every endpoint is reached before it is accepted:
+  400 `DCS.4080` when it refuses the password or user, 400 `DCS.4063` when it cannot be reached.
 * Backup imports (`backupfile_import`): `self_build_obs` reads `bucket_name`/`files` from a
   configured bucket (`file://` directory or `s3://` store; .rdb, .aof, multi-part .manifest, .zip,
   .tar.gz), one file after the other, each with its own log lines; a missing object, refused

@@ -9,7 +9,6 @@ from cryptography.fernet import Fernet
 
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.crypto import Cipher
-from cachemigrate.service.probe import split_addrs
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import file_kind, resolve_backup_file
 from cachemigrate.service.states import normalize_status
@@ -75,10 +74,5 @@ def test_file_kinds(tmp_path: Path) -> None:
             file_kind(bad)
 
 
-def test_addresses_and_statuses() -> None:
-    assert split_addrs("10.0.0.1:6379,10.0.0.2:6380") == [("10.0.0.1", 6379), ("10.0.0.2", 6380)]
-    assert split_addrs("[::1]:7000") == [("::1", 7000)]
-    for bad in ("nohost", ":6379", "h:0", "h:99999", "a@b:1", "h:x"):
-        with pytest.raises(ValueError):
-            split_addrs(bad)
+def test_statuses() -> None:
     assert normalize_status("incrmigrating") == "INCRMIGEATING"

@@ -65,6 +65,9 @@ def add_instance(
     password_enc: str | None,
     description: str,
     engine_version: str,
+    access_user: str | None = None,
+    enable_ssl: bool = False,
+    ssl_verify: bool = True,
 ) -> Instance:
     inst = Instance(
         id=new_id(),
@@ -72,6 +75,9 @@ def add_instance(
         name=name,
         addrs=addrs,
         password_enc=password_enc,
+        access_user=access_user,
+        enable_ssl=enable_ssl,
+        ssl_verify=ssl_verify,
         description=description,
         engine_version=engine_version,
         created_at=now_iso(),
