@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cachemigrate.errors import ConfigError
 from cachemigrate.service.settings import Settings
 
 DatabaseOpt = Annotated[
@@ -17,10 +18,26 @@ ProjectOpt = Annotated[str | None, typer.Option("--project-id", help="Only this 
 
 
 def _settings(database: str | None = None, **overrides: Any) -> Settings:
+    """The service's settings: the ``CACHEMIGRATE_*`` variables, then the options given here."""
+    from pydantic import ValidationError
+    from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+    class FromEnvironment(BaseSettings, Settings):
+        model_config = SettingsConfigDict(env_prefix="CACHEMIGRATE_", extra="ignore", frozen=True)
+
     values = {k: v for k, v in overrides.items() if v is not None}
     if database:
         values["database_url"] = database
-    return Settings(**values)
+    try:
+        return Settings.model_validate(FromEnvironment(**values).model_dump())
+    except SettingsError as exc:  # a variable that should hold JSON does not
+        raise ConfigError(f"settings: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        raise ConfigError(
+            f"setting {'.'.join(loc)} (CACHEMIGRATE_{loc[0].upper()}): {first['msg']}"
+        ) from None
 
 
 def _database(settings: Settings) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from cachemigrate.cli.service_cmds import _settings as cli_settings
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.settings import Settings
@@ -36,11 +37,20 @@ def test_cipher_round_trip_and_wrong_key() -> None:
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The CLI (the edge) reads CACHEMIGRATE_* variables; its options win over them."""
     monkeypatch.setenv("CACHEMIGRATE_PORT", "9999")
+    monkeypatch.setenv("CACHEMIGRATE_HOST", "0.0.0.0")
     monkeypatch.setenv("CACHEMIGRATE_BUCKETS", f'{{"b1": "file://{tmp_path}"}}')
     monkeypatch.setenv("CACHEMIGRATE_DATA_DIR", str(tmp_path))
-    s = Settings()
+    monkeypatch.setenv("CACHEMIGRATE_SECRET_KEY", "not-shown")
+    s = cli_settings(host="127.0.0.2")
+    assert type(s) is Settings and s.host == "127.0.0.2"
     assert s.port == 9999 and s.bucket_directory("b1") == tmp_path.resolve()
+    assert "not-shown" not in repr(s)
+    assert Settings().port == 8080  # the service itself never looks at the environment
+    monkeypatch.setenv("CACHEMIGRATE_PORT", "x")
+    with pytest.raises(ConfigError, match="CACHEMIGRATE_PORT"):
+        cli_settings()
     assert s.bucket_directory("nope") is None
     assert s.sqlalchemy_url() == f"sqlite:///{tmp_path.resolve()}/cachemigrate.db"
     assert Settings(database_url="postgresql+psycopg://h/db").sqlalchemy_url() == "postgresql+psycopg://h/db"
@@ -76,3 +86,17 @@ def test_file_kinds(tmp_path: Path) -> None:
 
 def test_statuses() -> None:
     assert normalize_status("incrmigrating") == "INCRMIGEATING"
+
+
+SERVICE = Path(__file__).resolve().parents[3] / "src" / "cachemigrate" / "service"
+
+
+def test_settings_are_read_at_the_edge() -> None:
+    """Nothing under service/ reads the environment (Settings is built by the CLI or the caller)."""
+    readers = []
+    for path in sorted(SERVICE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for needle in ("os.environ", "getenv", "pydantic_settings", "BaseSettings"):
+            if needle in text:
+                readers.append(f"{path.relative_to(SERVICE)}: {needle}")
+    assert not readers, readers
