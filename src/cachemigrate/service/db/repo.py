@@ -6,10 +6,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 from cachemigrate.service.db.models import Credential, Instance, Job, Task, TaskCheckpoint, TaskLog
 
@@ -196,7 +199,24 @@ def set_status_if(
         .where(Task.id == task_id, Task.status.in_(list(allowed)), Task.deleted.is_(False))
         .values(status=status, updated_at=now_iso(), **fields)
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    return bool(cast("CursorResult[Any]", res).rowcount)
+
+
+def set_status_and_log(
+    session: Session,
+    /,
+    *,
+    task_id: str,
+    allowed: Sequence[str],
+    status: str,
+    entry: tuple[str, str, str, list[str]],
+    **fields: Any,
+) -> bool:
+    """``set_status_if``, and when the status changed, the log ``entry`` in the same transaction."""
+    changed = set_status_if(session, task_id=task_id, allowed=allowed, status=status, **fields)
+    if changed:
+        add_logs(session, task_id=task_id, entries=[entry])
+    return changed
 
 
 def status_counts(session: Session, /) -> dict[str, int]:
