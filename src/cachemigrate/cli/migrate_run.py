@@ -1,4 +1,4 @@
-"""What `cachemigrate migrate` does once its arguments are parsed (typer-free: see cli/argv.py).
+"""What `cachemigrate migrate` does once its arguments are parsed.
 
 The source is replicated (PSYNC: full snapshot, then with --incremental the command stream until
 Ctrl-C); a source that refuses to replicate is copied with SCAN + DUMP instead. Ctrl-C stops

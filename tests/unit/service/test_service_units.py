@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from cachemigrate.cli.service_cmds import _settings as cli_settings
+from cachemigrate.cli.service_cmds import service_settings as cli_settings
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.settings import Settings
