@@ -32,6 +32,8 @@ _M_MMAP_THRESHOLD = -3
 EXTRAS = {
     "fastapi": "service",
     "starlette": "service",
+    "anyio": "service",
+    "pydantic": "service",
     "uvicorn": "service",
     "sqlalchemy": "service",
     "alembic": "service",
