@@ -66,11 +66,26 @@ def new_online_task(sdk: Any, client: Any, name: str) -> str:
 
 
 def test_instances_over_tls_and_as_acl_users(env: Any, sdk: Any) -> None:
-    live, creds, client, _source, tls_port, target = env
+    live, creds, client, source, tls_port, target = env
+    v2 = sdk.v2
     tls = {"addrs": f"127.0.0.1:{tls_port}", "access_user": "app", "password": "app-pw"}
     r = register(live, creds, **tls, enable_ssl=True, ssl_verify=False)
     assert r.status_code == 200, r.text
-    shown = client.show_instance(sdk.v2.ShowInstanceRequest(instance_id=r.json()["instance_id"]))
+    instance_id = r.json()["instance_id"]
+    # A backup takes the instance's RDB over replication: TLS and the ACL user on that path too.
+    source.client().set("backed-up", "1")
+    backup_id = client.copy_instance(
+        v2.CopyInstanceRequest(instance_id=instance_id, body=v2.BackupInstanceBody(remark="tls"))
+    ).backup_id
+
+    def finished() -> Any:
+        rows = client.list_backup_records(v2.ListBackupRecordsRequest(instance_id=instance_id))
+        row = next((b for b in rows.backup_record_response if b.backup_id == backup_id), None)
+        return row if row is not None and row.status in ("succeed", "failed") else None
+
+    record = wait_for(finished, timeout=30)
+    assert record.status == "succeed" and record.size > 0, record
+    shown = client.show_instance(sdk.v2.ShowInstanceRequest(instance_id=instance_id))
     body = shown.to_json_object()
     assert (body["enable_ssl"], body["ssl_verify"], body["access_user"]) == (True, False, "app")
     assert body["no_password_access"] == "false" and "app-pw" not in shown.raw_content.decode()
