@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Response
-from fastapi.openapi.utils import get_openapi
 
 from cachemigrate import __version__
 from cachemigrate.service import metrics
@@ -64,6 +63,21 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
 """
 
 
+class DcsApp(FastAPI):
+    """FastAPI whose OpenAPI document says what the service answers: validation failures are DCS
+    400s here (api/errors.py), never FastAPI's 422."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()  # built once and kept in self.openapi_schema
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return self.openapi_schema or {}
+
+
 def build_services(settings: Settings, executor: Executor | None = None) -> Services:
     cipher = Cipher.from_settings(settings)  # refuses to start without a key (unless dev_mode)
     engine = make_engine(settings.sqlalchemy_url())
@@ -103,7 +117,7 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
             await services.runner.close()
             services.db.dispose()
 
-    app = FastAPI(
+    app = DcsApp(
         title="cachemigrate",
         version=__version__,
         description=DESCRIPTION,
@@ -115,22 +129,6 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     app.add_middleware(errors.RequestIdMiddleware)
     for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
         app.include_router(module.router)
-
-    def openapi() -> dict[str, Any]:
-        # Validation failures are DCS 400s here, never FastAPI's 422: keep the document honest.
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

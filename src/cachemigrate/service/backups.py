@@ -21,7 +21,7 @@ from cachemigrate.service.db import backups as brepo
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Backup, Instance
 from cachemigrate.service.db.session import Database
-from cachemigrate.service.endpoints import endpoint_of, instance_desc
+from cachemigrate.service.endpoints import endpoint_of, instance_desc, registered
 from cachemigrate.service.settings import BucketLocation, Settings
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,7 @@ class BackupService:
     # --- records ---------------------------------------------------------------------------------
 
     async def instance(self, project_id: str, instance_id: str) -> Instance:
-        inst = await self.db.call(repo.get_instance, project_id=project_id, instance_id=instance_id)
-        if inst is None:
-            raise NotFoundError("instance", instance_id)
-        return inst
+        return await registered(self.db, project_id, instance_id)
 
     async def usable(self, project_id: str, backup_id: str) -> Backup:
         """A backup of the project that can be imported: NotFoundError, or StateError unless succeed."""

@@ -22,9 +22,12 @@ from cachemigrate.errors import (
     ConfigError,
     ConnectionLostError,
     InvalidParameterError,
+    NotFoundError,
     PasswordRejectedError,
 )
+from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Instance
+from cachemigrate.service.db.session import Database
 
 CHECK_TIMEOUT = 3.0  # seconds: the caller waits for the answer
 
@@ -41,6 +44,14 @@ def connection_fields(
     if access_user:
         out["access_user"] = access_user
     return out
+
+
+async def registered(db: Database, project_id: str, instance_id: str) -> Instance:
+    """A registered instance of the project (NotFoundError for another project's, too)."""
+    inst = await db.call(repo.get_instance, project_id=project_id, instance_id=instance_id)
+    if inst is None:
+        raise NotFoundError("instance", instance_id)
+    return inst
 
 
 def instance_desc(inst: Instance) -> dict[str, Any]:

@@ -85,9 +85,7 @@ class TaskService:
         password = ref.password or None
         desc: dict[str, Any] = {"proxy_multi_db": False}
         if ref.id:
-            inst = await self.db.call(repo.get_instance, project_id=project_id, instance_id=ref.id)
-            if inst is None:
-                raise NotFoundError("instance", ref.id)
+            inst = await endpoints.registered(self.db, project_id, ref.id)
             desc.update(endpoints.instance_desc(inst))
             if password is None:
                 password = self.cipher.decrypt_optional(inst.password_enc)

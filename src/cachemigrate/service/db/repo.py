@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
 
-from cachemigrate.service.db.models import Credential, Instance, Job, Task, TaskCheckpoint, TaskLog
+from cachemigrate.service.db.models import Backup, Credential, Instance, Job, Task, TaskCheckpoint, TaskLog
+
+Row = TypeVar("Row", Task, Backup)  # the tables with an updated_at
 
 
 def now_iso() -> str:
@@ -181,13 +183,18 @@ def list_tasks(
 
 
 def update_task(session: Session, /, *, task_id: str, **fields: Any) -> Task | None:
-    task = session.get(Task, task_id)
-    if task is None:
+    return update_row(session, Task, task_id, fields)
+
+
+def update_row(session: Session, model: type[Row], row_id: str, fields: dict[str, Any]) -> Row | None:
+    """Set ``fields`` on the row and its ``updated_at``; None when there is no such row."""
+    row = session.get(model, row_id)
+    if row is None:
         return None
     for key, value in fields.items():
-        setattr(task, key, value)
-    task.updated_at = now_iso()
-    return task
+        setattr(row, key, value)
+    row.updated_at = now_iso()
+    return row
 
 
 def set_status_if(

@@ -32,10 +32,7 @@ async def list_instances(
 
 @router.get("/instances/{instance_id}", response_model=s.ShowInstanceResponse)
 async def show_instance(instance_id: str, who: Principal, svc: ServicesDep) -> s.ShowInstanceResponse:
-    inst = await svc.db.call(repo.get_instance, project_id=who.project_id, instance_id=instance_id)
-    if inst is None:
-        raise NotFoundError("instance", instance_id)
-    return views.instance_info(inst)
+    return views.instance_info(await endpoints.registered(svc.db, who.project_id, instance_id))
 
 
 @router.post("/instances", response_model=s.CreateInstanceResponse)
