@@ -217,7 +217,7 @@ class TaskService:
 
     async def configure(self, project_id: str, task_id: str, body: s.SetOnlineMigrationTaskBody) -> Task:
         task = await self.get(project_id, task_id)
-        if task.migration_type != st.ONLINE or task.status in st.NO_RECONFIGURE:
+        if task.migration_type != st.ONLINE or task.status not in st.RECONFIGURABLE:
             raise wrong_state(task, "set_online_migration_task")
         if body.migration_method not in (st.FULL, st.INCREMENTAL):
             raise InvalidParameterError("migration_method")
@@ -234,7 +234,9 @@ class TaskService:
         ok = await self.db.call(
             repo.set_status_if,
             task_id=task.id,
-            allowed=[task.status],
+            # Any configurable status, not only the one read above: CREATING -> RUNNING may
+            # happen meanwhile (while the endpoints were checked).
+            allowed=sorted(st.RECONFIGURABLE),
             status=st.FULLMIGRATING,
             migration_method=body.migration_method,
             resume_mode=body.resume_mode,
@@ -245,8 +247,8 @@ class TaskService:
             target_password_enc=target[1],
             error_message=None,
         )
-        if not ok:
-            raise wrong_state(task, "set_online_migration_task")
+        if not ok:  # configured or deleted by another request meanwhile
+            raise wrong_state(await self.get(project_id, task_id), "set_online_migration_task")
         self.runner.start(task.id)
         return await self.get(project_id, task_id)
 
