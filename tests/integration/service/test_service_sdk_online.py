@@ -317,16 +317,12 @@ def test_configure_while_the_task_is_still_creating(env: Any, sdk: Any, monkeypa
     )
     task_id = created.instance_id
     assert status_of(sdk, client, task_id) == "CREATING"
-    res = client.set_online_migration_task(
-        v2.SetOnlineMigrationTaskRequest(
-            task_id=task_id,
-            body=v2.SetOnlineMigrationTaskBody(
-                migration_method="full_amount_migration",
-                resume_mode="auto",
-                source_instance=v2.ConfigMigrationInstanceBody(addrs=f"127.0.0.1:{source.port}"),
-                target_instance=v2.ConfigMigrationInstanceBody(id=target_id),
-            ),
-        )
+    body = v2.SetOnlineMigrationTaskBody(
+        migration_method="full_amount_migration",
+        resume_mode="auto",
+        source_instance=v2.ConfigMigrationInstanceBody(addrs=f"127.0.0.1:{source.port}"),
+        target_instance=v2.ConfigMigrationInstanceBody(id=target_id),
     )
+    res = client.set_online_migration_task(v2.SetOnlineMigrationTaskRequest(task_id=task_id, body=body))
     assert res.status == "FULLMIGRATING" and provisioned.is_set()
     wait_for(lambda: status_of(sdk, client, task_id) == "SUCCESS")
