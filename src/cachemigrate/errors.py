@@ -1,7 +1,19 @@
 """Every error cachemigrate raises on purpose, in one tree.
 
     CacheMigrateError                   root: catch this to catch everything of ours
-    ├── ConfigError                     bad URL, option or setting given by the user
+    ├── ConfigError                     bad URL, option or setting given by the user (or operator)
+    │   ├── InvalidParameterError       one field of a request is wrong (carries field, reason)
+    │   ├── ProjectIdError              a request's project ID is malformed or contradicts itself
+    │   └── PasswordRejectedError       an endpoint named in a request refused its password or
+    │                                   ACL user (carries field)
+    ├── NotFoundError                   no such task, instance, backup or job for the caller
+    │                                   (carries kind, ident; another project's things too)
+    ├── StateError                      not allowed in the current state (carries kind, state,
+    │                                   operation)
+    ├── QuotaError                      a per-project quota is used up (carries what, limit)
+    ├── CredentialsError                a request's signature or token is missing, wrong,
+    │                                   expired or revoked
+    ├── ScopeError                      valid credentials used on another project
     ├── FormatError                     a file or byte stream we cannot read
     │   ├── RdbFormatError              RDB: carries source name, offset, key and type byte
     │   │   └── UnsupportedRdbError     well-formed but outside what we read (module without id,
@@ -23,6 +35,9 @@
     │                                   version), detected before anything is written
     └── MigrationError                  a pipeline gave up; its message is what the user reads
         └── ResumeError                 a checkpoint cannot be continued (manual resume mode)
+
+The service's errors are domain errors like the others: what went wrong and about what. Which
+HTTP status and DCS code a client sees is decided at the HTTP edge (service/api/errors.py).
 """
 
 from __future__ import annotations
@@ -34,6 +49,69 @@ class CacheMigrateError(Exception):
 
 class ConfigError(CacheMigrateError):
     """A URL, option or setting given by the user is wrong."""
+
+
+class InvalidParameterError(ConfigError):
+    """One field of a request is wrong. ``field`` is dotted (``source_instance.addrs``)."""
+
+    def __init__(self, field: str, reason: str = "") -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"invalid {field}: {reason}" if reason else f"invalid {field}")
+
+
+class ProjectIdError(ConfigError):
+    """A request's project ID is malformed, or its header and path disagree."""
+
+
+class PasswordRejectedError(ConfigError):
+    """An endpoint named in a request (``field``) refused its password or ACL user."""
+
+    def __init__(self, field: str, message: str | None = None) -> None:
+        self.field = field
+        super().__init__(message or f"Password verification of {field} failed.")
+
+
+class NotFoundError(CacheMigrateError):
+    """No ``kind`` ("task", "instance", "backup", "job") ``ident`` for the caller.
+
+    Another project's things are not found either: whether they exist is not the caller's to know.
+    """
+
+    def __init__(self, kind: str, ident: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        super().__init__(f"no {kind} {ident!r}")
+
+
+class StateError(CacheMigrateError):
+    """``operation`` is not allowed while the ``kind`` of thing is in ``state``."""
+
+    def __init__(self, message: str, *, kind: str, state: str, operation: str) -> None:
+        self.kind = kind
+        self.state = state
+        self.operation = operation
+        super().__init__(message)
+
+
+class QuotaError(CacheMigrateError):
+    """A project has as many ``what`` as it may (``limit``)."""
+
+    def __init__(self, message: str, *, what: str, limit: int) -> None:
+        self.what = what
+        self.limit = limit
+        super().__init__(message)
+
+
+class CredentialsError(CacheMigrateError):
+    """A request's signature or token is missing, malformed, wrong, expired or revoked.
+
+    The message says which, in the gateway's words; it never holds a secret.
+    """
+
+
+class ScopeError(CacheMigrateError):
+    """Valid credentials used on another project's path."""
 
 
 class FormatError(CacheMigrateError):
@@ -141,11 +219,11 @@ class _RedirectError(ServerError):
         super().__init__(message, command=command, key=key)
         parts = message.split()
         # "MOVED 3999 127.0.0.1:6381"
-        self.slot = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
+        self.slot = int(parts[1]) if len(parts) > 2 and _ascii_digits(parts[1]) else -1
         hostport = parts[2] if len(parts) > 2 else ""
         host, _, port = hostport.rpartition(":")
         self.host = host
-        self.port = int(port) if port.isdigit() else 0
+        self.port = int(port) if _ascii_digits(port) else 0
 
 
 class MovedError(_RedirectError):
@@ -178,6 +256,10 @@ class MigrationError(CacheMigrateError):
 
 class ResumeError(MigrationError):
     """A checkpoint cannot be continued."""
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 _PREFIXES: dict[str, type[ServerError]] = {

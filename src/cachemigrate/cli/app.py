@@ -1,75 +1,69 @@
-"""The `cachemigrate` command. Every failure ends with one readable line and a non-zero exit."""
+"""The `cachemigrate` command. Every failure ends with one readable line and a non-zero exit.
+
+Each command lives in its own module and registers itself with ``register(app)``. The modules
+import only typer at the top: what a command needs (the engine, the service, rich) is imported
+when it runs, so ``--help`` and a command's start-up load nothing another command needs, and a
+CLI-only install (no ``[service]``, ``[s3]``, ``[postgres]`` extras) runs every command that does
+not need them.
+"""
 
 from __future__ import annotations
 
 import ctypes
-import importlib
 import sys
-from functools import cache
-from typing import TYPE_CHECKING, Any
 
-from cachemigrate.cli import argv as plain_argv
+import typer
+
+from cachemigrate.cli import (
+    backup_cmds,
+    compare_cmd,
+    import_cmd,
+    inspect_cmd,
+    migrate_cmd,
+    service_cmds,
+)
 from cachemigrate.errors import CacheMigrateError
-
-if TYPE_CHECKING:
-    import typer
 
 _HELP = "Migrate data into Redis-compatible caches: RDB/AOF import, online sync, DCS-compatible service."
 _M_TRIM_THRESHOLD = -1  # mallopt parameters from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 
+# Top-level modules of the optional extras (pyproject.toml) -> the extra that installs them.
+EXTRAS = {
+    "fastapi": "service",
+    "starlette": "service",
+    "anyio": "service",
+    "pydantic": "service",
+    "uvicorn": "service",
+    "sqlalchemy": "service",
+    "alembic": "service",
+    "pydantic_settings": "service",
+    "prometheus_client": "service",
+    "cryptography": "service",
+    "boto3": "s3",
+    "botocore": "s3",
+    "psycopg": "postgres",
+}
 
-@cache
-def _app() -> typer.Typer:
-    """The typer application, made on first use: a plain import or migrate runs without typer."""
-    import typer
-
-    app = typer.Typer(
-        name="cachemigrate",
-        help=_HELP,
-        no_args_is_help=True,
-        add_completion=False,
-        # Help texts are rich markup whatever typer's default: a literal "[" is written "\\[".
-        rich_markup_mode="rich",
-        pretty_exceptions_enable=False,
-    )
-    app.callback()(_group)
-    return app
+app = typer.Typer(
+    name="cachemigrate",
+    help=_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    # Help texts are rich markup whatever typer's default: a literal "[" is written "\\[".
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "app":  # `cachemigrate.cli.app.app`, as before typer became lazy
-        return _app()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
+@app.callback()
 def _group() -> None:
     """Migrate data into Redis-compatible caches: RDB/AOF import, online sync, DCS-compatible service."""
     # A group callback keeps `cachemigrate COMMAND` working when only one command is registered.
 
 
-# Command groups living in their own modules add themselves through register(app). Each module
-# is imported only when its command runs (the service's and the online engine's imports cost
-# most of a second of start-up, which every one-shot import would pay); --help loads them all.
-_COMMAND_MODULES = {
-    "import": "cachemigrate.cli.import_cmd",
-    "inspect": "cachemigrate.cli.inspect_cmd",
-    "compare": "cachemigrate.cli.compare_cmd",
-    "migrate": "cachemigrate.cli.migrate_cmd",
-    "serve": "cachemigrate.cli.service_cmds",
-    "credentials": "cachemigrate.cli.service_cmds",
-    "instances": "cachemigrate.cli.service_cmds",
-    "tasks": "cachemigrate.cli.service_cmds",
-    "backups": "cachemigrate.cli.backup_cmds",
-}
-
-
-def _register(argv: list[str]) -> None:
-    command = next((a for a in argv if not a.startswith("-")), None)
-    wanted = _COMMAND_MODULES.get(command or "")
-    names = [wanted] if wanted else list(dict.fromkeys(_COMMAND_MODULES.values()))
-    for name in names:
-        importlib.import_module(name).register(_app())
+for _module in (import_cmd, migrate_cmd, inspect_cmd, compare_cmd, service_cmds, backup_cmds):
+    _module.register(app)
 
 
 def _tune_malloc() -> None:
@@ -89,19 +83,22 @@ def _tune_malloc() -> None:
     libc.mallopt(_M_TRIM_THRESHOLD, 4 << 20)
 
 
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The line to print when a command needs an extra that is not installed (else None)."""
+    module = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(module)
+    if extra is None:
+        return None
+    return (
+        f"this command needs the {extra!r} extra, which is not installed (no module {module!r}): "
+        f"pip install 'cachemigrate[{extra}]'"
+    )
+
+
 def main() -> None:
     _tune_malloc()
-    argv = sys.argv[1:]
-    # Plain import/migrate command lines skip typer (cli/argv.py); everything else, and anything
-    # that reader is unsure of, goes through typer.
-    plain = plain_argv.prepare(argv)
-    if plain is None:
-        _register(argv)
     try:
-        if plain is not None:
-            plain()
-        else:
-            _app()()
+        app()
     except CacheMigrateError as exc:
         print(f"cachemigrate: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -110,4 +107,10 @@ def main() -> None:
         sys.exit(130)
     except OSError as exc:
         print(f"cachemigrate: error: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        print(f"cachemigrate: error: {line}", file=sys.stderr)
         sys.exit(1)

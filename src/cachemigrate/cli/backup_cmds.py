@@ -6,10 +6,15 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cachemigrate.cli.service_cmds import DatabaseOpt, ProjectOpt, _database, _settings
+from cachemigrate.cli.service_cmds import (
+    DatabaseOpt,
+    ProjectOpt,
+    new_table,
+    open_database,
+    print_table,
+    service_settings,
+)
 from cachemigrate.errors import ConfigError, MigrationError
 
 InstanceOpt = Annotated[str, typer.Option("--instance", help="Instance ID (see `cachemigrate instances`)")]
@@ -35,9 +40,9 @@ def backups_create(
     from cachemigrate.service.backups import SUCCEED, BackupService
     from cachemigrate.service.crypto import Cipher
 
-    settings = _settings(database)
+    settings = service_settings(database)
     cipher = Cipher.from_settings(settings)
-    db = _database(settings)
+    db = open_database(settings)
     try:
         inst = _instance(db, instance, project_id)
         service = BackupService(db, settings, cipher)
@@ -53,18 +58,18 @@ def backups_list(instance: InstanceOpt, project_id: ProjectOpt = None, database:
     """List the backups of an instance, newest first."""
     from cachemigrate.service.db import backups as brepo
 
-    db = _database(_settings(database))
+    db = open_database(service_settings(database))
     try:
         inst = _instance(db, instance, project_id)
         _, rows = db.run_sync(
             brepo.list_backups, project_id=inst.project_id, instance_id=inst.id, limit=100000
         )
-        table = Table("backup_id", "name", "status", "size", "created_at", "error")
+        table = new_table("backup_id", "name", "status", "size", "created_at", "error")
         for b in rows:
             table.add_row(b.id, b.name, b.status, str(b.size), b.created_at, (b.error_message or "")[:60])
     finally:
         db.dispose()
-    Console(width=200).print(table)
+    print_table(table, width=200)
 
 
 def register(app: typer.Typer) -> None:

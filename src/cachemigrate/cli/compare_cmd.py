@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
-
-from cachemigrate.engine.compare import compare
-from cachemigrate.engine.spec import Endpoint
-from cachemigrate.errors import MigrationError
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +17,14 @@ def compare_servers(
     ttl_tolerance_ms: Annotated[int, typer.Option(help="allowed TTL difference")] = 1000,
 ) -> None:
     """Compare type, value and TTL of every key of SOURCE with TARGET (read-only)."""
+    import asyncio
+
+    from rich.console import Console
+
+    from cachemigrate.engine.compare import compare
+    from cachemigrate.engine.spec import Endpoint
+    from cachemigrate.errors import MigrationError
+
     report = asyncio.run(compare(Endpoint.from_url(source), Endpoint.from_url(target),
                                  ttl_tolerance_ms=ttl_tolerance_ms))
     out = Console()

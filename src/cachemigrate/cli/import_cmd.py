@@ -1,7 +1,7 @@
 """`cachemigrate import FILE... --target URL`: backup files into a live server.
 
-The options are declared here for typer (help, errors, odd spellings); cli/argv.py reads plain
-command lines for them without loading typer, and both call import_run.run_import.
+The options are declared here; import_run.run_import does the work (the engine is imported when
+the command runs, not for its --help).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
-from cachemigrate.cli.import_run import run_import
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +32,8 @@ def import_files(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Import RDB/AOF backup files into a target server (a cluster target is detected by itself)."""
+    from cachemigrate.cli.import_run import run_import
+
     run_import(
         files=files, target=target, no_replace=no_replace, rewrite=rewrite, big_key_mb=big_key_mb,
         bandwidth_mb=bandwidth_mb, db=db, fold_dbs=fold_dbs, flush_target=flush_target,

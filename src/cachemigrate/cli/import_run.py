@@ -1,4 +1,4 @@
-"""What `cachemigrate import` does once its arguments are parsed (typer-free: see cli/argv.py)."""
+"""What `cachemigrate import` does once its arguments are parsed."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`cachemigrate migrate SOURCE_URL TARGET_URL`: online migration from a live server.
 
-The options are declared here for typer (help, errors, odd spellings); cli/argv.py reads plain
-command lines for them without loading typer, and both call migrate_run.run_migrate.
+The options are declared here; migrate_run.run_migrate does the work (the engine is imported when
+the command runs, not for its --help).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-
-from cachemigrate.cli.migrate_run import run_migrate
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +33,8 @@ def migrate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live display")] = False,
 ) -> None:
     """Migrate a live server into a target; Ctrl-C stops cleanly and prints the checkpoint."""
+    from cachemigrate.cli.migrate_run import run_migrate
+
     run_migrate(
         source_url=source_url, target_url=target_url, incremental=incremental, bandwidth_mb=bandwidth_mb,
         db=db, fold_dbs=fold_dbs, resume=resume, checkpoint=checkpoint, scan=scan,

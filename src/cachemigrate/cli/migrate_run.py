@@ -1,4 +1,4 @@
-"""What `cachemigrate migrate` does once its arguments are parsed (typer-free: see cli/argv.py).
+"""What `cachemigrate migrate` does once its arguments are parsed.
 
 The source is replicated (PSYNC: full snapshot, then with --incremental the command stream until
 Ctrl-C); a source that refuses to replicate is copied with SCAN + DUMP instead. Ctrl-C stops
@@ -27,7 +27,7 @@ from cachemigrate.engine.spec import (
     SourceKind,
     SourceSpec,
 )
-from cachemigrate.engine.status import LogLevel, StatusSnapshot
+from cachemigrate.engine.status import LogLevel, Phase, StatusSnapshot
 from cachemigrate.errors import ConfigError, MigrationError
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ class LiveSink:
             self._live.update(self._render())
 
     def log(self, level: LogLevel, message: str) -> None:
+        if level is LogLevel.ERROR and self.last is not None and self.last.phase is Phase.FAILED:
+            return  # the run's fatal error: the CLI prints it as its one last line
         if not self.quiet or level is not LogLevel.INFO:
             from rich.text import Text
 

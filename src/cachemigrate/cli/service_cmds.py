@@ -1,14 +1,21 @@
-"""`cachemigrate serve | credentials create | instances | tasks`: run and administer the service."""
+"""`cachemigrate serve | credentials create | instances | tasks`: run and administer the service.
+
+These commands need the ``[service]`` extra; it is imported when one of them runs (a missing extra
+is one line from cli/app.py).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cachemigrate.service.settings import Settings
+from cachemigrate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from cachemigrate.service.settings import Settings
 
 DatabaseOpt = Annotated[
     str | None, typer.Option("--database", help="SQLAlchemy URL (default: SQLite in the data dir)")
@@ -16,14 +23,32 @@ DatabaseOpt = Annotated[
 ProjectOpt = Annotated[str | None, typer.Option("--project-id", help="Only this project")]
 
 
-def _settings(database: str | None = None, **overrides: Any) -> Settings:
+def service_settings(database: str | None = None, **overrides: Any) -> Settings:
+    """The service's settings: the ``CACHEMIGRATE_*`` variables, then the options given here."""
+    from pydantic import ValidationError
+    from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+    from cachemigrate.service.settings import Settings
+
+    class FromEnvironment(BaseSettings, Settings):
+        model_config = SettingsConfigDict(env_prefix="CACHEMIGRATE_", extra="ignore", frozen=True)
+
     values = {k: v for k, v in overrides.items() if v is not None}
     if database:
         values["database_url"] = database
-    return Settings(**values)
+    try:
+        return Settings.model_validate(FromEnvironment(**values).model_dump())
+    except SettingsError as exc:  # a variable that should hold JSON does not
+        raise ConfigError(f"settings: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        raise ConfigError(
+            f"setting {'.'.join(loc)} (CACHEMIGRATE_{loc[0].upper()}): {first['msg']}"
+        ) from None
 
 
-def _database(settings: Settings) -> Any:
+def open_database(settings: Settings) -> Any:
     from cachemigrate.service.db.session import Database, make_engine, upgrade
 
     engine = make_engine(settings.sqlalchemy_url())
@@ -41,7 +66,7 @@ def serve(
 
     from cachemigrate.service.app import create_app
 
-    settings = _settings(database, host=host, port=port)
+    settings = service_settings(database, host=host, port=port)
     app = create_app(settings)
     # The engine's connections need the stock asyncio loop (not uvloop).
     uvicorn.run(app, host=settings.host, port=settings.port, loop="asyncio", log_level="info")
@@ -58,10 +83,10 @@ def credentials_create(
     from cachemigrate.service.db import repo
 
     auth.check_project_format(project_id)
-    settings = _settings(database)
+    settings = service_settings(database)
     cipher = Cipher.from_settings(settings)
     ak, sk = auth.new_access_key()
-    db = _database(settings)
+    db = open_database(settings)
     try:
         db.run_sync(
             repo.add_credential,
@@ -79,16 +104,16 @@ def instances(project_id: ProjectOpt = None, database: DatabaseOpt = None) -> No
     """List the registered Redis endpoints."""
     from cachemigrate.service.db import repo
 
-    db = _database(_settings(database))
+    db = open_database(service_settings(database))
     try:
         _, rows = db.run_sync(repo.list_instances, project_id=project_id, limit=100000)
-        table = Table("instance_id", "project_id", "name", "addrs", "auth", "created_at")
+        table = new_table("instance_id", "project_id", "name", "addrs", "auth", "created_at")
         for inst in rows:
             auth_text = "password" if inst.password_enc else "-"
             table.add_row(inst.id, inst.project_id, inst.name, inst.addrs, auth_text, inst.created_at)
     finally:
         db.dispose()
-    Console().print(table)
+    print_table(table)
 
 
 def tasks(
@@ -99,10 +124,10 @@ def tasks(
     """List migration tasks with their status."""
     from cachemigrate.service.db import repo
 
-    db = _database(_settings(database))
+    db = open_database(service_settings(database))
     try:
         _, rows = db.run_sync(repo.list_tasks, project_id=project_id, name=name, limit=100000)
-        table = Table("task_id", "project_id", "name", "type", "status", "updated_at", "error")
+        table = new_table("task_id", "project_id", "name", "type", "status", "updated_at", "error")
         for t in rows:
             table.add_row(
                 t.id,
@@ -115,7 +140,19 @@ def tasks(
             )
     finally:
         db.dispose()
-    Console().print(table)
+    print_table(table)
+
+
+def new_table(*columns: str) -> Table:
+    from rich.table import Table
+
+    return Table(*columns)
+
+
+def print_table(table: Table, width: int | None = None) -> None:
+    from rich.console import Console
+
+    Console(width=width).print(table)
 
 
 def register(app: typer.Typer) -> None:

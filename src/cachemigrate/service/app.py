@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Response
-from fastapi.openapi.utils import get_openapi
 
 from cachemigrate import __version__
 from cachemigrate.service import metrics
@@ -47,6 +46,12 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   `migration.error.<kind>` (auth, connection, resume, format, protocol, incompatible, server, config,
   internal, interrupted, migration).
 * Passwords are write-only: never returned, never logged, encrypted at rest.
+* Endpoints (`POST .../instances`, `source_instance`, `target_instance`): `addrs` is
+  `host:port[,host:port...]` (IPv6 in brackets; ports, `db` and `bandwidth_limit_mb` are ASCII
+  digits). Extensions, named as in the DCS instance models: `enable_ssl` (TLS, what `rediss://`
+  says in a URL), `ssl_verify` (with `enable_ssl`; false accepts a self-signed certificate) and
+  `access_user` (the ACL user to log in as). Every endpoint is reached before it is accepted:
+  400 `DCS.4080` when it refuses the password or user, 400 `DCS.4063` when it cannot be reached.
 * Backup imports (`backupfile_import`): `self_build_obs` reads `bucket_name`/`files` from a
   configured bucket (`file://` directory or `s3://` store; .rdb, .aof, multi-part .manifest, .zip,
   .tar.gz), one file after the other, each with its own log lines; a missing object, refused
@@ -56,6 +61,21 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   unknown, foreign or unfinished backup is 400 `DCS.4087`. Record `error_code`: `dcs.08.0001`
   (the backup could not be taken), `dcs.08.0004` (the store refused the credentials).
 """
+
+
+class DcsApp(FastAPI):
+    """FastAPI whose OpenAPI document says what the service answers: validation failures are DCS
+    400s here (api/errors.py), never FastAPI's 422."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()  # built once and kept in self.openapi_schema
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return self.openapi_schema or {}
 
 
 def build_services(settings: Settings, executor: Executor | None = None) -> Services:
@@ -97,7 +117,7 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
             await services.runner.close()
             services.db.dispose()
 
-    app = FastAPI(
+    app = DcsApp(
         title="cachemigrate",
         version=__version__,
         description=DESCRIPTION,
@@ -109,22 +129,6 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     app.add_middleware(errors.RequestIdMiddleware)
     for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
         app.include_router(module.router)
-
-    def openapi() -> dict[str, Any]:
-        # Validation failures are DCS 400s here, never FastAPI's 422: keep the document honest.
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            for path in schema.get("paths", {}).values():
-                for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

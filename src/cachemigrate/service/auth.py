@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote
 
-from cachemigrate.service.api.errors import DcsError, auth_failed
+from cachemigrate.errors import CredentialsError, ProjectIdError, ScopeError
 from cachemigrate.service.crypto import Cipher
 
 ALGORITHM = "SDK-HMAC-SHA256"
@@ -101,14 +101,14 @@ def parse_sdk_date(value: str) -> float | None:
 
 def check_project_format(project_id: str) -> None:
     if not _PROJECT_RE.match(project_id):
-        raise DcsError(400, "DCS.4002", "The project ID has an invalid format.")
+        raise ProjectIdError("The project ID has an invalid format.")
 
 
 def check_project(principal_project: str, path_project: str, header_project: str | None) -> None:
     if header_project is not None and header_project != path_project:
-        raise DcsError(400, "DCS.4002", "X-Project-Id does not match the project ID in the path.")
+        raise ProjectIdError("X-Project-Id does not match the project ID in the path.")
     if principal_project != path_project:
-        raise DcsError(403, "DCS.1004", "The project does not match the credentials of the request.")
+        raise ScopeError("The project does not match the credentials of the request.")
 
 
 def access_key_of(authorization: str) -> str | None:
@@ -124,32 +124,32 @@ def verify_signature(
     skew_seconds: int,
     now: float | None = None,
 ) -> str:
-    """Check an SDK-HMAC-SHA256 (or -SM3) Authorization header; returns the access key or raises 401."""
+    """Check an SDK-HMAC-SHA256 (or -SM3) Authorization header: the access key, or CredentialsError."""
     m = _AUTH_RE.match(authorization.strip())
     if m is None:
-        raise auth_failed("unsupported or malformed Authorization header")
+        raise CredentialsError("unsupported or malformed Authorization header")
     algorithm, access_key, signed_list, sig = m.groups()
     signed = signed_list.split(";")
     if "x-sdk-date" not in signed or "host" not in signed or signed != sorted(set(signed)):
-        raise auth_failed("SignedHeaders must be sorted and include host and x-sdk-date")
+        raise CredentialsError("SignedHeaders must be sorted and include host and x-sdk-date")
     low = {name.lower(): value.strip() for name, value in req.headers}
     stamp = parse_sdk_date(low.get("x-sdk-date", ""))
     if stamp is None:
-        raise auth_failed("invalid X-Sdk-Date")
+        raise CredentialsError("invalid X-Sdk-Date")
     if abs((time.time() if now is None else now) - stamp) > skew_seconds:
-        raise auth_failed("calc ak sk signature fail:signature expired")
+        raise CredentialsError("calc ak sk signature fail:signature expired")
     secret = secret_for(access_key)
     if secret is None:
-        raise auth_failed("verify aksk signature fail")
+        raise CredentialsError("verify aksk signature fail")
     try:
         canonical = canonical_request(req, signed, algorithm)
     except KeyError:
-        raise auth_failed("a signed header is missing") from None
+        raise CredentialsError("a signed header is missing") from None
     except ValueError:  # no SM3 in this OpenSSL
-        raise auth_failed(f"{algorithm} is not supported by this server") from None
+        raise CredentialsError(f"{algorithm} is not supported by this server") from None
     expected = signature(secret, string_to_sign(low["x-sdk-date"], canonical, algorithm), algorithm)
     if not hmac.compare_digest(expected, sig):
-        raise auth_failed("verify aksk signature fail")
+        raise CredentialsError("verify aksk signature fail")
     return access_key
 
 
@@ -162,11 +162,11 @@ def issue_token(cipher: Cipher, *, project_id: str, access_key: str, ttl: int) -
 def verify_token(cipher: Cipher, token: str, *, now: float | None = None) -> Principal:
     claims = cipher.open(token)
     if claims is None or claims.get("kind") != "token":
-        raise auth_failed("decrypt token fail")
+        raise CredentialsError("decrypt token fail")
     expires = float(claims.get("exp", 0))
     if (time.time() if now is None else now) > expires:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
-        raise auth_failed(f"token expires, expires_at: {stamp}")
+        raise CredentialsError(f"token expires, expires_at: {stamp}")
     return Principal(str(claims["project_id"]), str(claims["access_key"]), "token")
 
 

@@ -14,15 +14,14 @@ import logging
 from pathlib import Path
 
 from cachemigrate.engine.backup import FileSink, RdbSink, S3Sink, fetch_rdb
-from cachemigrate.engine.spec import Endpoint, S3Settings
-from cachemigrate.errors import CacheMigrateError, ConfigError
-from cachemigrate.service.api.errors import DcsError, instance_not_found
+from cachemigrate.engine.spec import S3Settings
+from cachemigrate.errors import CacheMigrateError, ConfigError, NotFoundError, StateError
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import backups as brepo
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Backup, Instance
 from cachemigrate.service.db.session import Database
-from cachemigrate.service.probe import split_addrs
+from cachemigrate.service.endpoints import endpoint_of, instance_desc, registered
 from cachemigrate.service.settings import BucketLocation, Settings
 
 log = logging.getLogger(__name__)
@@ -30,10 +29,6 @@ log = logging.getLogger(__name__)
 SUCCEED = "succeed"
 FAILED = "failed"
 RUNNING = ("waiting", "backuping")
-
-
-def backup_unusable(backup_id: str, why: str) -> DcsError:
-    return DcsError(400, "DCS.4087", f"The backup record {backup_id} {why}.")
 
 
 class BackupService:
@@ -46,18 +41,20 @@ class BackupService:
     # --- records ---------------------------------------------------------------------------------
 
     async def instance(self, project_id: str, instance_id: str) -> Instance:
-        inst = await self.db.call(repo.get_instance, project_id=project_id, instance_id=instance_id)
-        if inst is None:
-            raise instance_not_found()
-        return inst
+        return await registered(self.db, project_id, instance_id)
 
     async def usable(self, project_id: str, backup_id: str) -> Backup:
-        """A backup of the project that can be imported; 400 DCS.4087 otherwise (unknown too)."""
+        """A backup of the project that can be imported: NotFoundError, or StateError unless succeed."""
         row = await self.db.call(brepo.get_backup, project_id=project_id, backup_id=backup_id)
         if row is None:
-            raise backup_unusable(backup_id, "does not exist")
+            raise NotFoundError("backup", backup_id)
         if row.status != SUCCEED:
-            raise backup_unusable(backup_id, f"is {row.status}; only a succeed backup can be restored")
+            raise StateError(
+                f"The backup record {backup_id} is {row.status}; only a succeed backup can be restored.",
+                kind="backup",
+                state=row.status,
+                operation="restore",
+            )
         return row
 
     def _location(self, project_id: str, instance_id: str, backup_id: str) -> str:
@@ -96,7 +93,7 @@ class BackupService:
         try:
             location = self._location(project_id, inst.id, backup_id)
         except ConfigError as exc:
-            raise DcsError(500, "DCS.5000", f"The backup store is misconfigured: {exc}") from None
+            raise ConfigError(f"the backup store is misconfigured: {exc}") from None
         row = await self.db.call(
             brepo.add_backup, project_id=project_id, instance_id=inst.id, backup_id=backup_id,
             name=f"{inst.name}-{row_stamp()}", remark=remark, location=location,
@@ -121,11 +118,9 @@ class BackupService:
         )
         assert row is not None
         try:
-            host, port = split_addrs(inst.addrs)[0]
-            password = self.cipher.decrypt_optional(inst.password_enc)
-            endpoint = Endpoint(host=host, port=port, password=password)
+            endpoint = endpoint_of(instance_desc(inst), self.cipher.decrypt_optional(inst.password_enc))
             result = await fetch_rdb(endpoint, self._sink(row.location))
-        except (CacheMigrateError, ValueError, OSError) as exc:
+        except (CacheMigrateError, OSError) as exc:
             message = str(exc) or type(exc).__name__
             code = "dcs.08.0004" if "access denied" in message else "dcs.08.0001"
             log.warning("backup %s of instance %s failed: %s", backup_id, inst.id, message)

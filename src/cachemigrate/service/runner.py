@@ -267,30 +267,30 @@ class Runner:
         elif kind == "failed":
             await self._fail(run.task_id, message or "failed", line.code if line else "migration.error")
         else:
-            done = await self.db.call(
-                repo.set_status_if,
-                task_id=run.task_id,
-                allowed=sorted(st.EXECUTING),
-                status=st.SUCCESS,
-                error_message=None,
+            await self._set_status(
+                run.task_id, sorted(st.EXECUTING), st.SUCCESS,
+                LogLine("INFO", "migration.full.done", "migration finished", []), error_message=None,
             )
-            if done:
-                await self._log(run.task_id, LogLine("INFO", "migration.full.done", "migration finished", []))
 
     async def _finish_stop(self, task_id: str) -> None:
         allowed = sorted(st.EXECUTING | {st.TERMINATING})
-        if await self.db.call(repo.set_status_if, task_id=task_id, allowed=allowed, status=st.TERMINATED):
-            await self._log(task_id, LogLine("INFO", "migration.stop", "migration stopped", []))
+        line = LogLine("INFO", "migration.stop", "migration stopped", [])
+        await self._set_status(task_id, allowed, st.TERMINATED, line)
 
     async def _fail(self, task_id: str, message: str, code: str) -> None:
-        allowed = sorted(st.ACTIVE)
-        if await self.db.call(
-            repo.set_status_if, task_id=task_id, allowed=allowed, status=st.FAILED, error_message=message
-        ):
-            await self._log(task_id, LogLine("ERROR", code, message, []))
+        await self._set_status(
+            task_id, sorted(st.ACTIVE), st.FAILED, LogLine("ERROR", code, message, []), error_message=message
+        )
 
-    async def _log(self, task_id: str, line: LogLine) -> None:
-        await self.db.call(repo.add_logs, task_id=task_id, entries=[line.row()])
+    async def _set_status(
+        self, task_id: str, allowed: list[str], status: str, line: LogLine, **fields: Any
+    ) -> None:
+        """Compare-and-set the status with its log line in one transaction: whoever reads the new
+        status also finds the line that says why (a FAILED task without its error was seen)."""
+        await self.db.call(
+            repo.set_status_and_log, task_id=task_id, allowed=allowed, status=status, entry=line.row(),
+            **fields,
+        )
 
     async def _monitor(self, run: _Run) -> None:
         while True:

@@ -1,4 +1,8 @@
-"""Service configuration: read from ``CACHEMIGRATE_*`` environment variables, passed explicitly."""
+"""Service configuration: one frozen value, built at the edge and passed down.
+
+Nothing here reads the environment: ``cachemigrate serve`` and the admin commands build Settings
+from ``CACHEMIGRATE_*`` variables and their options (cli/service_cmds.py); tests build it directly.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import ConfigError
@@ -41,10 +44,13 @@ class BucketLocation:
         return f"s3://{self.s3_bucket}/{self.s3_prefix}{file_name}"
 
 
-class Settings(BaseSettings):
-    """Everything the service needs; ``create_app(settings)`` never reads the environment itself."""
+class Settings(BaseModel):
+    """Everything the service needs; ``create_app(settings)`` never reads the environment itself.
 
-    model_config = SettingsConfigDict(env_prefix="CACHEMIGRATE_", extra="ignore", frozen=True)
+    Each field is also the variable ``CACHEMIGRATE_<FIELD>`` (JSON for ``buckets``) for the CLI.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -52,7 +58,7 @@ class Settings(BaseSettings):
     # SQLAlchemy URL; empty means a SQLite file in data_dir. PostgreSQL: postgresql+psycopg://...
     database_url: str = ""
     # Fernet key (urlsafe base64, 32 bytes) encrypting SKs, Redis passwords and X-Auth-Tokens.
-    secret_key: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
     # Without a secret key, dev mode keeps a generated key in data_dir/dev-secret.key.
     dev_mode: bool = False
     clock_skew_seconds: int = 15 * 60

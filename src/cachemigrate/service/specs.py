@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cachemigrate.engine.spec import (
     DbMode,
-    Endpoint,
     PipelineOptions,
     PipelineSpec,
     ResumeMode,
     SourceKind,
     SourceSpec,
 )
-from cachemigrate.errors import ConfigError
+from cachemigrate.errors import ConfigError, NotFoundError, StateError
 from cachemigrate.service import states as st
-from cachemigrate.service.api.errors import DcsError
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Task
 from cachemigrate.service.db.session import Database
-from cachemigrate.service.probe import split_addrs
+from cachemigrate.service.endpoints import endpoint_of
 from cachemigrate.service.settings import Settings
 
 RDB_SUFFIXES = (".rdb",)
@@ -65,10 +65,10 @@ def file_kind(paths: list[Path] | list[str]) -> SourceKind:
     return SourceKind.AOF_FILES if SourceKind.AOF_FILES in kinds else SourceKind.RDB_FILES
 
 
-def import_source(settings: Settings, files: dict[str, object]) -> SourceSpec:
+def import_source(settings: Settings, files: Mapping[str, Any]) -> SourceSpec:
     """The engine source of a ``self_build_obs`` import: local paths or s3:// objects."""
     bucket = str(files.get("bucket_name") or "")
-    names = [str(f["file_name"]) for f in files.get("files") or []]  # type: ignore[attr-defined]
+    names = [str(f["file_name"]) for f in files.get("files") or []]
     if not names:
         raise ConfigError("the import names no backup files")
     loc = settings.bucket_location(bucket)
@@ -83,16 +83,7 @@ def import_source(settings: Settings, files: dict[str, object]) -> SourceSpec:
     return SourceSpec(kind=file_kind(urls), paths=tuple(urls), s3=loc.s3)
 
 
-def endpoint_of(desc: dict[str, object], password: str | None) -> Endpoint:
-    addrs = str(desc.get("addrs") or "")
-    try:
-        host, port = split_addrs(addrs)[0]
-    except ValueError as exc:
-        raise ConfigError(f"bad address {addrs!r}: {exc}") from None
-    return Endpoint(host=host, port=port, password=password or None)
-
-
-def options_of(task: Task, source: dict[str, object] | None) -> PipelineOptions:
+def options_of(task: Task, source: Mapping[str, Any] | None) -> PipelineOptions:
     bandwidth = float(task.bandwidth_limit_mb) if task.bandwidth_limit_mb else None
     db = source.get("db") if source else None
     db_mode = DbMode.ONLY if db not in (None, "") else DbMode.KEEP
@@ -144,8 +135,11 @@ class SpecBuilder:
             backup_id = str(files.get("backup_id") or "")
             try:
                 row = await self.backups.usable(task.project_id, backup_id)
-            except DcsError as exc:
-                raise ConfigError(exc.message) from None
+            # Deleted or failed since the task was accepted: the task fails with this line.
+            except NotFoundError:
+                raise ConfigError(f"the backup record {backup_id} no longer exists") from None
+            except StateError as exc:
+                raise ConfigError(str(exc)) from None
             backup_source = SourceSpec(
                 kind=SourceKind.RDB_FILES,
                 paths=(row.location,),

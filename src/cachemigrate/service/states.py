@@ -28,7 +28,9 @@ EXECUTING = frozenset({MIGRATING, FULLMIGRATING, INCRMIGEATING})
 ACTIVE = frozenset({CREATING, MIGRATING, FULLMIGRATING, INCRMIGEATING, TERMINATING})
 STOPPABLE = EXECUTING
 RESTARTABLE = frozenset({TERMINATED, FAILED, MIGRATION_FAILED})
-NO_RECONFIGURE = frozenset({MIGRATING, FULLMIGRATING, INCRMIGEATING, TERMINATING})
+# set_online may (re)configure an online task in these (§5.4); CREATING too: nothing is created
+# for a self-hosted migrator, and a caller need not wait the instant it lasts.
+RECONFIGURABLE = frozenset({CREATING, RUNNING, TERMINATED, SUCCESS, FAILED, MIGRATION_FAILED})
 
 SUPPORTED_FEATURES = ["full", "incremental", "resume", "bandwidth_limit"]
 

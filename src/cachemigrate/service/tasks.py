@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
-from cachemigrate.errors import ConfigError
+from cachemigrate.errors import (
+    CacheMigrateError,
+    ConfigError,
+    InvalidParameterError,
+    NotFoundError,
+    QuotaError,
+    StateError,
+)
+from cachemigrate.service import endpoints
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
-from cachemigrate.service.api.errors import DcsError, instance_not_found, invalid, task_not_found, wrong_state
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Task
 from cachemigrate.service.db.session import Database
-from cachemigrate.service.probe import ProbeResult, probe, split_addrs
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import check_relative, file_kind, resolve_backup_file
 from cachemigrate.service.tasklogs import LogLine
 
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() takes "²", which int() refuses
 ResolvedEndpoint = tuple[dict[str, Any], str | None]  # (description without password, encrypted password)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One task of a batch stop/restart: ``error`` is None when it was done."""
+
+    task_id: str
+    error: CacheMigrateError | None = None
+
+
+def wrong_state(task: Task, operation: str) -> StateError:
+    return StateError(
+        f"Operation {operation} is not allowed when the task is {task.status}.",
+        kind="task",
+        state=task.status,
+        operation=operation,
+    )
 
 
 class TaskService:
@@ -35,7 +61,7 @@ class TaskService:
     async def get(self, project_id: str, task_id: str) -> Task:
         task = await self.db.call(repo.get_task, project_id=project_id, task_id=task_id)
         if task is None:
-            raise task_not_found(task_id)
+            raise NotFoundError("task", task_id)
         return task
 
     # --- endpoints -------------------------------------------------------------------------------
@@ -48,61 +74,67 @@ class TaskService:
         *,
         require: str | None = None,
     ) -> ResolvedEndpoint:
-        """Resolve ``{id | addrs, password}``, and check it connects and authenticates."""
+        """Resolve ``{id | addrs, password, ...}``, and check it connects and authenticates."""
         has_id, has_addrs = bool(ref.id), bool(ref.addrs)
         if require == "id" and not has_id:
-            raise invalid(f"{field}.id", "required")
+            raise InvalidParameterError(f"{field}.id", "required")
         if require == "addrs" and not has_addrs:
-            raise invalid(f"{field}.addrs", "required")
+            raise InvalidParameterError(f"{field}.addrs", "required")
         if has_id == has_addrs:
-            raise invalid(field, "give exactly one of id and addrs")
+            raise InvalidParameterError(field, "give exactly one of id and addrs")
         password = ref.password or None
         desc: dict[str, Any] = {"proxy_multi_db": False}
         if ref.id:
-            inst = await self.db.call(repo.get_instance, project_id=project_id, instance_id=ref.id)
-            if inst is None:
-                raise instance_not_found()
-            desc.update(id=inst.id, name=inst.name, addrs=inst.addrs)
+            inst = await endpoints.registered(self.db, project_id, ref.id)
+            desc.update(endpoints.instance_desc(inst))
             if password is None:
                 password = self.cipher.decrypt_optional(inst.password_enc)
         else:
-            try:
-                split_addrs(str(ref.addrs))
-            except ValueError as exc:
-                raise invalid(f"{field}.addrs", str(exc)) from None
             desc["addrs"] = ref.addrs
+        # Given in the request, these win over a registered instance's own.
+        given = endpoints.connection_fields(
+            enable_ssl=ref.enable_ssl, ssl_verify=ref.ssl_verify, access_user=ref.access_user
+        )
+        if ref.enable_ssl is False:
+            desc.pop("enable_ssl", None)
+            desc.pop("ssl_verify", None)
+        desc.update(given)
+        try:
+            endpoint = endpoints.endpoint_of(desc, password)
+        except ConfigError as exc:
+            raise InvalidParameterError(f"{field}.addrs", str(exc)) from None
         if ref.db not in (None, ""):
-            if not str(ref.db).isdigit() or int(str(ref.db)) > 15999:
-                raise invalid(f"{field}.db", "a database index")
-            desc["db"] = str(ref.db)
-        result = await probe(str(desc["addrs"]), password)
-        if result.result is ProbeResult.AUTH:
-            raise DcsError(400, "DCS.4080", f"Password verification of {field} failed.")
-        if result.result is not ProbeResult.OK:
-            raise invalid(field, f"cannot connect to {desc['addrs']}: {result.detail}")
+            if not _DIGITS.fullmatch(str(ref.db)) or int(str(ref.db)) > 15999:
+                raise InvalidParameterError(f"{field}.db", "a database index")
+            desc["db"] = str(int(str(ref.db)))
+        await endpoints.check(field, endpoint)
         return desc, self.cipher.encrypt_optional(password)
 
     # --- create ----------------------------------------------------------------------------------
 
     async def _check_quota(self, project_id: str) -> None:
         if await self.db.call(repo.count_tasks, project_id=project_id) >= self.settings.max_tasks_per_project:
-            raise DcsError(400, "DCS.4039", "The migration task quota of the project is used up.")
+            raise QuotaError(
+                "The migration task quota of the project is used up.",
+                what="migration tasks",
+                limit=self.settings.max_tasks_per_project,
+            )
 
     async def _backup_files(self, project_id: str, body: s.BackupFilesBody | None) -> dict[str, Any]:
         if body is None:
-            raise invalid("backup_files", "required for backupfile_import")
+            raise InvalidParameterError("backup_files", "required for backupfile_import")
         source = body.file_source or ("self_build_obs" if body.bucket_name else None)
         if source == "backup_record":
             if not body.backup_id:
-                raise invalid("backup_files.backup_id", "required for backup_record")
+                raise InvalidParameterError("backup_files.backup_id", "required for backup_record")
             row = await self.backups.usable(project_id, body.backup_id)
             return {"file_source": source, "backup_id": row.id}
         if source != "self_build_obs":
-            raise invalid("backup_files.file_source")
+            raise InvalidParameterError("backup_files.file_source")
         if not body.bucket_name:
-            raise invalid("backup_files.bucket_name", "required for self_build_obs")
+            raise InvalidParameterError("backup_files.bucket_name", "required for self_build_obs")
         if not body.files:
-            raise invalid("backup_files.files", "required for self_build_obs")
+            raise InvalidParameterError("backup_files.files", "required for self_build_obs")
         try:
             loc = self.settings.bucket_location(body.bucket_name)
             if loc is None or loc.directory is not None:
@@ -115,10 +147,12 @@ class TaskService:
                 for f in body.files:
                     check_relative(f.file_name)
         except ConfigError as exc:
-            raise invalid("backup_files", str(exc)) from None
+            raise InvalidParameterError("backup_files", str(exc)) from None
         for f, p in zip(body.files, paths, strict=False):
             if not p.exists():
-                raise invalid("backup_files.files", f"{f.file_name} not found in bucket {body.bucket_name}")
+                raise InvalidParameterError(
+                    "backup_files.files", f"{f.file_name} not found in bucket {body.bucket_name}"
+                )
         return {
             "file_source": source,
             "bucket_name": body.bucket_name,
@@ -127,13 +161,13 @@ class TaskService:
 
     async def create(self, project_id: str, body: s.CreateMigrationTaskBody) -> Task:
         if body.migration_type not in (st.IMPORT, st.ONLINE):
-            raise invalid("migration_type")
+            raise InvalidParameterError("migration_type")
         if body.migration_method not in (st.FULL, st.INCREMENTAL):
-            raise invalid("migration_method")
+            raise InvalidParameterError("migration_method")
         if body.migration_type == st.IMPORT and body.migration_method == st.INCREMENTAL:
-            raise invalid("migration_method", "a backup import is always a full migration")
+            raise InvalidParameterError("migration_method", "a backup import is always a full migration")
         if body.network_type not in (None, "vpc", "vpn"):
-            raise invalid("network_type")
+            raise InvalidParameterError("network_type")
         await self._check_quota(project_id)
         fields: dict[str, Any] = {
             "description": body.description or "",
@@ -145,7 +179,7 @@ class TaskService:
             status = st.MIGRATING
         else:
             if body.source_instance is None:
-                raise invalid("source_instance", "required for online_migration")
+                raise InvalidParameterError("source_instance", "required for online_migration")
             fields["source"], fields["source_password_enc"] = await self._endpoint(
                 project_id, "source_instance", body.source_instance, require="addrs"
             )
@@ -183,38 +217,38 @@ class TaskService:
 
     async def configure(self, project_id: str, task_id: str, body: s.SetOnlineMigrationTaskBody) -> Task:
         task = await self.get(project_id, task_id)
-        if task.migration_type != st.ONLINE or task.status in st.NO_RECONFIGURE:
-            raise wrong_state(task.status, "set_online_migration_task")
+        if task.migration_type != st.ONLINE or task.status not in st.RECONFIGURABLE:
+            raise wrong_state(task, "set_online_migration_task")
         if body.migration_method not in (st.FULL, st.INCREMENTAL):
-            raise invalid("migration_method")
+            raise InvalidParameterError("migration_method")
         if body.resume_mode not in st.RESUME_MODES:
-            raise invalid("resume_mode")
-        bandwidth = body.bandwidth_limit_mb
-        if bandwidth not in (None, "") and (
-            not str(bandwidth).isdigit() or not 1 <= int(str(bandwidth)) <= 10240
-        ):
-            raise invalid("bandwidth_limit_mb", "an integer from 1 to 10240")
+            raise InvalidParameterError("resume_mode")
+        bandwidth = body.bandwidth_limit_mb or None
+        if bandwidth is not None and (not _DIGITS.fullmatch(bandwidth) or not 1 <= int(bandwidth) <= 10240):
+            raise InvalidParameterError("bandwidth_limit_mb", "an integer from 1 to 10240")
         source = await self._endpoint(project_id, "source_instance", body.source_instance)
         target = await self._endpoint(project_id, "target_instance", body.target_instance)
-        if split_addrs(source[0]["addrs"])[0] == split_addrs(target[0]["addrs"])[0]:
-            raise invalid("target_instance", "the source and the target are the same server")
+        if endpoints.endpoint_of(source[0], None).address == endpoints.endpoint_of(target[0], None).address:
+            raise InvalidParameterError("target_instance", "the source and the target are the same server")
         await self.db.call(repo.clear_checkpoint, task_id=task.id)
         ok = await self.db.call(
             repo.set_status_if,
             task_id=task.id,
-            allowed=[task.status],
+            # Any configurable status, not only the one read above: CREATING -> RUNNING may
+            # happen meanwhile (while the endpoints were checked).
+            allowed=sorted(st.RECONFIGURABLE),
             status=st.FULLMIGRATING,
             migration_method=body.migration_method,
             resume_mode=body.resume_mode,
-            bandwidth_limit_mb=str(int(str(bandwidth))) if bandwidth else None,
+            bandwidth_limit_mb=str(int(bandwidth)) if bandwidth else None,
             source=source[0],
             source_password_enc=source[1],
             target=target[0],
             target_password_enc=target[1],
             error_message=None,
         )
-        if not ok:
-            raise wrong_state(task.status, "set_online_migration_task")
+        if not ok:  # configured or deleted by another request meanwhile
+            raise wrong_state(await self.get(project_id, task_id), "set_online_migration_task")
         self.runner.start(task.id)
         return await self.get(project_id, task_id)
 
@@ -230,14 +264,14 @@ class TaskService:
         if task.status not in st.STOPPABLE or not await self.db.call(
             repo.set_status_if, task_id=task.id, allowed=sorted(st.STOPPABLE), status=st.TERMINATING
         ):
-            raise wrong_state(task.status, "stop")
+            raise wrong_state(task, "stop")
         await self.runner.stop(task.id, wait=wait)
         return await self.get(project_id, task_id)
 
     async def restart(self, project_id: str, task_id: str) -> None:
         task = await self.get(project_id, task_id)
         if task.status not in st.RESTARTABLE or task.target is None:
-            raise wrong_state(task.status, "restart")
+            raise wrong_state(task, "restart")
         status = st.MIGRATING if task.migration_type == st.IMPORT else st.FULLMIGRATING
         if not await self.db.call(
             repo.set_status_if,
@@ -246,10 +280,11 @@ class TaskService:
             status=status,
             error_message=None,
         ):
-            raise wrong_state(task.status, "restart")
+            raise wrong_state(task, "restart")
         self.runner.start(task.id, first_log=LogLine("INFO", "migration.restart", "task restarted", []))
 
-    async def batch(self, project_id: str, ids: list[str], op: str) -> list[s.StopMigrationTaskResult]:
+    async def batch(self, project_id: str, ids: list[str], op: str) -> list[BatchResult]:
+        """Stop or restart each task; one task's failure does not stop the others (spec §6.10)."""
         results = []
         for task_id in ids:
             try:
@@ -257,13 +292,9 @@ class TaskService:
                     await self.stop(project_id, task_id, wait=False)
                 else:
                     await self.restart(project_id, task_id)
-                results.append(s.StopMigrationTaskResult(task_id=task_id, result="success"))
-            except DcsError as exc:
-                results.append(
-                    s.StopMigrationTaskResult(
-                        task_id=task_id, result="failed", error_code=exc.code, error_msg=exc.message
-                    )
-                )
+                results.append(BatchResult(task_id))
+            except (NotFoundError, StateError) as exc:
+                results.append(BatchResult(task_id, exc))
         return results
 
     async def delete(self, project_id: str, ids: list[str]) -> list[str]:
@@ -271,7 +302,7 @@ class TaskService:
         for task_id in unique:
             task = await self.get(project_id, task_id)
             if task.status in st.ACTIVE or task.task_status in (st.EXCHANGING, st.ROLLBACKING):
-                raise wrong_state(task.status, "delete")
+                raise wrong_state(task, "delete")
         for task_id in unique:
             await self.db.call(repo.update_task, task_id=task_id, deleted=True)
         return unique
@@ -280,14 +311,15 @@ class TaskService:
         task = await self.get(project_id, task_id)
         mode = body.resume_mode or "auto"
         if mode not in st.RESUME_MODES:
-            raise invalid("resume_mode")
+            raise InvalidParameterError("resume_mode")
         await self.db.call(repo.update_task, task_id=task.id, resume_mode=mode)
 
     async def not_implemented_ip(self, project_id: str, task_id: str, operation: str) -> None:
-        await self.get(project_id, task_id)
-        raise DcsError(
-            400,
-            "DCS.4957",
+        task = await self.get(project_id, task_id)
+        raise StateError(
             f"{operation} is not implemented by cachemigrate yet: self-hosted "
             "endpoints have no service IP to switch.",
+            kind="task",
+            state=task.status,
+            operation=operation,
         )

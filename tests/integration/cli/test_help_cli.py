@@ -25,14 +25,13 @@ CLI = str(Path(sys.executable).parent / "cachemigrate")
 
 def _commands() -> list[tuple[list[str], Any]]:
     """(argv path, click command) of the group and of every command below it."""
-    app_module._register([])  # --help loads every command module: the same tree the user sees
 
     def walk(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
         yield path, cmd
         for name, sub in getattr(cmd, "commands", {}).items():
             yield from walk(sub, [*path, name])
 
-    return list(walk(typer.main.get_command(app_module._app()), []))
+    return list(walk(typer.main.get_command(app_module.app), []))
 
 
 def _unmarked(text: str) -> str:

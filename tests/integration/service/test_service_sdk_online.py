@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -283,3 +285,44 @@ def test_stop_in_wrong_state_and_failed_task(env: Any, sdk: Any, fake_executor: 
     assert (
         stats.is_migrating is False and stats.full_migration_progress == "100" and stats.target_dbsize == "10"
     )
+
+
+
+
+def test_configure_while_the_task_is_still_creating(env: Any, sdk: Any, monkeypatch: Any) -> None:
+    """set_online right after create_online: CREATING (an instant here) ends while the request
+    checks its endpoints; the task is configured all the same (it was DCS.4957 one run in ~5)."""
+    from cachemigrate.service import endpoints
+
+    live, _creds, client, source, _target, target_id = env
+    v2 = sdk.v2
+    provision, check = live.services.runner.provision, endpoints.check
+    configuring, provisioned = threading.Event(), asyncio.Event()
+
+    async def held(task_id: str, job_id: str) -> None:  # CREATING -> RUNNING once configuring
+        await asyncio.to_thread(configuring.wait, 30)
+        await provision(task_id, job_id)
+        provisioned.set()
+
+    async def check_late(field: str, endpoint: Any, **kw: Any) -> Any:
+        configuring.set()
+        await asyncio.wait_for(provisioned.wait(), 30)
+        return await check(field, endpoint, **kw)
+
+    monkeypatch.setattr(live.services.runner, "provision", held)
+    monkeypatch.setattr(endpoints, "check", check_late)
+    ids = {"vpc_id": "v", "subnet_id": "s", "security_group_id": "g"}
+    created = client.create_online_migration_task(
+        v2.CreateOnlineMigrationTaskRequest(body=v2.CreateOnlineMigrationTaskBody(name="early", **ids))
+    )
+    task_id = created.instance_id
+    assert status_of(sdk, client, task_id) == "CREATING"
+    body = v2.SetOnlineMigrationTaskBody(
+        migration_method="full_amount_migration",
+        resume_mode="auto",
+        source_instance=v2.ConfigMigrationInstanceBody(addrs=f"127.0.0.1:{source.port}"),
+        target_instance=v2.ConfigMigrationInstanceBody(id=target_id),
+    )
+    res = client.set_online_migration_task(v2.SetOnlineMigrationTaskRequest(task_id=task_id, body=body))
+    assert res.status == "FULLMIGRATING" and provisioned.is_set()
+    wait_for(lambda: status_of(sdk, client, task_id) == "SUCCESS")

@@ -10,8 +10,9 @@ from calendar import timegm
 import pytest
 from cryptography.fernet import Fernet
 
+from cachemigrate.errors import CacheMigrateError, CredentialsError, ProjectIdError, ScopeError
 from cachemigrate.service import auth
-from cachemigrate.service.api.errors import DcsError
+from cachemigrate.service.api.errors import DcsError, dcs_error
 from cachemigrate.service.crypto import Cipher
 
 AK, SK = "TESTAK0000000000", "TESTSECRETKEY0123456789"
@@ -101,6 +102,13 @@ def test_canonical_uri_decodes_before_splitting() -> None:
     assert auth.canonical_query("") == ""
 
 
+def wire(exc: CacheMigrateError) -> DcsError:
+    """What the HTTP edge answers for a domain error."""
+    err = dcs_error(exc)
+    assert err is not None, exc
+    return err
+
+
 @pytest.mark.parametrize(
     "mutate, why",
     [
@@ -119,12 +127,12 @@ def test_canonical_uri_decodes_before_splitting() -> None:
     ],
 )
 def test_tampered_requests_fail(mutate, why) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(DcsError) as exc:
+    with pytest.raises(CredentialsError) as exc:
         auth.verify_signature(
             mutate(VECTOR1), authorization(VECTOR1_SIG), secret_for=lambda ak: SK, skew_seconds=900, now=NOW
         )
-    assert (exc.value.status, exc.value.code) == (401, "APIG.0301")
-    assert why in exc.value.message
+    assert (wire(exc.value).status, wire(exc.value).code) == (401, "APIG.0301")
+    assert why in wire(exc.value).message
 
 
 def test_wrong_key_unknown_key_skew_and_malformed() -> None:
@@ -137,9 +145,9 @@ def test_wrong_key_unknown_key_skew_and_malformed() -> None:
         (lambda ak: SK, NOW, good.replace("SDK-HMAC-SHA256", "SDK-ECDSA-P256-SHA256"), "malformed"),
         (lambda ak: SK, NOW, good.replace("host;", ""), "include host"),
     ]:
-        with pytest.raises(DcsError) as exc:
+        with pytest.raises(CredentialsError) as exc:
             auth.verify_signature(VECTOR1, header, secret_for=secret_for, skew_seconds=900, now=now)
-        assert exc.value.code == "APIG.0301" and why in exc.value.message
+        assert wire(exc.value).code == "APIG.0301" and why in wire(exc.value).message
     # 14 minutes of skew is accepted.
     auth.verify_signature(VECTOR1, good, secret_for=lambda ak: SK, skew_seconds=900, now=NOW + 14 * 60)
 
@@ -147,15 +155,15 @@ def test_wrong_key_unknown_key_skew_and_malformed() -> None:
 def test_project_scope() -> None:
     auth.check_project(PID, PID, PID)
     auth.check_project(PID, PID, None)
-    with pytest.raises(DcsError) as exc:
+    with pytest.raises(ProjectIdError) as exc:
         auth.check_project(PID, PID, "other")
-    assert (exc.value.status, exc.value.code) == (400, "DCS.4002")
-    with pytest.raises(DcsError) as exc:
+    assert (wire(exc.value).status, wire(exc.value).code) == (400, "DCS.4002")
+    with pytest.raises(ScopeError) as scope:
         auth.check_project("other", PID, PID)
-    assert (exc.value.status, exc.value.code) == (403, "DCS.1004")
-    with pytest.raises(DcsError) as exc:
+    assert (wire(scope.value).status, wire(scope.value).code) == (403, "DCS.1004")
+    with pytest.raises(ProjectIdError) as exc:
         auth.check_project_format("{project_id}")
-    assert exc.value.code == "DCS.4002"
+    assert wire(exc.value).code == "DCS.4002"
 
 
 def test_tokens() -> None:
@@ -163,13 +171,13 @@ def test_tokens() -> None:
     token, expires = auth.issue_token(cipher, project_id=PID, access_key=AK, ttl=60)
     principal = auth.verify_token(cipher, token)
     assert (principal.project_id, principal.access_key, principal.via) == (PID, AK, "token")
-    with pytest.raises(DcsError, match="token expires"):
+    with pytest.raises(CredentialsError, match="token expires"):
         auth.verify_token(cipher, token, now=expires + 1)
-    with pytest.raises(DcsError, match="decrypt token fail"):
+    with pytest.raises(CredentialsError, match="decrypt token fail"):
         auth.verify_token(Cipher(Fernet.generate_key()), token)
-    with pytest.raises(DcsError, match="decrypt token fail"):
+    with pytest.raises(CredentialsError, match="decrypt token fail"):
         auth.verify_token(cipher, "garbage")
-    with pytest.raises(DcsError, match="decrypt token fail"):  # an encrypted secret is not a token
+    with pytest.raises(CredentialsError, match="decrypt token fail"):  # an encrypted secret is not a token
         auth.verify_token(cipher, cipher.issue({"project_id": PID}))
 
 

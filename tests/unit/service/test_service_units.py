@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from cachemigrate.cli.service_cmds import service_settings as cli_settings
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.crypto import Cipher
-from cachemigrate.service.probe import split_addrs
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import file_kind, resolve_backup_file
 from cachemigrate.service.states import normalize_status
@@ -37,11 +37,20 @@ def test_cipher_round_trip_and_wrong_key() -> None:
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The CLI (the edge) reads CACHEMIGRATE_* variables; its options win over them."""
     monkeypatch.setenv("CACHEMIGRATE_PORT", "9999")
+    monkeypatch.setenv("CACHEMIGRATE_HOST", "0.0.0.0")
     monkeypatch.setenv("CACHEMIGRATE_BUCKETS", f'{{"b1": "file://{tmp_path}"}}')
     monkeypatch.setenv("CACHEMIGRATE_DATA_DIR", str(tmp_path))
-    s = Settings()
+    monkeypatch.setenv("CACHEMIGRATE_SECRET_KEY", "not-shown")
+    s = cli_settings(host="127.0.0.2")
+    assert type(s) is Settings and s.host == "127.0.0.2"
     assert s.port == 9999 and s.bucket_directory("b1") == tmp_path.resolve()
+    assert "not-shown" not in repr(s)
+    assert Settings().port == 8080  # the service itself never looks at the environment
+    monkeypatch.setenv("CACHEMIGRATE_PORT", "x")
+    with pytest.raises(ConfigError, match="CACHEMIGRATE_PORT"):
+        cli_settings()
     assert s.bucket_directory("nope") is None
     assert s.sqlalchemy_url() == f"sqlite:///{tmp_path.resolve()}/cachemigrate.db"
     assert Settings(database_url="postgresql+psycopg://h/db").sqlalchemy_url() == "postgresql+psycopg://h/db"
@@ -75,10 +84,19 @@ def test_file_kinds(tmp_path: Path) -> None:
             file_kind(bad)
 
 
-def test_addresses_and_statuses() -> None:
-    assert split_addrs("10.0.0.1:6379,10.0.0.2:6380") == [("10.0.0.1", 6379), ("10.0.0.2", 6380)]
-    assert split_addrs("[::1]:7000") == [("::1", 7000)]
-    for bad in ("nohost", ":6379", "h:0", "h:99999", "a@b:1", "h:x"):
-        with pytest.raises(ValueError):
-            split_addrs(bad)
+def test_statuses() -> None:
     assert normalize_status("incrmigrating") == "INCRMIGEATING"
+
+
+SERVICE = Path(__file__).resolve().parents[3] / "src" / "cachemigrate" / "service"
+
+
+def test_settings_are_read_at_the_edge() -> None:
+    """Nothing under service/ reads the environment (Settings is built by the CLI or the caller)."""
+    readers = []
+    for path in sorted(SERVICE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for needle in ("os.environ", "getenv", "pydantic_settings", "BaseSettings"):
+            if needle in text:
+                readers.append(f"{path.relative_to(SERVICE)}: {needle}")
+    assert not readers, readers

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request
 from prometheus_client import CollectorRegistry
 
-from cachemigrate.errors import ConfigError
+from cachemigrate.errors import ConfigError, CredentialsError
 from cachemigrate.service import auth
-from cachemigrate.service.api.errors import auth_failed
 from cachemigrate.service.api.schemas import ErrorBody
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
@@ -84,9 +83,9 @@ async def authenticate(request: Request, project_id: ProjectIdPath, services: Se
     elif token:
         principal = auth.verify_token(services.cipher, token)
         if await _project_of(services, principal.access_key) != principal.project_id:
-            raise auth_failed("the credentials of this token were revoked")
+            raise CredentialsError("the credentials of this token were revoked")
     else:
-        raise auth_failed("x-auth-token not found" if not authorization else "unsupported Authorization")
+        raise CredentialsError("x-auth-token not found" if not authorization else "unsupported Authorization")
     auth.check_project(principal.project_id, project_id, request.headers.get("x-project-id"))
     return principal
 
@@ -97,7 +96,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
         "model": ErrorBody,
         "description": "DCS.4133 unknown task, DCS.4957 wrong state, DCS.4063 invalid "
-        "parameter, DCS.4004/4005 empty or malformed body, DCS.4002 bad project ID",
+        "parameter or unreachable endpoint, DCS.4080 password or ACL user refused, DCS.4087 "
+        "backup record unknown or not succeed, DCS.4039 quota used up, DCS.4004/4005 empty or "
+        "malformed body, DCS.4002 bad project ID",
     },
     401: {"model": ErrorBody, "description": "APIG.0301: signature, token or clock skew"},
     403: {"model": ErrorBody, "description": "DCS.1004: the credentials belong to another project"},

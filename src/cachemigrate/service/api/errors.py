@@ -1,4 +1,8 @@
-"""DCS-shaped errors (spec §2.4, §7) and the handlers that render every failure in that shape."""
+"""The HTTP edge of errors: DCS-shaped bodies (spec §2.4, §7) for every failure.
+
+Domain code raises the errors of ``cachemigrate.errors``; ``dcs_error`` is the one place that
+chooses the HTTP status and DCS code each of them answers with.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cachemigrate.errors import (
+    CacheMigrateError,
+    CredentialsError,
+    InvalidParameterError,
+    NotFoundError,
+    PasswordRejectedError,
+    ProjectIdError,
+    QuotaError,
+    ScopeError,
+    StateError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +48,43 @@ class DcsError(Exception):
         self.extra = extra or {}
 
 
-def task_not_found(task_id: str = "") -> DcsError:
-    return DcsError(400, "DCS.4133", "The migration task does not exist.")
-
-
-def wrong_state(status: str, operation: str) -> DcsError:
-    return DcsError(400, "DCS.4957", f"Operation {operation} is not allowed when the task is {status}.")
-
-
 def invalid(field: str, why: str = "") -> DcsError:
     suffix = f": {why}" if why else "."
     return DcsError(400, "DCS.4063", f"Invalid {field} parameter in the request{suffix}")
 
 
-def instance_not_found() -> DcsError:
-    return DcsError(404, "DCS.3022", "The DCS instance does not exist.")
+# NotFoundError.kind -> (status, code, message): the live service's answers (spec §7, §9.1).
+_NOT_FOUND: dict[str, tuple[int, str, str]] = {
+    "task": (400, "DCS.4133", "The migration task does not exist."),
+    "instance": (404, "DCS.3022", "The DCS instance does not exist."),
+    "backup": (400, "DCS.4087", "The backup record {ident} does not exist."),
+    "job": (400, "DCS.4063", "Invalid job_id parameter in the request: no such job."),
+}
+# StateError.kind -> code (always a 400).
+_WRONG_STATE = {"task": "DCS.4957", "backup": "DCS.4087"}
 
 
-def auth_failed(message: str = "verify aksk signature fail") -> DcsError:
-    return DcsError(401, "APIG.0301", f"Incorrect IAM authentication information: {message}")
+def dcs_error(exc: CacheMigrateError) -> DcsError | None:
+    """The DCS answer to a domain error; None for an error that is ours (a 500)."""
+    match exc:
+        case NotFoundError(kind=kind, ident=ident) if kind in _NOT_FOUND:
+            status, code, text = _NOT_FOUND[kind]
+            return DcsError(status, code, text.format(ident=ident))
+        case StateError(kind=kind) if kind in _WRONG_STATE:
+            return DcsError(400, _WRONG_STATE[kind], str(exc))
+        case InvalidParameterError(field=field, reason=reason):
+            return invalid(field, reason)
+        case PasswordRejectedError():
+            return DcsError(400, "DCS.4080", str(exc))
+        case ProjectIdError():
+            return DcsError(400, "DCS.4002", str(exc))
+        case QuotaError():
+            return DcsError(400, "DCS.4039", str(exc))
+        case CredentialsError():
+            return DcsError(401, "APIG.0301", f"Incorrect IAM authentication information: {exc}")
+        case ScopeError():
+            return DcsError(403, "DCS.1004", str(exc))
+    return None
 
 
 def body(request_id: str | None, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -95,6 +129,16 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, DcsError)
         return render(request, exc)
 
+    async def on_domain(request: Request, exc: Exception) -> DcsJSONResponse:
+        assert isinstance(exc, CacheMigrateError)
+        err = dcs_error(exc)
+        if err is None:
+            # Ours, not the caller's (a stored secret the key cannot open, a bad bucket setting):
+            # the operator's log says what, the caller learns nothing about the service.
+            log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+            err = DcsError(500, "DCS.5000", "Internal service error.")
+        return render(request, err)
+
     async def on_validation(request: Request, exc: Exception) -> DcsJSONResponse:
         assert isinstance(exc, RequestValidationError)
         return render(request, _validation_error(exc))
@@ -112,6 +156,7 @@ def install(app: FastAPI) -> None:
         return render(request, err)
 
     app.add_exception_handler(DcsError, on_dcs)
+    app.add_exception_handler(CacheMigrateError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
 

@@ -15,6 +15,20 @@ LooseStr = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
 ]
 Description = Annotated[str, Field(max_length=1024)]
+# A decimal number sent as a string or a JSON number: ASCII digits only (str.isdigit() also takes
+# "²" and "٦٣٧٩"); "" means absent.
+Digits = Annotated[LooseStr, Field(pattern=r"^[0-9]{0,5}$")]
+# Our extensions of an endpoint (named as in the DCS instance models; service/endpoints.py).
+EnableSsl = Annotated[
+    bool | None, Field(description="Extension: connect with TLS (what rediss:// says in a URL)")
+]
+SslVerify = Annotated[
+    bool | None, Field(description="Extension, with enable_ssl: false skips verifying the server certificate")
+]
+AccessUser = Annotated[
+    str | None,
+    Field(max_length=256, description="Extension: the ACL user to log in as (default user if absent)"),
+]
 
 
 def check_name(value: str) -> str:
@@ -54,7 +68,10 @@ class SourceInstanceBody(In):
     id: str | None = None
     name: str | None = None
     proxy_multi_db: bool | None = None
-    db: LooseStr | None = None
+    db: Digits | None = None
+    enable_ssl: EnableSsl = None
+    ssl_verify: SslVerify = None
+    access_user: AccessUser = None
 
 
 class TargetInstanceBody(SourceInstanceBody):
@@ -88,13 +105,16 @@ class ConfigMigrationInstanceBody(In):
     id: str | None = None
     addrs: str | None = None
     password: str | None = None
-    db: LooseStr | None = None
+    db: Digits | None = None
+    enable_ssl: EnableSsl = None
+    ssl_verify: SslVerify = None
+    access_user: AccessUser = None
 
 
 class SetOnlineMigrationTaskBody(In):
     migration_method: str
     resume_mode: str
-    bandwidth_limit_mb: LooseStr | None = None
+    bandwidth_limit_mb: Digits | None = None
     source_instance: ConfigMigrationInstanceBody
     target_instance: ConfigMigrationInstanceBody
 
@@ -127,6 +147,9 @@ class CreateInstanceBody(In):
     addrs: Annotated[str, Field(min_length=3, max_length=1024)]
     password: str | None = None
     description: Description | None = None
+    enable_ssl: EnableSsl = None
+    ssl_verify: SslVerify = None
+    access_user: AccessUser = None
 
     _name = field_validator("name")(check_name)
 
@@ -194,6 +217,9 @@ class InstanceInfo(Out):
     task_status: str | None = None
     proxy_multi_db: bool | None = None
     db: str | None = None
+    enable_ssl: bool | None = None
+    ssl_verify: bool | None = None
+    access_user: str | None = None
 
 
 class ShowMigrationTaskResponse(Out):
@@ -336,6 +362,9 @@ class InstanceListInfo(Out):
     domain_name: str
     no_password_access: str
     created_at: str
+    enable_ssl: bool = False
+    ssl_verify: bool = True
+    access_user: str | None = None
     spec_code: str = ""
     capacity: int = 0
 

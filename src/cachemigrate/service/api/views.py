@@ -4,33 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from cachemigrate.engine.spec import Endpoint
 from cachemigrate.engine.status import StatusSnapshot
+from cachemigrate.errors import ConfigError
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.db.models import Instance, Job, Task, TaskLog
-from cachemigrate.service.probe import split_addrs
+from cachemigrate.service.endpoints import endpoint_of, instance_desc
+
+
+def _endpoint(desc: dict[str, Any]) -> Endpoint | None:
+    try:
+        return endpoint_of(desc, None)
+    except ConfigError:
+        return None  # stored before addresses were checked as strictly: shown as given
 
 
 def _instance_info(desc: dict[str, Any] | None) -> s.InstanceInfo | None:
     if desc is None:
         return None
-    addrs = desc.get("addrs")
-    ip = port = None
-    if addrs:
-        try:
-            host, p = split_addrs(str(addrs))[0]
-            ip, port = host, str(p)
-        except ValueError:
-            pass
+    ep = _endpoint(desc)
     db = desc.get("db")
     return s.InstanceInfo(
-        addrs=addrs,
+        addrs=desc.get("addrs"),
         id=desc.get("id"),
         name=desc.get("name"),
-        ip=ip,
-        port=port,
+        ip=None if ep is None else ep.host,
+        port=None if ep is None else str(ep.port),
         proxy_multi_db=desc.get("proxy_multi_db"),
         db=None if db is None else str(db),
+        enable_ssl=desc.get("enable_ssl"),
+        ssl_verify=desc.get("ssl_verify"),
+        access_user=desc.get("access_user"),
     )
 
 
@@ -160,10 +165,7 @@ def log_entry(row: TaskLog) -> s.MigrationLog:
 
 
 def instance_info(inst: Instance) -> s.ShowInstanceResponse:
-    try:
-        host, port = split_addrs(inst.addrs)[0]
-    except ValueError:
-        host, port = inst.addrs, 0
+    ep = _endpoint(instance_desc(inst))
     return s.ShowInstanceResponse(
         instance_id=inst.id,
         name=inst.name,
@@ -171,11 +173,14 @@ def instance_info(inst: Instance) -> s.ShowInstanceResponse:
         engine="Redis",
         engine_version=inst.engine_version,
         status="RUNNING",
-        ip=host,
-        port=port,
+        ip=inst.addrs if ep is None else ep.host,
+        port=0 if ep is None else ep.port,
         domain_name="",
         no_password_access="false" if inst.password_enc else "true",
         created_at=inst.created_at,
+        enable_ssl=inst.enable_ssl,
+        ssl_verify=inst.ssl_verify,
+        access_user=inst.access_user,
         backend_addrs=inst.addrs,
     )
 

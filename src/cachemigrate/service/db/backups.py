@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cachemigrate.service.db.models import Backup
-from cachemigrate.service.db.repo import new_id, now_iso
+from cachemigrate.service.db.repo import new_id, now_iso, update_row
 
 
 def add_backup(
@@ -43,13 +43,7 @@ def get_backup(session: Session, /, *, project_id: str, backup_id: str) -> Backu
 
 
 def update_backup(session: Session, /, *, backup_id: str, **fields: Any) -> Backup | None:
-    row = session.get(Backup, backup_id)
-    if row is None:
-        return None
-    for key, value in fields.items():
-        setattr(row, key, value)
-    row.updated_at = now_iso()
-    return row
+    return update_row(session, Backup, backup_id, fields)
 
 
 def list_backups(

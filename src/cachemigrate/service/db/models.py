@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, false, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -30,6 +30,10 @@ class Instance(Base):
     name: Mapped[str] = mapped_column(String(64))
     addrs: Mapped[str] = mapped_column(String(1024))
     password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # How to log in and talk to it: an ACL user (None: the default user), TLS, TLS verification.
+    access_user: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    enable_ssl: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ssl_verify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     description: Mapped[str] = mapped_column(String(1024), default="")
     engine_version: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[str] = mapped_column(String(32))
@@ -51,7 +55,8 @@ class Task(Base):
     bandwidth_limit_mb: Mapped[str | None] = mapped_column(String(16), nullable=True)
     network_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
     backup_files: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    # Endpoint descriptions without passwords: addrs, id, name, db, proxy_multi_db.
+    # Endpoint descriptions without passwords: addrs, id, name, db, proxy_multi_db, enable_ssl,
+    # ssl_verify, access_user (service/endpoints.py).
     source: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     target: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     source_password_enc: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -6,12 +6,17 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from cachemigrate.service.db.models import Credential, Instance, Job, Task, TaskCheckpoint, TaskLog
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
+
+from cachemigrate.service.db.models import Backup, Credential, Instance, Job, Task, TaskCheckpoint, TaskLog
+
+Row = TypeVar("Row", Task, Backup)  # the tables with an updated_at
 
 
 def now_iso() -> str:
@@ -65,6 +70,9 @@ def add_instance(
     password_enc: str | None,
     description: str,
     engine_version: str,
+    access_user: str | None = None,
+    enable_ssl: bool = False,
+    ssl_verify: bool = True,
 ) -> Instance:
     inst = Instance(
         id=new_id(),
@@ -72,6 +80,9 @@ def add_instance(
         name=name,
         addrs=addrs,
         password_enc=password_enc,
+        access_user=access_user,
+        enable_ssl=enable_ssl,
+        ssl_verify=ssl_verify,
         description=description,
         engine_version=engine_version,
         created_at=now_iso(),
@@ -172,13 +183,18 @@ def list_tasks(
 
 
 def update_task(session: Session, /, *, task_id: str, **fields: Any) -> Task | None:
-    task = session.get(Task, task_id)
-    if task is None:
+    return update_row(session, Task, task_id, fields)
+
+
+def update_row(session: Session, model: type[Row], row_id: str, fields: dict[str, Any]) -> Row | None:
+    """Set ``fields`` on the row and its ``updated_at``; None when there is no such row."""
+    row = session.get(model, row_id)
+    if row is None:
         return None
     for key, value in fields.items():
-        setattr(task, key, value)
-    task.updated_at = now_iso()
-    return task
+        setattr(row, key, value)
+    row.updated_at = now_iso()
+    return row
 
 
 def set_status_if(
@@ -190,7 +206,24 @@ def set_status_if(
         .where(Task.id == task_id, Task.status.in_(list(allowed)), Task.deleted.is_(False))
         .values(status=status, updated_at=now_iso(), **fields)
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    return bool(cast("CursorResult[Any]", res).rowcount)
+
+
+def set_status_and_log(
+    session: Session,
+    /,
+    *,
+    task_id: str,
+    allowed: Sequence[str],
+    status: str,
+    entry: tuple[str, str, str, list[str]],
+    **fields: Any,
+) -> bool:
+    """``set_status_if``, and when the status changed, the log ``entry`` in the same transaction."""
+    changed = set_status_if(session, task_id=task_id, allowed=allowed, status=status, **fields)
+    if changed:
+        add_logs(session, task_id=task_id, entries=[entry])
+    return changed
 
 
 def status_counts(session: Session, /) -> dict[str, int]:

@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from cachemigrate.errors import InvalidParameterError
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
-from cachemigrate.service.api.errors import invalid
 from cachemigrate.service.db import backups as brepo
 from cachemigrate.service.db.models import Backup
 
@@ -53,7 +53,7 @@ async def copy_instance(
 ) -> s.CopyInstanceResponse:
     """Back up an instance: its RDB over the replication protocol into the backup store."""
     if body is not None and body.backup_format not in (None, "", "rdb"):
-        raise invalid("backup_format", "only rdb backups are taken")
+        raise InvalidParameterError("backup_format", "only rdb backups are taken")
     row = await svc.backups.create(who.project_id, instance_id, remark=(body.remark if body else None) or "")
     return s.CopyInstanceResponse(backup_id=row.id)
 
@@ -70,7 +70,7 @@ async def list_backup_records(
 ) -> s.ListBackupRecordsResponse:
     for field, value in (("begin_time", begin_time), ("end_time", end_time)):
         if value is not None and not _TIME.match(value):
-            raise invalid(field, "yyyyMMddHHmmss")
+            raise InvalidParameterError(field, "yyyyMMddHHmmss")
     inst = await svc.backups.instance(who.project_id, instance_id)
     total, rows = await svc.db.call(
         brepo.list_backups,

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from cachemigrate.errors import ConfigError, InvalidParameterError, NotFoundError
+from cachemigrate.service import endpoints
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Offset, Principal, ServicesDep
-from cachemigrate.service.api.errors import DcsError, instance_not_found, invalid
 from cachemigrate.service.db import repo
-from cachemigrate.service.probe import ProbeResult, probe
 
 router = APIRouter(prefix="/v2/{project_id}", tags=["instances"], responses=ERROR_RESPONSES)
 
@@ -32,22 +32,28 @@ async def list_instances(
 
 @router.get("/instances/{instance_id}", response_model=s.ShowInstanceResponse)
 async def show_instance(instance_id: str, who: Principal, svc: ServicesDep) -> s.ShowInstanceResponse:
-    inst = await svc.db.call(repo.get_instance, project_id=who.project_id, instance_id=instance_id)
-    if inst is None:
-        raise instance_not_found()
-    return views.instance_info(inst)
+    return views.instance_info(await endpoints.registered(svc.db, who.project_id, instance_id))
 
 
 @router.post("/instances", response_model=s.CreateInstanceResponse)
 async def create_instance(
     body: s.CreateInstanceBody, who: Principal, svc: ServicesDep
 ) -> s.CreateInstanceResponse:
-    """Register an existing endpoint after checking that it connects and authenticates."""
-    result = await probe(body.addrs, body.password)
-    if result.result is ProbeResult.AUTH:
-        raise DcsError(400, "DCS.4080", "Instance password verification failed.")
-    if result.result is not ProbeResult.OK:
-        raise invalid("addrs", f"cannot connect: {result.detail}")
+    """Register an existing endpoint after checking that it connects and authenticates.
+
+    ``enable_ssl``, ``ssl_verify`` and ``access_user`` (as the DCS instance models name them) say
+    how to reach it: TLS, whether to verify the server's certificate, which ACL user to log in as.
+    """
+    fields = endpoints.connection_fields(
+        enable_ssl=body.enable_ssl, ssl_verify=body.ssl_verify, access_user=body.access_user
+    )
+    try:
+        endpoint = endpoints.endpoint_of({"addrs": body.addrs, **fields}, body.password or None)
+    except ConfigError as exc:
+        raise InvalidParameterError("addrs", str(exc)) from None
+    reached = await endpoints.check(
+        "addrs", endpoint, password_message="Instance password verification failed."
+    )
     inst = await svc.db.call(
         repo.add_instance,
         project_id=who.project_id,
@@ -55,7 +61,10 @@ async def create_instance(
         addrs=body.addrs,
         password_enc=svc.cipher.encrypt_optional(body.password or None),
         description=body.description or "",
-        engine_version=result.version,
+        engine_version=reached.version,
+        access_user=fields.get("access_user"),
+        enable_ssl=bool(fields.get("enable_ssl")),
+        ssl_verify=fields.get("ssl_verify", True),
     )
     return s.CreateInstanceResponse(instance_id=inst.id, name=inst.name)
 
@@ -63,4 +72,4 @@ async def create_instance(
 @router.delete("/instances/{instance_id}", status_code=204, responses={204: {"description": "Removed"}})
 async def delete_instance(instance_id: str, who: Principal, svc: ServicesDep) -> None:
     if not await svc.db.call(repo.delete_instance, project_id=who.project_id, instance_id=instance_id):
-        raise instance_not_found()
+        raise NotFoundError("instance", instance_id)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from cachemigrate.errors import NotFoundError
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Principal, ServicesDep
-from cachemigrate.service.api.errors import DcsError
 from cachemigrate.service.db import repo
 
 router = APIRouter(prefix="/v2/{project_id}", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -17,5 +17,5 @@ router = APIRouter(prefix="/v2/{project_id}", tags=["jobs"], responses=ERROR_RES
 async def show_job_info(job_id: str, who: Principal, svc: ServicesDep) -> s.ShowJobInfoResponse:
     job = await svc.db.call(repo.get_job, project_id=who.project_id, job_id=job_id)
     if job is None:
-        raise DcsError(400, "DCS.4063", "Invalid job_id parameter in the request: no such job.")
+        raise NotFoundError("job", job_id)
     return views.job_info(job)

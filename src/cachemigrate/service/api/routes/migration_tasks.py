@@ -6,15 +6,32 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from cachemigrate.errors import InvalidParameterError
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
-from cachemigrate.service.api.errors import invalid
+from cachemigrate.service.api.errors import DcsError, dcs_error
 from cachemigrate.service.db import repo
 from cachemigrate.service.tasklogs import LEVELS
+from cachemigrate.service.tasks import BatchResult
 
 router = APIRouter(prefix="/v2/{project_id}", tags=["migration tasks"], responses=ERROR_RESPONSES)
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "No content"}}
+
+
+def _batch_results(results: list[BatchResult]) -> list[s.StopMigrationTaskResult]:
+    out = []
+    for r in results:
+        if r.error is None:
+            out.append(s.StopMigrationTaskResult(task_id=r.task_id, result="success"))
+            continue
+        err = dcs_error(r.error) or DcsError(500, "DCS.5000", "Internal service error.")
+        out.append(
+            s.StopMigrationTaskResult(
+                task_id=r.task_id, result="failed", error_code=err.code, error_msg=err.message
+            )
+        )
+    return out
 
 
 @router.post("/migration-task", response_model=s.CreateMigrationTaskResponse)
@@ -31,7 +48,7 @@ async def batch_stop_migration_tasks(
     body: s.BatchStopMigrationTasksBody, who: Principal, svc: ServicesDep
 ) -> s.BatchStopMigrationTasksResponse:
     results = await svc.tasks.batch(who.project_id, body.migration_tasks, "stop")
-    return s.BatchStopMigrationTasksResponse(migration_tasks=results)
+    return s.BatchStopMigrationTasksResponse(migration_tasks=_batch_results(results))
 
 
 @router.post("/migration-tasks/batch-restart", response_model=s.BatchRestartOnlineMigrationTasksResponse)
@@ -39,7 +56,7 @@ async def batch_restart_online_migration_tasks(
     body: s.BatchRestartOnlineMigrationTasksBody, who: Principal, svc: ServicesDep
 ) -> s.BatchRestartOnlineMigrationTasksResponse:
     results = await svc.tasks.batch(who.project_id, body.migration_tasks, "restart")
-    return s.BatchRestartOnlineMigrationTasksResponse(migration_tasks=results)
+    return s.BatchRestartOnlineMigrationTasksResponse(migration_tasks=_batch_results(results))
 
 
 @router.delete("/migration-tasks/delete", response_model=s.DeleteMigrationTaskResponse)
@@ -103,7 +120,7 @@ async def list_migration_task_logs(
     levels = None
     if log_level:
         if log_level.upper() not in LEVELS:
-            raise invalid("log_level")
+            raise InvalidParameterError("log_level")
         levels = [log_level.upper()]
     total, rows = await svc.db.call(
         repo.list_logs, task_id=task.id, levels=levels, offset=offset, limit=limit or 10
