@@ -21,7 +21,7 @@ from cachemigrate.formats.rdb.model import (
     KeyRecord,
     RdbHeader,
 )
-from support.servers import RedisServer, redis6_binary
+from support.servers import RedisServer, require_redis6
 from support.wire import full_argv
 
 REDIS70 = TargetCaps(rdb_version=10, vendor="redis", version=(7, 0, 15))
@@ -195,9 +195,7 @@ def test_rewrite_path_into_redis7(
 def test_into_redis6_relabels_what_it_can_and_rewrites_the_rest(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
-    binary = redis6_binary()
-    if binary is None:
-        pytest.skip("Redis 6.0.9 binary not installed")
+    binary = require_redis6()
     src = _source(redis_factory).client()
     tgt = redis_factory("target6", binary=binary).client()
     keys = fill(src)

@@ -11,7 +11,7 @@ from sources_support import GENERATED, compare_servers, import_paths, native_aof
 
 from cachemigrate.errors import AofFormatError
 from support.corpus import CORPUS, manifest
-from support.servers import RedisServer, redis6_binary
+from support.servers import RedisServer, require_redis6
 
 CASES = [
     ("redis-6.0.9-single-aof-plain/appendonly.aof", False, 25),
@@ -133,9 +133,7 @@ async def test_damage_in_the_middle_names_file_and_offset(
 async def test_redis6_files_into_redis6_match_its_own_load(
     rel: str, redis_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    binary = redis6_binary()
-    if binary is None:
-        pytest.skip("the Redis 6.0.9 binary is not installed (make install)")
+    binary = require_redis6()
     source = GENERATED / rel
     native = native_aof(redis_factory, tmp_path, "native", source, multipart=False, binary=binary)
     target = redis_factory("target", binary=binary)
