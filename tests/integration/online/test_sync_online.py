@@ -25,7 +25,7 @@ async def test_full_then_incremental_under_writes(
     online = Online(source.url, target.url)
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
-        await asyncio.sleep(2)
+        await writer.more(500)  # writes during the incremental phase
         ops = writer.stop()
         assert ops > 100
         snap = await online.wait_applied(source.client())
@@ -63,7 +63,7 @@ async def test_redis6_source(redis_factory: Callable[..., RedisServer]) -> None:
     online = Online(source.url, target.url)
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
-        await asyncio.sleep(1.5)
+        await writer.more(300)  # writes during the incremental phase
         writer.stop()
         await online.wait_applied(source.client())
         await online.wait_for(lambda s: s.caught_up, timeout=10)

@@ -17,6 +17,7 @@ from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.session import Database, make_engine, upgrade
 from cachemigrate.service.runner import Runner
+from support.poll import until as poll_until
 
 SPEC = PipelineSpec(
     source=SourceSpec(kind=SourceKind.SYNC, endpoint=Endpoint(port=1)), target=Endpoint(port=2)
@@ -53,11 +54,8 @@ def status(db: Database, task_id: str) -> str:
     return task.status
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+async def until(predicate: Any, timeout: float = 30.0) -> None:
+    await poll_until(predicate, timeout, interval=0.02)
 
 
 def snap(phase: Phase) -> StatusSnapshot:
