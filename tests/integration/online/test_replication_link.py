@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cachemigrate.engine.compare import compare
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import ReplicationLink, SyncRefusedError
+from support.compare import compare_servers
 from support.poll import until
 from support.servers import RedisServer, start_redis
 
@@ -69,9 +69,9 @@ async def test_rdb_transfer_is_a_loadable_rdb(
     source.client().delete("after")
     loaded = start_redis(copy)
     try:
-        report = await compare(Endpoint.from_url(source.url), Endpoint(port=loaded.port))
-        assert report.ok, report.examples
-        assert report.keys_compared == source.client().dbsize() == 2091
+        report = compare_servers([source.client()], [loaded.client()])
+        assert report.ok, report.summary()
+        assert report.compared == source.client().dbsize() == 2091
     finally:
         loaded.stop()
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from cachemigrate.engine.backup import FileSink, fetch_rdb
-from cachemigrate.engine.compare import compare
 from cachemigrate.engine.spec import Endpoint
 from conftest import SECRET, LiveService, signed, wait_for
+from support.compare import compare_servers
 from support.servers import RedisServer, require_redis6
 
 CLI = str(Path(sys.executable).parent / "cachemigrate")
@@ -121,9 +121,9 @@ FAST = ["--repl-diskless-sync-delay", "0"]
 
 
 def same(source: RedisServer, target: RedisServer) -> int:
-    report = asyncio.run(compare(Endpoint.from_url(source.url), Endpoint.from_url(target.url)))
-    assert (report.mismatched, report.missing, report.extra) == (0, 0, 0), report.examples
-    return report.keys_compared
+    report = compare_servers([source.client()], [target.client()])
+    assert report.ok, report.summary()
+    return report.compared
 
 
 def test_backup_round_trip(env: Env, redis_factory: Any) -> None:

@@ -32,7 +32,7 @@ async def test_multipart_aof_through_the_pipeline(redis_factory: Callable[..., R
     target = redis_factory("target")
     sink = await _run([str(source)], target)
     report = await compare_servers(native, target)
-    assert report.ok and report.keys_compared == 26, report.examples
+    assert report.ok and report.compared == 26, report.summary()
     assert sink.last is not None and sink.last.commands_failed == 0
 
 
