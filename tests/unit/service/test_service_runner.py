@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.fernet import Fernet
 
 from cachemigrate.engine.spec import Endpoint, PipelineSpec, SourceKind, SourceSpec
@@ -21,6 +22,12 @@ from support.poll import until as poll_until
 
 SPEC = PipelineSpec(
     source=SourceSpec(kind=SourceKind.SYNC, endpoint=Endpoint(port=1)), target=Endpoint(port=2)
+)
+FAILING = PipelineSpec(
+    source=SourceSpec(kind=SourceKind.SYNC, endpoint=Endpoint(port=3)), target=Endpoint(port=2)
+)
+STOPPING = PipelineSpec(
+    source=SourceSpec(kind=SourceKind.SYNC, endpoint=Endpoint(port=4)), target=Endpoint(port=2)
 )
 
 
@@ -157,3 +164,47 @@ def test_cipher_keeps_passwords_out_of_rows(tmp_path: Path) -> None:
     task = db.run_sync(repo.get_task, project_id=None, task_id=task_id)
     assert task is not None and "hunter2" not in str(task.target_password_enc)
     assert cipher.decrypt_optional(task.target_password_enc) == "hunter2"
+
+
+async def test_an_end_status_is_never_seen_without_its_log_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAILED, SUCCESS and TERMINATED are committed with their log line: a client that sees the
+    status finds the line (the two used to be separate transactions; under load a client read
+    between them)."""
+    db = database(tmp_path)
+    seen: dict[str, str] = {}  # log code -> the task's status as another connection sees it
+    real = repo.add_logs
+
+    def spying(session: Any, /, *, task_id: str, entries: Any) -> None:
+        for _, code, _, _ in entries:
+            seen[code] = status(db, task_id)  # a second connection: only what is committed
+        real(session, task_id=task_id, entries=entries)
+
+    monkeypatch.setattr(repo, "add_logs", spying)
+
+    async def executor(spec: PipelineSpec, **kw: Any) -> StatusSnapshot:
+        if spec is FAILING:
+            raise AuthError("WRONGPASS invalid username-password pair")
+        if spec is STOPPING:
+            await kw["stop"].wait()
+            return snap(Phase.STOPPED)
+        return snap(Phase.DONE)
+
+    specs: dict[str, PipelineSpec] = {}
+
+    async def build_by_task(task_id: str) -> PipelineSpec:
+        return specs[task_id]
+
+    runner = Runner(db, build_spec=build_by_task, executor=executor, interval=0.05)
+    ok, bad, stopped = new_task(db), new_task(db), new_task(db)
+    specs.update({ok: SPEC, bad: FAILING, stopped: STOPPING})
+    for task_id in (ok, bad, stopped):
+        runner.start(task_id)
+    await until(lambda: status(db, ok) == st.SUCCESS and status(db, bad) == st.FAILED)
+    await runner.stop(stopped, wait=True)
+    await until(lambda: status(db, stopped) == st.TERMINATED)
+    await runner.close()
+    assert seen["migration.full.done"] == st.FULLMIGRATING
+    assert seen["migration.error.auth"] == st.FULLMIGRATING
+    assert seen["migration.stop"] in (st.FULLMIGRATING, st.TERMINATING)
