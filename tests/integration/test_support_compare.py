@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from support.compare import compare_servers
-from support.servers import RedisServer
+from support.servers import RedisServer, require_redis6
 
 
 def _fill(c: redis.Redis) -> None:
@@ -21,7 +22,7 @@ def _fill(c: redis.Redis) -> None:
     c.xadd(b"st", {b"f": b"2"}, id=b"2-1")
     c.xgroup_create(b"st", b"g", id=b"0")
     c.xreadgroup(b"g", b"alice", {b"st": b">"}, count=1)
-    c.xgroup_createconsumer(b"st", b"g", b"idle")
+    c.xreadgroup(b"g", b"idle", {b"st": b"0"})  # a consumer with nothing pending (6.0: no CREATECONSUMER)
     redis.Redis(port=c.connection_pool.connection_kwargs["port"], db=5).set(b"in5", b"x")
 
 
@@ -43,11 +44,16 @@ CHANGES: dict[str, Callable[[redis.Redis], object]] = {
 }
 
 
-def test_equal_servers_compare_equal(source_redis: RedisServer, target_redis: RedisServer) -> None:
-    _fill(source_redis.client())
-    _fill(target_redis.client())
-    result = compare_servers([source_redis.client()], [target_redis.client()])
+@pytest.mark.parametrize("server", ["redis7", "redis6"])  # PEXPIRETIME, or PTTL + TIME
+def test_equal_servers_compare_equal(server: str, redis_factory: Callable[..., RedisServer]) -> None:
+    binary = require_redis6() if server == "redis6" else None
+    source, target = redis_factory("a", binary=binary), redis_factory("b", binary=binary)
+    _fill(source.client())
+    _fill(target.client())
+    result = compare_servers([source.client()], [target.client()])
     assert result.ok and result.compared == 7, result.summary()
+    target.client().pexpire(b"s", 3_598_000)  # 2 s off: a TTL difference on either version
+    assert not compare_servers([source.client()], [target.client()]).ok
 
 
 def test_each_difference_is_found(source_redis: RedisServer, target_redis: RedisServer) -> None:

@@ -136,23 +136,34 @@ def _read_keys(c: redis.Redis, keys: list[bytes]) -> list[KeyState | None]:
     for k in keys:
         p.type(k)
     types = [_s(t) for t in p.execute()]
+    # Expire times are absolute and the server's own: PEXPIRETIME (7.0+), else PTTL counted from
+    # the server's TIME right after it. Never our clock after the replies: a stalled test process
+    # (a loaded machine) would shift every TTL of the batch by the stall.
+    absolute = _has_pexpiretime(c)
     p = c.pipeline(transaction=False)
     counts = []
     for k, t in zip(keys, types, strict=True):
         counts.append(_queue_value(p, k, t) if t != "none" else 0)
-        p.pttl(k)
+        if absolute:
+            p.execute_command("PEXPIRETIME", k)
+        else:
+            p.pttl(k)
+            p.time()
     replies = p.execute(raise_on_error=False)
-    now = time.time_ns() // 1_000_000
     out: list[KeyState | None] = []
     i = 0
     for t, n in zip(types, counts, strict=True):
-        raw, pttl = replies[i : i + n], int(replies[i + n])
+        raw, when = replies[i : i + n], int(replies[i + n])
+        base = 0
+        if not absolute:
+            base = replies[i + n + 1][0] * 1000 + replies[i + n + 1][1] // 1000
+            i += 1
         i += n + 1
-        if t == "none" or any(isinstance(r, Exception) for r in raw):
+        if t == "none" or when == -2 or any(isinstance(r, Exception) for r in raw):
             out.append(None)  # deleted or changed type while we read it
             continue
         # Absolute, so that the time a comparison takes does not count as TTL drift.
-        out.append((t, _normal(t, raw), -1 if pttl < 0 else now + pttl))
+        out.append((t, _normal(t, raw), -1 if when < 0 else base + when))
     for j, (key, state) in enumerate(zip(keys, out, strict=True)):
         if state is not None and state[0] == "stream":
             try:
@@ -160,6 +171,14 @@ def _read_keys(c: redis.Redis, keys: list[bytes]) -> list[KeyState | None]:
             except redis.ResponseError:  # deleted or changed type while we read it
                 out[j] = None
     return out
+
+
+def _has_pexpiretime(c: redis.Redis) -> bool:
+    try:
+        c.execute_command("PEXPIRETIME", b"support.compare:probe")
+        return True
+    except redis.ResponseError:  # before Redis 7.0
+        return False
 
 
 def keyspace(side: Side, dbs: Sequence[int] | None = None) -> dict[tuple[int, bytes], KeyState]:
