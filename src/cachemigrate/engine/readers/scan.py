@@ -12,9 +12,10 @@ every TTL by the reply's delay). So the source says it, in the order of preferen
 per node, with a probe on its first key):
 
 1. ``PEXPIRETIME`` (Redis 7.0+, Valkey): the absolute time itself; no clock of ours is involved.
-2. ``PTTL`` plus one ``TIME`` at the end of the same pipeline: relative to the source's clock
-   when it ran the batch (later than each PTTL by the batch's run time on the server: a key may
-   live those microseconds longer, never shorter).
+2. ``PTTL`` and ``TIME`` right after it, per key, in the same pipeline: the source's clock when
+   it answered (one command apart; a key may live those microseconds longer, never shorter).
+   One ``TIME`` per batch would not do: a source stalled inside a batch (a busy machine) would
+   lengthen every TTL after the stall by its length.
 3. ``PTTL`` with our clock read when the replies are in (a user allowed neither command): never
    shorter either, but longer by the replies' delay — logged once as a warning.
 """
@@ -166,23 +167,18 @@ class ScanReader:
     async def _dump(self, conn: Connection, db: int, keys: list[bytes], mode: str) -> list[Entry]:
         calls = []
         expiry = "PEXPIRETIME" if mode == _ABSOLUTE else "PTTL"
+        stride = 3 if mode == _SERVER_CLOCK else 2
         for k in keys:
             calls.append(conn.execute("DUMP", k))
             calls.append(conn.execute(expiry, k))
-        if mode == _SERVER_CLOCK:
-            calls.append(conn.execute("TIME"))  # after the PTTLs, in the same pipeline
+            if stride == 3:
+                calls.append(conn.execute("TIME"))  # the clock the PTTL just before counts from
         replies: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
-        base = 0  # added to each reply: 0 for absolute times, else the clock the PTTLs count from
-        if mode != _ABSOLUTE:
-            clock = replies[-1] if mode == _SERVER_CLOCK else None
-            if isinstance(clock, list):  # TIME: seconds, microseconds
-                base = int(clock[0]) * 1000 + int(clock[1]) // 1000
-            else:
-                base = time.time_ns() // 1_000_000
+        local = time.time_ns() // 1_000_000  # only for _LOCAL_CLOCK (or a TIME reply missing)
         out: list[Entry] = []
         nbytes = 0
         for i, key in enumerate(keys):
-            payload, when = replies[2 * i], replies[2 * i + 1]
+            payload, when = replies[stride * i], replies[stride * i + 1]
             if isinstance(payload, BaseException) or isinstance(when, BaseException):
                 err = payload if isinstance(payload, BaseException) else when
                 if not isinstance(err, CacheMigrateError):
@@ -192,9 +188,16 @@ class ScanReader:
             if payload is None or when == -2:
                 continue  # deleted between SCAN and DUMP
             nbytes += len(payload)
+            if when < 0:
+                expire = NO_EXPIRE
+            elif mode == _ABSOLUTE:
+                expire = when
+            else:
+                clock = replies[stride * i + 2] if stride == 3 else None
+                base = int(clock[0]) * 1000 + int(clock[1]) // 1000 if isinstance(clock, list) else local
+                expire = base + when
             rec = KeyRecord(
-                db=db, key=key, type_byte=payload[0], value=payload[1:-_FOOTER],
-                expire_ms=NO_EXPIRE if when < 0 else base + when,
+                db=db, key=key, type_byte=payload[0], value=payload[1:-_FOOTER], expire_ms=expire
             )
             self._keys += 1
             for e in self._transform(payload).key(rec):
