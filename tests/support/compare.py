@@ -173,6 +173,15 @@ def _read_keys(c: redis.Redis, keys: list[bytes]) -> list[KeyState | None]:
     return out
 
 
+def expire_at(c: redis.Redis, key: bytes) -> int:
+    """A key's absolute expire time in unix ms as the server has it (-1: none, -2: no key):
+    PEXPIRETIME, or PTTL with the server's TIME right after it (before 7.0)."""
+    if _has_pexpiretime(c):
+        return int(c.execute_command("PEXPIRETIME", key))
+    pttl, (sec, usec) = c.pipeline(transaction=False).pttl(key).time().execute()
+    return int(pttl) if pttl < 0 else sec * 1000 + usec // 1000 + int(pttl)
+
+
 def _has_pexpiretime(c: redis.Redis) -> bool:
     try:
         c.execute_command("PEXPIRETIME", b"support.compare:probe")

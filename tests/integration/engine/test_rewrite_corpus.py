@@ -105,9 +105,9 @@ def _state(server: RedisServer) -> dict[tuple[int, bytes], Any]:
         keys = list(c.scan_iter(count=1000))
         pipe = c.pipeline(transaction=False)
         for key in keys:
-            pipe.pttl(key)
-        for key, pttl in zip(keys, pipe.execute(), strict=True):
-            out[(db, key)] = (snapshot(c, key), -1 if pttl < 0 else pttl // 2000)
+            pipe.execute_command("PEXPIRETIME", key)  # absolute: the two servers are read apart
+        for key, at in zip(keys, pipe.execute(), strict=True):
+            out[(db, key)] = (snapshot(c, key), -1 if at < 0 else at // 2000)
     return out
 
 
