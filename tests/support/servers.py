@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 
+from support.require import require
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS6_BINARY = ROOT / ".venv" / "redis6" / "redis_server" / "bin" / "redis-server"
 
@@ -84,11 +86,16 @@ def _spawn(
     if password:
         args += ["--requirepass", password]
     args += extra
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Errors before the log file opens (a bad directive, say) go to stderr: keep them.
+    with (directory / "stderr.log").open("wb") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            log = (directory / "redis.log").read_text(errors="replace")[-2000:]
+            log = "".join(
+                (directory / name).read_text(errors="replace")[-2000:]
+                for name in ("stderr.log", "redis.log") if (directory / name).exists()
+            )
             raise RuntimeError(f"redis-server exited at start (code {proc.returncode}):\n{log}")
         try:
             c = redis.Redis(port=port, password=password, socket_timeout=1)
@@ -173,3 +180,11 @@ def start_cluster(directory: Path, masters: int = 3) -> RedisCluster:
 def redis6_binary() -> str | None:
     """The static Redis 6.0.9 binary that `make install` unpacks from the PyPI wheel."""
     return str(REDIS6_BINARY) if REDIS6_BINARY.exists() and os.access(REDIS6_BINARY, os.X_OK) else None
+
+
+def require_redis6() -> str:
+    """The Redis 6.0.9 binary, or a CI failure / local skip (support.require) saying how to get it."""
+    binary = redis6_binary()
+    require(binary, f"the Redis 6.0.9 binary at {REDIS6_BINARY} (make install unpacks its PyPI wheel)")
+    assert binary is not None
+    return binary

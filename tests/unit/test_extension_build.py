@@ -9,21 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from support.require import require
+
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "cachemigrate" / "formats" / "rdb" / "_walk.c"
 
 
-def _skip(reason: str) -> None:
-    print(f"skipped: {reason}")
-    pytest.skip(reason)
-
-
 def test_walk_extension_is_built_when_a_compiler_is_present() -> None:
-    if not (shutil.which("cc") or shutil.which("gcc")):
-        _skip("no C compiler (cc/gcc) on PATH: the pure-Python fallback is used")
-    if os.environ.get("CACHEMIGRATE_NO_EXT", "") not in ("", "0"):
-        _skip("CACHEMIGRATE_NO_EXT is set: the extension is deliberately not built")
-    if not SOURCE.is_file():
-        _skip(f"{SOURCE.name} is not in the source tree yet")
+    require(shutil.which("cc") or shutil.which("gcc"), "a C compiler, cc or gcc (apt-get install gcc)")
+    require(
+        os.environ.get("CACHEMIGRATE_NO_EXT", "") in ("", "0"),
+        "the C extension: CACHEMIGRATE_NO_EXT is set, so it is deliberately not built",
+    )
+    assert SOURCE.is_file(), SOURCE
     try:
         importlib.import_module("cachemigrate.formats.rdb._walk")
     except ImportError as exc:

@@ -29,15 +29,12 @@ from cachemigrate.formats.dump import restore_packer
 from cachemigrate.formats.rdb import walk as c_walk
 from cachemigrate.formats.rdb.model import KeyRecord
 from cachemigrate.formats.rdb.parser import DEFAULT_MAX_VALUE_BYTES, RdbParser
-from support.corpus import CorpusFile, rdb_files
+from support.corpus import CorpusFile, rdb_files, requires_corpus
+from support.require import C_WALKER, requirement
 
 WALK = c_walk.walk
 CRC64 = c_walk.crc64
-pytestmark = pytest.mark.skipif(
-    WALK is None,
-    reason="the C walker is not built (no compiler at install time, CACHEMIGRATE_NO_EXT=1) "
-    "or CACHEMIGRATE_PURE_PYTHON=1 is set",
-)
+pytestmark = requirement(WALK is not None, C_WALKER)
 
 FILES = rdb_files()
 CRC = anycrc.Model("CRC64-REDIS")
@@ -247,7 +244,7 @@ def _ids(f: CorpusFile) -> str:
     return f.path
 
 
-@pytest.mark.skipif(not FILES, reason="shared corpus not available")
+@requires_corpus(FILES)
 @pytest.mark.parametrize("f", FILES, ids=_ids)
 def test_corpus_file_walked_equals_python_path(f: CorpusFile) -> None:
     data = f.full.read_bytes()
@@ -259,7 +256,7 @@ def test_corpus_file_walked_equals_python_path(f: CorpusFile) -> None:
         both(data, now_ms=now_ms, replace=replace, max_value=max_value, check_wire=False)
 
 
-@pytest.mark.skipif(not FILES, reason="shared corpus not available")
+@requires_corpus(FILES)
 def test_corpus_keys_mostly_go_through_the_walker() -> None:
     """Not a vacuous equality: fed whole, the C walker writes nearly every packed key."""
     walked = packed = 0
@@ -270,7 +267,7 @@ def test_corpus_keys_mostly_go_through_the_walker() -> None:
     assert packed > 50_000 and walked > 0.95 * packed, (walked, packed)
 
 
-@pytest.mark.skipif(not FILES, reason="shared corpus not available")
+@requires_corpus(FILES)
 @pytest.mark.parametrize("f", FILES, ids=_ids)
 def test_corpus_file_in_random_pieces_and_small_outputs(f: CorpusFile) -> None:
     data = f.full.read_bytes()
@@ -285,7 +282,7 @@ def test_corpus_file_in_random_pieces_and_small_outputs(f: CorpusFile) -> None:
         b.same_as(ref)
 
 
-@pytest.mark.skipif(not FILES, reason="shared corpus not available")
+@requires_corpus(FILES)
 def test_corpus_whole_mapped_file() -> None:
     """The parser walks a mapped file in place (iter_file): walk() takes the mmap as its buffer."""
     f = max((x for x in FILES if x.redis7_loads), key=lambda x: x.full.stat().st_size)

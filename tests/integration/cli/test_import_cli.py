@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
-from cachemigrate.engine.compare import compare
-from cachemigrate.engine.spec import Endpoint
+from support.compare import compare_servers
 from support.corpus import CORPUS
 from support.servers import RedisServer
 
@@ -30,8 +28,8 @@ def test_import_then_every_key_matches(source_redis: RedisServer, target_redis: 
     rdb = source_redis.save()
     res = _run("import", str(rdb), "--target", target_redis.url, "-q")
     assert res.returncode == 0, res.stderr
-    report = asyncio.run(compare(Endpoint.from_url(source_redis.url), Endpoint.from_url(target_redis.url)))
-    assert report.ok and report.keys_compared == 5, report.examples
+    report = compare_servers([source_redis.client()], [target_redis.client()])
+    assert report.ok and report.compared == 5, report.summary()
 
 
 def test_corrupt_file_fails_with_one_line_naming_file_and_offset(target_redis: RedisServer) -> None:

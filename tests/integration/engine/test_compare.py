@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 from cachemigrate.engine.compare import compare
 from cachemigrate.protocol.endpoint import Endpoint
+from support.poll import wait_until
 from support.servers import RedisServer
 
 
@@ -67,9 +68,8 @@ def test_expired_keys_not_yet_reclaimed_are_not_extra(source_redis: RedisServer,
     for i in range(20):
         t.set(f"gone:{i}".encode(), b"x", px=1)
     t.set(b"surplus", b"1")
-    import time
-
-    time.sleep(0.05)
+    set_at = t.time()  # the server's clock: its keys set with px=1 are expired 2 ms later
+    wait_until(lambda: t.time() >= (set_at[0], set_at[1] + 2000), what="2 ms on the target's clock")
     report = _run(source_redis, target_redis)
     assert report.extra == 1 and report.missing == 0 and report.mismatched == 0, report.examples
     assert [(m.key, m.reason) for m in report.examples] == [(b"surplus", "extra in target")]

@@ -21,6 +21,7 @@ from cachemigrate.engine.spec import Endpoint, PipelineOptions, PipelineSpec, So
 from cachemigrate.engine.status import KeyFailure, RecordingSink, StatusSnapshot
 from cachemigrate.formats.rdb import walk as c_walk
 from support.compare import compare_keyspaces, keyspace
+from support.require import C_WALKER, require
 from support.servers import RedisServer
 
 USER, PASSWORD = "migrator", "s3cret"
@@ -100,8 +101,7 @@ def test_refused_keys_in_packed_runs_are_named_and_counted(
     if path_kind == "pure-python":
         monkeypatch.setattr(c_walk, "walk", None)
     else:
-        if c_walk.walk is None:
-            pytest.skip("the C walker is not built")
+        require(c_walk.walk is not None, C_WALKER)
         real = c_walk.walk
 
         def counting(*args: object) -> tuple[bytes, int, int, int]:

@@ -14,7 +14,7 @@ from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.transform import TargetCaps, Transformer
 from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, ValueChunk
 from cachemigrate.formats.rdb.parser import iter_file
-from support.servers import RedisServer, redis6_binary
+from support.servers import RedisServer, require_redis6
 from support.wire import full_argv
 
 LIB = "#!lua name=mylib\nredis.register_function('hello', function() return 'hi' end)"
@@ -88,9 +88,7 @@ def test_rdb_file_through_the_transform(redis_factory: Callable[..., RedisServer
 
 
 def test_rdb_file_into_redis6_folded(redis_factory: Callable[..., RedisServer]) -> None:
-    binary = redis6_binary()
-    if binary is None:
-        pytest.skip("Redis 6.0.9 binary not installed")
+    binary = require_redis6()
     source = redis_factory("source", args=["--enable-debug-command", "yes"])
     target = redis_factory("target6", binary=binary)
     src = source.client()

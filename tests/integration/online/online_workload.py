@@ -11,12 +11,13 @@ from typing import Any
 
 import redis
 
-from cachemigrate.engine.checkpoint import CheckpointStore, MemoryCheckpointStore
+from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore, MemoryCheckpointStore
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import RecordingSink, StatusSnapshot
 from cachemigrate.protocol.endpoint import Endpoint
 from support.compare import Comparison, Side, compare_servers
+from support.poll import until
 
 # Sources start their snapshot at once (Redis 7 waits 5 s for more replicas by default).
 FAST = ["--repl-diskless-sync-delay", "0"]
@@ -118,6 +119,19 @@ class Workload(threading.Thread):
         elif rng.random() < 0.02 and len(self.clients) > 1:
             self.clients[1].flushdb()
 
+    async def more(self, n: int, timeout: float = 60) -> int:
+        """Until the writer has done ``n`` more operations than now (not a time: a busy machine
+        writes slower); returns its count."""
+        goal = self.ops + n
+
+        def done() -> bool:
+            if self.error is not None or not self.is_alive():
+                raise AssertionError(f"the writer stopped after {self.ops} ops: {self.error!r}")
+            return self.ops >= goal
+
+        await until(done, timeout, what=f"{n} more writes")
+        return self.ops
+
     def stop(self) -> int:
         self.stop_event.set()
         self.join(10)
@@ -158,16 +172,29 @@ class Online:
         return self.sink.last
 
     async def wait_for(self, pred: Callable[[StatusSnapshot], bool], timeout: float = 30) -> StatusSnapshot:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def holds() -> StatusSnapshot | None:
             if self.task.done():
                 self.task.result()
                 raise AssertionError("pipeline ended early")
             s = self.sink.last
-            if s is not None and pred(s):
-                return s
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out; last status {self.sink.last}; logs {self.sink.logs[-5:]}")
+            return s if s is not None and pred(s) else None
+
+        try:
+            return await until(holds, timeout, interval=0.1)
+        except AssertionError as exc:
+            if self.task.done():
+                raise
+            last, logs = self.sink.last, self.sink.logs[-5:]
+            raise AssertionError(f"timed out; last status {last}; logs {logs}") from exc
+
+    async def checkpoint_at(self, offset: int, timeout: float = 30) -> Checkpoint:
+        """Until the store holds an incremental checkpoint at ``offset`` or later (a periodic save)."""
+
+        async def saved() -> Checkpoint | None:
+            cp = await self.store.load()
+            return cp if cp is not None and cp.phase == "incremental" and cp.offset >= offset else None
+
+        return await until(saved, timeout, interval=0.1, what=f"a checkpoint at offset {offset}")
 
     async def wait_applied(self, source: redis.Redis, timeout: float = 30) -> StatusSnapshot:
         """Until the target has applied everything the source has written so far."""
@@ -179,6 +206,24 @@ class Online:
     async def finish(self, timeout: float = 20) -> StatusSnapshot:
         self.stop_event.set()
         return await asyncio.wait_for(self.task, timeout)
+
+
+async def converged(
+    source: Side, target: Side, *, timeout: float = 60, tolerance_ms: int = 1000
+) -> Comparison:
+    """Until the two sides compare equal (the pipeline runs meanwhile: the reads go in a thread)."""
+    last = Comparison()
+
+    async def equal() -> bool:
+        nonlocal last
+        last = await asyncio.to_thread(compare_servers, source, target, ttl_tolerance_ms=tolerance_ms)
+        return last.ok
+
+    try:
+        await until(equal, timeout, interval=0.2, what="the target to converge")
+    except AssertionError as exc:
+        raise AssertionError(f"did not converge: {last.summary()}") from exc
+    return last
 
 
 def check_equal(source: Side, target: Side, *, tolerance_ms: int = 1000) -> Comparison:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from online_workload import FAST, Workload, check_equal, seed
 
+from support.poll import wait_until
 from support.servers import RedisServer
 
 MAIN = "from cachemigrate.cli.app import main; main()"
@@ -22,11 +23,13 @@ def _start(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait(pred: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+def _wait(pred: Callable[[], object], timeout: float = 30) -> None:
+    wait_until(pred, timeout, interval=0.1)
+
+
+def _saved_incremental(cp: Path) -> bool:
+    """A periodic checkpoint save of the incremental phase is on disk (saved atomically)."""
+    return cp.exists() and json.loads(cp.read_text())["phase"] == "incremental"
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> tuple[int, str]:
@@ -48,7 +51,7 @@ def test_ctrl_c_then_resume_from_checkpoint(
     _wait(lambda: dst_c.dbsize() > 0)
     src_c.set("live", 1)  # through the command stream
     _wait(lambda: dst_c.get("live") == b"1")
-    time.sleep(1.2)  # a periodic checkpoint save
+    _wait(lambda: _saved_incremental(cp))  # a periodic checkpoint save
     rc, err = _interrupt(proc)
     assert rc == 0, err
     assert "checkpoint (saved in" in err
@@ -101,7 +104,7 @@ def _incremental_checkpoint(source: RedisServer, target: RedisServer, cp: Path) 
     _wait(lambda: dst_c.dbsize() > 0)
     source.client().set("live", 1)  # through the command stream
     _wait(lambda: dst_c.get("live") == b"1")
-    time.sleep(1.2)  # a periodic checkpoint save
+    _wait(lambda: _saved_incremental(cp))  # a periodic checkpoint save
     rc, err = _interrupt(proc)
     assert rc == 0, err
     saved: dict[str, object] = json.loads(cp.read_text())

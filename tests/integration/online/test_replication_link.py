@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cachemigrate.engine.compare import compare
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import ReplicationLink, SyncRefusedError
+from support.compare import compare_servers
+from support.poll import until
 from support.servers import RedisServer, start_redis
 
 
@@ -61,18 +61,17 @@ async def test_rdb_transfer_is_a_loadable_rdb(
             break
         assert time.monotonic() < deadline, (seen, link.offset, master)
     assert [a[0].lower() for a in seen if a[0].lower() != b"select"] [:1] == [b"set"]
-    # The master sees our acks.
-    await asyncio.sleep(1.5)
-    info = source.client().info("replication")
-    assert info["slave0"]["offset"] == link.offset
+    # The master sees our acks (sent every second).
+    await until(lambda: source.client().info("replication")["slave0"]["offset"] == link.offset,
+                what="the master to see our ack")
     await link.close()
 
     source.client().delete("after")
     loaded = start_redis(copy)
     try:
-        report = await compare(Endpoint.from_url(source.url), Endpoint(port=loaded.port))
-        assert report.ok, report.examples
-        assert report.keys_compared == source.client().dbsize() == 2091
+        report = compare_servers([source.client()], [loaded.client()])
+        assert report.ok, report.summary()
+        assert report.compared == source.client().dbsize() == 2091
     finally:
         loaded.stop()
 

@@ -22,7 +22,8 @@ async def test_scan_source_copies_every_db(redis_factory: Callable[..., RedisSer
     assert final.phase is Phase.DONE and final.source_kind == "scan"
     assert final.keys_failed == 0
     result = check_equal([source.client()], [target.client()])
-    assert result.compared == final.keys_written > 500
+    # seed()'s two "short" keys (1.5 s TTL) may expire between the copy and the comparison.
+    assert result.compared > 500 and 0 <= final.keys_written - result.compared <= 2
 
 
 async def test_scan_one_db_into_another(redis_factory: Callable[..., RedisServer]) -> None:

@@ -22,6 +22,7 @@ import redis
 from online_workload import FAST, seed
 
 from support.compare import Comparison, compare_servers
+from support.poll import wait_until
 from support.servers import RedisServer
 
 CLI = str(Path(sys.executable).with_name("cachemigrate"))
@@ -107,10 +108,7 @@ def _start(source: RedisServer, target: RedisServer, cp: Path, log: Path) -> sub
 
 
 def _wait(pred: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    wait_until(pred, timeout, what=what)
 
 
 def _stats(source: RedisServer) -> tuple[int, int]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import redis
-from online_workload import FAST, Online, Workload, check_equal, seed
+from online_workload import FAST, Online, Workload, check_equal, converged, seed
 
 from cachemigrate.engine.spec import DbMode
 from cachemigrate.engine.status import Phase
@@ -24,7 +23,7 @@ async def test_standalone_source_into_cluster_target(
     online = Online(source.url, redis_cluster.url, db_mode=DbMode.ONLY, db=0)
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
-        await asyncio.sleep(2)
+        await writer.more(500)  # writes during the incremental phase
         writer.stop()
         await online.wait_applied(source.client())
         await online.wait_for(lambda s: s.caught_up, timeout=10)
@@ -69,7 +68,7 @@ async def test_cluster_source_shards_merge_and_resume(
         cluster.nodes[1].client().execute_command("CLIENT", "KILL", "TYPE", "replica")
         await online.wait_for(lambda s: s.resumes_continue >= 1)
         _cluster_writes(cc, 900, 200)
-        await asyncio.sleep(1.5)
+        await converged(cluster_nodes(cluster), [target.client()])
         await online.wait_for(lambda s: s.caught_up, timeout=15)
         check_equal(cluster_nodes(cluster), [target.client()])
         await online.finish()
@@ -81,7 +80,7 @@ async def test_cluster_source_shards_merge_and_resume(
         _cluster_writes(cc, 1100, 100)
         again = Online(cluster.url, target.url, store=online.store)
         await again.wait_for(lambda s: s.resumes_continue == 3 and s.phase is Phase.INCREMENTAL)
-        await asyncio.sleep(1.5)
+        await converged(cluster_nodes(cluster), [target.client()])
         await again.wait_for(lambda s: s.caught_up, timeout=15)
         check_equal(cluster_nodes(cluster), [target.client()])
         final = await again.finish()

@@ -9,7 +9,7 @@ import pytest
 from online_workload import FAST, Online, Workload, check_equal, seed
 
 from cachemigrate.engine.status import Phase
-from support.servers import RedisServer, redis6_binary
+from support.servers import RedisServer, require_redis6
 
 
 @pytest.mark.parametrize("diskless", [False, True])
@@ -25,7 +25,7 @@ async def test_full_then_incremental_under_writes(
     online = Online(source.url, target.url)
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
-        await asyncio.sleep(2)
+        await writer.more(500)  # writes during the incremental phase
         ops = writer.stop()
         assert ops > 100
         snap = await online.wait_applied(source.client())
@@ -54,9 +54,7 @@ async def test_full_only_ends_by_itself(redis_factory: Callable[..., RedisServer
 
 
 async def test_redis6_source(redis_factory: Callable[..., RedisServer]) -> None:
-    binary = redis6_binary()
-    if binary is None:
-        pytest.skip("the Redis 6.0.9 binary is not installed (make install)")
+    binary = require_redis6()
     source = redis_factory("src6", binary=binary, args=["--repl-diskless-sync-delay", "0"])
     target = redis_factory("dst")
     seed(source.client(), n=100)
@@ -65,7 +63,7 @@ async def test_redis6_source(redis_factory: Callable[..., RedisServer]) -> None:
     online = Online(source.url, target.url)
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
-        await asyncio.sleep(1.5)
+        await writer.more(300)  # writes during the incremental phase
         writer.stop()
         await online.wait_applied(source.client())
         await online.wait_for(lambda s: s.caught_up, timeout=10)

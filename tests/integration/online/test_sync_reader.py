@@ -17,6 +17,7 @@ from cachemigrate.engine.transform import TargetCaps, Transformer
 from cachemigrate.engine.writers import open_writer
 from cachemigrate.formats.rdb.model import RdbHeader
 from cachemigrate.protocol.endpoint import Endpoint
+from support.poll import until
 from support.servers import RedisServer
 
 OPTIONS = PipelineOptions(incremental=True)
@@ -45,7 +46,7 @@ async def test_kill_inside_the_snapshot_resyncs_and_flushes(
         await writer.write(await anext(batches))
         assert reader.progress().phase is Phase.FULL
         # The reader is not reading: the master is stuck inside the transfer when the link dies.
-        await asyncio.sleep(0.3)
+        await until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 1, what="the transfer")
         assert int(c.execute_command("CLIENT", "KILL", "TYPE", "replica")) == 1
         for i in range(200):
             c.delete(f"big:{i}")  # deleted while the snapshot is re-done: must go from the target
@@ -81,18 +82,12 @@ async def test_silent_link_is_dropped_and_continued(redis_factory: Callable[...,
 
     task = asyncio.create_task(pump())
     try:
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            if reader.progress().resumes_continue >= 1:
-                break
+        await until(lambda: reader.progress().resumes_continue >= 1, what="a +CONTINUE resume")
         p = reader.progress()
         assert p.resumes_continue >= 1 and p.resumes_fullresync == 0
         assert any("no data from" in m for _, m in sink.logs)
         source.client().set("b", 2)
-        for _ in range(50):
-            await asyncio.sleep(0.1)
-            if target.client().get("b") == b"2":
-                break
+        await until(lambda: target.client().get("b") == b"2", what="b on the target")
         assert target.client().get("a") == b"1" and target.client().get("b") == b"2"
         await writer.flush()
         cp = reader.checkpoint(writer.stats.applied_offset)

@@ -37,10 +37,10 @@ async def test_kill_during_incremental_continues(redis_factory: Callable[..., Re
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
         for n in (1, 2):
-            await asyncio.sleep(0.7)
+            await writer.more(300)
             assert _kill_replicas(source) == 1
             await online.wait_for(lambda s, n=n: s.resumes_continue >= n)  # type: ignore[misc]
-        await asyncio.sleep(0.5)
+        await writer.more(200)
         writer.stop()
         await _settle(online, source, target)
     finally:
@@ -91,21 +91,22 @@ async def test_restart_from_checkpoint_continues(
         # 1. A clean stop (Ctrl-C) under writes: the final checkpoint is exactly what was applied.
         first = Online(source.url, target.url, store=FileCheckpointStore(cpfile))
         await first.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
-        await asyncio.sleep(1)
+        await writer.more(300)
         await first.finish()
         cp = await FileCheckpointStore(cpfile).load()
         assert cp is not None and cp.phase == "incremental"
-        await asyncio.sleep(0.5)  # writes go on while nobody replicates
+        await writer.more(200)  # writes go on while nobody replicates
 
         # 2. A new process resumes from the file: +CONTINUE, nothing lost or applied twice.
         second = Online(source.url, target.url, store=FileCheckpointStore(cpfile))
         await second.wait_for(lambda s: s.phase is Phase.INCREMENTAL and s.resumes_continue == 1)
-        await asyncio.sleep(1)
+        await writer.more(300)
         writer.stop()
         await _settle(second, source, target)
 
         # 3. A crash (task cancelled) once quiet, then a write, then a restart.
-        await asyncio.sleep(1.5)  # a checkpoint save at the final offset
+        assert second.last is not None and second.last.applied_offset is not None
+        await second.checkpoint_at(second.last.applied_offset)  # a periodic save at the final offset
         second.task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await second.task

@@ -24,6 +24,7 @@ from cachemigrate.errors import MigrationError
 from cachemigrate.service.app import create_app
 from cachemigrate.service.db import repo
 from cachemigrate.service.settings import Settings
+from support.poll import wait_until
 
 SECRET = Fernet.generate_key().decode()
 
@@ -198,14 +199,7 @@ def fake_executor() -> FakeExecutor:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout, interval)
 
 
 @pytest.fixture

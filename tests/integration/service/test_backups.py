@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from cachemigrate.engine.backup import FileSink, fetch_rdb
-from cachemigrate.engine.compare import compare
 from cachemigrate.engine.spec import Endpoint
 from conftest import SECRET, LiveService, signed, wait_for
-from support.servers import RedisServer, redis6_binary
+from support.compare import compare_servers
+from support.servers import RedisServer, require_redis6
 
 CLI = str(Path(sys.executable).parent / "cachemigrate")
 OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
@@ -121,9 +121,9 @@ FAST = ["--repl-diskless-sync-delay", "0"]
 
 
 def same(source: RedisServer, target: RedisServer) -> int:
-    report = asyncio.run(compare(Endpoint.from_url(source.url), Endpoint.from_url(target.url)))
-    assert (report.mismatched, report.missing, report.extra) == (0, 0, 0), report.examples
-    return report.keys_compared
+    report = compare_servers([source.client()], [target.client()])
+    assert report.ok, report.summary()
+    return report.compared
 
 
 def test_backup_round_trip(env: Env, redis_factory: Any) -> None:
@@ -242,9 +242,7 @@ def test_fetch_rdb_uses_rdb_only_on_redis_7_and_psync_before(redis_factory: Any,
     assert result.rdb_only and result.size == (tmp_path / "seven.rdb").stat().st_size
     assert not (tmp_path / "seven.rdb.part").exists()
     wait_for(lambda: seven.client().info("replication")["connected_slaves"] == 0)
-    binary = redis6_binary()
-    if binary is None:
-        pytest.skip("no Redis 6.0.9 binary: the PSYNC fallback is not exercised")
+    binary = require_redis6()
     six = redis_factory("six", binary=binary)
     fill(six, 300)
     result = asyncio.run(fetch_rdb(Endpoint.from_url(six.url), FileSink(tmp_path / "six.rdb")))

@@ -3,26 +3,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import text
 
 from conftest import FakeExecutor, LiveService, make_settings, signed, wait_for
-
-PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=root connect_timeout=3"
-
-
-def _pg_reason() -> str | None:
-    try:
-        with psycopg.connect(PG_DSN):
-            return None
-    except psycopg.Error as exc:
-        return f"PostgreSQL on 127.0.0.1:5432 is unreachable: {exc}".strip()
+from support.pg import pg_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,18 +19,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'svc.db'}"
         return
-    reason = _pg_reason()
-    if reason is not None:
-        print(f"skipping the PostgreSQL variant: {reason}")
-        pytest.skip(reason)
-    schema = f"cm_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://root@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema() as (_, url):
+        yield url
 
 
 def test_restart_resumes_and_keeps_everything(

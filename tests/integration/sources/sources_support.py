@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cachemigrate.engine.compare import CompareReport, compare
 from cachemigrate.engine.readers.aof_file import AofFileReader
 from cachemigrate.engine.readers.base import RecordTransform
 from cachemigrate.engine.readers.rdb_file import Opener, open_local
@@ -18,6 +18,8 @@ from cachemigrate.engine.writers import WriterOptions, open_writer
 from cachemigrate.formats.rdb.model import RdbHeader
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
+from support.compare import Comparison
+from support.compare import compare_servers as compare_sides
 from support.corpus import CORPUS
 from support.servers import RedisServer
 
@@ -90,5 +92,6 @@ def native_aof(
     return factory(name, args=args, binary=binary)
 
 
-async def compare_servers(a: RedisServer, b: RedisServer) -> CompareReport:
-    return await compare(Endpoint.from_url(a.url), Endpoint.from_url(b.url))
+async def compare_servers(a: RedisServer, b: RedisServer) -> Comparison:
+    """Every key of every db, with the independent comparator (support.compare)."""
+    return await asyncio.to_thread(compare_sides, [a.client()], [b.client()])

@@ -11,7 +11,7 @@ from sources_support import GENERATED, compare_servers, import_paths, native_aof
 
 from cachemigrate.errors import AofFormatError
 from support.corpus import CORPUS, manifest
-from support.servers import RedisServer, redis6_binary
+from support.servers import RedisServer, require_redis6
 
 CASES = [
     ("redis-6.0.9-single-aof-plain/appendonly.aof", False, 25),
@@ -31,8 +31,8 @@ async def test_corpus_aof_matches_native_load(
     done = await import_paths([str(source)], target)
     assert not done.failures
     report = await compare_servers(native, target)
-    assert report.ok, report.examples
-    assert report.keys_compared == keys
+    assert report.ok, report.summary()
+    assert report.compared == keys
 
 
 async def test_functions_and_ttls_follow(redis_factory: Callable[..., RedisServer], tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ async def test_truncated_aof_stops_at_last_whole_command(
     target = redis_factory("target")
     done = await import_paths([str(cut)], target)
     report = await compare_servers(native, target)
-    assert report.ok, report.examples
+    assert report.ok, report.summary()
     [src] = done.reader.sources
     assert src.state == "truncated" and done.reader.truncated == [src]
     [warning] = done.warnings()
@@ -133,16 +133,14 @@ async def test_damage_in_the_middle_names_file_and_offset(
 async def test_redis6_files_into_redis6_match_its_own_load(
     rel: str, redis_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    binary = redis6_binary()
-    if binary is None:
-        pytest.skip("the Redis 6.0.9 binary is not installed (make install)")
+    binary = require_redis6()
     source = GENERATED / rel
     native = native_aof(redis_factory, tmp_path, "native", source, multipart=False, binary=binary)
     target = redis_factory("target", binary=binary)
     done = await import_paths([str(source)], target)
     assert not done.failures
     report = await compare_servers(native, target)
-    assert report.ok and report.keys_compared == 25, report.examples
+    assert report.ok and report.compared == 25, report.summary()
 
 
 def _third_party_loadable() -> list[str]:
@@ -164,5 +162,5 @@ async def test_third_party_aofs_that_redis7_loads_match_its_load(
     # too (a loading server ignores error replies), so the data still matches.
     assert all(f.command == "FUNCTION" for f in done.failures), done.failures[:3]  # type: ignore[attr-defined]
     report = await compare_servers(native, target)
-    assert report.ok, report.examples
+    assert report.ok, report.summary()
     assert native.client().function_list() == target.client().function_list()

@@ -1,4 +1,4 @@
-"""The same AOF imports through run_pipeline (skipped until pipeline.py wires SourceKind.AOF_FILES)."""
+"""The same AOF imports through run_pipeline (SourceKind.AOF_FILES)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sources_support import GENERATED, compare_servers, native_aof
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import Endpoint, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import Phase, RecordingSink
-from cachemigrate.errors import AofFormatError, ConfigError
+from cachemigrate.errors import AofFormatError
 from support.corpus import CORPUS
 from support.servers import RedisServer
 
@@ -20,12 +20,7 @@ async def _run(paths: list[str], target: RedisServer) -> RecordingSink:
     sink = RecordingSink()
     spec = PipelineSpec(source=SourceSpec(SourceKind.AOF_FILES, paths=tuple(paths)),
                         target=Endpoint.from_url(target.url), name="aof")
-    try:
-        final = await run_pipeline(spec, events=sink)
-    except ConfigError as exc:
-        if "not supported yet" in str(exc):
-            pytest.skip("pipeline.py does not wire SourceKind.AOF_FILES yet")
-        raise
+    final = await run_pipeline(spec, events=sink)
     assert final.phase is Phase.DONE
     return sink
 
@@ -37,7 +32,7 @@ async def test_multipart_aof_through_the_pipeline(redis_factory: Callable[..., R
     target = redis_factory("target")
     sink = await _run([str(source)], target)
     report = await compare_servers(native, target)
-    assert report.ok and report.keys_compared == 26, report.examples
+    assert report.ok and report.compared == 26, report.summary()
     assert sink.last is not None and sink.last.commands_failed == 0
 
 
@@ -49,11 +44,6 @@ async def test_damaged_set_fails_the_pipeline_naming_file_and_offset(
     sink = RecordingSink()
     spec = PipelineSpec(source=SourceSpec(SourceKind.AOF_FILES, paths=(str(folder),)),
                         target=Endpoint.from_url(target.url), name="aof")
-    try:
-        with pytest.raises(AofFormatError, match=r"appendonly\.aof\.2\.incr\.aof, offset 0"):
-            await run_pipeline(spec, events=sink)
-    except ConfigError as exc:
-        if "not supported yet" in str(exc):
-            pytest.skip("pipeline.py does not wire SourceKind.AOF_FILES yet")
-        raise
+    with pytest.raises(AofFormatError, match=r"appendonly\.aof\.2\.incr\.aof, offset 0"):
+        await run_pipeline(spec, events=sink)
     assert any("appendonly.aof.2.incr.aof" in m for _, m in sink.logs)

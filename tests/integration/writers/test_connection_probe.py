@@ -19,7 +19,8 @@ from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
 from cachemigrate.protocol.resp import ErrorReply
-from support.servers import RedisServer, free_port, redis6_binary
+from support.require import require
+from support.servers import RedisServer, free_port, require_redis6
 
 
 async def test_execute_and_mapped_errors(target_redis: RedisServer) -> None:
@@ -89,8 +90,9 @@ async def test_tls_insecure(redis_factory: Callable[..., RedisServer], tmp_path:
     try:
         server = redis_factory("tls", args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),
                                             "--tls-key-file", str(key), "--tls-auth-clients", "no"])
-    except RuntimeError as exc:  # pragma: no cover - a redis-server built without TLS
-        pytest.skip(f"redis-server without TLS: {exc}")
+    except RuntimeError as exc:  # a redis-server built without TLS refuses the directive
+        require("Bad directive" not in str(exc), f"a redis-server built with TLS (Debian's is): {exc}")
+        raise
     conn = await Connection.open(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}/0?insecure=1"))
     assert await conn.execute("SET", "over-tls", "yes") == b"OK"
     await conn.close()
@@ -109,9 +111,7 @@ async def test_probe_redis7(target_redis: RedisServer) -> None:
 
 
 async def test_probe_redis6(redis_factory: Callable[..., RedisServer]) -> None:
-    binary = redis6_binary()
-    if binary is None:  # pragma: no cover
-        pytest.skip("no Redis 6 binary")
+    binary = require_redis6()
     server = redis_factory("r6", binary=binary, args=["--databases", "4"])
     info = await probe_target(Endpoint.from_url(server.url))
     assert info.version == (6, 0, 9) and info.rdb_version == 9 and info.databases == 4

@@ -12,6 +12,7 @@ from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers import StandaloneWriter, WriterOptions, open_writer
 from cachemigrate.errors import ConnectionLostError
 from cachemigrate.protocol.endpoint import Endpoint
+from support.poll import until
 from support.servers import RedisServer
 
 
@@ -171,8 +172,8 @@ async def test_connection_killed_mid_write(target_redis: RedisServer) -> None:
     await w.flush()
     control = target_redis.client()
 
-    async def kill_soon() -> None:
-        await asyncio.sleep(0.05)
+    async def kill_soon() -> None:  # once the writes are under way, past the first 100 keys
+        await until(lambda: control.dbsize() > 1000, what="writes to reach the target")
         control.client_kill_filter(_type="normal", skipme=True)
 
     killer = asyncio.create_task(kill_soon())

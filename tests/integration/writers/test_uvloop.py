@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.writers import open_writer
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
+from support.require import require_module
 from support.servers import RedisServer
 
-uvloop = pytest.importorskip("uvloop")
+uvloop = require_module("uvloop", "it comes with uvicorn[standard] (make install)")
 
 
 def test_connection_and_writer_under_uvloop(target_redis: RedisServer) -> None:

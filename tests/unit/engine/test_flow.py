@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
+from cachemigrate.engine import flow
 from cachemigrate.engine.flow import ByteBudget, TokenBucket
 from cachemigrate.errors import ConnectionLostError
+from support.clock import VirtualClock
 
 
 async def test_budget_waits_until_release() -> None:
@@ -63,14 +64,18 @@ def test_bucket_delay_is_exact() -> None:
         TokenBucket(0)
 
 
-async def test_bucket_rate_is_respected() -> None:
-    bucket = TokenBucket(2.0, burst=100_000)  # 2 MB/s
-    t0 = time.monotonic()
+async def test_bucket_rate_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = VirtualClock()
+    clock.install(monkeypatch, flow)  # the bucket's sleeps advance the clock they read
+    t0 = clock()
+    bucket = TokenBucket(2.0, burst=100_000, clock=clock)  # 2 MB/s
     for _ in range(6):
         await bucket.consume(100_000)  # first is the burst, then 5 x 50 ms
-    elapsed = time.monotonic() - t0
-    assert 0.22 <= elapsed < 0.6
-    unlimited = TokenBucket(None)
-    t0 = time.monotonic()
+    assert clock.sleeps == pytest.approx([0.05] * 5)
+    assert clock() - t0 == pytest.approx(0.25)
+    clock.sleeps.clear()
+    await asyncio.gather(*(bucket.consume(50_000) for _ in range(4)))  # FIFO: one sleeper at a time
+    assert clock.sleeps == pytest.approx([0.025] * 4)
+    unlimited = TokenBucket(None, clock=clock)
     await unlimited.consume(10**12)
-    assert time.monotonic() - t0 < 0.01
+    assert len(clock.sleeps) == 4  # unlimited never sleeps

@@ -18,7 +18,7 @@ from cachemigrate.formats.dump import (
     restore_packer,
 )
 from cachemigrate.protocol.commands import pack_command
-from support.corpus import CORPUS
+from support.corpus import CORPUS, requires_corpus
 
 
 def test_crc64_check_value() -> None:
@@ -72,7 +72,7 @@ GENERATED = _generated_payloads()
 RCT = _rct_restores()
 
 
-@pytest.mark.skipif(not GENERATED, reason="corpus not available")
+@requires_corpus(GENERATED, "generated-local/")
 def test_generated_corpus_payloads_verify_and_rebuild() -> None:
     assert len(GENERATED) >= 100
     for name, payload, type_byte, version in GENERATED:
@@ -81,7 +81,7 @@ def test_generated_corpus_payloads_verify_and_rebuild() -> None:
         assert build_payload(t, raw, v) == payload, name
 
 
-@pytest.mark.skipif(not RCT, reason="corpus not available")
+@requires_corpus(RCT, "redis-rdb-cli/rct/")
 def test_rct_restore_payloads_verify_and_rebuild() -> None:
     assert len(RCT) >= 500
     versions = set()

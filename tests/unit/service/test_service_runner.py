@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.fernet import Fernet
 
 from cachemigrate.engine.spec import Endpoint, PipelineSpec, SourceKind, SourceSpec
@@ -17,9 +18,16 @@ from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.session import Database, make_engine, upgrade
 from cachemigrate.service.runner import Runner
+from support.poll import until as poll_until
 
 SPEC = PipelineSpec(
     source=SourceSpec(kind=SourceKind.SYNC, endpoint=Endpoint(port=1)), target=Endpoint(port=2)
+)
+FAILING = PipelineSpec(
+    source=SourceSpec(kind=SourceKind.SYNC, endpoint=Endpoint(port=3)), target=Endpoint(port=2)
+)
+STOPPING = PipelineSpec(
+    source=SourceSpec(kind=SourceKind.SYNC, endpoint=Endpoint(port=4)), target=Endpoint(port=2)
 )
 
 
@@ -53,11 +61,8 @@ def status(db: Database, task_id: str) -> str:
     return task.status
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+async def until(predicate: Any, timeout: float = 30.0) -> None:
+    await poll_until(predicate, timeout, interval=0.02)
 
 
 def snap(phase: Phase) -> StatusSnapshot:
@@ -159,3 +164,47 @@ def test_cipher_keeps_passwords_out_of_rows(tmp_path: Path) -> None:
     task = db.run_sync(repo.get_task, project_id=None, task_id=task_id)
     assert task is not None and "hunter2" not in str(task.target_password_enc)
     assert cipher.decrypt_optional(task.target_password_enc) == "hunter2"
+
+
+async def test_an_end_status_is_never_seen_without_its_log_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAILED, SUCCESS and TERMINATED are committed with their log line: a client that sees the
+    status finds the line (the two used to be separate transactions; under load a client read
+    between them)."""
+    db = database(tmp_path)
+    seen: dict[str, str] = {}  # log code -> the task's status as another connection sees it
+    real = repo.add_logs
+
+    def spying(session: Any, /, *, task_id: str, entries: Any) -> None:
+        for _, code, _, _ in entries:
+            seen[code] = status(db, task_id)  # a second connection: only what is committed
+        real(session, task_id=task_id, entries=entries)
+
+    monkeypatch.setattr(repo, "add_logs", spying)
+
+    async def executor(spec: PipelineSpec, **kw: Any) -> StatusSnapshot:
+        if spec is FAILING:
+            raise AuthError("WRONGPASS invalid username-password pair")
+        if spec is STOPPING:
+            await kw["stop"].wait()
+            return snap(Phase.STOPPED)
+        return snap(Phase.DONE)
+
+    specs: dict[str, PipelineSpec] = {}
+
+    async def build_by_task(task_id: str) -> PipelineSpec:
+        return specs[task_id]
+
+    runner = Runner(db, build_spec=build_by_task, executor=executor, interval=0.05)
+    ok, bad, stopped = new_task(db), new_task(db), new_task(db)
+    specs.update({ok: SPEC, bad: FAILING, stopped: STOPPING})
+    for task_id in (ok, bad, stopped):
+        runner.start(task_id)
+    await until(lambda: status(db, ok) == st.SUCCESS and status(db, bad) == st.FAILED)
+    await runner.stop(stopped, wait=True)
+    await until(lambda: status(db, stopped) == st.TERMINATED)
+    await runner.close()
+    assert seen["migration.full.done"] == st.FULLMIGRATING
+    assert seen["migration.error.auth"] == st.FULLMIGRATING
+    assert seen["migration.stop"] in (st.FULLMIGRATING, st.TERMINATING)

@@ -3,8 +3,21 @@
 Full copy only: writes made while the scan runs may or may not be seen (SCAN guarantees only
 that keys present from start to end are returned). Each DUMP payload is split into the RDB type
 byte and value so the transform builds the RESTORE exactly as for an RDB key (footer relabelled
-for the target); the TTL becomes absolute (now + PTTL) so RESTORE ... ABSTTL keeps it right
-however long the copy takes.
+for the target).
+
+Expiry: RESTORE ... ABSTTL needs the absolute expire time, which must not depend on how long the
+round trip took (a loaded machine or a slow link delays requests and replies by seconds; a clock
+read before the request makes short-TTL keys arrive expired, one read after the reply lengthens
+every TTL by the reply's delay). So the source says it, in the order of preference (chosen once
+per node, with a probe on its first key):
+
+1. ``PEXPIRETIME`` (Redis 7.0+, Valkey): the absolute time itself; no clock of ours is involved.
+2. ``PTTL`` and ``TIME`` right after it, per key, in the same pipeline: the source's clock when
+   it answered (one command apart; a key may live those microseconds longer, never shorter).
+   One ``TIME`` per batch would not do: a source stalled inside a batch (a busy machine) would
+   lengthen every TTL after the stall by its length.
+3. ``PTTL`` with our clock read when the replies are in (a user allowed neither command): never
+   shorter either, but longer by the replies' delay — logged once as a warning.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import ReaderProgress, RecordTransform, TransformFactory
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
-from cachemigrate.errors import CacheMigrateError
+from cachemigrate.errors import CacheMigrateError, ServerError
 from cachemigrate.formats.rdb.model import NO_EXPIRE, KeyRecord, RdbHeader
 from cachemigrate.protocol.cluster import fetch_topology
 from cachemigrate.protocol.connection import Connection
@@ -31,6 +44,11 @@ from cachemigrate.protocol.probe import parse_info, parse_keyspace
 
 SCAN_COUNT = 1000
 _FOOTER = 10  # RDB version (2 bytes) + CRC64 (8 bytes)
+
+# How a node's expire times are read (module docstring).
+_ABSOLUTE = "PEXPIRETIME"
+_SERVER_CLOCK = "PTTL+TIME"
+_LOCAL_CLOCK = "PTTL"
 
 
 class ScanReader:
@@ -106,12 +124,13 @@ class ScanReader:
             if self.options.db_mode is DbMode.ONLY:
                 dbs = [d for d in dbs if d == self.options.db]
             keys = sum(space[d] for d in dbs)
+            modes: list[str] = []  # the node's expiry mode, probed on its first key
             self._total_keys = (self._total_keys or 0) + keys
             self.events.log(LogLevel.INFO, f"{ep.address}: scanning {keys} keys "
                             f"in db {', '.join(map(str, dbs)) or '-'}")
             for db in dbs:
                 await conn.execute("SELECT", db)
-                async for batch in self._scan_db(conn, db):
+                async for batch in self._scan_db(conn, db, modes):
                     yield batch
                     if self._stopped:
                         return
@@ -119,41 +138,66 @@ class ScanReader:
             with contextlib.suppress(CacheMigrateError, OSError):
                 await conn.close()
 
-    async def _scan_db(self, conn: Connection, db: int) -> AsyncIterator[list[Entry]]:
+    async def _scan_db(self, conn: Connection, db: int, modes: list[str]) -> AsyncIterator[list[Entry]]:
         cursor = b"0"
         while True:
             reply = await conn.execute("SCAN", cursor, "COUNT", self.count)
             cursor, keys = reply[0], reply[1]
             if keys:
-                batch = await self._dump(conn, db, keys)
+                if not modes:
+                    modes.append(await self._expiry_mode(conn, keys[0]))
+                batch = await self._dump(conn, db, keys, modes[0])
                 if batch:
                     yield batch
             if cursor in (b"0", 0, "0") or self._stopped:
                 return
 
-    async def _dump(self, conn: Connection, db: int, keys: list[bytes]) -> list[Entry]:
+    async def _expiry_mode(self, conn: Connection, key: bytes) -> str:
+        """The best way this node allows to read absolute expire times (module docstring)."""
+        for mode, args in ((_ABSOLUTE, ("PEXPIRETIME", key)), (_SERVER_CLOCK, ("TIME",))):
+            try:
+                await conn.execute(*args)
+                return mode
+            except ServerError:  # unknown command (before 7.0), or not allowed to this user
+                continue
+        self.events.log(LogLevel.WARNING, "the source allows neither PEXPIRETIME nor TIME: TTLs are "
+                        "counted from when its replies arrive, so a slow link lengthens them by its delay")
+        return _LOCAL_CLOCK
+
+    async def _dump(self, conn: Connection, db: int, keys: list[bytes], mode: str) -> list[Entry]:
         calls = []
+        expiry = "PEXPIRETIME" if mode == _ABSOLUTE else "PTTL"
+        stride = 3 if mode == _SERVER_CLOCK else 2
         for k in keys:
             calls.append(conn.execute("DUMP", k))
-            calls.append(conn.execute("PTTL", k))
+            calls.append(conn.execute(expiry, k))
+            if stride == 3:
+                calls.append(conn.execute("TIME"))  # the clock the PTTL just before counts from
         replies: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
-        now = time.time_ns() // 1_000_000
+        local = time.time_ns() // 1_000_000  # only for _LOCAL_CLOCK (or a TIME reply missing)
         out: list[Entry] = []
         nbytes = 0
         for i, key in enumerate(keys):
-            payload, pttl = replies[2 * i], replies[2 * i + 1]
-            if isinstance(payload, BaseException) or isinstance(pttl, BaseException):
-                err = payload if isinstance(payload, BaseException) else pttl
+            payload, when = replies[stride * i], replies[stride * i + 1]
+            if isinstance(payload, BaseException) or isinstance(when, BaseException):
+                err = payload if isinstance(payload, BaseException) else when
                 if not isinstance(err, CacheMigrateError):
                     raise err
                 self.events.log(LogLevel.ERROR, f"db {db} key {key[:64]!r}: cannot DUMP: {err}")
                 continue
-            if payload is None or pttl == -2:
+            if payload is None or when == -2:
                 continue  # deleted between SCAN and DUMP
             nbytes += len(payload)
+            if when < 0:
+                expire = NO_EXPIRE
+            elif mode == _ABSOLUTE:
+                expire = when
+            else:
+                clock = replies[stride * i + 2] if stride == 3 else None
+                base = int(clock[0]) * 1000 + int(clock[1]) // 1000 if isinstance(clock, list) else local
+                expire = base + when
             rec = KeyRecord(
-                db=db, key=key, type_byte=payload[0], value=payload[1:-_FOOTER],
-                expire_ms=NO_EXPIRE if pttl < 0 else now + pttl,
+                db=db, key=key, type_byte=payload[0], value=payload[1:-_FOOTER], expire_ms=expire
             )
             self._keys += 1
             for e in self._transform(payload).key(rec):

@@ -10,10 +10,10 @@ import pytest
 
 from cachemigrate.errors import RdbFormatError, UnsupportedRdbError
 from cachemigrate.formats.rdb import End, Function, KeyRecord, RdbParser, decode_value
-from support.corpus import CorpusFile, rdb_files
+from support.corpus import CorpusFile, rdb_files, require_corpus, requires_corpus
 
 FILES = rdb_files()
-pytestmark = pytest.mark.skipif(not FILES, reason="shared corpus not available")
+pytestmark = requires_corpus(FILES)
 
 # Opcode 246 FUNCTION_PRE_GA (7.0 release candidates): formats.md says 7.0 GA refuses it, but
 # Redis 7.0.15 loads these files (manifest, and checked by hand: FUNCTION LIST shows the
@@ -121,8 +121,8 @@ def test_corpus_outcome_table(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("path", sorted(PRE_GA_FUNCTIONS))
 def test_pre_ga_functions_read_like_redis_7_0(path: str) -> None:
     f = next((x for x in FILES if x.path == path), None)
-    if f is None:
-        pytest.skip("corpus file missing")
+    require_corpus(f, path)
+    assert f is not None
     parser = RdbParser()
     parser.feed(f.full.read_bytes())
     codes = [r.code for r in parser.records() if isinstance(r, Function)]

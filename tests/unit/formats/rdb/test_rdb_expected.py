@@ -20,10 +20,10 @@ from cachemigrate.formats.rdb import (
     Value,
     ZSetValue,
 )
-from support.corpus import CORPUS, rdb_files
+from support.corpus import CORPUS, rdb_files, require_corpus, requires_corpus
 
 FILES = {f.path: f for f in rdb_files()}
-pytestmark = pytest.mark.skipif(not FILES, reason="shared corpus not available")
+pytestmark = requires_corpus(FILES)
 
 
 def decoded(path: str) -> dict[tuple[int, bytes], Value]:
@@ -179,8 +179,7 @@ STREAM_CASES = [
 @pytest.mark.parametrize("path,resp", STREAM_CASES)
 def test_librdb_stream_resp(path: str, resp: str) -> None:
     """librdb's replay of a stream (XADD, XSETID, XGROUP CREATE ... ENTRIESREAD, XCLAIM ... FORCE)."""
-    if path not in FILES or not (CORPUS / resp).exists():
-        pytest.skip("corpus file missing")
+    require_corpus(path in FILES and (CORPUS / resp).exists(), f"{path} and {resp}")
     got = decoded(path)
     by_key = {k: v for (_, k), v in got.items()}
     cmds = resp_commands((CORPUS / resp).read_bytes())

@@ -8,10 +8,10 @@ import pytest
 from rdb_testlib import merged_values, parse_bytes
 
 from cachemigrate.formats.rdb import HashValue, KeyRecord, ListValue, SetValue, StringValue, Value, ZSetValue
-from support.corpus import CORPUS
+from support.corpus import CORPUS, requires_corpus
 
 DIR = CORPUS / "redis-rdb-tools"
-pytestmark = pytest.mark.skipif(not DIR.exists(), reason="shared corpus not available")
+pytestmark = requires_corpus(DIR.exists(), "redis-rdb-tools/")
 
 
 def load(name: str) -> dict[tuple[int, bytes], Value]:

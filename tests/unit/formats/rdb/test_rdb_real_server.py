@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 import redis
 
 from cachemigrate.formats.rdb import (
@@ -20,7 +19,7 @@ from cachemigrate.formats.rdb import (
     ZSetValue,
     decode_value,
 )
-from support.servers import RedisServer, redis6_binary
+from support.servers import RedisServer, require_redis6
 
 
 def populate(c: redis.Redis) -> None:
@@ -104,7 +103,5 @@ def test_redis7_dump_matches_server(redis_factory: Callable[..., RedisServer]) -
 
 
 def test_redis6_dump_matches_server(redis_factory: Callable[..., RedisServer]) -> None:
-    binary = redis6_binary()
-    if binary is None:
-        pytest.skip("redis-server 6.0.9 not installed")
+    binary = require_redis6()
     check(redis_factory("r6", binary=binary))

@@ -9,7 +9,7 @@ from rdb_testlib import build_rdb, enc_len, enc_str, parse_bytes, random_pieces
 
 from cachemigrate.errors import RdbFormatError
 from cachemigrate.formats.rdb import Aux, End, KeyRecord, RdbParser, SelectDb, iter_file
-from support.corpus import rdb_files
+from support.corpus import rdb_files, require_corpus
 
 FILES = [f for f in rdb_files() if f.full.stat().st_size > 0]
 
@@ -45,8 +45,7 @@ def test_random_feeds_match_whole(f) -> None:  # type: ignore[no-untyped-def]
 
 def test_big_file_in_64k_pieces_matches_whole() -> None:
     big = [f for f in PARSEABLE if f.full.stat().st_size > 1_000_000]
-    if not big:
-        pytest.skip("no large corpus file")
+    require_corpus(big, "an RDB file over 1 MB")
     data = big[0].full.read_bytes()
     whole, _ = parse_bytes(data)
     split, _ = parse_bytes(data, [65536] * (len(data) // 65536 + 1))
