@@ -59,10 +59,7 @@ async def fetch_rdb(
     size = 0
     try:
         await link.connect()
-        # ReplicationLink has no public call for extra REPLCONF options; the request/reply helper
-        # is the one its own handshake uses.
-        reply = await link._call(b"REPLCONF", b"rdb-only", b"1")
-        rdb_only = not reply.startswith("-")
+        rdb_only = await link.replconf(b"rdb-only", b"1")
         result = await link.psync(None, -1)
         if not result.full:
             raise ProtocolError(f"{endpoint.address}: PSYNC did not start a full synchronization")

@@ -18,6 +18,7 @@ from cachemigrate.errors import AuthError, ConnectionLostError, ServerError
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
+from cachemigrate.protocol.replication import ReplicationLink
 from cachemigrate.protocol.resp import ErrorReply
 from support.servers import RedisServer, free_port, redis6_binary
 
@@ -50,7 +51,7 @@ async def test_password_never_shown(redis_factory: Callable[..., RedisServer]) -
     conn = await Connection.open(Endpoint.from_url(server.url))
     assert "top-secret" not in repr(conn)
     await conn.close()
-    with pytest.raises(ConnectionLostError, match="could not connect"):
+    with pytest.raises(ConnectionLostError, match=r"^cannot connect to redis://127\.0\.0\.1:"):
         await Connection.open(Endpoint(port=free_port(), connect_timeout=2))
 
 
@@ -95,8 +96,18 @@ async def test_tls_insecure(redis_factory: Callable[..., RedisServer], tmp_path:
     assert await conn.execute("SET", "over-tls", "yes") == b"OK"
     await conn.close()
     assert server.client().get("over-tls") == b"yes"
-    with pytest.raises(ConnectionLostError):  # verification on: a self-signed cert is refused
-        await Connection.open(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}"))
+    # The replication link dials the same way: a full sync over TLS.
+    link = ReplicationLink(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}?insecure=1"))
+    await link.connect()
+    assert (await link.psync(None, -1)).full
+    rdb = b"".join([chunk async for chunk in link.rdb()])
+    assert rdb.startswith(b"REDIS") and b"over-tls" in rdb
+    await link.close()
+    for stack in (Connection.open, lambda ep: ReplicationLink(ep).connect()):
+        # Verification on: a self-signed certificate is refused, in the same words by both.
+        refused = r"^cannot connect to rediss://127\.0\.0\.1:\d+: .*CERTIFICATE_VERIFY_FAILED"
+        with pytest.raises(ConnectionLostError, match=refused):
+            await stack(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}"))
 
 
 async def test_probe_redis7(target_redis: RedisServer) -> None:

@@ -15,7 +15,6 @@ from cachemigrate.protocol.replication import (
     ReplicationLink,
     RetryLaterError,
     SyncRefusedError,
-    pack,
 )
 from cachemigrate.protocol.resp import CommandStream
 
@@ -60,10 +59,6 @@ def test_eof_mark_holds_back_at_most_39_bytes() -> None:
 def test_eof_mark_must_be_40_bytes() -> None:
     with pytest.raises(ProtocolError):
         EofMarkSplitter(b"short")
-
-
-def test_pack() -> None:
-    assert pack(b"PSYNC", "?", -1) == b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n"
 
 
 # ---- fake master -------------------------------------------------------------------------------
