@@ -28,7 +28,7 @@ from cachemigrate.errors import (
     MigrationError,
     UnsupportedRdbError,
 )
-from cachemigrate.formats.dump import payload_version_for_target, restore_extra, restore_packer
+from cachemigrate.formats.dump import payload_version_for_target, restore_packer
 from cachemigrate.formats.rdb.decode import decode_value
 from cachemigrate.formats.rdb.model import (
     NO_EXPIRE,
@@ -41,6 +41,7 @@ from cachemigrate.formats.rdb.model import (
     Value,
     ValueChunk,
 )
+from cachemigrate.protocol.commands import restore_extra
 
 __all__ = ["Target", "TargetCaps", "Transformer", "type_name"]
 

@@ -18,6 +18,7 @@ from typing import Final, Literal
 import anycrc
 
 from cachemigrate.errors import DumpPayloadError
+from cachemigrate.protocol.commands import restore_templates
 
 __all__ = [
     "REDIS_FOREIGN_MAX",
@@ -28,7 +29,6 @@ __all__ = [
     "min_rdb_version_for_type",
     "parse_payload",
     "payload_version_for_target",
-    "restore_extra",
     "restore_packer",
 ]
 
@@ -99,13 +99,10 @@ def restore_packer(replace: bool) -> RestorePacker:
     ``RESTORE key ttl payload [REPLACE] ABSTTL`` as one ``bytes`` (``expire_ms`` -1: no TTL).
 
     The migration hot path: the payload is never built on its own. Its CRC is chained over the
-    type byte (precomputed), the value in place and the version, and one ``%``-format writes the
-    command with the payload's pieces inlined: the value is copied once, into the command.
+    type byte (precomputed), the value in place and the version, and one ``%``-format of
+    ``protocol.commands.restore_templates`` writes the command with the payload's pieces inlined.
     """
-    tail = b"$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n" if replace else b"$6\r\nABSTTL\r\n"
-    head = b"*%d\r\n$7\r\nRESTORE\r\n$%%d\r\n%%b\r\n" % (5 + replace)
-    persist = head + b"$1\r\n0\r\n$%d\r\n%b%b%b\r\n" + tail
-    expiring = head + b"$%d\r\n%b\r\n$%d\r\n%b%b%b\r\n" + tail
+    persist, expiring = restore_templates(replace)
     calc, type_crc, prefix, footer, tables = _calc, _TYPE_CRC, _TYPE_PREFIX, _pack_footer, _SUFFIX_CRC
 
     def pack(key: bytes, expire_ms: int, type_byte: int, raw: bytes, version: int) -> bytes:
@@ -119,18 +116,6 @@ def restore_packer(replace: bool) -> RestorePacker:
                            footer(version, crc))
 
     return pack
-
-
-def restore_extra(command: bytes, replace: bool, idletime: int | None, freq: int | None) -> bytes:
-    """A command of ``restore_packer(replace)`` with ``IDLETIME n`` (or else ``FREQ n``) appended."""
-    if idletime is not None:
-        extra = b"$8\r\nIDLETIME\r\n$%d\r\n%d\r\n" % (len(b"%d" % idletime), idletime)
-    elif freq is not None:
-        extra = b"$4\r\nFREQ\r\n$%d\r\n%d\r\n" % (len(b"%d" % freq), freq)
-    else:
-        return command
-    argc = 5 + replace  # one digit: the header is "*6\r\n" or "*5\r\n"
-    return b"".join((b"*%d" % (argc + 2), memoryview(command)[2:], extra))
 
 
 def parse_payload(payload: bytes | bytearray | memoryview) -> tuple[int, bytes, int]:
