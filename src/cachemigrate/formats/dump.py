@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final
 
 import anycrc
 
 from cachemigrate.errors import DumpPayloadError
+from cachemigrate.formats.rdb.kinds import Vendor, value_type
 from cachemigrate.protocol.commands import restore_templates
 
 __all__ = [
     "REDIS_FOREIGN_MAX",
     "REDIS_FOREIGN_MIN",
-    "Vendor",
     "build_payload",
     "crc64",
     "min_rdb_version_for_type",
@@ -31,8 +31,6 @@ __all__ = [
     "payload_version_for_target",
     "restore_packer",
 ]
-
-Vendor = Literal["redis", "valkey"]
 
 _crc = anycrc.Model("CRC64-REDIS")
 _calc = _crc.calc
@@ -132,40 +130,18 @@ def parse_payload(payload: bytes | bytearray | memoryview) -> tuple[int, bytes, 
     return view[0], bytes(view[1:-FOOTER_SIZE]), version
 
 
-# The RDB version that introduced each type byte. Types 22/23 differ between vendors (§1).
-_COMMON_MIN: Final[dict[int, int]] = {
-    0: 1, 1: 1, 2: 1, 3: 1, 4: 1,
-    9: 2, 10: 2, 11: 2, 12: 2,
-    13: 4,  # HASH_ZIPLIST: RDB 4 (dev, c7d7d0a80); first released with 2.6 (RDB 6)
-    14: 7,
-    5: 8, 7: 8,
-    15: 9,
-    16: 10, 17: 10, 18: 10, 19: 10,
-    20: 11, 21: 11,
-}  # fmt: skip
-_REDIS_MIN: Final[dict[int, int]] = {
-    **_COMMON_MIN,
-    22: 12, 23: 12,  # HASH_METADATA_PRE_GA / HASH_LISTPACK_EX_PRE_GA (7.4 RCs)
-    24: 12, 25: 12,  # HASH_METADATA / HASH_LISTPACK_EX (7.4 GA)
-    26: 13,  # STREAM_LISTPACKS_4 (8.6)
-}  # fmt: skip
-_VALKEY_MIN: Final[dict[int, int]] = {
-    **_COMMON_MIN,
-    22: 80,  # HASH_2
-    23: 81,  # PATH_HASH
-}
 # Type bytes that only one vendor's servers understand.
 _VENDOR_SPECIFIC_MIN = 22
 
 
 def min_rdb_version_for_type(type_byte: int, vendor: Vendor = "redis") -> int | None:
-    """The RDB version that introduced ``type_byte`` in ``vendor``'s type table.
+    """The RDB version that introduced ``type_byte`` in ``vendor``'s type table (``rdb.kinds``).
 
     None when no released server of that vendor loads the type (6 MODULE_PRE_GA, unknown bytes,
     Redis's 24..26 on Valkey).
     """
-    table = _VALKEY_MIN if vendor == "valkey" else _REDIS_MIN
-    return table.get(type_byte)
+    known = value_type(type_byte, vendor)
+    return known.since if known is not None and known.restorable else None
 
 
 def _accepts(version: int, target_rdb_version: int, target_is_valkey: bool) -> bool:
