@@ -131,7 +131,8 @@ class Transformer:
         self._by_type_byte = array("Q", bytes(256 * 8))
         # The parser's batch_hook (runs of keys in one entry: the C walker) or None.
         self.batch_hook = PackedRuns.make(self._footer, replace=options.replace, map_db=self.map_db,
-                                          counts=self._by_type_byte, now_ms=now_ms) if packed else None
+                                          counts=self._by_type_byte, now_ms=now_ms) if (
+            packed and options.c_walker) else None
         self.expired = 0
         self.filtered = 0
         self.rewritten = 0
