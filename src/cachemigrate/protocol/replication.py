@@ -33,7 +33,7 @@ from cachemigrate.protocol.resp import CommandStream
 
 EOF_MARK_SIZE = 40
 DEFAULT_REPL_TIMEOUT = 60.0
-CHUNK = (1 << 20) - (16 << 10)  # under the CLI's 1 MiB mmap threshold (reused heap blocks)
+CHUNK = (1 << 20) - (16 << 10)  # the same read size as the file reader's (rdb_file.CHUNK)
 COALESCE_BYTES = 512 << 10
 COALESCE_WAIT = 0.002
 
