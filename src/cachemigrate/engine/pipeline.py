@@ -208,10 +208,11 @@ class _Run:
     def _make_presence(self) -> PresenceCheck | None:
         """Counts replaced keys (and keeps existing ones for no-replace rewrites) when the target
         already had keys. File and SCAN sources on standalone targets: a SYNC source's RESTOREs
-        keep existing keys by themselves, and its later commands must apply to every key."""
+        keep existing keys by themselves, and its later commands must apply to every key. A
+        target flushed before the full phase has no keys to find."""
         t = self.target
         kind = self.spec.source.kind
-        if t is None or t.cluster or t.total_keys == 0:
+        if t is None or t.cluster or t.total_keys == 0 or self.spec.options.flush_target:
             return None
         if kind not in (SourceKind.RDB_FILES, SourceKind.AOF_FILES, SourceKind.SCAN):
             return None
