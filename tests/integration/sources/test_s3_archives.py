@@ -286,7 +286,7 @@ def test_any_key_streams_through_the_one_s3_client(key: str, s3: tuple[S3Setting
     data = os.urandom(3 << 20)
     client.put_object(Bucket=BUCKET, Key=key, Body=data)
     fh, size, _name = make_opener(settings)(f"s3://{BUCKET}/{key}")
-    assert isinstance(fh.raw, S3Stream) and size == len(data)  # type: ignore[attr-defined]
+    assert isinstance(fh, io.BufferedReader) and isinstance(fh.raw, S3Stream) and size == len(data)
     assert fh.read() == data
     fh.close()
     ranged = S3RangeFile(client, BUCKET, key, len(data), block=1 << 20)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from cachemigrate.errors import AuthError, ConnectionLostError, LoadingError
+from cachemigrate.errors import AuthError, ConnectionLostError, LoadingError, ServerError
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.dialer import auth_args, tls_context
 from cachemigrate.protocol.endpoint import Endpoint
@@ -100,7 +100,9 @@ async def scripted() -> AsyncIterator[Callable[[Reply], Awaitable[int]]]:
         (b"-LOADING Redis is loading the dataset in memory\r\n", LoadingError),
     ],
 )
-async def test_auth_refused_alike_on_both_stacks(scripted, refusal: bytes, exc: type[Exception]) -> None:  # type: ignore[no-untyped-def]
+async def test_auth_refused_alike_on_both_stacks(
+    scripted: Callable[[Reply], Awaitable[int]], refusal: bytes, exc: type[Exception]
+) -> None:
     def reply(argv: list[bytes]) -> bytes:
         if argv[0] == b"AUTH":
             assert argv[1:] == [b"repl", SECRET.encode()]
@@ -117,4 +119,4 @@ async def test_auth_refused_alike_on_both_stacks(scripted, refusal: bytes, exc: 
     words = refusal[1:].strip().decode()
     for info in (by_conn, by_link):
         assert str(info.value) == f"redis://repl:***@127.0.0.1:{ep.port}: {words}"
-        assert info.value.command == b"AUTH"  # type: ignore[attr-defined]
+        assert isinstance(info.value, ServerError) and info.value.command == b"AUTH"
