@@ -199,15 +199,16 @@ class ReplicationLink:
             raise ConnectionLostError("replication link not connected")
         return self._reader
 
-    async def _guarded(self, op: Awaitable[bytes]) -> bytes:
-        """Await a read with the replication timeout; any failure is a lost link."""
+    async def _guarded(self, op: Awaitable[bytes], *, idle: float | None = None) -> bytes:
+        """Await a read within the replication timeout; any failure is a lost link. With ``idle``,
+        a read that waits that long raises TimeoutError instead, for the caller to act on."""
         try:
-            async with asyncio.timeout(self.repl_timeout):  # lighter than wait_for (no task)
+            async with asyncio.timeout(self.repl_timeout if idle is None else idle):  # no task
                 data = await op
         except TimeoutError:
-            raise ConnectionLostError(
-                f"no data from {self._name} for {self.repl_timeout:g} s"
-            ) from None
+            if idle is not None:
+                raise
+            raise self._silent() from None
         except asyncio.IncompleteReadError:
             raise ConnectionLostError(f"{self._name} closed the replication link") from None
         except (OSError, asyncio.LimitOverrunError) as exc:
@@ -218,6 +219,9 @@ class ReplicationLink:
         if self.throttle is not None:
             await self.throttle(len(data))
         return data
+
+    def _silent(self) -> ConnectionLostError:
+        return ConnectionLostError(f"no data from {self._name} for {self.repl_timeout:g} s")
 
     # ---- RDB transfer -----------------------------------------------------------------------
 
@@ -317,21 +321,12 @@ class ReplicationLink:
             deadline = loop.time() + self.repl_timeout
             while True:
                 try:
-                    data = await asyncio.wait_for(self._stream().read(self.chunk_size), idle)
+                    data = await self._guarded(self._stream().read(self.chunk_size), idle=idle)
                 except TimeoutError:
                     if loop.time() >= deadline:
-                        raise ConnectionLostError(
-                            f"no data from {self._name} for {self.repl_timeout:g} s"
-                        ) from None
+                        raise self._silent() from None
                     yield []
                     continue
-                except OSError as exc:
-                    raise ConnectionLostError(f"replication link to {self._name}: {exc}") from None
-                if not data:
-                    raise ConnectionLostError(f"{self._name} closed the replication link")
-                self.bytes_read += len(data)
-                if self.throttle is not None:
-                    await self.throttle(len(data))
                 break
 
     def _take(self, parser: CommandStream) -> list[StreamCommand]:
