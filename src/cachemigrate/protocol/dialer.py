@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from cachemigrate.errors import AuthError, ConnectionLostError, ServerError
+from cachemigrate.errors import AuthError, ConfigError, ConnectionLostError, ServerError
 from cachemigrate.protocol.endpoint import Endpoint
 
 __all__ = ["authenticate", "dial", "open_stream", "tls_context"]
@@ -25,11 +25,19 @@ Call = Callable[..., Awaitable[object]]
 
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext | None:
-    """The client TLS context for ``endpoint`` (None without TLS): the system's CAs, verification
-    on, except with ``tls_insecure`` (a self-signed test server, a managed service's private CA)."""
+    """The client TLS context for ``endpoint`` (None without TLS): verification on, against
+    ``tls_ca_file`` or the system's CAs, except with ``tls_insecure`` (a self-signed test
+    server); ``tls_cert_file`` (+ ``tls_key_file``) is the client certificate. A file that cannot
+    be read is a ConfigError naming it."""
     if not endpoint.tls:
         return None
-    ctx = ssl.create_default_context()
+    try:
+        ctx = ssl.create_default_context(cafile=endpoint.tls_ca_file)
+        if endpoint.tls_cert_file:
+            ctx.load_cert_chain(endpoint.tls_cert_file, endpoint.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        files = [f for f in (endpoint.tls_ca_file, endpoint.tls_cert_file, endpoint.tls_key_file) if f]
+        raise ConfigError(f"TLS files for {endpoint.display_url()} ({', '.join(files)}): {exc}") from None
     if endpoint.tls_insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import ipaddress
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cachemigrate.errors import AuthError, ConnectionLostError, ServerError
+from cachemigrate.errors import AuthError, ConfigError, ConnectionLostError, ServerError
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
@@ -108,6 +109,34 @@ async def test_tls_insecure(redis_factory: Callable[..., RedisServer], tmp_path:
         refused = r"^cannot connect to rediss://127\.0\.0\.1:\d+: .*CERTIFICATE_VERIFY_FAILED"
         with pytest.raises(ConnectionLostError, match=refused):
             await stack(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}"))
+
+
+async def test_tls_verified_with_a_ca_file_and_a_client_certificate(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path / "tls")  # its own CA, for the server and the client
+    tls_port = free_port()
+    try:
+        redis_factory("mtls", args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                                    "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                                    "--tls-auth-clients", "yes"])
+    except RuntimeError as exc:  # pragma: no cover - a redis-server built without TLS
+        pytest.skip(f"redis-server without TLS: {exc}")
+    url = f"rediss://127.0.0.1:{tls_port}?ssl_ca_certs={cert}&ssl_certfile={cert}&ssl_keyfile={key}"
+    ep = Endpoint.from_url(url)
+    assert (ep.tls_ca_file, ep.tls_cert_file, ep.tls_key_file) == (str(cert), str(cert), str(key))
+    conn = await Connection.open(ep)  # verification on: the CA file vouches for the server
+    assert await conn.execute("PING") == b"PONG"
+    await conn.close()
+    link = ReplicationLink(ep)
+    await link.connect()
+    assert (await link.psync(None, -1)).full
+    await link.close()
+    with pytest.raises(ConnectionLostError):  # no client certificate: the server drops us
+        anonymous = await Connection.open(dataclasses.replace(ep, tls_cert_file=None, tls_key_file=None))
+        await anonymous.execute("PING")
+    with pytest.raises(ConfigError, match=r"no-such\.pem"):
+        await Connection.open(dataclasses.replace(ep, tls_ca_file=str(tmp_path / "no-such.pem")))
 
 
 async def test_probe_redis7(target_redis: RedisServer) -> None:
