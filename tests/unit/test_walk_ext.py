@@ -134,7 +134,7 @@ class Mode:
         version = self._versions()[t]
         key, raw = bytes(key), bytes(raw)
         if (not version or idle is not None or freq is not None or meta is not None
-                or (len(raw) <= _TINY and _IS_COLLECTION[t])):
+                or (len(raw) <= _TINY and _IS_COLLECTION["redis"][t])):
             o.items.append(("left", db, key, t, raw, exp, idle, freq, meta))
             return SENT
         o.counts[t] += 1

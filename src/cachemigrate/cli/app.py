@@ -9,7 +9,6 @@ not need them.
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 import typer
@@ -25,8 +24,6 @@ from cachemigrate.cli import (
 from cachemigrate.errors import CacheMigrateError
 
 _HELP = "Migrate data into Redis-compatible caches: RDB/AOF import, online sync, DCS-compatible service."
-_M_TRIM_THRESHOLD = -1  # mallopt parameters from glibc's malloc.h
-_M_MMAP_THRESHOLD = -3
 
 # Top-level modules of the optional extras (pyproject.toml) -> the extra that installs them.
 EXTRAS = {
@@ -66,23 +63,6 @@ for _module in (import_cmd, migrate_cmd, inspect_cmd, compare_cmd, service_cmds,
     _module.register(app)
 
 
-def _tune_malloc() -> None:
-    """Keep big buffers (8 MiB file chunks, big values) in mmap so freeing them returns memory.
-
-    glibc raises its mmap threshold after the first big free, after which big buffers come from
-    the heap and fragment it: peak RSS of the big-key import varied 165-245 MB with the default
-    and holds lower with a fixed 1 MiB threshold (see the closing notes of the big-key work).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return  # not glibc (musl...): nothing to tune
-    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-    libc.mallopt(_M_TRIM_THRESHOLD, 4 << 20)
-
-
 def missing_extra(exc: ModuleNotFoundError) -> str | None:
     """The line to print when a command needs an extra that is not installed (else None)."""
     module = (exc.name or "").split(".")[0]
@@ -96,7 +76,6 @@ def missing_extra(exc: ModuleNotFoundError) -> str | None:
 
 
 def main() -> None:
-    _tune_malloc()
     try:
         app()
     except CacheMigrateError as exc:

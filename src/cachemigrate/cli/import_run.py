@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 
+from cachemigrate.cli import run_env
 from cachemigrate.cli.progress import ProgressSink, err_console, print_summary, stdout_console
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import (
@@ -13,7 +14,6 @@ from cachemigrate.engine.spec import (
     Endpoint,
     PipelineOptions,
     PipelineSpec,
-    S3Settings,
     SourceKind,
     SourceSpec,
 )
@@ -39,9 +39,10 @@ def run_import(
     options = PipelineOptions(
         replace=not no_replace, rewrite=rewrite, big_key_bytes=big_key_mb << 20,
         bandwidth_mb=bandwidth_mb, db_mode=mode, db=db, flush_target=flush_target,
+        c_walker=run_env.c_walker(),
     )
     kind = SourceKind.RDB_FILES if all(_looks_rdb(p) for p in files) else SourceKind.AOF_FILES
-    s3 = S3Settings.from_env()
+    s3 = run_env.s3_settings()
     if s3_endpoint_url:
         s3 = dataclasses.replace(s3, endpoint_url=s3_endpoint_url)
     spec = PipelineSpec(

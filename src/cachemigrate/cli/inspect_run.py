@@ -11,7 +11,7 @@ from typing import Any
 
 from cachemigrate.errors import ConfigError
 from cachemigrate.formats.rdb import RdbParser
-from cachemigrate.formats.rdb.kinds import logical_type
+from cachemigrate.formats.rdb.kinds import file_vendor, type_kind
 from cachemigrate.formats.rdb.model import Aux, End, Function, KeyRecord, ModuleAux, Record, ValueChunk
 
 
@@ -29,7 +29,7 @@ def run_inspect(*, path: str, top: int = 10, as_json: bool = False) -> None:
         if kind is KeyRecord:
             assert isinstance(rec, KeyRecord)
             per_db[rec.db] += 1
-            t = logical_type(rec.type_byte, is_valkey=parser.header is not None and parser.header.is_valkey)
+            t = type_kind(rec.type_byte, file_vendor(parser.header) if parser.header else "redis")
             per_type[t] += 1
             expires += rec.expire_ms >= 0
             size = len(rec.value) if not rec.big else rec.end_offset - rec.offset

@@ -15,6 +15,7 @@ import contextlib
 import signal
 from typing import TYPE_CHECKING
 
+from cachemigrate.cli import run_env
 from cachemigrate.cli.progress import err_console, print_summary, stdout_console
 from cachemigrate.engine.checkpoint import CheckpointStore, FileCheckpointStore, MemoryCheckpointStore
 from cachemigrate.engine.pipeline import run_pipeline
@@ -142,7 +143,7 @@ def run_migrate(
     mode = DbMode.FOLD if fold_dbs else DbMode.ONLY if db is not None else DbMode.KEEP
     options = PipelineOptions(
         incremental=incremental, bandwidth_mb=bandwidth_mb, resume_mode=resume_mode,
-        db_mode=mode, db=db, flush_target=flush_target,
+        db_mode=mode, db=db, flush_target=flush_target, c_walker=run_env.c_walker(),
     )
     source = Endpoint.from_url(source_url)
     spec = PipelineSpec(

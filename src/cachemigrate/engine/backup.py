@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from cachemigrate.engine.s3_objects import S3Settings, _s3_error
+from cachemigrate.engine.s3_objects import s3_client, s3_error
+from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import CacheMigrateError, MigrationError, ProtocolError
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import ReplicationLink
@@ -59,10 +60,7 @@ async def fetch_rdb(
     size = 0
     try:
         await link.connect()
-        # ReplicationLink has no public call for extra REPLCONF options; the request/reply helper
-        # is the one its own handshake uses.
-        reply = await link._call(b"REPLCONF", b"rdb-only", b"1")
-        rdb_only = not reply.startswith("-")
+        rdb_only = await link.replconf(b"rdb-only", b"1")
         result = await link.psync(None, -1)
         if not result.full:
             raise ProtocolError(f"{endpoint.address}: PSYNC did not start a full synchronization")
@@ -140,7 +138,7 @@ class S3Sink:
     async def _call(self, method: str, **kw: Any) -> Any:
         def work() -> Any:
             if self._client is None:
-                self._client = self.settings.client()
+                self._client = s3_client(self.settings)
             return getattr(self._client, method)(**kw)
 
         try:
@@ -148,7 +146,7 @@ class S3Sink:
         except CacheMigrateError:
             raise
         except Exception as exc:
-            raise _s3_error(self.url, exc) from exc
+            raise s3_error(self.url, exc) from exc
 
     async def write(self, data: bytes) -> None:
         self._buf += data

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from cachemigrate.engine.entry import Entry
 from cachemigrate.formats.rdb import walk as c_walk
 
-RUN_BYTES = 512 << 10  # bytes of commands per walker call (one Entry); under the mmap threshold
+RUN_BYTES = 512 << 10  # bytes of commands per walker call (one Entry)
 _RESTORE = b"RESTORE"
 _TAG = "restore"
 

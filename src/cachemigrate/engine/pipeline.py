@@ -158,11 +158,11 @@ class _Run:
         if src.kind in (SourceKind.RDB_FILES, SourceKind.AOF_FILES):
             if not src.paths:
                 raise ConfigError("no backup file to import")
-            from cachemigrate.engine.sources import S3Settings, archive_kind, make_opener
+            from cachemigrate.engine.sources import archive_kind, make_opener
 
             bucket = TokenBucket(o.bandwidth_mb) if o.bandwidth_mb else None
             hook = bucket.consume if bucket else None
-            opener = make_opener(src.s3 or S3Settings.from_env())
+            opener = make_opener(src.s3)
             # Plain RDB files (local or s3://) take the fast reader; AOF, multi-part, archives the other.
             if src.kind is SourceKind.RDB_FILES and not any(archive_kind(p) for p in src.paths):
                 return RdbFileReader(src.paths, o, transform_factory=factory, events=self.events,
@@ -208,10 +208,11 @@ class _Run:
     def _make_presence(self) -> PresenceCheck | None:
         """Counts replaced keys (and keeps existing ones for no-replace rewrites) when the target
         already had keys. File and SCAN sources on standalone targets: a SYNC source's RESTOREs
-        keep existing keys by themselves, and its later commands must apply to every key."""
+        keep existing keys by themselves, and its later commands must apply to every key. A
+        target flushed before the full phase has no keys to find."""
         t = self.target
         kind = self.spec.source.kind
-        if t is None or t.cluster or t.total_keys == 0:
+        if t is None or t.cluster or t.total_keys == 0 or self.spec.options.flush_target:
             return None
         if kind not in (SourceKind.RDB_FILES, SourceKind.AOF_FILES, SourceKind.SCAN):
             return None

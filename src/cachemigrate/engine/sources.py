@@ -2,7 +2,7 @@
 
 Openers have the ``rdb_file.Opener`` shape (path -> stream, size or None, display name) and
 stream: nothing is read whole into memory or downloaded whole to disk.
-- S3 objects are read from ``get_object()['Body']`` as the reader asks for bytes.
+- S3 objects are read from boto3's ``get_object()['Body']`` as the reader asks for bytes.
 - ``.zip`` needs random access (its directory is at the end): on S3 it is read through
   ``S3RangeFile``, a seekable file over ranged GETs with one cached block; a non-seekable stream
   from a custom opener is spooled to a temporary file (the only case that copies to disk).
@@ -16,31 +16,21 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Generator, Iterator
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, cast
+from typing import IO, Any, BinaryIO, Literal, cast
 
-from cachemigrate.engine.s3_objects import (
-    S3RangeFile,
-    S3Settings,
-    S3Stream,
-    Source,
-    open_s3,
-    parse_s3_url,
-)
+from cachemigrate.engine.readers.rdb_file import Opener, open_local
+from cachemigrate.engine.s3_objects import S3RangeFile, S3Stream, Source, open_s3, parse_s3_url
+from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import CacheMigrateError, ConfigError, FormatError
 
-if TYPE_CHECKING:  # imported lazily: engine.spec may import S3Settings from here
-    from cachemigrate.engine.readers.rdb_file import Opener
-
 # The archive and compression modules (tarfile, zipfile, gzip, bz2, lzma, tempfile, shutil) are
-# imported by the functions that read archives: every import and migrate run imports this module
-# through engine.spec, and most never open an archive.
+# imported by the functions that read archives: most imports never open an archive.
 
 __all__ = [
     "ArchiveKind",
     "ArchiveMemberReader",
     "CountingReader",
     "S3RangeFile",
-    "S3Settings",
     "S3Stream",
     "Source",
     "archive_kind",
@@ -58,14 +48,14 @@ _SPOOL_MEMORY = 16 << 20
 
 
 def make_opener(s3: S3Settings | None = None) -> Opener:
-    """An opener for local paths and ``s3://`` URLs (``.zip`` objects come back seekable)."""
-    from cachemigrate.engine.readers.rdb_file import open_local
-
+    """An opener for local paths and ``s3://`` URLs (``.zip`` objects come back seekable);
+    ``s3`` None: boto3's own lookup of the endpoint and credentials."""
     client: list[Any] = []
+    settings = s3 or S3Settings()
 
     def open_any(path: str) -> Source:
         if path.startswith("s3://"):
-            return open_s3(path, s3 or S3Settings.from_env(), client, seekable=archive_kind(path) == "zip")
+            return open_s3(path, settings, client, seekable=archive_kind(path) == "zip")
         if "://" in path:
             raise ConfigError(f"{path}: unsupported URL scheme (use a local path or s3://bucket/key)")
         return open_local(path)

@@ -1,11 +1,14 @@
-"""What a migration is asked to do: frozen options handed to ``pipeline.run_pipeline``."""
+"""What a migration is asked to do: frozen options handed to ``pipeline.run_pipeline``.
+
+Every setting is filled in by the caller (the CLI, the service's settings): nothing below the
+edges reads the environment.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 
-from cachemigrate.engine.sources import S3Settings
 from cachemigrate.protocol.endpoint import Endpoint
 
 
@@ -28,11 +31,24 @@ class DbMode(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class S3Settings:
+    """How to reach an S3-compatible store. Unset fields fall back to boto3's own lookup
+    (``AWS_*`` variables, the shared config and credentials files, instance roles)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    path_style: bool = False  # bucket in the path (MinIO, most S3-compatible stores)
+
+
+@dataclass(frozen=True, slots=True)
 class SourceSpec:
     kind: SourceKind
     paths: tuple[str, ...] = ()  # RDB_FILES / AOF_FILES
     endpoint: Endpoint | None = None  # SYNC / SCAN (a cluster source is detected by itself)
-    s3: S3Settings | None = None  # how to reach s3:// paths (None: from the environment)
+    s3: S3Settings | None = None  # how to reach s3:// paths (None: boto3's own lookup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +67,9 @@ class PipelineOptions:
     target_db: int | None = None  # with DbMode.ONLY: where it goes (default: same index)
     flush_target: bool = False  # FLUSHALL the target before the full phase
     max_bytes_in_flight: int = 8 << 20  # writer back-pressure budget (no measurable loss vs 64 MiB)
+    # Runs of whole key records become RESTORE commands in C (formats/rdb/_walk.c) where it is
+    # built; False: the pure-Python path makes the same bytes (CACHEMIGRATE_PURE_PYTHON=1).
+    c_walker: bool = True
 
 
 @dataclass(frozen=True, slots=True)

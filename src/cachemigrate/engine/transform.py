@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from cachemigrate.engine import rewrite as rw
-from cachemigrate.engine.capabilities import TYPE_NAME_BY_BYTE, Target, TargetCaps, at_least, type_name
+from cachemigrate.engine.capabilities import Target, TargetCaps, at_least
 from cachemigrate.engine.entry import Arg, Entry
 from cachemigrate.engine.packed_runs import PackedRuns
 from cachemigrate.engine.spec import DbMode, PipelineOptions
@@ -28,8 +28,9 @@ from cachemigrate.errors import (
     MigrationError,
     UnsupportedRdbError,
 )
-from cachemigrate.formats.dump import payload_version_for_target, restore_extra, restore_packer
+from cachemigrate.formats.dump import payload_version_for_target, restore_packer
 from cachemigrate.formats.rdb.decode import decode_value
+from cachemigrate.formats.rdb.kinds import VALUE_TYPES, file_vendor, kinds_by_byte
 from cachemigrate.formats.rdb.model import (
     NO_EXPIRE,
     Function,
@@ -41,13 +42,17 @@ from cachemigrate.formats.rdb.model import (
     Value,
     ValueChunk,
 )
+from cachemigrate.protocol.commands import restore_extra
 
-__all__ = ["Target", "TargetCaps", "Transformer", "type_name"]
+__all__ = ["Target", "TargetCaps", "Transformer"]
 
 # Collections whose empty form is a legal RDB value but not a legal key. Every empty encoding
 # (a zero length, an empty ziplist/listpack/intset/zipmap blob, a hash-metadata header) fits in
 # _TINY bytes, so only values that small are decoded to look.
-_IS_COLLECTION: Final = tuple(TYPE_NAME_BY_BYTE[t] in ("list", "set", "zset", "hash") for t in range(256))
+_IS_COLLECTION: Final = {
+    vendor: tuple(k in ("list", "set", "zset", "hash") for k in kinds_by_byte(vendor))
+    for vendor in VALUE_TYPES
+}
 _TINY = 16
 
 _RESTORE = b"RESTORE"
@@ -90,6 +95,9 @@ class Transformer:
         target with nothing to check per key), so the C walker may turn runs of keys into one."""
         self.options = options
         self.header = header
+        vendor = file_vendor(header)
+        self._kinds = kinds_by_byte(vendor)  # the type name per type byte, in this file's table
+        self._is_collection = _IS_COLLECTION[vendor]
         self.target = target
         self._now_ms = now_ms
         if options.db_mode is DbMode.ONLY and options.db is None:
@@ -123,7 +131,8 @@ class Transformer:
         self._by_type_byte = array("Q", bytes(256 * 8))
         # The parser's batch_hook (runs of keys in one entry: the C walker) or None.
         self.batch_hook = PackedRuns.make(self._footer, replace=options.replace, map_db=self.map_db,
-                                          counts=self._by_type_byte, now_ms=now_ms) if packed else None
+                                          counts=self._by_type_byte, now_ms=now_ms) if (
+            packed and options.c_walker) else None
         self.expired = 0
         self.filtered = 0
         self.rewritten = 0
@@ -147,7 +156,7 @@ class Transformer:
         out = Counter(self._by_type)
         for t, n in enumerate(self._by_type_byte):
             if n:
-                out[TYPE_NAME_BY_BYTE[t]] += n
+                out[self._kinds[t]] += n
         return out
 
     # ---- db mapping ------------------------------------------------------------------------
@@ -208,10 +217,10 @@ class Transformer:
         if version is None or rec.big:
             return self._rewrite_key(rec, db)
         raw = rec.value
-        if len(raw) <= _TINY and _IS_COLLECTION[t] and self._is_empty(rec):
+        if len(raw) <= _TINY and self._is_collection[t] and self._is_empty(rec):
             self.empty += 1  # RESTORE refuses empty collections; a loading server skips them
             return []
-        name = TYPE_NAME_BY_BYTE[t]
+        name = self._kinds[t]
         self._by_type[name] += 1
         key = rec.key
         # The whole RESP command in one go (argv keeps the name and key for error messages).
@@ -250,7 +259,7 @@ class Transformer:
             self.filtered += 1
             return []
         version = self._footer[t]
-        if version is None or (len(raw) <= _TINY and _IS_COLLECTION[t]):
+        if version is None or (len(raw) <= _TINY and self._is_collection[t]):
             rec = KeyRecord(db, key, t, raw, exp, idle, freq, offset, end_offset)
             if meta is not None:
                 rec.key_meta = meta
@@ -263,7 +272,7 @@ class Transformer:
         wire = self._pack(key, exp, t, raw, version)
         if idle is not None or freq is not None:
             wire = restore_extra(wire, self._replace, idle, freq)
-        return Entry([_RESTORE, key], tdb, key, len(wire), end_offset, TYPE_NAME_BY_BYTE[t], wire)
+        return Entry([_RESTORE, key], tdb, key, len(wire), end_offset, self._kinds[t], wire)
 
     def function(self, fn: Function) -> list[Entry]:
         """``FUNCTION LOAD REPLACE code``, for every database (db -1)."""
@@ -316,7 +325,7 @@ class Transformer:
                 self.filtered += 1
                 return []
         key = rec.key
-        name = TYPE_NAME_BY_BYTE[rec.type_byte]
+        name = self._kinds[rec.type_byte]
         if isinstance(value, ModuleValue):
             self._unsupported(db, key, f"module {value.module_name!r} values can only move with RESTORE")
             return []
@@ -334,7 +343,7 @@ class Transformer:
         return self._entries(cmds, db, key, name, rec.offset, rec.end_offset, True)
 
     def _rewrite_key(self, rec: KeyRecord, db: int) -> list[Entry]:
-        name = TYPE_NAME_BY_BYTE[rec.type_byte]
+        name = self._kinds[rec.type_byte]
         if rec.big:
             self._by_type[name] += 1
             self.rewritten += 1

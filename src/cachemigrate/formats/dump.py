@@ -13,26 +13,24 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final
 
 import anycrc
 
 from cachemigrate.errors import DumpPayloadError
+from cachemigrate.formats.rdb.kinds import Vendor, value_type
+from cachemigrate.protocol.commands import restore_templates
 
 __all__ = [
     "REDIS_FOREIGN_MAX",
     "REDIS_FOREIGN_MIN",
-    "Vendor",
     "build_payload",
     "crc64",
     "min_rdb_version_for_type",
     "parse_payload",
     "payload_version_for_target",
-    "restore_extra",
     "restore_packer",
 ]
-
-Vendor = Literal["redis", "valkey"]
 
 _crc = anycrc.Model("CRC64-REDIS")
 _calc = _crc.calc
@@ -99,13 +97,10 @@ def restore_packer(replace: bool) -> RestorePacker:
     ``RESTORE key ttl payload [REPLACE] ABSTTL`` as one ``bytes`` (``expire_ms`` -1: no TTL).
 
     The migration hot path: the payload is never built on its own. Its CRC is chained over the
-    type byte (precomputed), the value in place and the version, and one ``%``-format writes the
-    command with the payload's pieces inlined: the value is copied once, into the command.
+    type byte (precomputed), the value in place and the version, and one ``%``-format of
+    ``protocol.commands.restore_templates`` writes the command with the payload's pieces inlined.
     """
-    tail = b"$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n" if replace else b"$6\r\nABSTTL\r\n"
-    head = b"*%d\r\n$7\r\nRESTORE\r\n$%%d\r\n%%b\r\n" % (5 + replace)
-    persist = head + b"$1\r\n0\r\n$%d\r\n%b%b%b\r\n" + tail
-    expiring = head + b"$%d\r\n%b\r\n$%d\r\n%b%b%b\r\n" + tail
+    persist, expiring = restore_templates(replace)
     calc, type_crc, prefix, footer, tables = _calc, _TYPE_CRC, _TYPE_PREFIX, _pack_footer, _SUFFIX_CRC
 
     def pack(key: bytes, expire_ms: int, type_byte: int, raw: bytes, version: int) -> bytes:
@@ -119,18 +114,6 @@ def restore_packer(replace: bool) -> RestorePacker:
                            footer(version, crc))
 
     return pack
-
-
-def restore_extra(command: bytes, replace: bool, idletime: int | None, freq: int | None) -> bytes:
-    """A command of ``restore_packer(replace)`` with ``IDLETIME n`` (or else ``FREQ n``) appended."""
-    if idletime is not None:
-        extra = b"$8\r\nIDLETIME\r\n$%d\r\n%d\r\n" % (len(b"%d" % idletime), idletime)
-    elif freq is not None:
-        extra = b"$4\r\nFREQ\r\n$%d\r\n%d\r\n" % (len(b"%d" % freq), freq)
-    else:
-        return command
-    argc = 5 + replace  # one digit: the header is "*6\r\n" or "*5\r\n"
-    return b"".join((b"*%d" % (argc + 2), memoryview(command)[2:], extra))
 
 
 def parse_payload(payload: bytes | bytearray | memoryview) -> tuple[int, bytes, int]:
@@ -147,40 +130,18 @@ def parse_payload(payload: bytes | bytearray | memoryview) -> tuple[int, bytes, 
     return view[0], bytes(view[1:-FOOTER_SIZE]), version
 
 
-# The RDB version that introduced each type byte. Types 22/23 differ between vendors (§1).
-_COMMON_MIN: Final[dict[int, int]] = {
-    0: 1, 1: 1, 2: 1, 3: 1, 4: 1,
-    9: 2, 10: 2, 11: 2, 12: 2,
-    13: 4,  # HASH_ZIPLIST: RDB 4 (dev, c7d7d0a80); first released with 2.6 (RDB 6)
-    14: 7,
-    5: 8, 7: 8,
-    15: 9,
-    16: 10, 17: 10, 18: 10, 19: 10,
-    20: 11, 21: 11,
-}  # fmt: skip
-_REDIS_MIN: Final[dict[int, int]] = {
-    **_COMMON_MIN,
-    22: 12, 23: 12,  # HASH_METADATA_PRE_GA / HASH_LISTPACK_EX_PRE_GA (7.4 RCs)
-    24: 12, 25: 12,  # HASH_METADATA / HASH_LISTPACK_EX (7.4 GA)
-    26: 13,  # STREAM_LISTPACKS_4 (8.6)
-}  # fmt: skip
-_VALKEY_MIN: Final[dict[int, int]] = {
-    **_COMMON_MIN,
-    22: 80,  # HASH_2
-    23: 81,  # PATH_HASH
-}
 # Type bytes that only one vendor's servers understand.
 _VENDOR_SPECIFIC_MIN = 22
 
 
 def min_rdb_version_for_type(type_byte: int, vendor: Vendor = "redis") -> int | None:
-    """The RDB version that introduced ``type_byte`` in ``vendor``'s type table.
+    """The RDB version that introduced ``type_byte`` in ``vendor``'s type table (``rdb.kinds``).
 
     None when no released server of that vendor loads the type (6 MODULE_PRE_GA, unknown bytes,
     Redis's 24..26 on Valkey).
     """
-    table = _VALKEY_MIN if vendor == "valkey" else _REDIS_MIN
-    return table.get(type_byte)
+    known = value_type(type_byte, vendor)
+    return known.since if known is not None and known.restorable else None
 
 
 def _accepts(version: int, target_rdb_version: int, target_is_valkey: bool) -> bool:

@@ -1,14 +1,16 @@
 """Pack commands into RESP.
 
-Small commands become one ``bytes``; arguments above ``LARGE_ARG`` are never copied into a new
-object: they are returned as their own chunk, for ``writelines`` / scatter sends. The RESTORE
-packer is the hot path of a migration (hundreds of thousands per second), so it is one
-``%``-format per command; the generic packer is one ``%``-format per argument and one join.
+The one RESP encoder of the project (the C walker, ``formats/rdb/_walk.c``, writes its RESTORE
+commands itself). Small commands become one ``bytes``; arguments above ``LARGE_ARG`` are never
+copied into a new object: they are returned as their own chunk, for scatter sends. The writer's
+per-entry packer and the RESTORE templates are the hot path of a migration (hundreds of
+thousands per second), so they are one ``%``-format per command; the generic packer is one
+``%``-format per argument and one join.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from typing import cast
 
@@ -93,50 +95,31 @@ def pack_chunks(args: Sequence[CommandArg], large: int = LARGE_ARG) -> list[Buff
     return out
 
 
-def pack_many(commands: Iterable[Sequence[CommandArg]]) -> bytes:
-    """Several small commands as one ``bytes`` (control pipelines, tests)."""
-    return b"".join([pack_command(c) for c in commands])
+def restore_templates(replace: bool) -> tuple[bytes, bytes]:
+    """``RESTORE key ttl payload [REPLACE] ABSTTL`` as two ``%``-templates whose payload is three
+    pieces, for the DUMP packer (``formats.dump.restore_packer``) to fill in one ``%``-format:
 
+    - ``persist % (len(key), key, n, type_byte, value, footer)``: ttl 0 (no expiry);
+    - ``expiring % (len(key), key, len(ttl), ttl, n, type_byte, value, footer)``;
 
-_RESTORE_REPLACE = (
-    b"*5\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%d\r\n$%d\r\n%b\r\n$7\r\nREPLACE\r\n"
-)
-_RESTORE_HEAD = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%d\r\n$%d\r\n"
-
-
-def pack_restore(
-    key: bytes,
-    ttl: int,
-    payload: Buffer,
-    *,
-    replace: bool = True,
-    absttl: bool = False,
-    idletime: int | None = None,
-    freq: int | None = None,
-) -> bytes | list[Buffer]:
-    """``RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME n] [FREQ n]``.
-
-    Returns ``bytes``, or ``[head, payload, tail]`` when the payload is larger than ``LARGE_ARG``
-    (the payload object itself is then passed through, never copied).
+    where ``n`` is the payload's length (``len(value) + 11``). The value is copied once, into
+    the command; the payload never exists on its own. (The C walker writes the same commands.)
     """
-    size = len(payload) if not isinstance(payload, memoryview) else payload.nbytes
-    if replace and not absttl and idletime is None and freq is None and size <= LARGE_ARG:
-        return _RESTORE_REPLACE % (len(key), key, len(b"%d" % ttl), ttl, size, cast(bytes, payload))
-    argc = 4 + replace + absttl
-    tail = (b"$7\r\nREPLACE\r\n" if replace else b"") + (b"$6\r\nABSTTL\r\n" if absttl else b"")
+    tail = b"$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n" if replace else b"$6\r\nABSTTL\r\n"
+    head = b"*%d\r\n$7\r\nRESTORE\r\n$%%d\r\n%%b\r\n" % (5 + replace)
+    persist = head + b"$1\r\n0\r\n$%d\r\n%b%b%b\r\n" + tail
+    expiring = head + b"$%d\r\n%b\r\n$%d\r\n%b%b%b\r\n" + tail
+    return persist, expiring
+
+
+def restore_extra(command: bytes, replace: bool, idletime: int | None, freq: int | None) -> bytes:
+    """A command of ``restore_templates(replace)`` with ``IDLETIME n`` (or else ``FREQ n``) appended."""
     if idletime is not None:
-        argc += 2
-        tail += b"$8\r\nIDLETIME\r\n$%d\r\n%d\r\n" % (len(b"%d" % idletime), idletime)
-    if freq is not None:
-        argc += 2
-        tail += b"$4\r\nFREQ\r\n$%d\r\n%d\r\n" % (len(b"%d" % freq), freq)
-    head = _RESTORE_HEAD % (argc, len(key), key, len(b"%d" % ttl), ttl, size)
-    if size > LARGE_ARG:
-        return [head, payload, b"\r\n" + tail]
-    return b"%b%b\r\n%b" % (head, cast(bytes, payload), tail)
-
-
-def command_size(args: Sequence[Buffer]) -> int:
-    """The RESP size of a command of byte arguments, without packing it."""
-    lens = [_nbytes(a) for a in args]
-    return 3 + len(b"%d" % len(lens)) + 5 * len(lens) + sum(lens) + len(b"%d" * len(lens) % tuple(lens))
+        extra = pack_argv((b"IDLETIME", b"%d" % idletime))
+    elif freq is not None:
+        extra = pack_argv((b"FREQ", b"%d" % freq))
+    else:
+        return command
+    # The two arguments without their array header; the command's header ("*5\r\n" or
+    # "*6\r\n", one digit) is rewritten with two more.
+    return b"".join((b"*%d" % (7 + replace), memoryview(command)[2:], memoryview(extra)[4:]))

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, server_error
 from cachemigrate.protocol.commands import Buffer, CommandArg, pack_command
+from cachemigrate.protocol.dialer import authenticate, dial
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.resp import NEED_DATA, ErrorReply, ReplyReader, reply_reader
 
@@ -31,13 +30,6 @@ _SOCK_BUF = 4 << 20
 class _Protocol(asyncio.Protocol):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-                sock.setsockopt(socket.SOL_SOCKET, opt, _SOCK_BUF)
 
     def data_received(self, data: bytes) -> None:
         self.conn._received(data)
@@ -93,41 +85,10 @@ class Connection:
         return conn
 
     async def _connect(self) -> None:
-        ep = self.endpoint
-        ctx: ssl.SSLContext | None = None
-        if ep.tls:
-            ctx = ssl.create_default_context()
-            if ep.tls_insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-        loop = asyncio.get_running_loop()
-        try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Protocol(self), ep.host, ep.port, ssl=ctx,
-                    server_hostname=ep.host if ctx else None,
-                ),
-                ep.connect_timeout,
-            )
-        except TimeoutError:
-            raise ConnectionLostError(
-                f"could not connect to {ep.display_url()}: timed out after {ep.connect_timeout:g} s"
-            ) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionLostError(f"could not connect to {ep.display_url()}: {exc}") from None
-        # Not an isinstance check: uvloop's transports (uvicorn's default loop) implement the
-        # same interface without subclassing asyncio.Transport.
-        self._transport = transport
+        self._transport, _ = await dial(self.endpoint, lambda: _Protocol(self), buffer_size=_SOCK_BUF)
 
     async def _handshake(self, db: int | None, name: str | None) -> None:
-        ep = self.endpoint
-        if ep.password is not None:
-            args: tuple[str, ...] = (ep.username, ep.password) if ep.username else (ep.password,)
-            try:
-                await self.execute("AUTH", *args)
-            except CacheMigrateError as exc:
-                # The server's words only: the command (with the password) is never echoed.
-                raise type(exc)(f"{ep.display_url()}: {exc}") from None
+        await authenticate(self.endpoint, self.execute)
         if name:
             # Managed services may rename or refuse CLIENT: not worth failing for.
             with contextlib.suppress(CacheMigrateError):

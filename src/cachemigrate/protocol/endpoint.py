@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cachemigrate.errors import ConfigError
 
@@ -64,10 +64,16 @@ class Endpoint:
     tls: bool = False
     tls_insecure: bool = False
     connect_timeout: float = 10.0
+    # TLS files (PEM): CAs to verify the server with instead of the system's; a client
+    # certificate and its key for servers that authenticate clients (tls-auth-clients yes).
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
-        """Parse ``redis://[user:password@]host:port[/db]`` (``rediss://`` for TLS)."""
+        """Parse ``redis://[user:password@]host:port[/db]`` (``rediss://`` for TLS; query
+        ``?insecure=1``, ``ssl_ca_certs=``, ``ssl_certfile=``, ``ssl_keyfile=`` as redis-py)."""
         try:
             parts = urlsplit(url)
         except ValueError as exc:
@@ -95,6 +101,8 @@ class Endpoint:
             # redis://:secret@host and redis://secret@host are both seen in the wild.
             password, username = username, None
         insecure = "insecure" in parts.query or "ssl_cert_reqs=none" in parts.query
+        query = parse_qs(parts.query)
+        files = {k: query[k][-1] for k in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile") if query.get(k)}
         return cls(
             host=host.lower(),
             port=port,
@@ -103,6 +111,9 @@ class Endpoint:
             db=db,
             tls=_SCHEMES[parts.scheme],
             tls_insecure=insecure,
+            tls_ca_file=files.get("ssl_ca_certs"),
+            tls_cert_file=files.get("ssl_certfile"),
+            tls_key_file=files.get("ssl_keyfile"),
         )
 
     @classmethod

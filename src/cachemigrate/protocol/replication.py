@@ -22,24 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
-from cachemigrate.errors import (
-    AuthError,
-    ConnectionLostError,
-    ProtocolError,
-    ServerError,
-    server_error,
-)
+from cachemigrate.errors import ConnectionLostError, ProtocolError, ServerError, server_error
+from cachemigrate.protocol.commands import CommandArg, pack_command
+from cachemigrate.protocol.dialer import authenticate, open_stream
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.resp import CommandStream
 
 EOF_MARK_SIZE = 40
 DEFAULT_REPL_TIMEOUT = 60.0
-CHUNK = (1 << 20) - (16 << 10)  # under the CLI's 1 MiB mmap threshold (reused heap blocks)
+CHUNK = (1 << 20) - (16 << 10)  # the same read size as the file reader's (rdb_file.CHUNK)
 COALESCE_BYTES = 512 << 10
+GATHER_WAIT = 0.005
 COALESCE_WAIT = 0.002
 
 StreamCommand = tuple[list[bytes], int]  # argv, replication offset just after it
@@ -98,34 +95,6 @@ class EofMarkSplitter:
         return buf[: len(buf) - keep]
 
 
-def pack(*args: bytes | str | int) -> bytes:
-    """A RESP request (handshake and ACKs only: tiny, so one buffer is fine)."""
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
-async def open_stream(
-    endpoint: Endpoint,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """TCP (or TLS) connection to ``endpoint`` within its connect timeout."""
-    ctx: ssl.SSLContext | None = None
-    if endpoint.tls:
-        ctx = ssl.create_default_context()
-        if endpoint.tls_insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-    try:
-        return await asyncio.wait_for(
-            asyncio.open_connection(endpoint.host, endpoint.port, ssl=ctx, limit=CHUNK * 2),
-            endpoint.connect_timeout,
-        )
-    except (OSError, TimeoutError) as exc:
-        raise ConnectionLostError(f"cannot connect to {endpoint.address}: {exc or 'timeout'}") from None
-
-
 class ReplicationLink:
     """One replication connection to a master (see the module docstring for the order of calls)."""
 
@@ -139,6 +108,7 @@ class ReplicationLink:
         throttle: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._name = endpoint.display_url()  # how errors name the master (as Connection's do)
         self.repl_timeout = repl_timeout
         self.ack_interval = ack_interval
         self.chunk_size = chunk_size
@@ -155,21 +125,21 @@ class ReplicationLink:
     # ---- handshake ------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        self._reader, self._writer = await open_stream(self.endpoint)
+        self._reader, self._writer = await open_stream(self.endpoint, limit=CHUNK * 2)
         reply = await self._call(b"PING")
         if reply.startswith("-") and not reply.startswith(("-NOAUTH", "-NOPERM")):
             raise server_error(reply[1:], command=b"PING")
-        ep = self.endpoint
-        if ep.password is not None:
-            args: tuple[bytes | str, ...] = (ep.password,) if not ep.username else (ep.username, ep.password)
-            reply = await self._call(b"AUTH", *args)
-            if reply.startswith("-"):
-                raise AuthError(reply[1:], command=b"AUTH")
+        await authenticate(self.endpoint, self._checked_call)
         sock = self._writer.get_extra_info("sockname")
         port = sock[1] if isinstance(sock, tuple) and len(sock) > 1 else 0
         # Both REPLCONFs are advisory: an old or restricted master may refuse them.
-        await self._call(b"REPLCONF", b"listening-port", port)
-        await self._call(b"REPLCONF", b"capa", b"eof", b"capa", b"psync2")
+        await self.replconf(b"listening-port", port)
+        await self.replconf(b"capa", b"eof", b"capa", b"psync2")
+
+    async def replconf(self, *args: CommandArg) -> bool:
+        """``REPLCONF args...`` before PSYNC; False when the master refused it (an option it does
+        not know, such as ``rdb-only`` before Redis 7.0)."""
+        return not (await self._call(b"REPLCONF", *args)).startswith("-")
 
     async def psync(self, replid: str | None, offset: int) -> PsyncResult:
         """``PSYNC replid offset`` (``offset`` is the first byte wanted) or ``PSYNC ? -1``."""
@@ -196,13 +166,21 @@ class ReplicationLink:
             raise SyncRefusedError(reply[1:], command=b"PSYNC")
         raise ProtocolError(f"unexpected PSYNC reply {reply[:80]!r}")
 
-    async def _call(self, *args: bytes | str | int) -> str:
-        self._send(pack(*args))
+    async def _call(self, *args: CommandArg) -> str:
+        """One request of the handshake and its reply line (error replies start with "-")."""
+        self._send(pack_command(args))
         return await self._read_line()
+
+    async def _checked_call(self, *args: CommandArg) -> str:
+        reply = await self._call(*args)
+        if reply.startswith("-"):
+            name = args[0]
+            raise server_error(reply[1:], command=name if isinstance(name, bytes) else None)
+        return reply
 
     def _send(self, data: bytes) -> None:
         if self._writer is None or self._writer.is_closing():
-            raise ConnectionLostError(f"replication link to {self.endpoint.address} is closed")
+            raise ConnectionLostError(f"replication link to {self._name} is closed")
         self._writer.write(data)
 
     async def _read_line(self) -> str:
@@ -221,25 +199,29 @@ class ReplicationLink:
             raise ConnectionLostError("replication link not connected")
         return self._reader
 
-    async def _guarded(self, op: Awaitable[bytes]) -> bytes:
-        """Await a read with the replication timeout; any failure is a lost link."""
+    async def _guarded(self, op: Awaitable[bytes], *, idle: float | None = None) -> bytes:
+        """Await a read within the replication timeout; any failure is a lost link. With ``idle``,
+        a read that waits that long raises TimeoutError instead, for the caller to act on."""
         try:
-            async with asyncio.timeout(self.repl_timeout):  # lighter than wait_for (no task)
+            async with asyncio.timeout(self.repl_timeout if idle is None else idle):  # no task
                 data = await op
         except TimeoutError:
-            raise ConnectionLostError(
-                f"no data from {self.endpoint.address} for {self.repl_timeout:g} s"
-            ) from None
+            if idle is not None:
+                raise
+            raise self._silent() from None
         except asyncio.IncompleteReadError:
-            raise ConnectionLostError(f"{self.endpoint.address} closed the replication link") from None
+            raise ConnectionLostError(f"{self._name} closed the replication link") from None
         except (OSError, asyncio.LimitOverrunError) as exc:
-            raise ConnectionLostError(f"replication link to {self.endpoint.address}: {exc}") from None
+            raise ConnectionLostError(f"replication link to {self._name}: {exc}") from None
         if not data:
-            raise ConnectionLostError(f"{self.endpoint.address} closed the replication link")
+            raise ConnectionLostError(f"{self._name} closed the replication link")
         self.bytes_read += len(data)
         if self.throttle is not None:
             await self.throttle(len(data))
         return data
+
+    def _silent(self) -> ConnectionLostError:
+        return ConnectionLostError(f"no data from {self._name} for {self.repl_timeout:g} s")
 
     # ---- RDB transfer -----------------------------------------------------------------------
 
@@ -274,10 +256,15 @@ class ReplicationLink:
     async def _rdb_read(self, n: int) -> bytes:
         """Up to ``n`` RDB bytes: what one read gives, topped up for a moment when that is little.
 
-        Reads return as soon as anything arrived, often ~20 KB; each chunk costs the parser, the
-        walker and the writer a fixed overhead, so small ones are joined: more is read for up to
-        ``COALESCE_WAIT`` s or until ``COALESCE_BYTES``. (After a diskless RDB's end nothing comes
-        until we ack: the wait then just runs out.)
+        A master sends its RDB as fast as it serialises it and a read returns as soon as anything
+        arrived (~20 KB), so reading it as it came cost an event-loop wake-up per ~20 KB. After a
+        small read the socket is now left alone for ``GATHER_WAIT`` s (the kernel buffers it) and
+        then read for up to ``COALESCE_WAIT`` s more or until ``COALESCE_BYTES``. Measured on a
+        1 GB diskless sync from a local Redis 7.0 (medians of 6, interleaved): the link alone
+        1.65 s of CPU instead of 2.50 s, chunks of ~500 KB instead of ~190 KB, wall time the same
+        (the master bounds it); the whole 1M-key full sync 2.27 s instead of 2.72 s. A read that
+        already brings much is returned at once. (After a diskless RDB's end nothing comes until
+        we ack: the waits then just run out, once.)
         """
         data = await self._guarded(self._stream().read(n))
         if len(data) >= min(n, COALESCE_BYTES):
@@ -285,6 +272,15 @@ class ReplicationLink:
         parts = [data]
         got = len(data)
         stream = self._stream()
+        # The writer's transport is the socket's one transport (dial's), typed for writing only.
+        transport = cast(asyncio.Transport, self._writer.transport) if self._writer is not None else None
+        if transport is not None and transport.is_reading():  # not paused by the reader's limit
+            transport.pause_reading()
+            try:
+                await asyncio.sleep(GATHER_WAIT)
+            finally:
+                if not transport.is_closing():
+                    transport.resume_reading()
         # A lost link here shows on the next (guarded) read; the bytes so far are good.
         with contextlib.suppress(TimeoutError, OSError, asyncio.LimitOverrunError):
             async with asyncio.timeout(COALESCE_WAIT):
@@ -325,21 +321,12 @@ class ReplicationLink:
             deadline = loop.time() + self.repl_timeout
             while True:
                 try:
-                    data = await asyncio.wait_for(self._stream().read(self.chunk_size), idle)
+                    data = await self._guarded(self._stream().read(self.chunk_size), idle=idle)
                 except TimeoutError:
                     if loop.time() >= deadline:
-                        raise ConnectionLostError(
-                            f"no data from {self.endpoint.address} for {self.repl_timeout:g} s"
-                        ) from None
+                        raise self._silent() from None
                     yield []
                     continue
-                except OSError as exc:
-                    raise ConnectionLostError(f"replication link to {self.endpoint.address}: {exc}") from None
-                if not data:
-                    raise ConnectionLostError(f"{self.endpoint.address} closed the replication link")
-                self.bytes_read += len(data)
-                if self.throttle is not None:
-                    await self.throttle(len(data))
                 break
 
     def _take(self, parser: CommandStream) -> list[StreamCommand]:
@@ -364,7 +351,7 @@ class ReplicationLink:
 
     def _send_ack(self, offset: int | None = None) -> None:
         with contextlib.suppress(ConnectionLostError, OSError):
-            self._send(pack(b"REPLCONF", b"ACK", self.offset if offset is None else offset))
+            self._send(pack_command((b"REPLCONF", b"ACK", self.offset if offset is None else offset)))
 
     def _start_acks(self) -> None:
         if self._ack_task is None:

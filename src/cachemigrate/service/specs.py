@@ -83,7 +83,7 @@ def import_source(settings: Settings, files: Mapping[str, Any]) -> SourceSpec:
     return SourceSpec(kind=file_kind(urls), paths=tuple(urls), s3=loc.s3)
 
 
-def options_of(task: Task, source: Mapping[str, Any] | None) -> PipelineOptions:
+def options_of(task: Task, source: Mapping[str, Any] | None, *, c_walker: bool = True) -> PipelineOptions:
     bandwidth = float(task.bandwidth_limit_mb) if task.bandwidth_limit_mb else None
     db = source.get("db") if source else None
     db_mode = DbMode.ONLY if db not in (None, "") else DbMode.KEEP
@@ -93,6 +93,7 @@ def options_of(task: Task, source: Mapping[str, Any] | None) -> PipelineOptions:
         resume_mode=ResumeMode(task.resume_mode if task.resume_mode in st.RESUME_MODES else "auto"),
         db_mode=db_mode,
         db=int(str(db)) if db_mode is DbMode.ONLY else None,
+        c_walker=c_walker,
     )
 
 
@@ -104,14 +105,15 @@ def build(
     target = endpoint_of(task.target, cipher.decrypt_optional(task.target_password_enc))
     if task.migration_type == st.IMPORT:
         source = backup_source or import_source(settings, task.backup_files or {})
-        return PipelineSpec(source=source, target=target, options=options_of(task, None), name=task.name)
+        options = options_of(task, None, c_walker=not settings.pure_python)
+        return PipelineSpec(source=source, target=target, options=options, name=task.name)
     if task.source is None:
         raise ConfigError("the task has no source configured")
     src = endpoint_of(task.source, cipher.decrypt_optional(task.source_password_enc))
     return PipelineSpec(
         source=SourceSpec(kind=SourceKind.SYNC, endpoint=src),
         target=target,
-        options=options_of(task, task.source),
+        options=options_of(task, task.source, c_walker=not settings.pure_python),
         name=task.name,
     )
 

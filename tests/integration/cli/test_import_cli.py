@@ -46,7 +46,8 @@ def test_missing_file_and_unreachable_target_are_one_line(target_redis: RedisSer
     assert res.returncode == 1 and res.stderr.count("\n") == 1 and "nope.rdb" in res.stderr
     rdb = CORPUS / "redis" / "encodings.rdb"
     res = _run("import", str(rdb), "--target", "redis://127.0.0.1:1", "-q")
-    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "could not connect" in res.stderr
+    assert res.returncode == 1 and res.stderr.count("\n") == 1
+    assert "cannot connect to redis://127.0.0.1:1: " in res.stderr
     res = _run("import", str(rdb), "--target", "http://x", "-q")
     assert res.returncode == 1 and "redis://" in res.stderr
 

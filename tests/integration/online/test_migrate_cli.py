@@ -94,7 +94,7 @@ def test_unreachable_source_fails_at_once(redis_factory: Callable[..., RedisServ
     proc = _start("redis://127.0.0.1:1", target.url, "--incremental", "--quiet")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
-    assert err.strip().splitlines()[-1].startswith("cachemigrate: error: cannot connect to 127.0.0.1:1")
+    assert err.strip().splitlines()[-1].startswith("cachemigrate: error: cannot connect to redis://127.0.0.1:1:")
 
 
 def _incremental_checkpoint(source: RedisServer, target: RedisServer, cp: Path) -> dict[str, object]:

@@ -19,7 +19,9 @@ import boto3
 import pytest
 from sources_support import GENERATED, compare_servers, import_paths, native_aof
 
-from cachemigrate.engine.sources import S3Settings, make_opener
+from cachemigrate.engine.s3_objects import s3_client
+from cachemigrate.engine.sources import make_opener
+from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import ConfigError
 from support.servers import ROOT, RedisServer, free_port
 
@@ -55,7 +57,7 @@ def s3() -> Iterator[tuple[S3Settings, Any]]:
         key = iam.create_access_key(UserName="importer")["AccessKey"]
         settings = S3Settings(endpoint_url=url, region="us-east-1", access_key_id=key["AccessKeyId"],
                               secret_access_key=key["SecretAccessKey"], path_style=True)
-        client = settings.client()
+        client = s3_client(settings)
         client.create_bucket(Bucket=BUCKET)
         yield settings, client
     finally:
@@ -275,61 +277,18 @@ def test_range_file_reads_aligned_blocks_and_seeks() -> None:
     assert calls[:2] == ["bytes=24576-25599", "bytes=4096-8191"]
 
 
-# ---- our own signed GET (protocol/s3_get.py) ------------------------------------------------------
-
-
 @pytest.mark.parametrize("key", ["nightly/dump.rdb", "dir with space/a+b=c,ü~%!'()*.rdb", "a//b/./c.rdb"])
-def test_own_signed_get_streams_any_key_without_boto3(key: str, s3: tuple[S3Settings, Any],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto checks SigV4 here (IAM auth on): the signature must hold for keys needing encoding."""
-    from cachemigrate.engine.s3_objects import S3GetStream, S3Stream
+def test_any_key_streams_through_the_one_s3_client(key: str, s3: tuple[S3Settings, Any]) -> None:
+    """moto checks SigV4 here (IAM auth on): keys that need encoding, streamed and ranged alike."""
+    from cachemigrate.engine.sources import S3RangeFile, S3Stream
 
     settings, client = s3
     data = os.urandom(3 << 20)
     client.put_object(Bucket=BUCKET, Key=key, Body=data)
     fh, size, _name = make_opener(settings)(f"s3://{BUCKET}/{key}")
-    assert isinstance(fh.raw, S3GetStream) and size == len(data)  # type: ignore[attr-defined]
+    assert isinstance(fh, io.BufferedReader) and isinstance(fh.raw, S3Stream) and size == len(data)
     assert fh.read() == data
     fh.close()
-    monkeypatch.setenv("CACHEMIGRATE_S3_BOTO3", "1")  # forced back onto boto3: same bytes
-    fh, size, _ = make_opener(settings)(f"s3://{BUCKET}/{key}")
-    assert isinstance(fh.raw, S3Stream) and fh.read() == data  # type: ignore[attr-defined]
-    fh.close()
-
-
-class _FlakyResponse:
-    def __init__(self, data: bytes, fail_after: int | None) -> None:
-        self.data, self.pos, self.fail_after = data, 0, fail_after
-
-    def readinto(self, b: Any) -> int:
-        if self.fail_after is not None and self.pos >= self.fail_after:
-            raise ConnectionResetError("reset by peer")
-        n = min(len(b), len(self.data) - self.pos)
-        b[:n] = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self) -> None:
-        pass
-
-
-class _FlakyGetter:
-    """The first response drops after 2500 bytes; ranged ones serve the rest."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.starts = data, []  # type: ignore[var-annotated]
-
-    def get(self, bucket: str, key: str, start: int = 0) -> tuple[_FlakyResponse, int]:
-        self.starts.append(start)
-        return _FlakyResponse(self.data[start:], None if start else 2500), len(self.data)
-
-
-def test_own_get_stream_resumes_a_dropped_read_with_a_ranged_get() -> None:
-    from cachemigrate.engine.s3_objects import S3GetStream
-
-    data = bytes(range(256)) * 40
-    getter = _FlakyGetter(data)
-    stream = S3GetStream(getter, BUCKET, "k")  # type: ignore[arg-type]
-    got = b"".join(iter(lambda: stream.read(700), b""))
-    assert got == data and stream.resumed == 1
-    assert getter.starts == [0, 2800]  # 4 x 700 read before the drop
+    ranged = S3RangeFile(client, BUCKET, key, len(data), block=1 << 20)
+    ranged.seek(-5000, io.SEEK_END)
+    assert ranged.read(5000) == data[-5000:] and ranged.requests == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import ipaddress
 from collections.abc import Callable
@@ -14,10 +15,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cachemigrate.errors import AuthError, ConnectionLostError, ServerError
+from cachemigrate.errors import AuthError, ConfigError, ConnectionLostError, ServerError
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
+from cachemigrate.protocol.replication import ReplicationLink
 from cachemigrate.protocol.resp import ErrorReply
 from support.require import require
 from support.servers import RedisServer, free_port, require_redis6
@@ -51,7 +53,7 @@ async def test_password_never_shown(redis_factory: Callable[..., RedisServer]) -
     conn = await Connection.open(Endpoint.from_url(server.url))
     assert "top-secret" not in repr(conn)
     await conn.close()
-    with pytest.raises(ConnectionLostError, match="could not connect"):
+    with pytest.raises(ConnectionLostError, match=r"^cannot connect to redis://127\.0\.0\.1:"):
         await Connection.open(Endpoint(port=free_port(), connect_timeout=2))
 
 
@@ -97,8 +99,46 @@ async def test_tls_insecure(redis_factory: Callable[..., RedisServer], tmp_path:
     assert await conn.execute("SET", "over-tls", "yes") == b"OK"
     await conn.close()
     assert server.client().get("over-tls") == b"yes"
-    with pytest.raises(ConnectionLostError):  # verification on: a self-signed cert is refused
-        await Connection.open(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}"))
+    # The replication link dials the same way: a full sync over TLS.
+    link = ReplicationLink(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}?insecure=1"))
+    await link.connect()
+    assert (await link.psync(None, -1)).full
+    rdb = b"".join([chunk async for chunk in link.rdb()])
+    assert rdb.startswith(b"REDIS") and b"over-tls" in rdb
+    await link.close()
+    for stack in (Connection.open, lambda ep: ReplicationLink(ep).connect()):
+        # Verification on: a self-signed certificate is refused, in the same words by both.
+        refused = r"^cannot connect to rediss://127\.0\.0\.1:\d+: .*CERTIFICATE_VERIFY_FAILED"
+        with pytest.raises(ConnectionLostError, match=refused):
+            await stack(Endpoint.from_url(f"rediss://127.0.0.1:{tls_port}"))
+
+
+async def test_tls_verified_with_a_ca_file_and_a_client_certificate(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path / "tls")  # its own CA, for the server and the client
+    tls_port = free_port()
+    try:
+        redis_factory("mtls", args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                                    "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                                    "--tls-auth-clients", "yes"])
+    except RuntimeError as exc:  # pragma: no cover - a redis-server built without TLS
+        pytest.skip(f"redis-server without TLS: {exc}")
+    url = f"rediss://127.0.0.1:{tls_port}?ssl_ca_certs={cert}&ssl_certfile={cert}&ssl_keyfile={key}"
+    ep = Endpoint.from_url(url)
+    assert (ep.tls_ca_file, ep.tls_cert_file, ep.tls_key_file) == (str(cert), str(cert), str(key))
+    conn = await Connection.open(ep)  # verification on: the CA file vouches for the server
+    assert await conn.execute("PING") == b"PONG"
+    await conn.close()
+    link = ReplicationLink(ep)
+    await link.connect()
+    assert (await link.psync(None, -1)).full
+    await link.close()
+    with pytest.raises(ConnectionLostError):  # no client certificate: the server drops us
+        anonymous = await Connection.open(dataclasses.replace(ep, tls_cert_file=None, tls_key_file=None))
+        await anonymous.execute("PING")
+    with pytest.raises(ConfigError, match=r"no-such\.pem"):
+        await Connection.open(dataclasses.replace(ep, tls_ca_file=str(tmp_path / "no-such.pem")))
 
 
 async def test_probe_redis7(target_redis: RedisServer) -> None:

@@ -108,10 +108,10 @@ def test_inspect_runs(rdb: Path) -> None:
 
 def test_import_and_migrate_run_up_to_the_server(rdb: Path) -> None:
     # The whole engine loads; what stops them is the refused connection, told in one line.
-    assert "could not connect to redis://127.0.0.1:1" in one_error_line(
+    assert "cannot connect to redis://127.0.0.1:1:" in one_error_line(
         cli("import", str(rdb), "--target", "redis://127.0.0.1:1", "-q")
     )
-    assert "could not connect to redis://127.0.0.1:" in one_error_line(
+    assert "cannot connect to redis://127.0.0.1:" in one_error_line(
         cli("migrate", "redis://127.0.0.1:1", "redis://127.0.0.1:2", "-q")
     )
 

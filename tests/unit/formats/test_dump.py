@@ -14,10 +14,9 @@ from cachemigrate.formats.dump import (
     min_rdb_version_for_type,
     parse_payload,
     payload_version_for_target,
-    restore_extra,
     restore_packer,
 )
-from cachemigrate.protocol.commands import pack_command
+from cachemigrate.protocol.commands import pack_command, restore_extra
 from support.corpus import CORPUS, requires_corpus
 
 

@@ -6,12 +6,11 @@ import pytest
 
 from cachemigrate.protocol.commands import (
     LARGE_ARG,
-    command_size,
     pack_argv,
     pack_chunks,
     pack_command,
-    pack_many,
-    pack_restore,
+    restore_extra,
+    restore_templates,
 )
 from cachemigrate.protocol.resp import parse_commands
 
@@ -28,9 +27,9 @@ def test_pack_command_types() -> None:
 
 def test_round_trip_many() -> None:
     cmds = [[b"SET", b"k%d" % i, b"\r\n" * i] for i in range(100)] + [[b"PING"], [b"X", b""]]
-    got, sizes, consumed = parse_commands(pack_many(cmds))
+    got, sizes, consumed = parse_commands(b"".join(pack_command(c) for c in cmds))
     assert got == cmds and sum(sizes) == consumed
-    assert [command_size(c) for c in cmds] == sizes  # type: ignore[arg-type]
+    assert [len(pack_argv(c)) for c in cmds] == sizes
 
 
 def test_large_args_are_separate_chunks() -> None:
@@ -44,41 +43,23 @@ def test_large_args_are_separate_chunks() -> None:
     assert pack_chunks([b"PING"]) == [b"*1\r\n$4\r\nPING\r\n"]
 
 
-@pytest.mark.parametrize(
-    "kw",
-    [
-        {},
-        {"replace": False},
-        {"absttl": True},
-        {"replace": False, "absttl": True, "idletime": 30, "freq": 5},
-        {"idletime": 0},
-        {"freq": 255},
-    ],
-)
-def test_pack_restore_round_trip(kw: dict[str, object]) -> None:
-    payload = b"\x00\x03abc\x0b\x00" + b"\x01" * 8
-    packed = pack_restore(b"key", 1234, payload, **kw)  # type: ignore[arg-type]
-    assert isinstance(packed, bytes)
-    (argv,), _, consumed = parse_commands(packed)
-    assert consumed == len(packed)
-    expected = [b"RESTORE", b"key", b"1234", payload]
-    if kw.get("replace", True):
-        expected.append(b"REPLACE")
-    if kw.get("absttl"):
-        expected.append(b"ABSTTL")
-    if kw.get("idletime") is not None:
-        expected += [b"IDLETIME", b"%d" % kw["idletime"]]  # type: ignore[str-format]
-    if kw.get("freq") is not None:
-        expected += [b"FREQ", b"%d" % kw["freq"]]  # type: ignore[str-format]
-    assert argv == expected
-
-
-def test_pack_restore_large_payload_not_copied() -> None:
-    payload = memoryview(b"p" * (LARGE_ARG * 2))
-    packed = pack_restore(b"k", 0, payload, absttl=True)
-    assert isinstance(packed, list) and packed[1] is payload
-    (argv,), _, _ = parse_commands(b"".join(bytes(c) for c in packed))
-    assert argv == [b"RESTORE", b"k", b"0", bytes(payload), b"REPLACE", b"ABSTTL"]
+@pytest.mark.parametrize("replace", [True, False])
+@pytest.mark.parametrize("ttl", [None, 0, 1_700_000_000_123])
+def test_restore_templates_and_extras_parse_back(replace: bool, ttl: int | None) -> None:
+    persist, expiring = restore_templates(replace)
+    key, type_byte, value, footer = b"k%\r\n", b"\x11", b"%b\r\n" * 3, b"\x0b\x00" + b"\x01" * 8
+    n = len(value) + 11
+    if ttl is None:
+        packed = persist % (len(key), key, n, type_byte, value, footer)
+    else:
+        packed = expiring % (len(key), key, len(b"%d" % ttl), b"%d" % ttl, n, type_byte, value, footer)
+    cmd = [b"RESTORE", key, b"0" if ttl is None else b"%d" % ttl, type_byte + value + footer,
+           *([b"REPLACE"] if replace else []), b"ABSTTL"]
+    assert packed == pack_command(cmd)
+    assert restore_extra(packed, replace, 30, None) == pack_command([*cmd, b"IDLETIME", b"30"])
+    assert restore_extra(packed, replace, 0, 5) == pack_command([*cmd, b"IDLETIME", b"0"])
+    assert restore_extra(packed, replace, None, 255) == pack_command([*cmd, b"FREQ", b"255"])
+    assert restore_extra(packed, replace, None, None) is packed
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 12, 40])

@@ -19,6 +19,14 @@ def test_urls() -> None:
     assert str(Endpoint.from_url("rediss://u:s3cret@h:1/3")) == "rediss://u:***@h:1/3"
 
 
+def test_tls_files_from_the_url_query() -> None:
+    ep = Endpoint.from_url("rediss://h:1?ssl_ca_certs=/etc/ca%20dir/ca.pem&ssl_certfile=c.pem&ssl_keyfile=k.pem")
+    assert (ep.tls_ca_file, ep.tls_cert_file, ep.tls_key_file) == ("/etc/ca dir/ca.pem", "c.pem", "k.pem")
+    assert not ep.tls_insecure and ep.tls
+    plain = Endpoint.from_url("rediss://h:1")
+    assert (plain.tls_ca_file, plain.tls_cert_file, plain.tls_key_file) == (None, None, None)
+
+
 @pytest.mark.parametrize(
     "url",
     [

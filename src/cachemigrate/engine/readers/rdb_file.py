@@ -16,7 +16,7 @@ from cachemigrate.errors import ConfigError, RdbFormatError
 from cachemigrate.formats.rdb import RdbParser
 from cachemigrate.formats.rdb.model import Function, KeyRecord, ModuleAux, ValueChunk
 
-CHUNK = (1 << 20) - (16 << 10)  # under the CLI's 1 MiB mmap threshold: reused heap blocks, no page faults
+CHUNK = (1 << 20) - (16 << 10)  # bytes per read: about 1 MiB, one parser feed each
 BATCH_ENTRIES = 2048
 BATCH_BYTES = 4 << 20
 

@@ -33,7 +33,6 @@ RedirectHandler = Callable[[Entry, str], bool]
 """Cluster hook: gets (entry, error text) for MOVED/ASK/TRYAGAIN/CLUSTERDOWN; True: handled."""
 
 _REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
-_SELECT = b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%d\r\n"
 _RUN = 256  # entries packed per pass of map()
 _get_db = attrgetter("db")
 _get_size = attrgetter("size")
@@ -190,7 +189,7 @@ class StandaloneWriter:
                 if e.db != db and e.db >= 0:
                     db = e.db
                     same_db = {db, -1}
-                    sel = _SELECT % (len(b"%d" % db), db)
+                    sel = pack_argv((b"SELECT", b"%d" % db))
                     selects.append(ncmd + len(selects))
                     parts.append(sel)
                     nbytes += len(sel)

@@ -1,7 +1,8 @@
 """RDB type bytes and opcodes, and the table that says which ones a header allows.
 
 Type 22, type 23 and opcode 243 mean different things in Redis and Valkey (formats.md §1), so
-the table is picked from the magic and the version together.
+the table is picked from the magic and the version together; the value types themselves (names,
+kinds, the version that introduced each) are ``kinds.VALUE_TYPES``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 from cachemigrate.errors import RdbFormatError, UnsupportedRdbError
 
+from .kinds import VALUE_TYPES, file_vendor
 from .model import RdbHeader
 
 # value types
@@ -63,22 +65,6 @@ STREAM_TYPES = frozenset({T_STREAM_LISTPACKS, T_STREAM_LISTPACKS_2, T_STREAM_LIS
 MAX_REDIS_VERSION = 13
 VALKEY_VERSIONS = frozenset({80, 81})
 
-# The RDB version that introduced each type byte (Redis numbering).
-_REDIS_TYPE_SINCE = {
-    0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 8, 6: 8, 7: 8, 9: 2, 10: 2, 11: 2, 12: 2, 13: 4, 14: 7,
-    15: 9, 16: 10, 17: 10, 18: 10, 19: 10, 20: 11, 21: 11, 22: 12, 23: 12, 24: 12, 25: 12, 26: 13,
-}
-
-TYPE_NAMES = {
-    0: "string", 1: "list", 2: "set", 3: "zset", 4: "hash", 5: "zset2", 6: "module_pre_ga",
-    7: "module2", 9: "hash_zipmap", 10: "list_ziplist", 11: "set_intset", 12: "zset_ziplist",
-    13: "hash_ziplist", 14: "list_quicklist", 15: "stream_listpacks", 16: "hash_listpack",
-    17: "zset_listpack", 18: "list_quicklist2", 19: "stream_listpacks2", 20: "set_listpack",
-    21: "stream_listpacks3", 22: "hash_metadata_pre_ga", 23: "hash_listpack_ex_pre_ga",
-    24: "hash_metadata", 25: "hash_listpack_ex", 26: "stream_listpacks4",
-}
-
-
 @dataclass(frozen=True, slots=True)
 class TypeTable:
     """What one header allows: the value types and how to read the vendor-dependent codes."""
@@ -118,11 +104,12 @@ def parse_header(data: bytes) -> RdbHeader:
 
 def type_table(header: RdbHeader) -> TypeTable:
     v = header.version
+    table = VALUE_TYPES[file_vendor(header)]
     if header.is_valkey:
         # Valkey 9 = Redis 7.2 types (RDB 11) + HASH_2 (22); 23 PATH_HASH (81) we do not read.
-        types = frozenset(t for t, since in _REDIS_TYPE_SINCE.items() if since <= 11) | {22}
+        types = frozenset(t for t, vt in table.items() if vt.readable and vt.since <= v)
         return TypeTable(types, valkey=True, key_meta=False, slot_import=True)
     # Old files may carry types their version did not define (writers were lenient); accept any
     # type known up to our newest Redis version, except those newer than the file when clear.
-    types = frozenset(t for t, since in _REDIS_TYPE_SINCE.items() if since <= max(v, 11))
+    types = frozenset(t for t, vt in table.items() if vt.since <= max(v, 11))
     return TypeTable(types, valkey=False, key_meta=v >= 13, slot_import=False)

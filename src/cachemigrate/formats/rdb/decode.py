@@ -16,6 +16,7 @@ from ._blobs import intset_items, listpack_items, ziplist_items, zipmap_items
 from ._prims import SHORT, Malformed, f64_from, i64_from, module_name, read_double_ascii, read_len
 from ._prims import read_string as _rs
 from ._stream import decode_stream
+from .kinds import file_vendor, value_type
 from .model import (
     NO_EXPIRE,
     HashValue,
@@ -197,7 +198,8 @@ def decode_at(buf: bytes, pos: int, t: int, header: RdbHeader) -> tuple[Value, i
         raise UnsupportedRdbError("module value of pre-GA type 6 cannot be read without its module")
     if t == T.T_HASH_LISTPACK_EX:
         pos += 8  # minExpire: loaders ignore it, the listpack holds absolute TTLs
-    if t in T.TYPE_NAMES and not (valkey and t >= 23) and t not in (T.T_VALKEY_HASH_2,):
+    known = value_type(t, file_vendor(header))
+    if known is not None and known.readable:
         blob, pos = _rs(buf, pos)
         return decode_blob(t, blob), pos
     raise UnsupportedRdbError(f"unknown value type {t}", type_byte=t)

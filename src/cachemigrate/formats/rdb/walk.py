@@ -1,13 +1,12 @@
 """The C walker (``_walk.c``), when it is built: whole RDB key records straight to RESTORE commands.
 
-``walk`` is None when the extension is missing (no compiler at install time) or when
-``CACHEMIGRATE_PURE_PYTHON=1`` is set (tests run both paths): the pure-Python hot loop in
-``_fast.py`` then does the same work, record by record.
+``walk`` is None when the extension is missing (no compiler at install time): the pure-Python
+hot loop in ``_fast.py`` then does the same work, record by record, as it does when a caller
+turns the walker off (``PipelineOptions.c_walker``; tests run both paths).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -17,8 +16,6 @@ Walk = Callable[[bytes, int, int, bytes, int, bool, int, int, object], WalkResul
 walk: Walk | None
 crc64: Callable[..., int] | None
 try:
-    if os.environ.get("CACHEMIGRATE_PURE_PYTHON"):
-        raise ImportError("pure Python asked for")
     from . import _walk
 except ImportError:
     walk = crc64 = None
