@@ -9,7 +9,6 @@ resumable slow path (``_slow.py``), driven from the same loop.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from cachemigrate.errors import RdbFormatError
 
@@ -18,17 +17,15 @@ from ._opcodes import read_opcode_record, skip_key_meta
 from ._prims import I32, SHORT, Malformed, Short, i64_from, read_len, read_string, skip_string, u32be_from
 from ._skip import BLOB_TYPES, VALKEY_BLOB_TYPES, skip_value
 from ._slow import slow_record
+from ._state import H, ParserState
 from .model import KeyRecord, Record, SelectDb
-
-if TYPE_CHECKING:
-    from .parser import RdbParser
 
 _ONE_STRING = frozenset(t for t, prefix in BLOB_TYPES.items() if not prefix)
 _ONE_STRING_VALKEY = frozenset(t for t, prefix in VALKEY_BLOB_TYPES.items() if not prefix)
 _PREFIX_OPS = frozenset({T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ})
 
 
-def _drive_slow(p: RdbParser) -> Iterator[Record]:
+def _drive_slow(p: ParserState[H]) -> Iterator[Record]:
     """Run the slow path until its record is done or it needs bytes that are not fed yet."""
     assert p._slow is not None
     while p._buffered_end() >= p._need:
@@ -46,7 +43,7 @@ def _drive_slow(p: RdbParser) -> Iterator[Record]:
         p._move_on()
 
 
-def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlined on purpose
+def run(p: ParserState[H]) -> Iterator[Record | H]:  # noqa: C901 - the hot loop is inlined on purpose
     """What ``RdbParser.records()`` returns."""
     while not p._done:
         if p._slow is not None:
@@ -81,7 +78,7 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                         res, pos = got
                         p._pos = pos
                         if res is not None:
-                            yield res  # type: ignore[misc]
+                            yield res
                             if p._buf is not buf:  # fed while suspended
                                 buf, base, pos, blen = p._buf, p._base, p._pos, len(p._buf)
                         if pos >= blen:
@@ -160,8 +157,8 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                     hook = p.key_hook
                     if hook is not None:
                         # The consumer's fast path: no KeyRecord; what it returns is passed on.
-                        yield hook(db, key, t, buf[kend:vend], expire, idle, freq, base + start,  # type: ignore[misc]
-                                   base + vend, meta)
+                        yield hook(db, key, t, buf[kend:vend], expire, idle, freq, base + start, base + vend,
+                                   meta)
                     else:
                         rec = KeyRecord(db, key, t, buf[kend:vend], expire, idle, freq, base + start,
                                         base + vend)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Generator
-from typing import TYPE_CHECKING
 
 from cachemigrate.errors import RdbFormatError
 
@@ -28,10 +27,8 @@ from ._skip import (
     skip_stream_meta,
     skip_value,
 )
+from ._state import H, ParserState
 from .model import KeyRecord, Record, SelectDb
-
-if TYPE_CHECKING:
-    from .parser import RdbParser
 
 _BIG = -1
 _ACCUMULATE_AT = 1 << 20
@@ -74,11 +71,8 @@ def read_key_head(buf: bytes, pos: int, table: T.TypeTable, pend: Pending | None
     return t, bytes(key), expire, idle, freq, meta, pos
 
 
-def _wait(p: RdbParser, need: int | None = None) -> None:
-    p._need = need if need is not None else p._base + len(p._buf) + 1
 
-
-def slow_record(p: RdbParser, start: int) -> Slow:
+def slow_record(p: ParserState[H], start: int) -> Slow:
     table = p._table
     assert table is not None
     op = -1
@@ -110,7 +104,7 @@ def slow_record(p: RdbParser, start: int) -> Slow:
                 return
             break
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
         except _ERRORS as exc:
             raise p._fail(exc, start, None, op) from None
@@ -138,7 +132,7 @@ def slow_record(p: RdbParser, start: int) -> Slow:
         raise p._fail(exc, p.offset, key, t) from None
 
 
-def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
+def _walk(p: ParserState[H], t: int, vstart: int) -> Generator[None, None, int]:
     """Walk the value at stream offset vstart; its end offset, or _BIG when over the bound."""
     table = p._table
     assert table is not None
@@ -152,7 +146,7 @@ def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
             try:
                 return p._base + skip_value(p._buf, vstart - p._base, t, table.valkey)
             except SHORT:
-                _wait(p)
+                p._wait()
                 yield None
     try:  # usually the whole value is there already: walk it at full speed
         return p._base + skip_value(p._buf, vstart - p._base, t, table.valkey)
@@ -165,7 +159,7 @@ def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
             cur = p._base + i
             break
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
     cur = yield from _walk_groups(p, fn, n, cur, vstart)
     if cur == _BIG or not is_stream:
@@ -174,11 +168,11 @@ def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
         try:
             return p._base + skip_stream_meta(p._buf, cur - p._base, t)
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
 
 
-def _walk_blob(p: RdbParser, t: int, at: int) -> Generator[None, None, int]:
+def _walk_blob(p: ParserState[H], t: int, at: int) -> Generator[None, None, int]:
     """One RDB string at stream offset ``at``; a raw string over the bound is big at once."""
     while True:
         buf = p._buf
@@ -195,11 +189,13 @@ def _walk_blob(p: RdbParser, t: int, at: int) -> Generator[None, None, int]:
                     need = p._base + ps + n
             except SHORT:
                 pass
-            _wait(p, need)
+            p._wait(need)
             yield None
 
 
-def _walk_groups(p: RdbParser, fn: GroupSkip, n: int, cur: int, vstart: int) -> Generator[None, None, int]:
+def _walk_groups(
+    p: ParserState[H], fn: GroupSkip, n: int, cur: int, vstart: int
+) -> Generator[None, None, int]:
     maxv = p.max_value_bytes
     for _ in range(n):
         while True:
@@ -211,9 +207,9 @@ def _walk_groups(p: RdbParser, fn: GroupSkip, n: int, cur: int, vstart: int) -> 
                 cur = p._base + j
                 break
             except SHORT:
-                if not p._accumulate and p._base + len(buf) - vstart > _ACCUMULATE_AT:
+                if p._acc is None and p._base + len(buf) - vstart > _ACCUMULATE_AT:
                     p._start_accumulating()
-                _wait(p)
+                p._wait()
                 yield None
         if cur - vstart > maxv:
             return _BIG
