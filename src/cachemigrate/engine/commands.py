@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.entry import Arg, Command, Entry
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 
 # Commands a master sends that mean nothing to a target.
@@ -136,4 +136,4 @@ class CommandMapper:
 
 
 def _entry(argv: list[bytes], db: int, key: bytes | None, offset: int) -> Entry:
-    return Entry(cast(list[Arg], argv), db, key, 0, offset)
+    return Command(cast(list[Arg], argv), db, key, 0, offset)

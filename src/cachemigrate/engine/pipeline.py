@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from cachemigrate.engine.checkpoint import CheckpointStore
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.presence import PresenceCheck
 from cachemigrate.engine.readers.base import Reader, RecordTransform, TransformFactory
@@ -81,7 +81,7 @@ class _Run:
             self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
                             f"reading {self.reader.source_kind}")
             if spec.options.flush_target:
-                await self.writer.write([Entry([b"FLUSHALL"], db=-1)])
+                await self.writer.write([Command([b"FLUSHALL"], db=-1)])
             self.phase = Phase.FULL
             reporter = asyncio.create_task(self._report_loop())
             await self._pump(self.reader, self.writer)

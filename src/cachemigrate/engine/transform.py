@@ -18,7 +18,7 @@ from typing import Final
 
 from cachemigrate.engine import rewrite as rw
 from cachemigrate.engine.capabilities import TYPE_NAME_BY_BYTE, Target, TargetCaps, at_least, type_name
-from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.entry import Arg, Command, Entry, Packed
 from cachemigrate.engine.packed_runs import PackedRuns
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.errors import (
@@ -86,7 +86,7 @@ class Transformer:
         now_ms: Callable[[], int] = _now_ms,
         packed: bool = False,
     ) -> None:
-        """``packed``: the writer takes entries of many commands (``Entry.count``; a standalone
+        """``packed``: the writer takes entries of many commands (``PackedRun``; a standalone
         target with nothing to check per key), so the C walker may turn runs of keys into one."""
         self.options = options
         self.header = header
@@ -218,7 +218,7 @@ class Transformer:
         wire = self._pack(key, exp, t, raw, version)
         if rec.idle is not None or rec.freq is not None:
             wire = restore_extra(wire, self._replace, rec.idle, rec.freq)
-        return [Entry([_RESTORE, key], db, key, len(wire), rec.end_offset, name, wire)]
+        return [Packed(wire, len(wire), _RESTORE, key, db, rec.end_offset, name)]
 
     def key_fields(
         self,
@@ -232,9 +232,9 @@ class Transformer:
         offset: int,
         end_offset: int,
         meta: bytes | None,
-    ) -> Entry | list[Entry]:
+    ) -> Packed | list[Entry]:
         """``key()`` for the parser's ``key_hook``, given a (not big) KeyRecord's fields: a RESTORE
-        makes one Entry and no KeyRecord; the other cases make the record and go through ``key()``."""
+        makes one Packed entry and no KeyRecord; the other cases make the record and go through ``key()``."""
         if exp != NO_EXPIRE:
             self._clock_left -= 1
             if self._clock_left <= 0:
@@ -263,7 +263,7 @@ class Transformer:
         wire = self._pack(key, exp, t, raw, version)
         if idle is not None or freq is not None:
             wire = restore_extra(wire, self._replace, idle, freq)
-        return Entry([_RESTORE, key], tdb, key, len(wire), end_offset, TYPE_NAME_BY_BYTE[t], wire)
+        return Packed(wire, len(wire), _RESTORE, key, tdb, end_offset, TYPE_NAME_BY_BYTE[t])
 
     def function(self, fn: Function) -> list[Entry]:
         """``FUNCTION LOAD REPLACE code``, for every database (db -1)."""
@@ -271,7 +271,7 @@ class Transformer:
             self._unsupported(-1, b"", "functions need a Redis 7.0+ target; library not loaded")
             return []
         argv: list[Arg] = [b"FUNCTION", b"LOAD", b"REPLACE", fn.code]
-        return [Entry(argv, -1, None, 0, fn.offset, "function")]
+        return [Command(argv, -1, None, 0, fn.offset, "function")]
 
     def chunk(self, chunk: ValueChunk) -> list[Entry]:
         """Entries for one part of a big key announced by ``key()``."""
@@ -347,7 +347,7 @@ class Transformer:
             if not self.options.replace:
                 return []
             big.tag = ""
-            return [Entry([b"DEL", rec.key], db, rec.key, 0, rec.offset, name)]
+            return [Command([b"DEL", rec.key], db, rec.key, 0, rec.offset, name)]
         if name == "module":
             self._unsupported(db, rec.key, "module values can only move with RESTORE")
             return []
@@ -385,9 +385,11 @@ class Transformer:
     ) -> list[Entry]:
         # Only the entry that completes the key carries its end offset: a checkpoint taken in the
         # middle of a key resumes at the key's start (and DEL makes the replay idempotent).
-        out = [Entry(argv, db, key, 0, start_offset) for argv in cmds]
+        out: list[Entry] = [Command(argv, db, key, 0, start_offset) for argv in cmds]
         if out:
-            out[0].tag = tag
+            first = out[0]
+            assert type(first) is Command
+            first.tag = tag
             if complete:
                 out[-1].source_offset = end_offset
         return out

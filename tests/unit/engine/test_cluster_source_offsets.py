@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command
 from cachemigrate.engine.readers.cluster_source import ClusterSourceReader
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import NullSink
@@ -30,8 +30,8 @@ def _reader(*shards: _Shard) -> ClusterSourceReader:
     return r
 
 
-def _batch(*offsets: int) -> list[Entry]:
-    return [Entry([b"SET", b"k", b"v"], source_offset=o) for o in offsets]
+def _batch(*offsets: int) -> list[Command]:
+    return [Command([b"SET", b"k", b"v"], source_offset=o) for o in offsets]
 
 
 def test_sequence_maps_back_to_each_shard() -> None:

@@ -39,7 +39,7 @@ async def read(
 
 
 def flat(batches: list[list[Entry]]) -> list[tuple[bytes, int, bytes | None]]:
-    return [(bytes(e.argv[0]), e.db, e.key) for b in batches for e in b]
+    return [(e.name, e.db, e.key) for b in batches for e in b]
 
 
 SCRIPT = (
@@ -112,8 +112,8 @@ async def test_a_multi_block_is_never_split_across_batches(tmp_path: Path) -> No
     path.write_bytes(data)
     batches, _, _ = await read([path])
     assert sum(len(b) for b in batches) == 2040 + 102 + 3000
-    [inside] = [b for b in batches if any(e.argv[0] == b"MULTI" for e in b)]
-    names = [e.argv[0] for e in inside]
+    [inside] = [b for b in batches if any(e.name == b"MULTI" for e in b)]
+    names = [e.name for e in inside]
     assert names.count(b"RPUSH") == 100 and names.index(b"EXEC") == names.index(b"MULTI") + 101
     start = data.index(block)
     m = names.index(b"MULTI")
@@ -128,7 +128,7 @@ async def test_offsets_run_on_across_files_and_rdb_files_are_read_too(tmp_path: 
     aof.write_bytes(resp(b"SELECT", b"0") + resp(b"DEL", b"x"))
     batches, reader, _ = await read([rdb, aof])
     entries = [e for b in batches for e in b]
-    restores = [e for e in entries if e.argv[0] == b"RESTORE"]
+    restores = [e for e in entries if e.name == b"RESTORE"]
     assert len(restores) == 25 and {e.tag for e in restores} != {""}
     offsets = [e.source_offset for e in entries]
     assert offsets == sorted(offsets) and offsets[-1] == rdb.stat().st_size + aof.stat().st_size
@@ -166,7 +166,7 @@ async def test_an_rdb_cut_short_is_an_error_naming_the_file(tmp_path: Path) -> N
         async for batch in reader.batches():
             got += batch
     assert "offset" in str(err.value)
-    assert got and all(e.argv[0] == b"RESTORE" for e in got)  # the whole keys before the cut
+    assert got and all(e.name == b"RESTORE" for e in got)  # the whole keys before the cut
     assert reader.sources[0].state == "failed"
 
 

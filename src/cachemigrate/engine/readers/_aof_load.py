@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
-from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.entry import Arg, Command, Entry
 from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel
@@ -227,7 +227,7 @@ class FileLoad:
                 if self._tdb is None:
                     continue  # a source db the options leave out
                 argv = cast("list[Arg]", c.argv)
-                e = Entry(argv, self._tdb, command_key(c.argv, name), c.size, base + c.end)
+                e = Command(argv, self._tdb, command_key(c.argv, name), c.size, base + c.end)
             if self._multi is not None:
                 e.source_offset = base + self._multi_at  # a block is done only once EXEC is in
                 self._multi.append(e)
@@ -251,30 +251,30 @@ class FileLoad:
             if self._multi is None:
                 self._multi_at = c.offset
                 db = -1 if self._tdb is None else self._tdb
-                self._multi = [Entry(argv, db, None, c.size, self.base + c.offset)]
+                self._multi = [Command(argv, db, None, c.size, self.base + c.offset)]
             return None
         if name in (b"EXEC", b"DISCARD"):
             block, self._multi = self._multi, None
             if block is not None and name == b"EXEC" and len(block) > 1:
-                block.append(Entry(argv, -1, None, c.size, end))
+                block.append(Command(argv, -1, None, c.size, end))
                 self._cur += block
             return None
         if name == b"FLUSHALL":
             o = self.options
             if o.db_mode is DbMode.KEEP:
-                return Entry(argv, -1, None, c.size, end)
+                return Command(argv, -1, None, c.size, end)
             tdb = self._db(o.db if o.db_mode is DbMode.ONLY and o.db is not None else 0)
-            return None if tdb is None else Entry([b"FLUSHDB", *argv[1:]], tdb, None, c.size, end)
+            return None if tdb is None else Command([b"FLUSHDB", *argv[1:]], tdb, None, c.size, end)
         if name == b"SWAPDB":
             if self.options.db_mode is DbMode.KEEP:
-                return Entry(argv, -1, None, c.size, end)
+                return Command(argv, -1, None, c.size, end)
             if not self._warned_swapdb:
                 self._warned_swapdb = True
                 self.events.log(LogLevel.WARNING, f"{self.src.name}: SWAPDB at offset {c.offset} "
                                 "skipped: it cannot be mapped with this db mode")
             return None
         # FUNCTION, SCRIPT: every database
-        return Entry(argv, -1, None, c.size, end)
+        return Command(argv, -1, None, c.size, end)
 
     def _take(self) -> list[list[Entry]]:
         if self._cur:

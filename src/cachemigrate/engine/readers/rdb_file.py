@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import BinaryIO, cast
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.entry import Arg, Command, Entry, Packed, PackedRun
 from cachemigrate.engine.readers.base import ReaderProgress, RecordTransform, TransformFactory
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
@@ -123,7 +123,7 @@ class RdbFileReader:
                 records: Iterator[object] = parser.records()  # with key_hook: Entry / list too
                 for rec in records:
                     cls = rec.__class__
-                    if cls is Entry:
+                    if cls is Packed or cls is PackedRun:
                         # Hot path (parser.key_hook / batch_hook): the RESTORE of one key, or of a
                         # run of keys (C walker); size: its wire size.
                         self._keys += rec.count  # type: ignore[attr-defined]
@@ -140,7 +140,7 @@ class RdbFileReader:
                                 e.source_offset += base
                         batch += entries
                         for e in entries:
-                            batch_bytes += e.size or _argv_bytes(e.argv)
+                            batch_bytes += e.size or (_argv_bytes(e.argv) if type(e) is Command else 0)
                     if len(batch) >= BATCH_ENTRIES or batch_bytes >= BATCH_BYTES:
                         yield batch
                         batch, batch_bytes = [], 0

@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator
 
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.commands import CommandMapper
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
 from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
@@ -310,9 +310,9 @@ class SyncReader:
         if self._had_data:
             if self.options.db_mode is DbMode.ONLY:
                 o = self.options
-                first.append(Entry([b"FLUSHDB"], (o.db if o.target_db is None else o.target_db) or 0))
+                first.append(Command([b"FLUSHDB"], (o.db if o.target_db is None else o.target_db) or 0))
             else:
-                first.append(Entry([b"FLUSHALL"], -1))
+                first.append(Command([b"FLUSHALL"], -1))
         self._had_data = True
         async for batch in self._rdb.run(link.rdb(), end, first, lambda: self._stopped):
             self._delivered = batch[-1].source_offset
@@ -340,7 +340,7 @@ class SyncReader:
                 if batch:
                     batch[-1].source_offset = max(batch[-1].source_offset, end)
                 else:
-                    batch.append(Entry([b"PING"], -1, None, 0, end))
+                    batch.append(Command([b"PING"], -1, None, 0, end))
             if batch:
                 self._delivered = max(self._delivered, batch[-1].source_offset)
             yield batch

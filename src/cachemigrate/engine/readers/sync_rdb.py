@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import cast
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command, Entry, Packed, PackedRun
 from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel
@@ -46,7 +46,7 @@ class RdbEntries:
             records: Iterator[object] = parser.records()  # with key_hook: Entry / list too
             for rec in records:
                 cls = rec.__class__
-                if cls is Entry:
+                if cls is Packed or cls is PackedRun:
                     # Hot path (parser.key_hook / batch_hook): the RESTORE of one key, or of a run
                     # of keys (C walker); size: its wire size.
                     keys += rec.count  # type: ignore[attr-defined]
@@ -75,7 +75,10 @@ class RdbEntries:
                     continue
                 for e in entries:  # one or a few entries per key
                     e.source_offset = before
-                    nbytes += e.size or sum(map(len, e.argv)) + 40 * len(e.argv)  # + object overhead
+                    if type(e) is Command:
+                        nbytes += e.size or sum(map(len, e.argv)) + 40 * len(e.argv)  # + object overhead
+                    else:
+                        nbytes += e.size
                     append(e)
             self.keys += keys
             keys = 0
@@ -90,7 +93,7 @@ class RdbEntries:
         if batch:
             batch[-1].source_offset = end
         else:
-            batch = [Entry([b"PING"], -1, None, 0, end)]
+            batch = [Command([b"PING"], -1, None, 0, end)]
         yield batch
 
     def _transform(self, parser: RdbParser) -> RecordTransform:
