@@ -14,7 +14,7 @@ from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.status import LogLevel, RecordingSink
 from cachemigrate.engine.transform import TargetCaps, Transformer
 from cachemigrate.errors import AofFormatError, ConfigError, RdbFormatError
-from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.formats.rdb import KeyRecord, RdbHeader, RdbParser
 from support.corpus import CORPUS
 
 GENERATED = CORPUS / "generated-local"
@@ -25,7 +25,7 @@ def resp(*argv: bytes) -> bytes:
 
 
 async def read(
-    paths: list[Path | str], options: PipelineOptions | None = None
+    paths: list[Path | str], options: PipelineOptions | None = None, sink_into: list[Entry] | None = None
 ) -> tuple[list[list[Entry]], AofFileReader, RecordingSink]:
     opts = options or PipelineOptions()
     caps = TargetCaps(rdb_version=10, vendor="redis", version=(7, 0, 15))
@@ -35,7 +35,12 @@ async def read(
 
     sink = RecordingSink()
     reader = AofFileReader([str(p) for p in paths], opts, transform_factory=factory, events=sink)
-    return [b async for b in reader.batches()], reader, sink
+    batches = []
+    async for b in reader.batches():
+        batches.append(b)
+        if sink_into is not None:
+            sink_into += b
+    return batches, reader, sink
 
 
 def flat(batches: list[list[Entry]]) -> list[tuple[bytes, int, bytes | None]]:
@@ -168,6 +173,22 @@ async def test_an_rdb_cut_short_is_an_error_naming_the_file(tmp_path: Path) -> N
     assert "offset" in str(err.value)
     assert got and all(e.name == b"RESTORE" for e in got)  # the whole keys before the cut
     assert reader.sources[0].state == "failed"
+
+
+async def test_damage_keeps_the_keys_before_it_in_the_same_read(tmp_path: Path) -> None:
+    """The whole file is one read: the keys of its RDB part before a bad checksum still go out."""
+    data = bytearray((GENERATED / "redis-6.0.9-single-aof-rdbpreamble" / "appendonly.aof").read_bytes())
+    parser = RdbParser()
+    parser.feed(bytes(data))
+    keys = sum(type(r) is KeyRecord for r in parser.records())
+    rdb_end = len(data) - len(parser.remainder())
+    data[rdb_end - 1] ^= 0xFF  # the RDB part's CRC64
+    path = tmp_path / "appendonly.aof"
+    path.write_bytes(bytes(data))
+    got: list[Entry] = []
+    with pytest.raises(RdbFormatError, match="checksum mismatch"):
+        await read([path], sink_into=got)
+    assert keys > 0 and len(got) == keys and all(e.name == b"RESTORE" for e in got)
 
 
 async def test_multipart_folders_need_exactly_one_manifest_and_all_its_files(tmp_path: Path) -> None:

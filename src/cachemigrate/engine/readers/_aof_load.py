@@ -14,12 +14,11 @@ from typing import Final, cast
 
 from cachemigrate.engine.entry import Arg, Command, Entry
 from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
+from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel
 from cachemigrate.errors import AofFormatError
 from cachemigrate.formats.aof import AofCommand, AofSplitter, is_rdb_start
-from cachemigrate.formats.rdb import RdbParser
-from cachemigrate.formats.rdb.model import Function, KeyRecord, ModuleAux, ValueChunk
 
 GROUP_ENTRIES = 2048
 _SNIFF = 6  # len("VALKEY")
@@ -68,9 +67,9 @@ class FileLoad:
         self.unknown = False  # the file is neither RDB nor AOF
         self._head = b""
         self._started = False
-        self._parser: RdbParser | None = None
+        self._pump: RdbPump | None = None  # while in the RDB part
         self._splitter: AofSplitter | None = None
-        self._tf: RecordTransform | None = None
+        self._tf: RecordTransform | None = None  # the RDB part's, once its header is read
         self._fed = 0
         self._map: Callable[[int], int | None] | None = None
         self._dbs: dict[int, int | None] = {}
@@ -79,7 +78,7 @@ class FileLoad:
         self._multi_at = 0
         self._out: list[list[Entry]] = []
         self._cur: list[Entry] = []
-        self._warned_aux = self._warned_swapdb = False
+        self._warned_swapdb = False
 
     # ---- bytes in ------------------------------------------------------------------------
 
@@ -92,7 +91,7 @@ class FileLoad:
             data, self._head = self._head, b""
             self._start(data)
         self._fed += len(data)
-        if self._parser is not None:
+        if self._pump is not None:
             self._rdb(data)
         else:
             assert self._splitter is not None
@@ -108,9 +107,9 @@ class FileLoad:
             data, self._head = self._head, b""
             self._start(data)
             self._fed += len(data)
-            (self._rdb if self._parser is not None else self._resp_tail)(data)
-        if self._parser is not None:
-            self._parser.close()  # the RDB part is incomplete: RdbFormatError names the offset
+            (self._rdb if self._pump is not None else self._resp_tail)(data)
+        if self._pump is not None:
+            self._pump.close()  # the RDB part is incomplete: RdbFormatError names the offset
         assert self._splitter is not None
         trunc = self._splitter.close()
         name = self.src.name
@@ -121,7 +120,7 @@ class FileLoad:
             if self._multi is not None:
                 parts.append(f"ends inside a MULTI block started at offset {self._multi_at}")
             what = " and ".join(parts)
-            at = self._multi_at if self._multi is not None else trunc.offset  # type: ignore[union-attr]
+            at = self._multi_at if self._multi is not None or trunc is None else trunc.offset
             if not self.last:
                 raise AofFormatError(f"AOF {what}, and it is not the last file of its set",
                                      offset=at, source=name)
@@ -138,9 +137,8 @@ class FileLoad:
     def _start(self, data: bytes) -> None:
         self._started = True
         if is_rdb_start(data):
-            o = self.options
-            self._parser = RdbParser(source=self.src.name, max_value_bytes=o.big_key_bytes,
-                                     chunk_elements=o.chunk_elements)
+            self._pump = RdbPump(self.src.name, options=self.options, events=self.events,
+                                 transform_factory=self.transform_factory)
         elif data[:1] in (b"*", b"#"):
             self._splitter = AofSplitter(source=self.src.name, accelerated=self.accelerated)
         else:
@@ -151,52 +149,33 @@ class FileLoad:
     # ---- the RDB part --------------------------------------------------------------------
 
     def _rdb(self, data: bytes) -> None:
-        parser = self._parser
-        assert parser is not None
-        parser.feed(data)
-        base = self.base
-        cur = self._cur
-        for rec in parser.records():
-            kind = type(rec)
-            if kind is KeyRecord:
-                self.src.keys += 1
-                entries = self._transform().key(cast(KeyRecord, rec))
-            elif kind is ValueChunk:
-                entries = self._transform().chunk(cast(ValueChunk, rec))
-            elif kind is Function:
-                entries = self._transform().function(cast(Function, rec))
-            else:
-                if kind is ModuleAux and not self._warned_aux:
-                    self._warned_aux = True
-                    self.events.log(LogLevel.WARNING, f"{self.src.name}: module aux data of "
-                                    f"{cast(ModuleAux, rec).module_name!r} cannot be carried over")
-                continue
-            if base:
-                for e in entries:
-                    e.source_offset += base
-            cur += entries
-            if len(cur) >= GROUP_ENTRIES:
-                self._out.append(cur)
-                cur = self._cur = []
-        if parser.done:
-            tail = parser.remainder()
+        pump = self._pump
+        assert pump is not None
+        try:
+            for group in pump.feed(data):
+                self._out.append(self._shifted(group))
+        finally:
+            self.src.keys = pump.keys_read
+            self._tf = pump.transform  # the commands after the preamble use its db mapping
+        if pump.parser.done:
+            self._cur += self._shifted(pump.take())
+            tail = pump.parser.remainder()
             self.src.rdb_end = self._fed - len(tail)
-            self._transform()  # the commands after the preamble use its db mapping
-            self._parser = None
+            self._pump = None
             self._splitter = AofSplitter(source=self.src.name, base_offset=self.src.rdb_end,
                                          accelerated=self.accelerated)
             self._resp_tail(tail)
+
+    def _shifted(self, entries: list[Entry]) -> list[Entry]:
+        if self.base:
+            for e in entries:
+                e.source_offset += self.base
+        return entries
 
     def _resp_tail(self, data: bytes) -> None:
         assert self._splitter is not None
         self._splitter.feed(data)
         self._commands(self._splitter.commands())
-
-    def _transform(self) -> RecordTransform:
-        if self._tf is None:
-            assert self._parser is not None and self._parser.header is not None
-            self._tf = self.transform_factory(self._parser.header)
-        return self._tf
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -206,11 +185,8 @@ class FileLoad:
         except KeyError:
             pass
         if self._map is None:
-            tf = self._tf or self.command_tf()
-            # The transform's own db mapping (Transformer.map_db: the same rules as for RDB keys);
-            # a transform without one (a test double) keeps every db.
-            fn = getattr(tf, "map_db", None)
-            self._map = cast(Callable[[int], int | None], fn) if fn is not None else (lambda d: d)
+            # The transform's own db mapping: the same rules as for RDB keys.
+            self._map = (self._tf or self.command_tf()).map_db
         mapped = self._dbs[db] = self._map(db)
         return mapped
 
@@ -275,6 +251,13 @@ class FileLoad:
             return None
         # FUNCTION, SCRIPT: every database
         return Command(argv, -1, None, c.size, end)
+
+    def rest(self) -> list[list[Entry]]:
+        """What was read but not returned when ``feed`` or ``finish`` raised: the entries of every
+        whole record and command before the damage."""
+        if self._pump is not None and self._pump.batch:
+            self._cur += self._shifted(self._pump.take())
+        return self._take()
 
     def _take(self) -> list[list[Entry]]:
         if self._cur:

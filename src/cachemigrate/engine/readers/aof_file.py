@@ -234,8 +234,10 @@ class AofFileReader:
                 self.events.log(LogLevel.WARNING, f"{src.name}: not an RDB or AOF file, skipped")
                 src.state = "skipped"
                 return
+            for group in load.rest():
+                batch += group
             if batch:
-                yield batch  # every whole command before the damage is kept
+                yield batch  # every whole command and key before the damage is kept
             src.state = "failed"
             raise
         finally:

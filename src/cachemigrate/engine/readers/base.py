@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Entry, Packed, PackedRun
 from cachemigrate.engine.status import EventSink, Phase
+from cachemigrate.formats.rdb import BatchHook
 from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, ValueChunk
 
 
@@ -48,13 +49,33 @@ class Reader(Protocol):
 
 
 class RecordTransform(Protocol):
-    """Turns RDB records into entries for the target (engine.transform.Transformer)."""
+    """Turns RDB records into entries for the target (engine.transform.Transformer).
+
+    ``key_fields`` and ``batch_hook`` are the parser's ``key_hook`` and ``batch_hook``
+    (``formats.rdb.KeyHook``): the fast path of one key and of a run of keys (None: no C walker).
+    ``map_db`` is the db mapping the transform applies, for the commands of a command source.
+    """
 
     def key(self, rec: KeyRecord) -> list[Entry]: ...
+
+    def key_fields(
+        self, db: int, key: bytes, t: int, raw: bytes, exp: int, idle: int | None, freq: int | None,
+        offset: int, end_offset: int, meta: bytes | None, /,
+    ) -> Packed | list[Entry]: ...
+
+    @property
+    def batch_hook(self) -> BatchHook[PackedRun] | None: ...
+
+    @property
+    def walked_expired(self) -> int:
+        """Expired keys the batch hook skipped (no entry, no record)."""
+        ...
 
     def chunk(self, chunk: ValueChunk) -> list[Entry]: ...
 
     def function(self, fn: Function) -> list[Entry]: ...
+
+    def map_db(self, db: int) -> int | None: ...
 
 
 # Readers that walk an RDB get the transform only once they know the RDB header: the pipeline

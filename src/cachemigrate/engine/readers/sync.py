@@ -45,8 +45,8 @@ from cachemigrate.engine.commands import CommandMapper
 from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
-from cachemigrate.engine.readers.sync_rdb import RdbEntries
 from cachemigrate.engine.spec import DbMode, PipelineOptions, ResumeMode
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
@@ -116,7 +116,8 @@ class SyncReader:
             self._replid = start.replid
             self._delivered = self._applied_floor = start.offset
             self._mapper.reset(db=db0, offset=start.offset)
-        self._rdb = RdbEntries(options, transform_factory, events, endpoint.address)
+        self._pump: RdbPump | None = None  # the RDB of the current (or last) full sync
+        self._keys_before = 0  # keys of the full syncs before it
         self._sampler = OffsetSampler(endpoint, control_period)
         self._applied: int | None = None
         self._bytes_read = 0
@@ -148,7 +149,7 @@ class SyncReader:
             bytes_read=(link.rdb_received if link else 0) if full else self._bytes_read + (
                 link.bytes_read if link else 0),
             bytes_total=link.rdb_size if full and link else None,
-            keys_read=self._rdb.keys,
+            keys_read=self._keys_before + (self._pump.keys_read if self._pump is not None else 0),
             source_offset=source,
             lag_seconds=self._lag_seconds(applied) if lag_bytes is not None else None,
             caught_up=self._phase is Phase.INCREMENTAL and lag_bytes == 0,
@@ -306,19 +307,41 @@ class SyncReader:
             self._sampler.samples.clear()  # offsets of another history: not comparable any more
         end = self._full_end = res.offset + self._base
         self._replid = None
-        first: list[Entry] = []
-        if self._had_data:
-            if self.options.db_mode is DbMode.ONLY:
-                o = self.options
-                first.append(Command([b"FLUSHDB"], (o.db if o.target_db is None else o.target_db) or 0))
+        pump = self._new_pump()
+        if self._had_data:  # the target goes first: it may hold keys the source has deleted
+            o = self.options
+            if o.db_mode is DbMode.ONLY:
+                pump.batch.append(Command([b"FLUSHDB"], (o.db if o.target_db is None else o.target_db) or 0))
             else:
-                first.append(Command([b"FLUSHALL"], -1))
+                pump.batch.append(Command([b"FLUSHALL"], -1))
         self._had_data = True
-        async for batch in self._rdb.run(link.rdb(), end, first, lambda: self._stopped):
-            self._delivered = batch[-1].source_offset
-            yield batch
+        # Every entry but the very last one is at end - 1: see the module docstring.
+        before = end - 1
+        async for chunk in link.rdb():
+            for batch in pump.feed(chunk):
+                yield self._full_batch(batch, before)
+                if self._stopped:
+                    return
+        pump.close()
+        last = pump.take() or [Command([b"PING"], -1)]
+        self._full_batch(last, before)[-1].source_offset = end
+        self._delivered = end
+        yield last
         self._replid = res.replid
-        self._mapper.reset(db=self._rdb.stream_db, offset=end)
+        self._mapper.reset(db=pump.stream_db, offset=end)
+
+    def _new_pump(self) -> RdbPump:
+        if self._pump is not None:
+            self._keys_before += self._pump.keys_read
+        self._pump = RdbPump(self.endpoint.address, options=self.options,
+                             transform_factory=self.transform_factory, events=self.events)
+        return self._pump
+
+    def _full_batch(self, batch: list[Entry], offset: int) -> list[Entry]:
+        for e in batch:
+            e.source_offset = offset
+        self._delivered = offset
+        return batch
 
     async def _incremental(
         self, link: ReplicationLink, *, until: int | None = None
