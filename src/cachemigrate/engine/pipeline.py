@@ -183,9 +183,10 @@ class _Run:
                 from cachemigrate.engine.readers.scan import ScanReader
 
                 return ScanReader(src.endpoint, o, transform_factory=factory, events=self.events)
-            from cachemigrate.engine.readers.sync import SyncReader
+            from cachemigrate.engine.readers.cluster_source import open_sync_reader
 
-            return SyncReader(src.endpoint, o, transform_factory=factory, events=self.events, start=start)
+            return await open_sync_reader(src.endpoint, o, transform_factory=factory, events=self.events,
+                                          start=start)
         raise ConfigError(f"source kind {src.kind.value} is not supported yet")
 
     def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:

@@ -1,5 +1,8 @@
 """A cluster source: one SyncReader per master shard, merged into one Reader.
 
+``open_sync_reader`` is where a replication source becomes a reader: this one when the source is
+a cluster (``cluster_enabled:1``), a ``SyncReader`` otherwise.
+
 The shards' replication offsets cannot be compared, so the merged reader renumbers entries with
 its own sequence (``source_offset``) and remembers, per batch, which shard's offsets the numbers
 stand for. ``checkpoint(applied)`` turns the writer's applied sequence number back into one
@@ -22,6 +25,7 @@ from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.source_offsets import fetch_info
 from cachemigrate.engine.readers.sync import SyncReader
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
@@ -33,6 +37,23 @@ from cachemigrate.protocol.replication import DEFAULT_REPL_TIMEOUT
 
 HISTORY_MAX = 200_000
 _DONE = object()
+
+
+async def open_sync_reader(
+    endpoint: Endpoint,
+    options: PipelineOptions,
+    *,
+    transform_factory: TransformFactory,
+    events: EventSink,
+    start: Checkpoint | None = None,
+) -> SyncReader | ClusterSourceReader:
+    """The reader of a replication source: one per shard, merged, when it is a cluster."""
+    try:
+        cluster = (await fetch_info(endpoint, "cluster")).get("cluster_enabled") == "1"
+    except (CacheMigrateError, TimeoutError):
+        cluster = False  # the replication link will report what is wrong
+    cls = ClusterSourceReader if cluster else SyncReader
+    return cls(endpoint, options, transform_factory=transform_factory, events=events, start=start)
 
 
 class ClusterSourceReader:
@@ -128,7 +149,7 @@ class ClusterSourceReader:
                 self.events.log(LogLevel.WARNING, f"{ep.address}: no checkpoint for this shard: full sync")
             self.shards.append(SyncReader(
                 ep, self.options, transform_factory=self.transform_factory, events=self.events,
-                start=start, repl_timeout=self.repl_timeout, detect_cluster=False, bucket=bucket,
+                start=start, repl_timeout=self.repl_timeout, bucket=bucket,
             ))
             self._shard_applied.append(start.offset if start is not None else -1)
         if not self.shards:

@@ -79,7 +79,6 @@ class SyncReader:
         start: Checkpoint | None = None,
         repl_timeout: float = DEFAULT_REPL_TIMEOUT,
         control_period: float = 1.0,
-        detect_cluster: bool = True,
         bucket: TokenBucket | None = None,
     ) -> None:
         if start is not None and start.source != endpoint.address:
@@ -94,8 +93,7 @@ class SyncReader:
         self.start = start
         self.repl_timeout = repl_timeout
         self.control_period = control_period
-        self.detect_cluster = detect_cluster
-        self.delegate: Reader | None = None  # a cluster source, or the SCAN fallback
+        self.delegate: Reader | None = None  # the SCAN fallback
         # Shards of a cluster share one bucket: the limit is for the whole source.
         self._bucket = bucket or (TokenBucket(options.bandwidth_mb) if options.bandwidth_mb else None)
         self._stopped = False
@@ -172,7 +170,7 @@ class SyncReader:
 
     def position(self, offset: int) -> Checkpoint | None:
         """The checkpoint the internal ``offset`` stands for, without side effects (the marker
-        of engine/exactly_once.py); None when not known (no stream yet, a cluster source)."""
+        of engine/exactly_once.py); None when not known (no stream yet, the SCAN fallback)."""
         if self.delegate is not None:
             return None
         applied = max(offset, self._applied_floor)
@@ -186,23 +184,12 @@ class SyncReader:
                           extra={"db": self._mapper.db_at(applied)})
 
     async def batches(self) -> AsyncIterator[list[Entry]]:
-        if self.detect_cluster and await self._is_cluster():
-            from cachemigrate.engine.readers.cluster_source import ClusterSourceReader
-
-            self.source_kind = "cluster"
-            self.delegate = ClusterSourceReader(
-                self.endpoint, self.options, transform_factory=self.transform_factory,
-                events=self.events, start=self.start, repl_timeout=self.repl_timeout,
-            )
-        if self.delegate is None:
-            self._control = asyncio.get_running_loop().create_task(
-                self._sampler.run(lambda: self._stopped))
-            try:
-                async for batch in self._sessions():
-                    yield batch
-            finally:
-                if self._control is not None:
-                    self._control.cancel()
+        self._control = asyncio.get_running_loop().create_task(self._sampler.run(lambda: self._stopped))
+        try:
+            async for batch in self._sessions():
+                yield batch
+        finally:
+            self._control.cancel()
         if self.delegate is not None:
             async for batch in self.delegate.batches():
                 yield batch
@@ -398,12 +385,6 @@ class SyncReader:
         return self._catch_up_end
 
     # ---- source offset and lag ---------------------------------------------------------------
-
-    async def _is_cluster(self) -> bool:
-        try:
-            return (await fetch_info(self.endpoint, "cluster")).get("cluster_enabled") == "1"
-        except (CacheMigrateError, TimeoutError):
-            return False  # the replication link will report what is wrong
 
     def _source_offset(self) -> int | None:
         if self._phase is not Phase.INCREMENTAL:
