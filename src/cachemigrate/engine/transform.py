@@ -18,13 +18,12 @@ from typing import Final
 
 from cachemigrate.engine import rewrite as rw
 from cachemigrate.engine.capabilities import TYPE_NAME_BY_BYTE, Target, TargetCaps, at_least, type_name
+from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Arg, Command, Entry, Packed
 from cachemigrate.engine.packed_runs import PackedRuns
-from cachemigrate.engine.spec import DbMode, PipelineOptions
+from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.errors import (
-    ConfigError,
     FormatError,
-    IncompatibleTargetError,
     MigrationError,
     UnsupportedRdbError,
 )
@@ -92,10 +91,8 @@ class Transformer:
         self.header = header
         self.target = target
         self._now_ms = now_ms
-        if options.db_mode is DbMode.ONLY and options.db is None:
-            raise ConfigError("db mode 'only' needs the source db to migrate")
-        if target.cluster and options.db_mode is DbMode.ONLY and (options.target_db or 0) != 0:
-            raise IncompatibleTargetError("a cluster target has only db 0")
+        self.dbmap = DbMap(options, cluster=target.cluster)
+        self._dbs = self.dbmap.known
         self.caps = rw.RewriteCaps(
             field_ttl=at_least(target, redis=(7, 4), valkey=(9, 0)),
             stream_v7=at_least(target, redis=(7, 0), valkey=(7, 2)),
@@ -113,7 +110,6 @@ class Transformer:
         ]
         self._replace = options.replace
         self._pack = restore_packer(options.replace)
-        self._dbs: dict[int, int | None] = {}
         self._now = now_ms()
         self._clock_left = _CLOCK_EVERY
         self._big: _BigKey | None = None
@@ -122,7 +118,7 @@ class Transformer:
         self._by_type: Counter[str] = Counter()
         self._by_type_byte = array("Q", bytes(256 * 8))
         # The parser's batch_hook (runs of keys in one entry: the C walker) or None.
-        self.batch_hook = PackedRuns.make(self._footer, replace=options.replace, map_db=self.map_db,
+        self.batch_hook = PackedRuns.make(self._footer, replace=options.replace, map_db=self.dbmap.target,
                                           counts=self._by_type_byte, now_ms=now_ms) if packed else None
         self.expired = 0
         self.filtered = 0
@@ -152,30 +148,6 @@ class Transformer:
 
     # ---- db mapping ------------------------------------------------------------------------
 
-    def map_db(self, db: int) -> int | None:
-        """The target db for a source db under the options (None: the db is left out)."""
-        try:
-            return self._dbs[db]
-        except KeyError:
-            return self._map_db(db)
-
-    def _map_db(self, db: int) -> int | None:
-        o = self.options
-        mapped: int | None
-        if o.db_mode is DbMode.FOLD:
-            mapped = 0
-        elif o.db_mode is DbMode.ONLY:
-            mapped = (db if o.target_db is None else o.target_db) if db == o.db else None
-        else:
-            mapped = db
-        if mapped and self.target.cluster:
-            raise IncompatibleTargetError(
-                f"source db {db} cannot go to a cluster target (it has only db 0): "
-                "use db mode 'fold' or 'only'"
-            )
-        self._dbs[db] = mapped
-        return mapped
-
     # ---- keys --------------------------------------------------------------------------------
 
     def key(self, rec: KeyRecord) -> list[Entry]:
@@ -197,7 +169,7 @@ class Transformer:
         try:
             db = self._dbs[rec.db]
         except KeyError:
-            db = self._map_db(rec.db)
+            db = self.dbmap.target(rec.db)
         if db is None:
             self.filtered += 1
             if rec.big:
@@ -245,7 +217,7 @@ class Transformer:
                 return []
         tdb = self._dbs.get(db, -2)
         if tdb == -2:
-            tdb = self._map_db(db)
+            tdb = self.dbmap.target(db)
         if tdb is None:
             self.filtered += 1
             return []
@@ -311,7 +283,7 @@ class Transformer:
     def rewrite(self, rec: KeyRecord, value: Value, db: int | None = None) -> list[Entry]:
         """Plain commands for a key whose value is already decoded (``db``: already mapped)."""
         if db is None:
-            db = self._dbs[rec.db] if rec.db in self._dbs else self._map_db(rec.db)
+            db = self.dbmap.target(rec.db)
             if db is None:
                 self.filtered += 1
                 return []

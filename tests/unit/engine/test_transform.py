@@ -150,9 +150,9 @@ def test_db_mapping(
     assert t.filtered == sum(v is None for v in expect.values())
 
 
-def test_map_db_is_public_for_command_sources() -> None:
+def test_the_db_map_is_public_for_command_sources() -> None:
     t = make(PipelineOptions(db_mode=DbMode.ONLY, db=3, target_db=1))
-    assert (t.map_db(3), t.map_db(0)) == (1, None)
+    assert (t.dbmap.target(3), t.dbmap.target(0)) == (1, None)
 
 
 def test_db_mapping_errors() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cachemigrate.engine.commands import command_key
 from cachemigrate.engine.entry import Entry
-from cachemigrate.engine.readers._aof_load import command_key
 from cachemigrate.engine.readers.aof_file import AofFileReader
 from cachemigrate.engine.readers.base import RecordTransform
 from cachemigrate.engine.spec import DbMode, PipelineOptions

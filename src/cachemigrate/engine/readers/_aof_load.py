@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
+from cachemigrate.engine.commands import command_key
+from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Arg, Command, Entry
 from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
 from cachemigrate.engine.readers.rdb_pump import RdbPump
-from cachemigrate.engine.spec import DbMode, PipelineOptions
+from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, LogLevel
 from cachemigrate.errors import AofFormatError
 from cachemigrate.formats.aof import AofCommand, AofSplitter, is_rdb_start
@@ -71,8 +73,7 @@ class FileLoad:
         self._splitter: AofSplitter | None = None
         self._tf: RecordTransform | None = None  # the RDB part's, once its header is read
         self._fed = 0
-        self._map: Callable[[int], int | None] | None = None
-        self._dbs: dict[int, int | None] = {}
+        self._map: DbMap | None = None
         self._tdb: int | None = 0  # target db of the commands that follow (None: filtered out)
         self._multi: list[Entry] | None = None
         self._multi_at = 0
@@ -179,16 +180,11 @@ class FileLoad:
 
     # ---- commands ------------------------------------------------------------------------
 
-    def _db(self, db: int) -> int | None:
-        try:
-            return self._dbs[db]
-        except KeyError:
-            pass
+    def _dbmap(self) -> DbMap:
+        """The transform's db mapping: the commands follow the same rules as the RDB keys."""
         if self._map is None:
-            # The transform's own db mapping: the same rules as for RDB keys.
-            self._map = (self._tf or self.command_tf()).map_db
-        mapped = self._dbs[db] = self._map(db)
-        return mapped
+            self._map = (self._tf or self.command_tf()).dbmap
+        return self._map
 
     def _commands(self, cmds: list[AofCommand]) -> None:
         base = self.base
@@ -218,7 +214,7 @@ class FileLoad:
         end = self.base + c.end
         if name == b"SELECT":
             try:
-                self._tdb = self._db(int(c.argv[1]))
+                self._tdb = self._dbmap().target(int(c.argv[1]))
             except (IndexError, ValueError):
                 raise AofFormatError(f"bad SELECT {argv[1:2]!r}", offset=c.offset,
                                      source=self.src.name) from None
@@ -236,13 +232,10 @@ class FileLoad:
                 self._cur += block
             return None
         if name == b"FLUSHALL":
-            o = self.options
-            if o.db_mode is DbMode.KEEP:
-                return Command(argv, -1, None, c.size, end)
-            tdb = self._db(o.db if o.db_mode is DbMode.ONLY and o.db is not None else 0)
-            return None if tdb is None else Command([b"FLUSHDB", *argv[1:]], tdb, None, c.size, end)
+            flush, db = self._dbmap().flushall(argv)
+            return Command(flush, db, None, c.size, end)
         if name == b"SWAPDB":
-            if self.options.db_mode is DbMode.KEEP:
+            if self._dbmap().swapdb:
                 return Command(argv, -1, None, c.size, end)
             if not self._warned_swapdb:
                 self._warned_swapdb = True
@@ -268,42 +261,3 @@ class FileLoad:
 
 
 _SPECIAL: Final = frozenset({b"SELECT", b"MULTI", b"EXEC", b"DISCARD", b"FLUSHALL", b"SWAPDB"}) | _ANY_DB
-
-
-# ---- key positions ---------------------------------------------------------------------------
-
-# Commands that touch no key (a cluster writer sends them to every master).
-NO_KEY_COMMANDS: Final = frozenset({
-    b"FLUSHALL", b"FLUSHDB", b"FUNCTION", b"SCRIPT", b"MULTI", b"EXEC", b"DISCARD", b"SELECT",
-    b"SWAPDB", b"PING", b"PUBLISH", b"CLIENT", b"CONFIG", b"DEBUG",
-})  # fmt: skip
-# First key after the subcommand / operation.
-_KEY_AT_2: Final = frozenset({b"BITOP", b"XGROUP", b"OBJECT", b"MEMORY"})
-# "numkeys key ...": where numkeys is (the first key follows it).
-_NUMKEYS_AT: Final = {
-    b"EVAL": 2, b"EVALSHA": 2, b"EVAL_RO": 2, b"EVALSHA_RO": 2, b"FCALL": 2, b"FCALL_RO": 2,
-    b"BLMPOP": 2, b"BZMPOP": 2,
-    b"LMPOP": 1, b"ZMPOP": 1, b"SINTERCARD": 1, b"ZINTERCARD": 1, b"ZUNION": 1, b"ZINTER": 1,
-    b"ZDIFF": 1,
-}  # fmt: skip
-
-
-def command_key(argv: list[bytes], name: bytes | None = None) -> bytes | None:
-    """The first key a command touches (what a cluster routes on), None when it has none.
-
-    ``name`` is ``argv[0].upper()`` when the caller has it already.
-    """
-    if name is None:
-        name = bytes(argv[0]).upper()
-    if name in NO_KEY_COMMANDS:
-        return None
-    if name in _KEY_AT_2:
-        return argv[2] if len(argv) > 2 else None
-    at = _NUMKEYS_AT.get(name)
-    if at is not None:
-        try:
-            numkeys = int(argv[at]) if len(argv) > at else 0
-        except ValueError:
-            return None
-        return argv[at + 1] if numkeys > 0 and len(argv) > at + 1 else None
-    return argv[1] if len(argv) > 1 else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Entry, Packed, PackedRun
 from cachemigrate.engine.status import EventSink, Phase
 from cachemigrate.formats.rdb import BatchHook
@@ -53,7 +54,7 @@ class RecordTransform(Protocol):
 
     ``key_fields`` and ``batch_hook`` are the parser's ``key_hook`` and ``batch_hook``
     (``formats.rdb.KeyHook``): the fast path of one key and of a run of keys (None: no C walker).
-    ``map_db`` is the db mapping the transform applies, for the commands of a command source.
+    ``dbmap`` is the db mapping the transform applies, for the commands of a command source.
     """
 
     def key(self, rec: KeyRecord) -> list[Entry]: ...
@@ -75,7 +76,8 @@ class RecordTransform(Protocol):
 
     def function(self, fn: Function) -> list[Entry]: ...
 
-    def map_db(self, db: int) -> int | None: ...
+    @property
+    def dbmap(self) -> DbMap: ...
 
 
 # Readers that walk an RDB get the transform only once they know the RDB header: the pipeline

@@ -13,8 +13,8 @@ loaded RDB, so until then the checkpoint says phase "full" and a resume re-does 
 
 Resume. After a lost link (closed, error, or silent for ``repl_timeout``) the reader sends
 ``PSYNC replid delivered+1``; on ``+CONTINUE`` nothing is re-sent. On ``+FULLRESYNC`` (the source's
-backlog no longer holds our offset) the target is first emptied: a ``FLUSHALL`` entry (db -1, or
-``FLUSHDB`` of the target db with db mode "only") goes before the new RDB's keys, because the
+backlog no longer holds our offset) the target is first emptied: what a source ``FLUSHALL``
+becomes under the db mode (``engine/dbmap.py``) goes before the new RDB's keys, because the
 target is owned by the migration and keys deleted on the source while we were away must go.
 
 Full-only resume. Without ``options.incremental`` the run ends once the target holds the source
@@ -47,7 +47,7 @@ from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
 from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
-from cachemigrate.engine.spec import DbMode, PipelineOptions, ResumeMode
+from cachemigrate.engine.spec import PipelineOptions, ResumeMode
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
 from cachemigrate.protocol.endpoint import Endpoint
@@ -296,11 +296,8 @@ class SyncReader:
         self._replid = None
         pump = self._new_pump()
         if self._had_data:  # the target goes first: it may hold keys the source has deleted
-            o = self.options
-            if o.db_mode is DbMode.ONLY:
-                pump.batch.append(Command([b"FLUSHDB"], (o.db if o.target_db is None else o.target_db) or 0))
-            else:
-                pump.batch.append(Command([b"FLUSHALL"], -1))
+            flush, db = self._mapper.dbmap.flushall([b"FLUSHALL"])
+            pump.batch.append(Command(flush, db))
         self._had_data = True
         # Every entry but the very last one is at end - 1: see the module docstring.
         before = end - 1
