@@ -1,15 +1,7 @@
 """Online source: act as a replica (PSYNC), apply the RDB, then the command stream, resuming.
 
-Offsets. Entries carry *internal* offsets: the replication offset plus ``_base``. ``_base`` only
-moves when a full resync starts at an offset not above one already handed out (a different
-replid, e.g. the source restarted; or offset 0 of a fresh master), so that the writer's applied
-offset (a running maximum, 0 at start) keeps meaning "everything up to here is applied".
-``checkpoint()`` converts back.
-
-The full phase. Every RDB entry carries the FULLRESYNC offset minus one except the very last one
-(or a PING when the RDB has no keys), which carries the FULLRESYNC offset: the checkpoint turns
-"incremental" only when the writer has applied the whole RDB. A PSYNC cannot continue a half
-loaded RDB, so until then the checkpoint says phase "full" and a resume re-does the full sync.
+Offsets. Entries carry *internal* offsets, and the checkpoint turns "incremental" only once the
+whole RDB is applied: ``sync_offsets.py`` keeps them and says which checkpoint each stands for.
 
 Resume. After a lost link (closed, error, or silent for ``repl_timeout``) the reader sends
 ``PSYNC replid delivered+1``; on ``+CONTINUE`` nothing is re-sent. On ``+FULLRESYNC`` (the source's
@@ -47,6 +39,7 @@ from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
 from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
+from cachemigrate.engine.readers.sync_offsets import ReplicaOffsets
 from cachemigrate.engine.spec import PipelineOptions, ResumeMode
 from cachemigrate.engine.status import EventSink, LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
@@ -101,23 +94,13 @@ class SyncReader:
         self._link: ReplicationLink | None = None
         self._control: asyncio.Task[None] | None = None
         self._phase = Phase.CONNECTING
-        self._base = 0
-        self._replid: str | None = None  # set once a PSYNC may continue from _delivered
-        self._delivered = -1  # internal offset of the last entry handed out
-        self._full_end: int | None = None  # internal FULLRESYNC offset of the last full sync
-        self._applied_floor = -1
         self._catch_up_end: int | None = None  # full-only resume: internal offset to stop at
         self._had_data = start is not None  # the target may hold keys: a full sync flushes first
-        db0 = int(start.extra.get("db", 0)) if start is not None else 0
-        self._mapper = CommandMapper(options, db=db0)
-        if start is not None and start.phase != "full":
-            self._replid = start.replid
-            self._delivered = self._applied_floor = start.offset
-            self._mapper.reset(db=db0, offset=start.offset)
+        self._mapper = CommandMapper(options)
+        self._at = ReplicaOffsets(endpoint.address, self._mapper, start)
         self._pump: RdbPump | None = None  # the RDB of the current (or last) full sync
         self._keys_before = 0  # keys of the full syncs before it
         self._sampler = OffsetSampler(endpoint, control_period)
-        self._applied: int | None = None
         self._bytes_read = 0
         self.resumes_continue = 0
         self.resumes_fullresync = 0
@@ -140,7 +123,7 @@ class SyncReader:
         link = self._link
         full = self._phase is Phase.FULL
         source = self._source_offset()
-        applied = self._applied if self._applied is not None else self._delivered
+        applied = self._at.applied if self._at.applied is not None else self._at.delivered
         lag_bytes = None if source is None else max(0, source - applied)
         return ReaderProgress(
             phase=self._phase,
@@ -159,29 +142,12 @@ class SyncReader:
     def checkpoint(self, applied_offset: int) -> Checkpoint | None:
         if self.delegate is not None:
             return self.delegate.checkpoint(applied_offset)
-        applied = max(applied_offset, self._applied_floor)
-        self._applied = applied
-        cp = self.position(applied)
-        if cp is None:
-            return self.start
-        if cp.phase == "incremental":
-            self._mapper.forget_before(applied)
-        return cp
+        return self._at.checkpoint(applied_offset)
 
     def position(self, offset: int) -> Checkpoint | None:
         """The checkpoint the internal ``offset`` stands for, without side effects (the marker
         of engine/exactly_once.py); None when not known (no stream yet, the SCAN fallback)."""
-        if self.delegate is not None:
-            return None
-        applied = max(offset, self._applied_floor)
-        source = self.endpoint.address
-        end = self._full_end
-        if end is not None and applied < end:
-            return Checkpoint(source, self._replid or "", end - self._base, phase="full")
-        if self._replid is None or applied < 0:
-            return None
-        return Checkpoint(source, self._replid, applied - self._base, phase="incremental",
-                          extra={"db": self._mapper.db_at(applied)})
+        return None if self.delegate is not None else self._at.position(offset)
 
     async def batches(self) -> AsyncIterator[list[Entry]]:
         self._control = asyncio.get_running_loop().create_task(self._sampler.run(lambda: self._stopped))
@@ -246,10 +212,10 @@ class SyncReader:
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _psync(self, link: ReplicationLink) -> PsyncResult:
-        asked_continue = self._replid is not None and self._phase is not Phase.FULL
+        at = self._at
+        asked_continue = at.replid is not None and self._phase is not Phase.FULL
         if asked_continue:
-            offset = self._delivered - self._base
-            res = await link.psync(self._replid, offset + 1)
+            res = await link.psync(at.replid, at.replication(at.delivered) + 1)
         else:
             res = await link.psync(None, -1)
         if res.full:
@@ -266,10 +232,8 @@ class SyncReader:
                           "and loaded again from a new snapshot")
             return res
         self.resumes_continue += 1
-        self._replid = res.replid
+        at.continued(res.replid)
         self._log(LogLevel.INFO, f"resumed the replication stream at offset {res.offset + 1} (+CONTINUE)")
-        d = self._delivered
-        self._mapper.reset(db=self._mapper.db_at(d), offset=d)
         return res
 
     def _fall_back(self, exc: CacheMigrateError) -> None:
@@ -286,14 +250,9 @@ class SyncReader:
 
     async def _full(self, link: ReplicationLink, res: PsyncResult) -> AsyncIterator[list[Entry]]:
         self._phase = Phase.FULL
-        # Internal offsets stay above everything handed out before and above the writer's
-        # initial applied offset (0), so "applied >= end" means "the whole RDB is applied".
-        floor = max(self._delivered, 0)
-        if res.offset + self._base <= floor:
-            self._base = floor - res.offset + 1
+        end, rebased = self._at.begin_full(res.offset)
+        if rebased:
             self._sampler.samples.clear()  # offsets of another history: not comparable any more
-        end = self._full_end = res.offset + self._base
-        self._replid = None
         pump = self._new_pump()
         if self._had_data:  # the target goes first: it may hold keys the source has deleted
             flush, db = self._mapper.dbmap.flushall([b"FLUSHALL"])
@@ -309,10 +268,9 @@ class SyncReader:
         pump.close()
         last = pump.take() or [Command([b"PING"], -1)]
         self._full_batch(last, before)[-1].source_offset = end
-        self._delivered = end
+        self._at.delivered = end
         yield last
-        self._replid = res.replid
-        self._mapper.reset(db=pump.stream_db, offset=end)
+        self._at.end_full(res.replid, pump.stream_db)
 
     def _new_pump(self) -> RdbPump:
         if self._pump is not None:
@@ -324,7 +282,7 @@ class SyncReader:
     def _full_batch(self, batch: list[Entry], offset: int) -> list[Entry]:
         for e in batch:
             e.source_offset = offset
-        self._delivered = offset
+        self._at.delivered = offset
         return batch
 
     async def _incremental(
@@ -334,7 +292,8 @@ class SyncReader:
         docstring) only up to that internal offset, or -1: until the stream is idle."""
         self._phase = Phase.INCREMENTAL
         mapper = self._mapper
-        base = self._base
+        at = self._at
+        base = at.base
         if until is not None and 0 <= until <= link.offset + base:
             return  # nothing was written since the checkpoint
         async for commands in link.commands(idle=1.0):
@@ -342,14 +301,14 @@ class SyncReader:
             for argv, offset in commands:
                 batch += mapper.map(argv, offset + base)
             end = link.offset + base
-            if not mapper.in_multi and end > self._delivered:
+            if not mapper.in_multi and end > at.delivered:
                 # PINGs and filtered commands have no effect: the last entry covers them too.
                 if batch:
                     batch[-1].source_offset = max(batch[-1].source_offset, end)
                 else:
                     batch.append(Command([b"PING"], -1, None, 0, end))
             if batch:
-                self._delivered = max(self._delivered, batch[-1].source_offset)
+                at.delivered = max(at.delivered, batch[-1].source_offset)
             yield batch
             if self._stopped:
                 return
@@ -376,7 +335,7 @@ class SyncReader:
                       "--incremental, the resumed stream is applied until it is idle for a second")
             self._catch_up_end = -1
             return -1
-        self._catch_up_end = max(source, link.offset) + self._base
+        self._catch_up_end = self._at.internal(max(source, link.offset))
         self._log(LogLevel.INFO, f"without --incremental: applying the source's writes from offset "
                   f"{link.offset + 1} to {max(source, link.offset)}, then ending")
         return self._catch_up_end
@@ -386,13 +345,14 @@ class SyncReader:
     def _source_offset(self) -> int | None:
         if self._phase is not Phase.INCREMENTAL:
             return None
-        link_offset = self._link.offset + self._base if self._link is not None else self._delivered
+        at = self._at
+        link_offset = at.internal(self._link.offset) if self._link is not None else at.delivered
         latest = self._sampler.latest()
         # The sample can be older than what the stream already delivered.
-        return link_offset if latest is None else max(latest + self._base, link_offset)
+        return link_offset if latest is None else max(at.internal(latest), link_offset)
 
     def _lag_seconds(self, applied: int) -> float:
-        return self._sampler.seconds_behind(applied - self._base)
+        return self._sampler.seconds_behind(self._at.replication(applied))
 
     def _log(self, level: LogLevel, message: str) -> None:
         self._message = message
