@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from cachemigrate.errors import RdbFormatError
 
 from . import _types as T
-from ._opcodes import read_opcode_record, skip_key_meta
-from ._prims import I32, SHORT, Malformed, Short, i64_from, read_len, read_string, skip_string, u32be_from
+from ._opcodes import read_key_prefix, read_opcode_record
+from ._prims import SHORT, Malformed, Short, read_string, skip_string, u32be_from
 from ._skip import BLOB_TYPES, VALKEY_BLOB_TYPES, skip_value
 from ._slow import slow_record
 from ._state import H, ParserState
@@ -93,26 +93,8 @@ def run(p: ParserState[H]) -> Iterator[Record | H]:  # noqa: C901 - the hot loop
                         meta: bytes | None = None
                     else:
                         expire, idle, freq, meta = pend  # cleared once the key is out
-                    if t not in types:  # prefix opcodes (rare): expire, LRU/LFU, key meta
-                        while t not in types:
-                            if t == T.OP_EXPIRETIME_MS:
-                                expire = i64_from(buf, pos + 1)[0]
-                                pos += 9
-                            elif t == T.OP_EXPIRETIME:
-                                expire = I32.unpack_from(buf, pos + 1)[0] * 1000
-                                pos += 5
-                            elif t == T.OP_IDLE:
-                                idle, pos = read_len(buf, pos + 1)
-                            elif t == T.OP_FREQ:
-                                freq = buf[pos + 1]
-                                pos += 2
-                            elif t == key_meta_op:
-                                q = skip_key_meta(buf, pos + 1)
-                                meta = buf[pos + 1 : q]
-                                pos = q
-                            else:
-                                break
-                            t = buf[pos]
+                    if t not in types:  # prefix opcodes: expire, LRU/LFU, key meta
+                        t, expire, idle, freq, meta, pos = read_key_prefix(buf, pos, table, pend)
                         if t not in types:
                             # Another opcode (KeyDB puts an AUX here): like Redis, keep the expire
                             # and LRU/LFU for the next key.

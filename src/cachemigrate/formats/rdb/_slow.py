@@ -16,8 +16,8 @@ from cachemigrate.errors import RdbFormatError
 
 from . import _types as T
 from ._bigkey import big_value
-from ._opcodes import read_opcode_record, skip_key_meta
-from ._prims import I32, SHORT, Malformed, Short, i64_from, read_len, read_string, skip_string, string_raw_len
+from ._opcodes import Pending, read_key_prefix, read_opcode_record
+from ._prims import SHORT, Malformed, Short, read_len, read_string, skip_string, string_raw_len
 from ._skip import (
     BLOB_TYPES,
     GROUP_SKIP,
@@ -35,7 +35,6 @@ _ACCUMULATE_AT = 1 << 20
 _PREFIX_OPS = (T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ)
 _ERRORS = (Malformed, RdbFormatError, ValueError, OverflowError, struct.error)
 
-Pending = tuple[int, int | None, int | None, bytes | None]
 KeyHead = tuple[int, bytes, int, int | None, int | None, bytes | None, int]
 Slow = Generator[Record | None, None, None]
 
@@ -46,30 +45,11 @@ def read_key_head(buf: bytes, pos: int, table: T.TypeTable, pend: Pending | None
     When another opcode follows the prefix opcodes, the type is that opcode, the key is empty
     and value_pos is the opcode's position: the prefix then waits for the next key.
     """
-    expire, idle, freq, meta = pend if pend is not None else (-1, None, None, None)
-    t = buf[pos]
-    while t not in table.types:
-        if t == T.OP_EXPIRETIME_MS:
-            expire = i64_from(buf, pos + 1)[0]
-            pos += 9
-        elif t == T.OP_EXPIRETIME:
-            expire = I32.unpack_from(buf, pos + 1)[0] * 1000
-            pos += 5
-        elif t == T.OP_IDLE:
-            idle, pos = read_len(buf, pos + 1)
-        elif t == T.OP_FREQ:
-            freq = buf[pos + 1]
-            pos += 2
-        elif t == T.OP_KEY_META_OR_SLOT_IMPORT and table.key_meta:
-            p = skip_key_meta(buf, pos + 1)
-            meta = bytes(buf[pos + 1 : p])
-            pos = p
-        else:
-            return t, b"", expire, idle, freq, meta, pos
-        t = buf[pos]
+    t, expire, idle, freq, meta, pos = read_key_prefix(buf, pos, table, pend)
+    if t not in table.types:
+        return t, b"", expire, idle, freq, meta, pos
     key, pos = read_string(buf, pos + 1)
     return t, bytes(key), expire, idle, freq, meta, pos
-
 
 
 def slow_record(p: ParserState[H], start: int) -> Slow:
