@@ -37,19 +37,10 @@ class PackedRuns:
         self.now_ms = now_ms
         self.expired = 0  # keys skipped because their expire time had passed
 
-    @classmethod
-    def make(
-        cls,
-        footer_versions: Sequence[int | None],
-        *,
-        replace: bool,
-        map_db: Callable[[int], int | None],
-        counts: array[int],
-        now_ms: Callable[[], int],
-    ) -> PackedRuns | None:
-        """The hook, or None when the walker is not built or would take no type under these footers."""
-        runs = cls(footer_versions, replace=replace, map_db=map_db, counts=counts, now_ms=now_ms)
-        return runs if c_walk.walk is not None and any(runs.footer) else None
+    @property
+    def usable(self) -> bool:
+        """The walker is built and takes some type under these footers."""
+        return c_walk.walk is not None and any(self.footer)
 
     def __call__(
         self, buf: bytes, pos: int, end: int, db: int, base: int, max_value: int

@@ -42,7 +42,7 @@ _get_wire = attrgetter("wire")
 _get_count = attrgetter("count")
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class _Batch:
     entries: Sequence[Entry]
     lo: int  # entries[lo:hi] were sent in this batch
@@ -229,8 +229,9 @@ class StandaloneWriter:
         else:
             tagged = sum(c for e, c in zip(own, counts, strict=True) if e.tag)
             starts = [0, *accumulate(counts)][:-1]
-        batch = _Batch(own, 0, j - i, selects or None, commands + len(selects), nbytes, tagged,
-                       commands, starts)
+        batch = _Batch(entries=own, lo=0, hi=j - i, selects=selects or None,
+                       expected=commands + len(selects), nbytes=nbytes, tagged=tagged, commands=commands,
+                       starts=starts)
         return batch, chunks, j
 
     # -- replies -----------------------------------------------------------------------------

@@ -142,6 +142,7 @@ def run(p: ParserState[H]) -> Iterator[Record | H]:  # noqa: C901 - the hot loop
                         yield hook(db, key, t, buf[kend:vend], expire, idle, freq, base + start, base + vend,
                                    meta)
                     else:
+                        # Positional: 145 ns a record, with keywords 662 ns (CPython 3.11).
                         rec = KeyRecord(db, key, t, buf[kend:vend], expire, idle, freq, base + start,
                                         base + vend)
                         if meta is not None:

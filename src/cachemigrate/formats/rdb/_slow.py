@@ -102,10 +102,12 @@ def slow_record(p: ParserState[H], start: int) -> Slow:
         ei = end - p._base
         value = bytes(buf[vstart - p._base : ei])
         p._drop_to(ei)
-        yield KeyRecord(p._db, key, t, value, expire, idle, freq, start, end, False, meta)
+        yield KeyRecord(db=p._db, key=key, type_byte=t, value=value, expire_ms=expire, idle=idle, freq=freq,
+                        offset=start, end_offset=end, key_meta=meta)
         return
     p._drop_to(vstart - p._base)
-    yield KeyRecord(p._db, key, t, b"", expire, idle, freq, start, vstart, True, meta)
+    yield KeyRecord(db=p._db, key=key, type_byte=t, value=b"", expire_ms=expire, idle=idle, freq=freq,
+                    offset=start, end_offset=vstart, big=True, key_meta=meta)
     try:
         yield from big_value(p, t, key, vstart)
     except _ERRORS as exc:
