@@ -6,6 +6,7 @@ from typing import Any
 
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Command
+from cachemigrate.engine.readers.base import ReaderContext
 from cachemigrate.engine.readers.cluster_source import ClusterSourceReader
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import NullSink
@@ -23,8 +24,8 @@ class _Shard:
 
 
 def _reader(*shards: _Shard) -> ClusterSourceReader:
-    r = ClusterSourceReader(Endpoint(port=7000), PipelineOptions(), transform_factory=lambda h: None,  # type: ignore[arg-type,return-value]
-                            events=NullSink())
+    context = ReaderContext(PipelineOptions(), lambda h: None, NullSink())  # type: ignore[arg-type,return-value]
+    r = ClusterSourceReader(Endpoint(port=7000), context)
     r.shards = list(shards)  # type: ignore[arg-type]
     r._shard_applied = [-1] * len(shards)
     return r

@@ -9,7 +9,7 @@ import pytest
 from cachemigrate.engine.commands import command_key
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.readers.aof_file import AofFileReader
-from cachemigrate.engine.readers.base import RecordTransform
+from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.status import LogLevel, RecordingSink
 from cachemigrate.engine.transform import TargetCaps, Transformer
@@ -34,7 +34,7 @@ async def read(
         return Transformer(opts, header, caps)
 
     sink = RecordingSink()
-    reader = AofFileReader([str(p) for p in paths], opts, transform_factory=factory, events=sink)
+    reader = AofFileReader([str(p) for p in paths], ReaderContext(opts, factory, sink))
     batches = []
     async for b in reader.batches():
         batches.append(b)
@@ -164,8 +164,8 @@ async def test_an_rdb_cut_short_is_an_error_naming_the_file(tmp_path: Path) -> N
     path.write_bytes(source.read_bytes()[:5000])
     opts = PipelineOptions()
     caps = TargetCaps(rdb_version=10)
-    reader = AofFileReader([str(path)], opts, transform_factory=lambda h: Transformer(opts, h, caps),
-                           events=RecordingSink())
+    context = ReaderContext(opts, lambda h: Transformer(opts, h, caps), RecordingSink())
+    reader = AofFileReader([str(path)], context)
     got: list[Entry] = []
     with pytest.raises(RdbFormatError, match=r"appendonly\.aof") as err:
         async for batch in reader.batches():
@@ -229,8 +229,8 @@ async def test_stop_ends_the_batches(tmp_path: Path) -> None:
     path.write_bytes(b"".join(resp(b"SET", b"k%d" % i, b"v") for i in range(10000)))
     opts = PipelineOptions()
     caps = TargetCaps(rdb_version=10)
-    reader = AofFileReader([str(path)], opts, transform_factory=lambda h: Transformer(opts, h, caps),
-                           events=RecordingSink())
+    context = ReaderContext(opts, lambda h: Transformer(opts, h, caps), RecordingSink())
+    reader = AofFileReader([str(path)], context)
     got = 0
     async for batch in reader.batches():
         got += len(batch)

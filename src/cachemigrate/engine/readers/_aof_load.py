@@ -15,10 +15,9 @@ from typing import Final, cast
 from cachemigrate.engine.commands import command_key
 from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Arg, Command, Entry
-from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
+from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
 from cachemigrate.engine.readers.rdb_pump import RdbPump
-from cachemigrate.engine.spec import PipelineOptions
-from cachemigrate.engine.status import EventSink, LogLevel
+from cachemigrate.engine.status import LogLevel
 from cachemigrate.errors import AofFormatError
 from cachemigrate.formats.aof import AofCommand, AofSplitter, is_rdb_start
 
@@ -49,21 +48,18 @@ class FileLoad:
     def __init__(
         self,
         src: SourceProgress,
-        base: int,
+        context: ReaderContext,
         *,
+        base: int,
         last: bool,
-        options: PipelineOptions,
-        events: EventSink,
-        transform_factory: TransformFactory,
         command_tf: Callable[[], RecordTransform],
         accelerated: bool | None = None,
     ) -> None:
         self.src = src
+        self.context = context
+        self.events = context.events
         self.base = base  # offset of this file's first byte across every source of the reader
         self.last = last
-        self.options = options
-        self.events = events
-        self.transform_factory = transform_factory
         self.command_tf = command_tf
         self.accelerated = accelerated
         self.unknown = False  # the file is neither RDB nor AOF
@@ -138,8 +134,7 @@ class FileLoad:
     def _start(self, data: bytes) -> None:
         self._started = True
         if is_rdb_start(data):
-            self._pump = RdbPump(self.src.name, options=self.options, events=self.events,
-                                 transform_factory=self.transform_factory)
+            self._pump = RdbPump(self.src.name, self.context)
         elif data[:1] in (b"*", b"#"):
             self._splitter = AofSplitter(source=self.src.name, accelerated=self.accelerated)
         else:

@@ -9,6 +9,7 @@ from typing import Protocol
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Entry, Packed, PackedRun
+from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, Phase
 from cachemigrate.formats.rdb import BatchHook
 from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, ValueChunk
@@ -84,4 +85,15 @@ class RecordTransform(Protocol):
 # hands them this factory.
 TransformFactory = Callable[[RdbHeader], RecordTransform]
 
-__all__ = ["EventSink", "Reader", "ReaderProgress", "RecordTransform", "TransformFactory"]
+
+@dataclass(frozen=True, slots=True)
+class ReaderContext:
+    """What the pipeline hands every reader, and a reader the parts it reads with (a file of a
+    set, a cluster shard, an RDB): the migration's options, the transform factory and where
+    events go."""
+
+    options: PipelineOptions
+    transform_factory: TransformFactory
+    events: EventSink
+
+__all__ = ["EventSink", "Reader", "ReaderContext", "ReaderProgress", "RecordTransform", "TransformFactory"]

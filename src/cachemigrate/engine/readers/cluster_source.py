@@ -24,11 +24,10 @@ from typing import Any
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.flow import TokenBucket
-from cachemigrate.engine.readers.base import ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.base import ReaderContext, ReaderProgress
 from cachemigrate.engine.readers.source_offsets import fetch_info
 from cachemigrate.engine.readers.sync import SyncReader
-from cachemigrate.engine.spec import PipelineOptions
-from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.engine.status import LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConfigError
 from cachemigrate.protocol.cluster import fetch_topology
 from cachemigrate.protocol.connection import Connection
@@ -40,12 +39,7 @@ _DONE = object()
 
 
 async def open_sync_reader(
-    endpoint: Endpoint,
-    options: PipelineOptions,
-    *,
-    transform_factory: TransformFactory,
-    events: EventSink,
-    start: Checkpoint | None = None,
+    endpoint: Endpoint, context: ReaderContext, *, start: Checkpoint | None = None
 ) -> SyncReader | ClusterSourceReader:
     """The reader of a replication source: one per shard, merged, when it is a cluster."""
     try:
@@ -53,7 +47,7 @@ async def open_sync_reader(
     except (CacheMigrateError, TimeoutError):
         cluster = False  # the replication link will report what is wrong
     cls = ClusterSourceReader if cluster else SyncReader
-    return cls(endpoint, options, transform_factory=transform_factory, events=events, start=start)
+    return cls(endpoint, context, start=start)
 
 
 class ClusterSourceReader:
@@ -64,17 +58,14 @@ class ClusterSourceReader:
     def __init__(
         self,
         endpoint: Endpoint,
-        options: PipelineOptions,
+        context: ReaderContext,
         *,
-        transform_factory: TransformFactory,
-        events: EventSink,
         start: Checkpoint | None = None,
         repl_timeout: float = DEFAULT_REPL_TIMEOUT,
     ) -> None:
         self.endpoint = endpoint
-        self.options = options
-        self.transform_factory = transform_factory
-        self.events = events
+        self.context = context
+        self.events = context.events
         self.start = start
         self.repl_timeout = repl_timeout
         self.shards: list[SyncReader] = []
@@ -139,7 +130,7 @@ class ClusterSourceReader:
             with contextlib.suppress(CacheMigrateError, OSError):
                 await conn.close()
         saved = dict(self.start.extra.get("shards", {})) if self.start is not None else {}
-        bw = self.options.bandwidth_mb
+        bw = self.context.options.bandwidth_mb
         bucket = TokenBucket(bw) if bw else None
         for node in topology.masters:
             ep = dataclasses.replace(self.endpoint, host=node.host, port=node.port, db=None)
@@ -148,8 +139,7 @@ class ClusterSourceReader:
             if self.start is not None and start is None:
                 self.events.log(LogLevel.WARNING, f"{ep.address}: no checkpoint for this shard: full sync")
             self.shards.append(SyncReader(
-                ep, self.options, transform_factory=self.transform_factory, events=self.events,
-                start=start, repl_timeout=self.repl_timeout, bucket=bucket,
+                ep, self.context, start=start, repl_timeout=self.repl_timeout, bucket=bucket,
             ))
             self._shard_applied.append(start.offset if start is not None else -1)
         if not self.shards:

@@ -9,10 +9,9 @@ from typing import BinaryIO
 
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
-from cachemigrate.engine.readers.base import ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.base import ReaderContext, ReaderProgress
 from cachemigrate.engine.readers.rdb_pump import RdbPump
-from cachemigrate.engine.spec import PipelineOptions
-from cachemigrate.engine.status import EventSink, Phase
+from cachemigrate.engine.status import Phase
 from cachemigrate.errors import ConfigError, RdbFormatError
 
 CHUNK = (1 << 20) - (16 << 10)  # under the CLI's 1 MiB mmap threshold: reused heap blocks, no page faults
@@ -37,17 +36,13 @@ class RdbFileReader:
     def __init__(
         self,
         paths: Sequence[str],
-        options: PipelineOptions,
+        context: ReaderContext,
         *,
-        transform_factory: TransformFactory,
-        events: EventSink,
         opener: Opener = open_local,
         read_hook: Callable[[int], object] | None = None,
     ) -> None:
         self.paths = list(paths)
-        self.options = options
-        self.transform_factory = transform_factory
-        self.events = events
+        self.context = context
         self.opener = opener
         self.read_hook = read_hook  # awaited per chunk when it returns an awaitable (bandwidth)
         self._stopped = False
@@ -87,8 +82,7 @@ class RdbFileReader:
 
     async def _one(self, fh: BinaryIO, name: str, base: int) -> AsyncIterator[list[Entry]]:
         """One file; its entries' offsets shifted by ``base``, the bytes of the files before it."""
-        pump = RdbPump(name, options=self.options, transform_factory=self.transform_factory,
-                       events=self.events)
+        pump = RdbPump(name, self.context)
         self._pumps.append(pump)
         read = fh.read
         loop = asyncio.get_running_loop()

@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from cachemigrate.engine.entry import Command, Entry, Packed, PackedRun
-from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
-from cachemigrate.engine.spec import PipelineOptions
-from cachemigrate.engine.status import EventSink, LogLevel
+from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
+from cachemigrate.engine.status import LogLevel
 from cachemigrate.formats.rdb import RdbHeader, RdbParser
 from cachemigrate.formats.rdb.model import Aux, Function, KeyRecord, ModuleAux, Record, ValueChunk
 
@@ -41,19 +40,17 @@ class RdbPump:
     def __init__(
         self,
         source: str,
+        context: ReaderContext,
         *,
-        options: PipelineOptions,
-        transform_factory: TransformFactory,
-        events: EventSink,
         batch_entries: int = BATCH_ENTRIES,
         batch_bytes: int = BATCH_BYTES,
     ) -> None:
+        o = context.options
         self.source = source
+        self.context = context
         self.parser: RdbParser[Hooked] = RdbParser(
-            source=source, max_value_bytes=options.big_key_bytes, chunk_elements=options.chunk_elements
+            source=source, max_value_bytes=o.big_key_bytes, chunk_elements=o.chunk_elements
         )
-        self.transform_factory = transform_factory
-        self.events = events
         self.batch_entries = batch_entries
         self.batch_bytes = batch_bytes
         self.transform: RecordTransform | None = None
@@ -123,7 +120,7 @@ class RdbPump:
         self.parser.close()
 
     def _start(self, header: RdbHeader) -> None:
-        tf = self.transform = self.transform_factory(header)
+        tf = self.transform = self.context.transform_factory(header)
         self.parser.key_hook = tf.key_fields
         self.parser.batch_hook = tf.batch_hook
 
@@ -145,8 +142,8 @@ class RdbPump:
                 self.stream_db = int(rec.value)
         elif type(rec) is ModuleAux and not self._warned_aux:
             self._warned_aux = True
-            self.events.log(LogLevel.WARNING, f"{self.source}: module aux data of {rec.module_name!r} "
-                            "cannot be carried over and is skipped")
+            self.context.events.log(LogLevel.WARNING, f"{self.source}: module aux data of "
+                                    f"{rec.module_name!r} cannot be carried over and is skipped")
         return []
 
 

@@ -36,12 +36,12 @@ from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.commands import CommandMapper
 from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.flow import TokenBucket
-from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.base import Reader, ReaderContext, ReaderProgress
 from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
 from cachemigrate.engine.readers.sync_offsets import ReplicaOffsets
-from cachemigrate.engine.spec import PipelineOptions, ResumeMode
-from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.engine.spec import ResumeMode
+from cachemigrate.engine.status import LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import (
@@ -65,10 +65,8 @@ class SyncReader:
     def __init__(
         self,
         endpoint: Endpoint,
-        options: PipelineOptions,
+        context: ReaderContext,
         *,
-        transform_factory: TransformFactory,
-        events: EventSink,
         start: Checkpoint | None = None,
         repl_timeout: float = DEFAULT_REPL_TIMEOUT,
         control_period: float = 1.0,
@@ -80,9 +78,8 @@ class SyncReader:
                 "use another checkpoint file (or none) for this source"
             )
         self.endpoint = endpoint
-        self.options = options
-        self.transform_factory = transform_factory
-        self.events = events
+        self.context = context
+        self.options = options = context.options
         self.start = start
         self.repl_timeout = repl_timeout
         self.control_period = control_period
@@ -242,9 +239,9 @@ class SyncReader:
         self._log(LogLevel.WARNING, f"the source refuses to replicate ({exc}): falling back to SCAN + DUMP "
                   "(full copy only, no incremental phase)")
         self.source_kind = "scan"
-        self.delegate = ScanReader(
-            self.endpoint, self.options, transform_factory=self.transform_factory, events=self.events
-        )
+        c = self.context
+        self.delegate = ScanReader(self.endpoint, c.options, transform_factory=c.transform_factory,
+                                   events=c.events)
 
     # ---- phases ------------------------------------------------------------------------------
 
@@ -275,8 +272,7 @@ class SyncReader:
     def _new_pump(self) -> RdbPump:
         if self._pump is not None:
             self._keys_before += self._pump.keys_read
-        self._pump = RdbPump(self.endpoint.address, options=self.options,
-                             transform_factory=self.transform_factory, events=self.events)
+        self._pump = RdbPump(self.endpoint.address, self.context)
         return self._pump
 
     def _full_batch(self, batch: list[Entry], offset: int) -> list[Entry]:
@@ -356,5 +352,5 @@ class SyncReader:
 
     def _log(self, level: LogLevel, message: str) -> None:
         self._message = message
-        self.events.log(level, f"{self.endpoint.address}: {message}")
+        self.context.events.log(level, f"{self.endpoint.address}: {message}")
 
