@@ -100,12 +100,12 @@ class RdbPump:
                     batch += entries
                 if len(batch) >= max_entries or nbytes >= max_bytes:
                     self.keys += keys
-                    keys = 0
-                    self.batch, self.nbytes = [], 0
-                    yield batch
+                    keys = nbytes = 0
+                    full, self.batch, self.nbytes = batch, [], 0
+                    yield full
                     batch = self.batch
                     append = batch.append
-                    nbytes = 0
+                    nbytes = self.nbytes
         finally:
             self.keys += keys
             self.nbytes = nbytes
