@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from cachemigrate.engine.entry import Command, Entry, Packed, PackedRun
 from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
 from cachemigrate.engine.status import LogLevel
-from cachemigrate.formats.rdb import RdbHeader, RdbParser
+from cachemigrate.formats.rdb import HookedParser, RdbHeader
 from cachemigrate.formats.rdb.model import Aux, Function, KeyRecord, ModuleAux, Record, ValueChunk
 
 BATCH_ENTRIES = 2048
@@ -29,7 +29,7 @@ Hooked = Packed | PackedRun | list[Entry]
 """What the transform's hooks make of keys, in place of ``KeyRecord`` records."""
 
 PumpItem = Record | Hooked
-"""What the pump's parser yields: ``RdbParser[Hooked].records()``."""
+"""What the pump's parser yields: ``HookedParser[Hooked].records()``."""
 
 
 class RdbPump:
@@ -48,7 +48,7 @@ class RdbPump:
         o = context.options
         self.source = source
         self.context = context
-        self.parser: RdbParser[Hooked] = RdbParser(
+        self.parser: HookedParser[Hooked] = HookedParser(
             source=source, max_value_bytes=o.big_key_bytes, chunk_elements=o.chunk_elements
         )
         self.batch_entries = batch_entries

@@ -10,8 +10,8 @@
 
     decode_value(rec.type_byte, rec.value, header=parser.header)   # -> StringValue, HashValue...
 
-With ``parser.key_hook`` / ``parser.batch_hook`` set (``KeyHook[H]``, ``BatchHook[H]``), an
-``RdbParser[H]`` yields what they return (``H``) in place of most key records.
+With ``parser.key_hook`` / ``parser.batch_hook`` set (``KeyHook[H]``, ``BatchHook[H]``), a
+``HookedParser[H]`` yields what they return (``H``) in place of most key records.
 
 A value over ``max_value_bytes`` comes as ``KeyRecord(big=True, value=b"")`` followed by
 ``ValueChunk`` records holding parts of the decoded value (the last with ``last=True``).
@@ -48,7 +48,7 @@ from .model import (
     ValueChunk,
     ZSetValue,
 )
-from .parser import DEFAULT_CHUNK_ELEMENTS, DEFAULT_MAX_VALUE_BYTES, RdbParser, iter_file
+from .parser import DEFAULT_CHUNK_ELEMENTS, DEFAULT_MAX_VALUE_BYTES, HookedParser, RdbParser, iter_file
 
 __all__ = [
     "DEFAULT_CHUNK_ELEMENTS",
@@ -59,6 +59,7 @@ __all__ = [
     "End",
     "Function",
     "HashValue",
+    "HookedParser",
     "KeyHook",
     "KeyRecord",
     "ListValue",

@@ -1,6 +1,6 @@
 """The parser's state: the buffered bytes, stream offsets, checksum and pending key prefix.
 
-``RdbParser`` (``parser.py``) is this state plus its public surface; the record walkers
+``HookedParser`` (and ``RdbParser``, ``parser.py``) is this state plus its public surface; the record walkers
 (``_fast.py``, ``_slow.py``, ``_bigkey.py``) read and move it through this class, so none of
 them imports the parser.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Generic, Never, cast
+from typing import Generic, TypeVar, cast
 
 import anycrc
 
@@ -24,16 +24,7 @@ from . import _types as T
 from ._prims import Short, u64_from
 from .model import End, RdbHeader, Record
 
-if TYPE_CHECKING:
-    # PEP 696 default (typing.TypeVar takes it from Python 3.13): a parser without hooks
-    # yields records only, and needs no annotation.
-    from typing_extensions import TypeVar
-
-    H = TypeVar("H", default=Never)
-else:
-    from typing import TypeVar
-
-    H = TypeVar("H")
+H = TypeVar("H")  # what the parser's hooks return
 
 _CRC = anycrc.Model("CRC64-REDIS")
 

@@ -14,7 +14,7 @@ import io
 import mmap
 import os
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Never
 
 from cachemigrate.errors import RdbFormatError
 
@@ -30,8 +30,8 @@ DEFAULT_FILE_CHUNK = 8 * 1024 * 1024
 _STRADDLE = 8 * 1024
 
 
-class RdbParser(ParserState[H]):
-    """Incremental RDB parser: feed bytes, pull records.
+class HookedParser(ParserState[H]):
+    """Incremental RDB parser: feed bytes, pull records; its hooks return ``H``.
 
     ``key_hook``, when set, is called for each key the hot loop walks whole (every key but the
     big ones) with the fields of its ``KeyRecord``, instead of making one: ``records()`` then
@@ -42,9 +42,6 @@ class RdbParser(ParserState[H]):
     expire/LRU prefix): it may take a run of whole key records at once (the C walker, see
     ``walk.py``) and return what to yield (None: nothing) and where the parser goes on, or None
     to leave the record to the Python loop. It must not take a value over ``max_value_bytes``.
-
-    ``RdbParser()`` yields ``Record``; ``RdbParser[H]()`` with hooks returning ``H`` yields
-    ``Record | H``.
     """
 
     def __init__(
@@ -136,6 +133,11 @@ class RdbParser(ParserState[H]):
         self._table = T.type_table(self._header)
         self._pos = _HEADER_LEN
         return True
+
+
+class RdbParser(HookedParser[Never]):
+    """Incremental RDB parser: feed bytes, pull records (``Record``). ``HookedParser[H]`` is the
+    same parser typed for hooks that return ``H``."""
 
 
 def iter_file(
