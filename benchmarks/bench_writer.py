@@ -4,7 +4,7 @@
 
 Builds the reference dataset into a source server, DUMPs every key into a RESTORE file (the REF
 ingest input), then alternates: REF ingest into an empty target, and the StandaloneWriter sending
-the same commands (as Entry objects built beforehand, outside the timing) into another empty
+the same commands (as Command entries built beforehand, outside the timing) into another empty
 target. Reports medians and the ratio (REF seconds / ours: >= 1 means at least as fast).
 """
 
@@ -21,29 +21,29 @@ import time
 from pathlib import Path
 
 from benchmarks.refs import BENCH_DIR, cpu_seconds, dataset, ref_ingest, restore_file, source_server
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command
 from cachemigrate.engine.writers import StandaloneWriter, WriterOptions
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.resp import parse_commands
 from support.servers import start_redis
 
 
-def load_entries(restore: Path) -> list[Entry]:
+def load_entries(restore: Path) -> list[Command]:
     """The RESTORE file as entries (SELECT lines become the entries' db)."""
     data = restore.read_bytes()
     commands, _, consumed = parse_commands(data)
     assert consumed == len(data)
-    entries: list[Entry] = []
+    entries: list[Command] = []
     db = 0
     for argv in commands:
         if argv[0] == b"SELECT":
             db = int(argv[1])
             continue
-        entries.append(Entry(argv, db=db, key=argv[1], tag="key", source_offset=len(entries) + 1))
+        entries.append(Command(argv, db=db, key=argv[1], tag="key", source_offset=len(entries) + 1))
     return entries
 
 
-async def write_all(port: int, entries: list[Entry], chunk: int, options: WriterOptions) -> float:
+async def write_all(port: int, entries: list[Command], chunk: int, options: WriterOptions) -> float:
     w = StandaloneWriter(Endpoint(port=port), options)
     await w.start()
     t0 = time.perf_counter()
@@ -61,7 +61,7 @@ async def write_all(port: int, entries: list[Entry], chunk: int, options: Writer
 
 
 def ours(
-    work: Path, entries: list[Entry], tag: str, chunk: int, options: WriterOptions
+    work: Path, entries: list[Command], tag: str, chunk: int, options: WriterOptions
 ) -> tuple[float, float]:
     tgt = start_redis(work / f"ours-{tag}")
     try:

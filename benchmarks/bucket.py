@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.cli_run import into_fresh_target
 from benchmarks.refs import Timing
 
 BIN = Path(sys.executable).parent
@@ -50,8 +51,6 @@ class MotoServer:
 
 
 def import_from_bucket(work: Path, rdb: Path, keys: int, moto: MotoServer, i: int) -> Timing:
-    from benchmarks.run import into_fresh_target
-
     old = {k: os.environ.get(k) for k in moto.env}
     os.environ.update(moto.env)
     try:

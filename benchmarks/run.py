@@ -10,93 +10,25 @@ throughput ratio = reference seconds / cachemigrate seconds (above 1.0: faster t
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.bucket import MotoServer, import_from_bucket
+from benchmarks.cli_run import into_fresh_target
 from benchmarks.incremental import bench_incremental
 from benchmarks.refs import (
     BENCH_DIR,
-    RedisServer,
     Timing,
-    cpu_seconds,
     dataset,
     ref_ingest,
     ref_load,
     ref_repl,
     restore_file,
     source_server,
-    start_redis,
 )
 from benchmarks.service_bucket import bench_service_import
-
-CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "cachemigrate"
-
-
-def _watch_peak_rss(pid: int, peak: list[int]) -> None:
-    """Keep the process's own high-water RSS (VmHWM, kB) until it is gone.
-
-    Not wait4's ru_maxrss: the child is spawned with vfork, and Linux carries the parent's
-    high-water mark (this bench process, hundreds of MB after REF ingest of the big keys) into
-    the child's at exec. VmHWM is that of the CLI's own address space.
-    """
-    path = f"/proc/{pid}/status"
-    while True:
-        try:
-            with open(path, "rb") as fh:
-                status = fh.read()
-        except OSError:
-            return
-        at = status.find(b"VmHWM:")
-        if at < 0:  # a zombie: the address space is gone
-            return
-        peak[0] = max(peak[0], int(status[at + 6 :].split()[0]))
-        time.sleep(0.01)
-
-
-def run_cli(args: list[str], target: RedisServer, name: str) -> Timing:
-    """Run the CLI once; wall time, its CPU (wait4), peak RSS (VmHWM) and the target's CPU."""
-    before = cpu_seconds(target.proc.pid)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = [0]
-    watcher = threading.Thread(target=_watch_peak_rss, args=(proc.pid, peak), daemon=True)
-    watcher.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    secs = time.perf_counter() - t0
-    watcher.join()
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{name} failed: {err.strip()[-500:]}")
-    return Timing(name, secs, {"cachemigrate": usage.ru_utime + usage.ru_stime,
-                               "target": cpu_seconds(target.proc.pid) - before},
-                  peak_rss_mb=peak[0] / 1024)
-
-
-def fresh_target(work: Path, tag: str) -> RedisServer:
-    return start_redis(work / f"target-{tag}")
-
-
-def into_fresh_target(
-    work: Path, tag: str, name: str, keys: int, args: Callable[[str], list[str]]
-) -> Timing:
-    """Run the CLI (``args(target_url)``) into a new empty target; check it got every key."""
-    tgt = fresh_target(work, tag)
-    try:
-        t = run_cli(args(tgt.url), tgt, name)
-        got = tgt.client().dbsize()
-        if got != keys:
-            raise RuntimeError(f"{name} wrote {got} keys, expected {keys}")
-        return t
-    finally:
-        tgt.stop()
-        shutil.rmtree(tgt.directory, ignore_errors=True)
 
 
 def measure(n: int, fn: Callable[[int], Timing]) -> Timing:
@@ -118,8 +50,11 @@ def row(t: Timing, ref: Timing | None = None) -> str:
 
 
 def bench_import(
-    work: Path, scale: int, repeat: int, bigkeys: bool, elems: int, online: bool, service: bool = False
+    work: Path, *, scale: int, repeat: int, bigkey_elems: int = 0, online: bool, service: bool = False
 ) -> None:
+    """File import (local and bucket, through the CLI and the service) and full sync; with
+    ``bigkey_elems`` the dataset adds 4 big keys of that many elements."""
+    bigkeys, elems = bigkey_elems > 0, bigkey_elems
     resp = dataset(scale, bigkeys, elems)
     src = source_server(work, resp)
     try:
@@ -182,12 +117,13 @@ def main() -> None:
     BENCH_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
         work = Path(tmp)
-        bench_import(work / "plain", a.scale, a.repeat, False, 0, not a.skip_online, not a.skip_service)
+        bench_import(work / "plain", scale=a.scale, repeat=a.repeat, online=not a.skip_online,
+                     service=not a.skip_service)
         if not a.skip_online:
             print("\n== online incremental sync under write load ==", flush=True)
             bench_incremental(work / "incr", seconds=a.incremental_seconds)
         if not a.skip_bigkeys:
-            bench_import(work / "big", a.scale, 1, True, a.bigkey_elems, False)
+            bench_import(work / "big", scale=a.scale, repeat=1, bigkey_elems=a.bigkey_elems, online=False)
     print("\nratio = reference seconds / cachemigrate seconds; medians of", a.repeat, "runs;",
           "CPU seconds per process during each measurement.")
 

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from benchmarks.bucket import MotoServer
+from benchmarks.cli_run import fresh_target
 from benchmarks.refs import Timing, cpu_seconds
 
 BIN = Path(sys.executable).parent
@@ -225,8 +226,6 @@ def import_through_service(
     work: Path, svc: Service, keys: int, i: int, file_name: str = "dump.rdb"
 ) -> ServiceTiming:
     """One `backupfile_import` of s3://bench/<file_name> into a fresh empty target."""
-    from benchmarks.run import fresh_target
-
     v2 = svc.v2
     tgt = fresh_target(work, f"svc{i}")
     try:

@@ -9,33 +9,55 @@ from which a resume would replay its tail without its MULTI.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Final, cast
 
-from cachemigrate.engine.entry import Arg, Entry
-from cachemigrate.engine.spec import DbMode, PipelineOptions
+from cachemigrate.engine.dbmap import DbMap
+from cachemigrate.engine.entry import Arg, Command, Entry
+from cachemigrate.engine.spec import PipelineOptions
 
 # Commands a master sends that mean nothing to a target.
-_DROP = frozenset({b"ping", b"replconf", b"select"})
-# Commands without a key argument (routed to every cluster master / any db by the writers).
-_KEYLESS = frozenset({
-    b"multi", b"exec", b"discard", b"flushall", b"flushdb", b"script", b"function", b"publish",
-    b"swapdb", b"lastsave", b"save", b"bgsave", b"bgrewriteaof", b"info", b"debug", b"config",
+_DROP = frozenset({b"PING", b"REPLCONF", b"SELECT"})
+# Commands for every database (db -1): a writer sends them wherever its connection stands.
+_ANY_DB = frozenset({b"SCRIPT", b"FUNCTION", b"PUBLISH"})
+
+# ---- key positions ---------------------------------------------------------------------------
+
+# Commands that touch no key (a cluster writer sends them to every master).
+NO_KEY_COMMANDS: Final = frozenset({
+    b"FLUSHALL", b"FLUSHDB", b"FUNCTION", b"SCRIPT", b"MULTI", b"EXEC", b"DISCARD", b"SELECT",
+    b"SWAPDB", b"PING", b"PUBLISH", b"CLIENT", b"CONFIG", b"DEBUG", b"INFO", b"LASTSAVE", b"SAVE",
+    b"BGSAVE", b"BGREWRITEAOF",
 })  # fmt: skip
-_ANY_DB = frozenset({b"flushall", b"script", b"function", b"publish", b"swapdb"})
-_NUMKEYS_AT_2 = frozenset({b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"})
+# First key after the subcommand / operation.
+_KEY_AT_2: Final = frozenset({b"BITOP", b"XGROUP", b"OBJECT", b"MEMORY"})
+# "numkeys key ...": where numkeys is (the first key follows it).
+_NUMKEYS_AT: Final = {
+    b"EVAL": 2, b"EVALSHA": 2, b"EVAL_RO": 2, b"EVALSHA_RO": 2, b"FCALL": 2, b"FCALL_RO": 2,
+    b"BLMPOP": 2, b"BZMPOP": 2,
+    b"LMPOP": 1, b"ZMPOP": 1, b"SINTERCARD": 1, b"ZINTERCARD": 1, b"ZUNION": 1, b"ZINTER": 1,
+    b"ZDIFF": 1,
+}  # fmt: skip
 
 
-def command_key(name: bytes, argv: list[bytes]) -> bytes | None:
-    """The first key of a command (what a cluster writer routes on), None when it has none."""
-    if name in _KEYLESS or len(argv) < 2:
+def command_key(argv: list[bytes], name: bytes | None = None) -> bytes | None:
+    """The first key a command touches (what a cluster routes on), None when it has none.
+
+    ``name`` is ``argv[0].upper()`` when the caller has it already.
+    """
+    if name is None:
+        name = bytes(argv[0]).upper()
+    if name in NO_KEY_COMMANDS:
         return None
-    if name in _NUMKEYS_AT_2:
+    if name in _KEY_AT_2:
+        return argv[2] if len(argv) > 2 else None
+    at = _NUMKEYS_AT.get(name)
+    if at is not None:
         try:
-            numkeys = int(argv[2])
-        except (IndexError, ValueError):
+            numkeys = int(argv[at]) if len(argv) > at else 0
+        except ValueError:
             return None
-        return argv[3] if numkeys > 0 and len(argv) > 3 else None
-    return argv[1]
+        return argv[at + 1] if numkeys > 0 and len(argv) > at + 1 else None
+    return argv[1] if len(argv) > 1 else None
 
 
 class CommandMapper:
@@ -43,7 +65,9 @@ class CommandMapper:
 
     def __init__(self, options: PipelineOptions, *, db: int = 0) -> None:
         self.options = options
+        self.dbmap = DbMap(options)
         self.source_db = db
+        self._tdb = self.dbmap.target(db)  # target db of source_db (None: left out)
         self._group: list[Entry] | None = None  # an open MULTI group
         self._group_base = 0
         self.last_offset = 0  # offset after the last command seen (dropped ones included)
@@ -57,6 +81,7 @@ class CommandMapper:
     def reset(self, *, db: int, offset: int) -> None:
         """A new stream starts (after a full sync, or a resume) at ``offset`` in ``db``."""
         self.source_db = db
+        self._tdb = self.dbmap.target(db)
         self._group = None
         self.last_offset = offset
         self.db_changes = [(offset, db)]
@@ -79,31 +104,22 @@ class CommandMapper:
         if k:
             del changes[:k]
 
-    def _target_db(self) -> int | None:
-        o = self.options
-        if o.db_mode is DbMode.FOLD:
-            return 0
-        if o.db_mode is DbMode.ONLY:
-            if self.source_db != o.db:
-                return None
-            return self.source_db if o.target_db is None else o.target_db
-        return self.source_db
-
     def map(self, argv: list[bytes], offset: int) -> list[Entry]:
         """Entries that became complete with this command (a whole group at its EXEC)."""
         before = self.last_offset
         self.last_offset = offset
-        name = bytes(argv[0]).lower()
+        name = bytes(argv[0]).upper()
         if name in _DROP:
-            if name == b"select" and len(argv) > 1:
+            if name == b"SELECT" and len(argv) > 1:
                 self.source_db = int(argv[1])
+                self._tdb = self.dbmap.target(self.source_db)
                 self.db_changes.append((offset, self.source_db))
             return []
-        if name == b"multi":
+        if name == b"MULTI":
             self._group = [_entry([argv[0]], -1, None, before)]
             self._group_base = before
             return []
-        if name == b"exec":
+        if name == b"EXEC":
             group, self._group = self._group, None
             if not group or len(group) == 1:
                 return []  # nothing of it is for this target
@@ -121,19 +137,18 @@ class CommandMapper:
         return [entry]
 
     def _entry(self, name: bytes, argv: list[bytes], offset: int) -> Entry | None:
-        db = self._target_db()
-        mode = self.options.db_mode
-        if name == b"flushall":
-            if mode is DbMode.ONLY:
-                db = self.options.db if self.options.target_db is None else self.options.target_db
-                return _entry([b"FLUSHDB"], db or 0, None, offset)
-            return _entry(argv, -1, None, offset)
+        if name == b"FLUSHALL":
+            flush, fdb = self.dbmap.flushall(cast("list[Arg]", argv))
+            return Command(flush, fdb, None, 0, offset)
+        if name == b"SWAPDB" and not self.dbmap.swapdb:
+            return None
+        db = self._tdb
         if db is None:
             return None
-        if name in _ANY_DB:
+        if name in _ANY_DB or name == b"SWAPDB":
             return _entry(argv, -1, None, offset)
-        return _entry(argv, db, command_key(name, argv), offset)
+        return _entry(argv, db, command_key(argv, name), offset)
 
 
 def _entry(argv: list[bytes], db: int, key: bytes | None, offset: int) -> Entry:
-    return Entry(cast(list[Arg], argv), db, key, 0, offset)
+    return Command(cast(list[Arg], argv), db, key, 0, offset)

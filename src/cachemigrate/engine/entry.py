@@ -1,33 +1,38 @@
-"""The unit of work that flows from a reader through the transform to a writer."""
+"""The unit of work that flows from a reader through the transform to a writer.
+
+An ``Entry`` is one of three kinds, a class each; writers dispatch on the class:
+
+- ``Command``: one command as its argument list, which the writer packs;
+- ``Packed``: one command already packed in RESP (the RESTORE fast path builds it in one go);
+- ``PackedRun``: ``count`` commands packed back to back, one per key, all in ``db`` (the C walker's
+  RESTORE run, ``formats/rdb/_walk.c``). Only the standalone writer takes it: it finds a failed
+  command's key by parsing ``wire``. The cluster writer refuses it (it cannot route it).
+
+What every kind has: ``db``, the target database the command runs in (after db mapping), ``-1``
+for any (FUNCTION LOAD, FLUSHALL, SCRIPT...); ``key``, the key the command touches, which the
+cluster writer routes on and errors name (None for commands without a key, and for a run);
+``size``, the wire size used for flow control (a Command's is an estimate, 0: the writer
+computes it); ``source_offset``, the source position reached once the entry is applied (file
+bytes consumed, or the replication offset: what a checkpoint records; for a run, once its last
+command is applied); ``tag``, what it stands for in the summary: the RDB type name on the first
+command of a key ("string", "hash"...), "" on the following commands of the same key and on
+stream commands; ``name``, the command name; ``wire`` (None for a Command) and ``count`` (1 but
+for a run). The class attributes among these let a writer read every kind alike in bulk
+(``map(attrgetter("wire"), entries)``) with no per-entry branch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, final
 
 Arg = bytes | bytearray | memoryview
 
 
+@final
 @dataclass(slots=True)
-class Entry:
-    """One command for the target.
-
-    ``argv[0]`` is the command name. ``db`` is the target database the command must run in
-    (after db mapping); ``-1`` means any database (FUNCTION LOAD, FLUSHALL, SCRIPT...). ``key`` is
-    the key the command touches: the cluster writer routes on it and errors name it (None for
-    commands without a key). ``size`` is the wire size estimate used for flow control (0: the
-    writer computes it). ``source_offset`` is the source position reached once this entry is
-    applied (file bytes consumed, or the replication offset): what a checkpoint records.
-    ``tag`` says what the entry stands for in the summary: the RDB type name for the first
-    command of a key ("string", "hash"...), "" for the following commands of the same key and
-    for stream commands. ``wire`` is the command already packed in RESP (the RESTORE fast path
-    builds it in one go): writers send it as it is, ``argv`` then holds only the command name and
-    the key (for routing and error messages) and ``size`` is ``len(wire)``.
-
-    ``count`` > 1: ``wire`` holds that many commands, one per key (the C walker's RESTORE run,
-    ``formats/rdb/_walk.c``), all in ``db``; ``key`` is None and ``source_offset`` is reached
-    once the last of them is applied. Only the standalone writer takes such entries: it finds a
-    failed command's key by parsing ``wire``.
-    """
+class Command:
+    """One command: ``argv[0]`` is its name."""
 
     argv: list[Arg]
     db: int = 0
@@ -35,5 +40,47 @@ class Entry:
     size: int = 0
     source_offset: int = 0
     tag: str = ""
-    wire: bytes | None = None
-    count: int = 1
+    wire: ClassVar[None] = None
+    count: ClassVar[int] = 1
+
+    @property
+    def name(self) -> bytes:
+        return bytes(self.argv[0]) if self.argv else b""
+
+
+@final
+@dataclass(slots=True)
+class Packed:
+    """One command packed in RESP; ``size`` is ``len(wire)``.
+
+    Made once per key on the RESTORE fast path, positionally: keyword arguments to a slots
+    dataclass cost 2.5x the positional call (285 vs 112 ns with CPython 3.11).
+    """
+
+    wire: bytes
+    size: int
+    name: bytes
+    key: bytes
+    db: int
+    source_offset: int
+    tag: str
+    count: ClassVar[int] = 1
+
+
+@final
+@dataclass(slots=True)
+class PackedRun:
+    """``count`` RESTOREs packed back to back in ``wire`` (``size`` = ``len(wire)``), one per key."""
+
+    wire: bytes
+    size: int
+    count: int
+    db: int
+    source_offset: int
+    name: ClassVar[bytes] = b"RESTORE"
+    key: ClassVar[None] = None
+    tag: ClassVar[str] = "restore"
+
+
+Entry = Command | Packed | PackedRun
+Routable = Command | Packed  # what the cluster writer can route, one key (or none) each

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Arg, Entry
+from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel
 from cachemigrate.engine.writers.base import Writer
 from cachemigrate.errors import CacheMigrateError
@@ -148,9 +148,9 @@ class ExactlyOnceApplier:
         commands = [e for e in batch if not _group_edge(e)]
         for e in commands:
             e.source_offset = 0
-        tail = [Entry([b"SET", self.key, marker], 0, self.key), Entry([b"EXEC"], -1)]
+        tail = [Command([b"SET", self.key, marker], 0, self.key), Command([b"EXEC"], -1)]
         self._aborted = False
-        await self.writer.write([Entry([b"MULTI"], 0), *commands, *tail])
+        await self.writer.write([Command([b"MULTI"], 0), *commands, *tail])
         await self.writer.flush()
         self.transactions += 1
         if self._aborted:
@@ -188,9 +188,8 @@ async def resume_from_marker(
 
 
 def _group_edge(e: Entry) -> bool:
-    argv: list[Arg] = e.argv
-    return len(argv) == 1 and bytes(argv[0]).lower() in _GROUP
+    return type(e) is Command and len(e.argv) == 1 and e.name.lower() in _GROUP
 
 
 def _only_pings(batch: Sequence[Entry]) -> bool:
-    return all(len(e.argv) == 1 and e.argv[0] == b"PING" for e in batch)
+    return all(type(e) is Command and len(e.argv) == 1 and e.argv[0] == b"PING" for e in batch)

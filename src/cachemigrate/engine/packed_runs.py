@@ -2,7 +2,7 @@
 
 The file and full-sync fast path at its limit: the C walker turns a run of whole key records into
 one bytes object of ``RESTORE key ttl payload [REPLACE] ABSTTL`` commands, and this hook wraps it
-in one ``Entry`` with ``count`` = its keys. No Python object is made per key. Records the walker
+in one ``PackedRun`` entry of ``count`` keys. No Python object is made per key. Records the walker
 leaves (other opcodes, LRU/LFU info, types it does not walk, big or tiny values) go on through
 the transform's per-key path, which makes the same commands.
 """
@@ -12,16 +12,14 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import PackedRun
 from cachemigrate.formats.rdb import walk as c_walk
 
-RUN_BYTES = 512 << 10  # bytes of commands per walker call (one Entry)
-_RESTORE = b"RESTORE"
-_TAG = "restore"
+RUN_BYTES = 512 << 10  # bytes of commands per walker call (one PackedRun)
 
 
 class PackedRuns:
-    """``hook(buf, pos, end, db, base, max_value) -> (Entry | None, new_pos) | None``."""
+    """``hook(buf, pos, end, db, base, max_value) -> (PackedRun | None, new_pos) | None``."""
 
     def __init__(
         self,
@@ -39,23 +37,14 @@ class PackedRuns:
         self.now_ms = now_ms
         self.expired = 0  # keys skipped because their expire time had passed
 
-    @classmethod
-    def make(
-        cls,
-        footer_versions: Sequence[int | None],
-        *,
-        replace: bool,
-        map_db: Callable[[int], int | None],
-        counts: array[int],
-        now_ms: Callable[[], int],
-    ) -> PackedRuns | None:
-        """The hook, or None when the walker is not built or would take no type under these footers."""
-        runs = cls(footer_versions, replace=replace, map_db=map_db, counts=counts, now_ms=now_ms)
-        return runs if c_walk.walk is not None and any(runs.footer) else None
+    @property
+    def usable(self) -> bool:
+        """The walker is built and takes some type under these footers."""
+        return c_walk.walk is not None and any(self.footer)
 
     def __call__(
         self, buf: bytes, pos: int, end: int, db: int, base: int, max_value: int
-    ) -> tuple[Entry | None, int] | None:
+    ) -> tuple[PackedRun | None, int] | None:
         tdb = self.map_db(db)
         if tdb is None:
             return None  # a left-out db: the per-key path counts what it drops
@@ -68,4 +57,4 @@ class PackedRuns:
         self.expired += expired
         if not keys:
             return None, npos
-        return Entry([_RESTORE], tdb, None, len(out), base + npos, _TAG, out, keys), npos
+        return PackedRun(out, len(out), keys, tdb, base + npos), npos

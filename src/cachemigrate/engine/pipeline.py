@@ -13,10 +13,10 @@ import time
 from typing import TYPE_CHECKING
 
 from cachemigrate.engine.checkpoint import CheckpointStore
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.presence import PresenceCheck
-from cachemigrate.engine.readers.base import Reader, RecordTransform, TransformFactory
+from cachemigrate.engine.readers.base import Reader, ReaderContext, RecordTransform, TransformFactory
 from cachemigrate.engine.readers.rdb_file import RdbFileReader
 from cachemigrate.engine.spec import PipelineSpec, SourceKind
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel, Phase, StatusSnapshot
@@ -81,7 +81,7 @@ class _Run:
             self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
                             f"reading {self.reader.source_kind}")
             if spec.options.flush_target:
-                await self.writer.write([Entry([b"FLUSHALL"], db=-1)])
+                await self.writer.write([Command([b"FLUSHALL"], db=-1)])
             self.phase = Phase.FULL
             reporter = asyncio.create_task(self._report_loop())
             await self._pump(self.reader, self.writer)
@@ -155,6 +155,7 @@ class _Run:
         spec, o = self.spec, self.spec.options
         src = spec.source
         factory = self._transform_factory()
+        context = ReaderContext(o, factory, self.events)
         if src.kind in (SourceKind.RDB_FILES, SourceKind.AOF_FILES):
             if not src.paths:
                 raise ConfigError("no backup file to import")
@@ -165,12 +166,10 @@ class _Run:
             opener = make_opener(src.s3)
             # Plain RDB files (local or s3://) take the fast reader; AOF, multi-part, archives the other.
             if src.kind is SourceKind.RDB_FILES and not any(archive_kind(p) for p in src.paths):
-                return RdbFileReader(src.paths, o, transform_factory=factory, events=self.events,
-                                     opener=opener, read_hook=hook)
+                return RdbFileReader(src.paths, context, opener=opener, read_hook=hook)
             from cachemigrate.engine.readers.aof_file import AofFileReader  # only when needed: start-up
 
-            return AofFileReader(src.paths, o, transform_factory=factory, events=self.events,
-                                 opener=opener, read_hook=hook)
+            return AofFileReader(src.paths, context, opener=opener, read_hook=hook)
         if src.kind in (SourceKind.SYNC, SourceKind.SCAN):
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")
@@ -183,9 +182,9 @@ class _Run:
                 from cachemigrate.engine.readers.scan import ScanReader
 
                 return ScanReader(src.endpoint, o, transform_factory=factory, events=self.events)
-            from cachemigrate.engine.readers.sync import SyncReader
+            from cachemigrate.engine.readers.cluster_source import open_sync_reader
 
-            return SyncReader(src.endpoint, o, transform_factory=factory, events=self.events, start=start)
+            return await open_sync_reader(src.endpoint, context, start=start)
         raise ConfigError(f"source kind {src.kind.value} is not supported yet")
 
     def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:

@@ -46,7 +46,7 @@ class PresenceCheck:
             ident = (e.db, e.key) if e.key is not None else None
             if ident is not None and e.tag:
                 if ident in present:
-                    if e.argv[0] == _RESTORE:
+                    if e.name == _RESTORE:
                         out.append(e)  # RESTORE without REPLACE: BUSYKEY keeps it, the writer counts
                         continue
                     kept.add(ident)

@@ -76,7 +76,7 @@ def _migrate(path: Path, tgt: RedisServer, options: PipelineOptions) -> tuple[Tr
             pipe.execute_command(*full_argv(e))
         for e, reply in zip(batch, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(reply, redis.ResponseError):
-                errors.append(f"{e.key!r}: {bytes(e.argv[0])!r}: {reply}")
+                errors.append(f"{e.key!r}: {e.name!r}: {reply}")
         batch.clear()
 
     for r in _records(path, header):

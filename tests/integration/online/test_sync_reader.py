@@ -10,6 +10,7 @@ from collections.abc import Callable
 from online_workload import FAST, Online, check_equal, seed
 
 from cachemigrate.engine.exactly_once import marker_key
+from cachemigrate.engine.readers.base import ReaderContext
 from cachemigrate.engine.readers.sync import SyncReader
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import Phase, RecordingSink
@@ -39,7 +40,7 @@ async def test_kill_inside_the_snapshot_resyncs_and_flushes(
         p.set(f"big:{i}", os.urandom(1000))  # ~25 MB: more than the socket buffers hold
     p.execute()
     sink = RecordingSink()
-    reader = SyncReader(Endpoint.from_url(source.url), OPTIONS, transform_factory=_factory, events=sink)
+    reader = SyncReader(Endpoint.from_url(source.url), ReaderContext(OPTIONS, _factory, sink))
     writer = await open_writer(Endpoint.from_url(target.url))
     batches = reader.batches()
     try:
@@ -72,7 +73,7 @@ async def test_silent_link_is_dropped_and_continued(redis_factory: Callable[...,
     target = redis_factory("dst")
     source.client().set("a", 1)
     sink = RecordingSink()
-    reader = SyncReader(Endpoint.from_url(source.url), OPTIONS, transform_factory=_factory, events=sink,
+    reader = SyncReader(Endpoint.from_url(source.url), ReaderContext(OPTIONS, _factory, sink),
                         repl_timeout=1.5)
     writer = await open_writer(Endpoint.from_url(target.url))
 

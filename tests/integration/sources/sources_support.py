@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cachemigrate.engine.readers.aof_file import AofFileReader
-from cachemigrate.engine.readers.base import RecordTransform
+from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
 from cachemigrate.engine.readers.rdb_file import Opener, open_local
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import RecordingSink
@@ -53,7 +53,7 @@ async def import_paths(
         return Transformer(opts, header, info)
 
     sink = RecordingSink()
-    reader = AofFileReader(paths, opts, transform_factory=factory, events=sink, opener=opener)
+    reader = AofFileReader(paths, ReaderContext(opts, factory, sink), opener=opener)
     writer = await open_writer(ep, WriterOptions(multi_db=True), info=info)
     try:
         try:

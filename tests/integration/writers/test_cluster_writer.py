@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command, PackedRun
 from cachemigrate.engine.writers import ClusterWriter, WriterOptions, open_writer
 from cachemigrate.errors import IncompatibleTargetError
 from cachemigrate.protocol.cluster import (
@@ -19,6 +19,7 @@ from cachemigrate.protocol.cluster import (
     fetch_topology,
     key_slot,
 )
+from cachemigrate.protocol.commands import pack_command
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import probe_target
@@ -80,7 +81,7 @@ async def test_keys_spread_over_every_master(redis_cluster: RedisCluster) -> Non
     assert info.cluster and info.databases == 1
     w = await open_writer(Endpoint.from_url(redis_cluster.url), WriterOptions(), info=info)
     assert isinstance(w, ClusterWriter)
-    entries = [Entry([b"SET", b"key:%d" % i, b"v%d" % i], key=b"key:%d" % i, tag="string",
+    entries = [Command([b"SET", b"key:%d" % i, b"v%d" % i], key=b"key:%d" % i, tag="string",
                      source_offset=i + 1) for i in range(3000)]
     for i in range(0, 3000, 500):
         await w.write(entries[i : i + 500])
@@ -90,7 +91,7 @@ async def test_keys_spread_over_every_master(redis_cluster: RedisCluster) -> Non
     sizes = [n.client().dbsize() for n in redis_cluster.nodes]
     assert sum(sizes) == 3000 and min(sizes) > 800
     # keyless entries go to every master
-    await w.write([Entry([b"FLUSHALL"], db=-1)])
+    await w.write([Command([b"FLUSHALL"], db=-1)])
     await w.flush()
     await w.close()
     assert [n.client().dbsize() for n in redis_cluster.nodes] == [0, 0, 0]
@@ -104,10 +105,11 @@ async def test_moved_after_slot_migration(redis_cluster: RedisCluster) -> None:
     keys = _keys_in_slot(slot, 50)
     for n in redis_cluster.nodes:
         n.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[2])
-    entries = [Entry([b"SET", k, b"x"], key=k, tag="string", source_offset=i + 1) for i, k in enumerate(keys)]
+    entries = [Command([b"SET", k, b"x"], key=k, tag="string", source_offset=i + 1)
+               for i, k in enumerate(keys)]
     # Same-key order: a later SET of the same key must win after the re-send.
-    entries.append(Entry([b"SET", keys[0], b"last"], key=keys[0], source_offset=len(keys) + 1))
-    entries += [Entry([b"SET", b"other:%d" % i, b"y"], key=b"other:%d" % i, source_offset=100 + i)
+    entries.append(Command([b"SET", keys[0], b"last"], key=keys[0], source_offset=len(keys) + 1))
+    entries += [Command([b"SET", b"other:%d" % i, b"y"], key=b"other:%d" % i, source_offset=100 + i)
                 for i in range(200)]
     await w.write(entries)
     await w.flush()
@@ -130,7 +132,7 @@ async def test_ask_during_slot_migration(redis_cluster: RedisCluster) -> None:
     w = ClusterWriter(Endpoint.from_url(redis_cluster.url))
     await w.start()
     keys = _keys_in_slot(slot, 20)
-    await w.write([Entry([b"SET", k, b"asked"], key=k, tag="string") for k in keys])
+    await w.write([Command([b"SET", k, b"asked"], key=k, tag="string") for k in keys])
     await w.flush()
     await w.close()
     assert not w.failures and w.stats.keys_written == 20
@@ -139,11 +141,24 @@ async def test_ask_during_slot_migration(redis_cluster: RedisCluster) -> None:
     assert a.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
 
 
+async def test_a_packed_run_is_refused_before_anything_is_sent(redis_cluster: RedisCluster) -> None:
+    wire = b"".join(pack_command([b"SET", b"run:%d" % i, b"v"]) for i in range(3))
+    w = ClusterWriter(Endpoint.from_url(redis_cluster.url))
+    await w.start()
+    with pytest.raises(TypeError, match="PackedRun"):
+        await w.write([Command([b"SET", b"first", b"1"], key=b"first"), PackedRun(wire, len(wire), 3, 0, 7)])
+    await w.flush()
+    await w.close()
+    c = redis_cluster.client()
+    assert not any(c.exists(k) for k in [b"first", *(b"run:%d" % i for i in range(3))])
+
+
 async def test_db_other_than_zero_is_refused(redis_cluster: RedisCluster) -> None:
     w = ClusterWriter(Endpoint.from_url(redis_cluster.url))
     await w.start()
     with pytest.raises(IncompatibleTargetError, match="only db 0"):
-        await w.write([Entry([b"SET", b"a", b"1"], key=b"a"), Entry([b"SET", b"b", b"1"], db=3, key=b"b")])
+        await w.write([Command([b"SET", b"a", b"1"], key=b"a"),
+                       Command([b"SET", b"b", b"1"], db=3, key=b"b")])
     await w.close()
     with pytest.raises(redis.ResponseError):
         redis_cluster.nodes[0].client().execute_command("SELECT", 3)
@@ -153,11 +168,11 @@ async def test_multi_block_goes_whole_to_its_slot_owner(redis_cluster: RedisClus
     w = ClusterWriter(Endpoint.from_url(redis_cluster.url))
     await w.start()
     block = [
-        Entry([b"SET", b"before", b"0"], key=b"before"),
-        Entry([b"MULTI"]),
-        Entry([b"SET", b"{tx}a", b"1"], key=b"{tx}a", tag="string"),
-        Entry([b"INCR", b"{tx}n"], key=b"{tx}n", tag="string"),
-        Entry([b"EXEC"], source_offset=9),
+        Command([b"SET", b"before", b"0"], key=b"before"),
+        Command([b"MULTI"]),
+        Command([b"SET", b"{tx}a", b"1"], key=b"{tx}a", tag="string"),
+        Command([b"INCR", b"{tx}n"], key=b"{tx}n", tag="string"),
+        Command([b"EXEC"], source_offset=9),
     ]
     await w.write(block)
     await w.flush()
@@ -178,8 +193,8 @@ async def test_tryagain_is_retried_then_reported(redis_cluster: RedisCluster) ->
     w = ClusterWriter(Endpoint.from_url(redis_cluster.url))
     w.max_attempts = 3
     await w.start()
-    await w.write([Entry([b"DEL", k1, k2], key=k1, tag="string", source_offset=5),
-                   Entry([b"SET", b"fine", b"1"], key=b"fine", source_offset=6)])
+    await w.write([Command([b"DEL", k1, k2], key=k1, tag="string", source_offset=5),
+                   Command([b"SET", b"fine", b"1"], key=b"fine", source_offset=6)])
     await w.flush()
     await w.close()
     assert [(f.key, f.command) for f in w.failures] == [(k1, "DEL")]

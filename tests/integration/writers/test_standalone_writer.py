@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command
 from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers import StandaloneWriter, WriterOptions, open_writer
 from cachemigrate.errors import ConnectionLostError
@@ -20,7 +20,7 @@ def _ep(server: RedisServer) -> Endpoint:
     return Endpoint.from_url(server.url)
 
 
-def _restore_entries(source: RedisServer, n: int) -> list[Entry]:
+def _restore_entries(source: RedisServer, n: int) -> list[Command]:
     c = source.client()
     pipe = c.pipeline(transaction=False)
     for i in range(n):
@@ -35,8 +35,8 @@ def _restore_entries(source: RedisServer, n: int) -> list[Entry]:
         pipe.dump(k)
     payloads = pipe.execute()
     return [
-        Entry([b"RESTORE", k, b"0", p, b"REPLACE"], key=k, tag="list" if k.startswith(b"list") else "string",
-              source_offset=(i + 1) * 10)
+        Command([b"RESTORE", k, b"0", p, b"REPLACE"], key=k,
+                tag="list" if k.startswith(b"list") else "string", source_offset=(i + 1) * 10)
         for i, (k, p) in enumerate(zip(keys, payloads, strict=True))
     ]
 
@@ -47,7 +47,7 @@ async def test_10k_entries_land_and_are_counted(
 ) -> None:
     entries = _restore_entries(source_redis, 5000)
     entries += [
-        Entry([b"SET", b"set:%d" % i, b"x" * (i % 50)], key=b"set:%d" % i, tag="string",
+        Command([b"SET", b"set:%d" % i, b"x" * (i % 50)], key=b"set:%d" % i, tag="string",
               source_offset=50_000 + i)
         for i in range(5000)
     ]
@@ -76,11 +76,11 @@ async def test_error_entries_reported_rest_lands(target_redis: RedisServer) -> N
     seen: list[KeyFailure] = []
     w = StandaloneWriter(_ep(target_redis), WriterOptions(on_failure=seen.append))
     await w.start()
-    entries = [Entry([b"SET", b"k%d" % i, b"v"], key=b"k%d" % i, tag="string", source_offset=i)
+    entries = [Command([b"SET", b"k%d" % i, b"v"], key=b"k%d" % i, tag="string", source_offset=i)
                for i in range(1000)]
-    entries[100] = Entry([b"RESTORE", b"bad", b"0", b"not a payload", b"REPLACE"], key=b"bad", tag="string",
+    entries[100] = Command([b"RESTORE", b"bad", b"0", b"not a payload", b"REPLACE"], key=b"bad", tag="string",
                          source_offset=100)
-    entries[500] = Entry([b"LPUSH", b"k1", b"x"], key=b"k1", tag="list", source_offset=500)
+    entries[500] = Command([b"LPUSH", b"k1", b"x"], key=b"k1", tag="list", source_offset=500)
     await w.write(entries)
     entries.clear()  # the caller may reuse its list: the writer keeps its own
     await w.flush()
@@ -111,7 +111,7 @@ async def test_busykey_is_skipped_not_failed(source_redis: RedisServer, target_r
 async def test_db_switching_selects_only_on_change(target_redis: RedisServer) -> None:
     target_redis.client().config_resetstat()
     dbs = [0, 0, 3, 3, 3, 1, -1, 1, 0, 5, 5]
-    entries = [Entry([b"SET", b"k%d" % i, b"%d" % db], db=db, key=b"k%d" % i) for i, db in enumerate(dbs)]
+    entries = [Command([b"SET", b"k%d" % i, b"%d" % db], db=db, key=b"k%d" % i) for i, db in enumerate(dbs)]
     w = StandaloneWriter(_ep(target_redis))
     await w.start()
     await w.write(entries[:4])
@@ -128,11 +128,11 @@ async def test_db_switching_selects_only_on_change(target_redis: RedisServer) ->
 
 async def test_multi_exec_passes_through_with_inner_errors(target_redis: RedisServer) -> None:
     block = [
-        Entry([b"MULTI"], key=None),
-        Entry([b"SET", b"a", b"1"], key=b"a", tag="string", source_offset=1),
-        Entry([b"LPUSH", b"a", b"x"], key=b"a", source_offset=2),
-        Entry([b"SET", b"b", b"2"], key=b"b", tag="string", source_offset=3),
-        Entry([b"EXEC"], key=None, source_offset=4),
+        Command([b"MULTI"], key=None),
+        Command([b"SET", b"a", b"1"], key=b"a", tag="string", source_offset=1),
+        Command([b"LPUSH", b"a", b"x"], key=b"a", source_offset=2),
+        Command([b"SET", b"b", b"2"], key=b"b", tag="string", source_offset=3),
+        Command([b"EXEC"], key=None, source_offset=4),
     ]
     w = StandaloneWriter(_ep(target_redis))
     await w.start()
@@ -153,7 +153,7 @@ async def test_auth_password_and_acl_user(redis_factory: Callable[..., RedisServ
     for url in (f"redis://:s3cret!@127.0.0.1:{server.port}/2", f"redis://migrator:pw-of-user@127.0.0.1:{server.port}/2"):
         w = await open_writer(Endpoint.from_url(url))
         assert isinstance(w, StandaloneWriter)
-        await w.write([Entry([b"SET", b"who", url.split("@")[0][-4:].encode()], db=2, key=b"who")])
+        await w.write([Command([b"SET", b"who", url.split("@")[0][-4:].encode()], db=2, key=b"who")])
         await w.flush()
         await w.close()
     assert server.client(db=2).get(b"who") == b"user"
@@ -166,7 +166,7 @@ async def test_auth_password_and_acl_user(redis_factory: Callable[..., RedisServ
 async def test_connection_killed_mid_write(target_redis: RedisServer) -> None:
     w = StandaloneWriter(_ep(target_redis), WriterOptions(batch_bytes=256 << 10, max_bytes_in_flight=1 << 20))
     await w.start()
-    entries = [Entry([b"SET", b"k%d" % i, b"v" * 1000], key=b"k%d" % i, source_offset=i + 1)
+    entries = [Command([b"SET", b"k%d" % i, b"v" * 1000], key=b"k%d" % i, source_offset=i + 1)
                for i in range(50_000)]
     await w.write(entries[:100])
     await w.flush()
@@ -193,10 +193,10 @@ async def test_connection_killed_mid_write(target_redis: RedisServer) -> None:
 async def test_large_values_with_and_without_size(target_redis: RedisServer) -> None:
     big = b"x" * (200 << 10)
     entries = [
-        Entry([b"SET", b"sized", memoryview(big)], key=b"sized", size=len(big) + 30, tag="string"),
-        Entry([b"SET", b"small", b"1"], key=b"small", tag="string"),
-        Entry([b"SET", b"unsized", big], key=b"unsized", tag="string"),
-        Entry([b"SET", b"small2", bytearray(b"2")], key=b"small2", db=1, tag="string"),
+        Command([b"SET", b"sized", memoryview(big)], key=b"sized", size=len(big) + 30, tag="string"),
+        Command([b"SET", b"small", b"1"], key=b"small", tag="string"),
+        Command([b"SET", b"unsized", big], key=b"unsized", tag="string"),
+        Command([b"SET", b"small2", bytearray(b"2")], key=b"small2", db=1, tag="string"),
     ]
     w = StandaloneWriter(_ep(target_redis))
     await w.start()

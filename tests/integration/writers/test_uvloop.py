@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command
 from cachemigrate.engine.writers import open_writer
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
@@ -21,7 +21,7 @@ def test_connection_and_writer_under_uvloop(target_redis: RedisServer) -> None:
         await conn.close()
         writer = await open_writer(ep)
         keys = [b"k%d" % i for i in range(100)]
-        await writer.write([Entry([b"SET", k, b"v"], 0, k, tag="string") for k in keys])
+        await writer.write([Command([b"SET", k, b"v"], 0, k, tag="string") for k in keys])
         await writer.flush()
         await writer.close()
         return writer.stats.keys_written

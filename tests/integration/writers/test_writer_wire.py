@@ -1,8 +1,8 @@
-"""Entries that come packed (``Entry.wire``, the RESTORE fast path) are sent as they are."""
+"""Entries that come packed (``Packed``, the RESTORE fast path) are sent as they are."""
 
 from __future__ import annotations
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command, Entry, Packed
 from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers import StandaloneWriter, WriterOptions
 from cachemigrate.formats.dump import parse_payload, restore_packer
@@ -27,10 +27,10 @@ async def test_wire_entries_mixed_with_argv_entries_dbs_and_large_values(
         db = 1 if i % 1000 >= 900 else 0
         if i % 4 == 3:  # a plain command in between
             argv: list[bytes] = [b"SET", key, value]
-            entries.append(Entry(list(argv), db, key, len(pack_command(argv)), i + 1, "string"))
+            entries.append(Command(list(argv), db, key, len(pack_command(argv)), i + 1, "string"))
         else:
             wire = pack(key, -1, type_byte, raw, version)
-            entries.append(Entry([b"RESTORE", key], db, key, len(wire), i + 1, "string", wire))
+            entries.append(Packed(wire, len(wire), b"RESTORE", key, db, i + 1, "string"))
     failures: list[KeyFailure] = []
     w = StandaloneWriter(Endpoint.from_url(target_redis.url),
                          WriterOptions(batch_bytes=64 << 10, on_failure=failures.append))
@@ -43,9 +43,9 @@ async def test_wire_entries_mixed_with_argv_entries_dbs_and_large_values(
         c = tgt1 if e.db == 1 else tgt0
         assert c.get(e.key) == src.get(e.key), i  # type: ignore[arg-type]
     assert w.stats.keys_written == len(entries) and w.stats.applied_offset == len(entries)
-    # A refused wire entry is reported with the name and key its argv keeps.
+    # A refused packed entry is reported with its name and key.
     refused = restore_packer(False)(b"k:1", -1, 0, b"\x01x", 10)
-    await w.write([Entry([b"RESTORE", b"k:1"], 0, b"k:1", len(refused), 9999, "string", refused)])
+    await w.write([Packed(refused, len(refused), b"RESTORE", b"k:1", 0, 9999, "string")])
     await w.flush()
     await w.close()
     assert [(f.command, f.key) for f in failures] == [("RESTORE", b"k:1")]

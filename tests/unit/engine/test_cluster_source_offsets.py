@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command
+from cachemigrate.engine.readers.base import ReaderContext
 from cachemigrate.engine.readers.cluster_source import ClusterSourceReader
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import NullSink
@@ -23,15 +24,15 @@ class _Shard:
 
 
 def _reader(*shards: _Shard) -> ClusterSourceReader:
-    r = ClusterSourceReader(Endpoint(port=7000), PipelineOptions(), transform_factory=lambda h: None,  # type: ignore[arg-type,return-value]
-                            events=NullSink())
+    context = ReaderContext(PipelineOptions(), lambda h: None, NullSink())  # type: ignore[arg-type,return-value]
+    r = ClusterSourceReader(Endpoint(port=7000), context)
     r.shards = list(shards)  # type: ignore[arg-type]
     r._shard_applied = [-1] * len(shards)
     return r
 
 
-def _batch(*offsets: int) -> list[Entry]:
-    return [Entry([b"SET", b"k", b"v"], source_offset=o) for o in offsets]
+def _batch(*offsets: int) -> list[Command]:
+    return [Command([b"SET", b"k", b"v"], source_offset=o) for o in offsets]
 
 
 def test_sequence_maps_back_to_each_shard() -> None:

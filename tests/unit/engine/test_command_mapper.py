@@ -50,17 +50,27 @@ def test_only_mode_filters_other_dbs_and_maps_flushall() -> None:
 
 def test_fold_mode_and_keyless_commands() -> None:
     m = CommandMapper(PipelineOptions(db_mode=DbMode.FOLD))
-    out = _feed(m, [[b"SELECT", b"7"], [b"SET", b"k", b"v"], [b"FLUSHALL"], [b"FUNCTION", b"LOAD", b"x"],
-                    [b"FLUSHDB"]])
+    out = _feed(m, [[b"SELECT", b"7"], [b"SET", b"k", b"v"], [b"FLUSHALL", b"ASYNC"],
+                    [b"FUNCTION", b"LOAD", b"x"], [b"FLUSHDB"], [b"SWAPDB", b"0", b"1"]])
+    assert [(e.argv, e.db, e.key) for e in out] == [
+        ([b"SET", b"k", b"v"], 0, b"k"), ([b"FLUSHDB", b"ASYNC"], 0, None),
+        ([b"FUNCTION", b"LOAD", b"x"], -1, None), ([b"FLUSHDB"], 0, None)]
+    assert m.dropped == 1  # SWAPDB: two source dbs that are one target db
+
+
+def test_keep_mode_sends_flushall_and_swapdb_as_they_are() -> None:
+    m = CommandMapper(PipelineOptions())
+    out = _feed(m, [[b"SELECT", b"2"], [b"FLUSHALL"], [b"SWAPDB", b"0", b"1"], [b"PUBLISH", b"ch", b"m"]])
     assert [(e.argv[0], e.db, e.key) for e in out] == [
-        (b"SET", 0, b"k"), (b"FLUSHALL", -1, None), (b"FUNCTION", -1, None), (b"FLUSHDB", 0, None)]
+        (b"FLUSHALL", -1, None), (b"SWAPDB", -1, None), (b"PUBLISH", -1, None)]
 
 
 def test_command_key() -> None:
-    assert command_key(b"eval", [b"EVAL", b"s", b"2", b"k1", b"k2", b"a"]) == b"k1"
-    assert command_key(b"evalsha", [b"EVALSHA", b"s", b"0", b"a"]) is None
-    assert command_key(b"set", [b"SET", b"k", b"v"]) == b"k"
-    assert command_key(b"multi", [b"MULTI"]) is None
+    assert command_key([b"eval", b"s", b"2", b"k1", b"k2", b"a"]) == b"k1"
+    assert command_key([b"EVALSHA", b"s", b"0", b"a"]) is None
+    assert command_key([b"set", b"k", b"v"]) == b"k"
+    assert command_key([b"MULTI"]) is None
+    assert command_key([b"BGREWRITEAOF"]) is None
 
 
 def test_forget_before_keeps_the_db_in_force() -> None:

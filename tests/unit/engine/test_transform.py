@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Entry, Packed
 from cachemigrate.engine.rewrite import format_score
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.transform import TargetCaps, Transformer
@@ -75,8 +75,7 @@ def test_restore_fast_path() -> None:
     assert argv[4:] == [b"REPLACE", b"ABSTTL"]
     assert parse_payload(argv[3]) == (0, b"\x03abc", 11)
     assert (e.db, e.key, e.source_offset, e.tag) == (0, b"k", 25, "string")
-    assert e.argv == [b"RESTORE", b"k"]  # name and key for error messages; the command is e.wire
-    assert e.wire is not None and e.size == len(e.wire)
+    assert type(e) is Packed and (e.name, e.key) == (b"RESTORE", b"k") and e.size == len(e.wire)
     assert t.keys_by_type == {"string": 1}
 
 
@@ -114,7 +113,7 @@ def test_empty_collections_are_not_restored() -> None:
     assert t.key(rec(b"z", 17, empty_listpack)) == []
     assert t.empty == 3
     one = b"\x09\x00\x00\x00\x01\x00\x01\x01\xff"  # a listpack holding the integer 1
-    assert t.key(rec(b"l", 18, b"\x01\x02\x09" + one))[0].argv[0] == b"RESTORE"  # decoded: not empty
+    assert t.key(rec(b"l", 18, b"\x01\x02\x09" + one))[0].name == b"RESTORE"  # decoded: not empty
     assert t.key(rec(b"e", 21, b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))  # streams may be empty
 
 
@@ -151,9 +150,9 @@ def test_db_mapping(
     assert t.filtered == sum(v is None for v in expect.values())
 
 
-def test_map_db_is_public_for_command_sources() -> None:
+def test_the_db_map_is_public_for_command_sources() -> None:
     t = make(PipelineOptions(db_mode=DbMode.ONLY, db=3, target_db=1))
-    assert (t.map_db(3), t.map_db(0)) == (1, None)
+    assert (t.dbmap.target(3), t.dbmap.target(0)) == (1, None)
 
 
 def test_db_mapping_errors() -> None:
@@ -270,7 +269,7 @@ def test_hash_field_ttls_dropped_on_an_older_target() -> None:
 def test_valkey_hash2_to_valkey_restores_and_to_redis_rewrites() -> None:
     header = RdbHeader("VALKEY", 80)
     [e] = make(header=header, target=VALKEY9).key(rec(b"h", 22, b"raw"))
-    assert e.argv[0] == b"RESTORE"
+    assert e.name == b"RESTORE"
     t = make(header=header, target=REDIS74, decoded={b"raw": _hfe()})
     assert [a[0] for a in argvs(t.key(rec(b"h", 22, b"raw")))] == [
         b"DEL",
@@ -287,7 +286,7 @@ def test_module_values_cannot_be_rewritten() -> None:
     assert t.unsupported_count == 2 and t.unsupported[0][:2] == (0, b"m")
     assert "RESTORE" in t.unsupported[0][2]
     [e] = make().key(rec(b"m", 7, b"raw"))  # the fast path moves it
-    assert e.argv[0] == b"RESTORE"
+    assert e.name == b"RESTORE"
 
 
 # ---- streams --------------------------------------------------------------------------------

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from cachemigrate.engine.commands import command_key
 from cachemigrate.engine.entry import Entry
-from cachemigrate.engine.readers._aof_load import command_key
 from cachemigrate.engine.readers.aof_file import AofFileReader
-from cachemigrate.engine.readers.base import RecordTransform
+from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
 from cachemigrate.engine.spec import DbMode, PipelineOptions
 from cachemigrate.engine.status import LogLevel, RecordingSink
 from cachemigrate.engine.transform import TargetCaps, Transformer
 from cachemigrate.errors import AofFormatError, ConfigError, RdbFormatError
-from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.formats.rdb import KeyRecord, RdbHeader, RdbParser
 from support.corpus import CORPUS
 
 GENERATED = CORPUS / "generated-local"
@@ -25,7 +25,7 @@ def resp(*argv: bytes) -> bytes:
 
 
 async def read(
-    paths: list[Path | str], options: PipelineOptions | None = None
+    paths: list[Path | str], options: PipelineOptions | None = None, sink_into: list[Entry] | None = None
 ) -> tuple[list[list[Entry]], AofFileReader, RecordingSink]:
     opts = options or PipelineOptions()
     caps = TargetCaps(rdb_version=10, vendor="redis", version=(7, 0, 15))
@@ -34,12 +34,17 @@ async def read(
         return Transformer(opts, header, caps)
 
     sink = RecordingSink()
-    reader = AofFileReader([str(p) for p in paths], opts, transform_factory=factory, events=sink)
-    return [b async for b in reader.batches()], reader, sink
+    reader = AofFileReader([str(p) for p in paths], ReaderContext(opts, factory, sink))
+    batches = []
+    async for b in reader.batches():
+        batches.append(b)
+        if sink_into is not None:
+            sink_into += b
+    return batches, reader, sink
 
 
 def flat(batches: list[list[Entry]]) -> list[tuple[bytes, int, bytes | None]]:
-    return [(bytes(e.argv[0]), e.db, e.key) for b in batches for e in b]
+    return [(e.name, e.db, e.key) for b in batches for e in b]
 
 
 SCRIPT = (
@@ -112,8 +117,8 @@ async def test_a_multi_block_is_never_split_across_batches(tmp_path: Path) -> No
     path.write_bytes(data)
     batches, _, _ = await read([path])
     assert sum(len(b) for b in batches) == 2040 + 102 + 3000
-    [inside] = [b for b in batches if any(e.argv[0] == b"MULTI" for e in b)]
-    names = [e.argv[0] for e in inside]
+    [inside] = [b for b in batches if any(e.name == b"MULTI" for e in b)]
+    names = [e.name for e in inside]
     assert names.count(b"RPUSH") == 100 and names.index(b"EXEC") == names.index(b"MULTI") + 101
     start = data.index(block)
     m = names.index(b"MULTI")
@@ -128,7 +133,7 @@ async def test_offsets_run_on_across_files_and_rdb_files_are_read_too(tmp_path: 
     aof.write_bytes(resp(b"SELECT", b"0") + resp(b"DEL", b"x"))
     batches, reader, _ = await read([rdb, aof])
     entries = [e for b in batches for e in b]
-    restores = [e for e in entries if e.argv[0] == b"RESTORE"]
+    restores = [e for e in entries if e.name == b"RESTORE"]
     assert len(restores) == 25 and {e.tag for e in restores} != {""}
     offsets = [e.source_offset for e in entries]
     assert offsets == sorted(offsets) and offsets[-1] == rdb.stat().st_size + aof.stat().st_size
@@ -159,15 +164,31 @@ async def test_an_rdb_cut_short_is_an_error_naming_the_file(tmp_path: Path) -> N
     path.write_bytes(source.read_bytes()[:5000])
     opts = PipelineOptions()
     caps = TargetCaps(rdb_version=10)
-    reader = AofFileReader([str(path)], opts, transform_factory=lambda h: Transformer(opts, h, caps),
-                           events=RecordingSink())
+    context = ReaderContext(opts, lambda h: Transformer(opts, h, caps), RecordingSink())
+    reader = AofFileReader([str(path)], context)
     got: list[Entry] = []
     with pytest.raises(RdbFormatError, match=r"appendonly\.aof") as err:
         async for batch in reader.batches():
             got += batch
     assert "offset" in str(err.value)
-    assert got and all(e.argv[0] == b"RESTORE" for e in got)  # the whole keys before the cut
+    assert got and all(e.name == b"RESTORE" for e in got)  # the whole keys before the cut
     assert reader.sources[0].state == "failed"
+
+
+async def test_damage_keeps_the_keys_before_it_in_the_same_read(tmp_path: Path) -> None:
+    """The whole file is one read: the keys of its RDB part before a bad checksum still go out."""
+    data = bytearray((GENERATED / "redis-6.0.9-single-aof-rdbpreamble" / "appendonly.aof").read_bytes())
+    parser = RdbParser()
+    parser.feed(bytes(data))
+    keys = sum(type(r) is KeyRecord for r in parser.records())
+    rdb_end = len(data) - len(parser.remainder())
+    data[rdb_end - 1] ^= 0xFF  # the RDB part's CRC64
+    path = tmp_path / "appendonly.aof"
+    path.write_bytes(bytes(data))
+    got: list[Entry] = []
+    with pytest.raises(RdbFormatError, match="checksum mismatch"):
+        await read([path], sink_into=got)
+    assert keys > 0 and len(got) == keys and all(e.name == b"RESTORE" for e in got)
 
 
 async def test_multipart_folders_need_exactly_one_manifest_and_all_its_files(tmp_path: Path) -> None:
@@ -208,8 +229,8 @@ async def test_stop_ends_the_batches(tmp_path: Path) -> None:
     path.write_bytes(b"".join(resp(b"SET", b"k%d" % i, b"v") for i in range(10000)))
     opts = PipelineOptions()
     caps = TargetCaps(rdb_version=10)
-    reader = AofFileReader([str(path)], opts, transform_factory=lambda h: Transformer(opts, h, caps),
-                           events=RecordingSink())
+    context = ReaderContext(opts, lambda h: Transformer(opts, h, caps), RecordingSink())
+    reader = AofFileReader([str(path)], context)
     got = 0
     async for batch in reader.batches():
         got += len(batch)

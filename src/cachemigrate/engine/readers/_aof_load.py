@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
-from cachemigrate.engine.entry import Arg, Entry
-from cachemigrate.engine.readers.base import RecordTransform, TransformFactory
-from cachemigrate.engine.spec import DbMode, PipelineOptions
-from cachemigrate.engine.status import EventSink, LogLevel
+from cachemigrate.engine.commands import command_key
+from cachemigrate.engine.dbmap import DbMap
+from cachemigrate.engine.entry import Arg, Command, Entry
+from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
+from cachemigrate.engine.readers.rdb_pump import RdbPump
+from cachemigrate.engine.status import LogLevel
 from cachemigrate.errors import AofFormatError
 from cachemigrate.formats.aof import AofCommand, AofSplitter, is_rdb_start
-from cachemigrate.formats.rdb import RdbParser
-from cachemigrate.formats.rdb.model import Function, KeyRecord, ModuleAux, ValueChunk
 
 GROUP_ENTRIES = 2048
 _SNIFF = 6  # len("VALKEY")
@@ -48,38 +48,34 @@ class FileLoad:
     def __init__(
         self,
         src: SourceProgress,
-        base: int,
+        context: ReaderContext,
         *,
+        base: int,
         last: bool,
-        options: PipelineOptions,
-        events: EventSink,
-        transform_factory: TransformFactory,
         command_tf: Callable[[], RecordTransform],
         accelerated: bool | None = None,
     ) -> None:
         self.src = src
+        self.context = context
+        self.events = context.events
         self.base = base  # offset of this file's first byte across every source of the reader
         self.last = last
-        self.options = options
-        self.events = events
-        self.transform_factory = transform_factory
         self.command_tf = command_tf
         self.accelerated = accelerated
         self.unknown = False  # the file is neither RDB nor AOF
         self._head = b""
         self._started = False
-        self._parser: RdbParser | None = None
+        self._pump: RdbPump | None = None  # while in the RDB part
         self._splitter: AofSplitter | None = None
-        self._tf: RecordTransform | None = None
+        self._tf: RecordTransform | None = None  # the RDB part's, once its header is read
         self._fed = 0
-        self._map: Callable[[int], int | None] | None = None
-        self._dbs: dict[int, int | None] = {}
+        self._map: DbMap | None = None
         self._tdb: int | None = 0  # target db of the commands that follow (None: filtered out)
         self._multi: list[Entry] | None = None
         self._multi_at = 0
         self._out: list[list[Entry]] = []
         self._cur: list[Entry] = []
-        self._warned_aux = self._warned_swapdb = False
+        self._warned_swapdb = False
 
     # ---- bytes in ------------------------------------------------------------------------
 
@@ -92,7 +88,7 @@ class FileLoad:
             data, self._head = self._head, b""
             self._start(data)
         self._fed += len(data)
-        if self._parser is not None:
+        if self._pump is not None:
             self._rdb(data)
         else:
             assert self._splitter is not None
@@ -108,9 +104,9 @@ class FileLoad:
             data, self._head = self._head, b""
             self._start(data)
             self._fed += len(data)
-            (self._rdb if self._parser is not None else self._resp_tail)(data)
-        if self._parser is not None:
-            self._parser.close()  # the RDB part is incomplete: RdbFormatError names the offset
+            (self._rdb if self._pump is not None else self._resp_tail)(data)
+        if self._pump is not None:
+            self._pump.close()  # the RDB part is incomplete: RdbFormatError names the offset
         assert self._splitter is not None
         trunc = self._splitter.close()
         name = self.src.name
@@ -121,7 +117,7 @@ class FileLoad:
             if self._multi is not None:
                 parts.append(f"ends inside a MULTI block started at offset {self._multi_at}")
             what = " and ".join(parts)
-            at = self._multi_at if self._multi is not None else trunc.offset  # type: ignore[union-attr]
+            at = self._multi_at if self._multi is not None or trunc is None else trunc.offset
             if not self.last:
                 raise AofFormatError(f"AOF {what}, and it is not the last file of its set",
                                      offset=at, source=name)
@@ -138,9 +134,7 @@ class FileLoad:
     def _start(self, data: bytes) -> None:
         self._started = True
         if is_rdb_start(data):
-            o = self.options
-            self._parser = RdbParser(source=self.src.name, max_value_bytes=o.big_key_bytes,
-                                     chunk_elements=o.chunk_elements)
+            self._pump = RdbPump(self.src.name, self.context)
         elif data[:1] in (b"*", b"#"):
             self._splitter = AofSplitter(source=self.src.name, accelerated=self.accelerated)
         else:
@@ -151,68 +145,41 @@ class FileLoad:
     # ---- the RDB part --------------------------------------------------------------------
 
     def _rdb(self, data: bytes) -> None:
-        parser = self._parser
-        assert parser is not None
-        parser.feed(data)
-        base = self.base
-        cur = self._cur
-        for rec in parser.records():
-            kind = type(rec)
-            if kind is KeyRecord:
-                self.src.keys += 1
-                entries = self._transform().key(cast(KeyRecord, rec))
-            elif kind is ValueChunk:
-                entries = self._transform().chunk(cast(ValueChunk, rec))
-            elif kind is Function:
-                entries = self._transform().function(cast(Function, rec))
-            else:
-                if kind is ModuleAux and not self._warned_aux:
-                    self._warned_aux = True
-                    self.events.log(LogLevel.WARNING, f"{self.src.name}: module aux data of "
-                                    f"{cast(ModuleAux, rec).module_name!r} cannot be carried over")
-                continue
-            if base:
-                for e in entries:
-                    e.source_offset += base
-            cur += entries
-            if len(cur) >= GROUP_ENTRIES:
-                self._out.append(cur)
-                cur = self._cur = []
-        if parser.done:
-            tail = parser.remainder()
+        pump = self._pump
+        assert pump is not None
+        try:
+            for group in pump.feed(data):
+                self._out.append(self._shifted(group))
+        finally:
+            self.src.keys = pump.keys_read
+            self._tf = pump.transform  # the commands after the preamble use its db mapping
+        if pump.parser.done:
+            self._cur += self._shifted(pump.take())
+            tail = pump.parser.remainder()
             self.src.rdb_end = self._fed - len(tail)
-            self._transform()  # the commands after the preamble use its db mapping
-            self._parser = None
+            self._pump = None
             self._splitter = AofSplitter(source=self.src.name, base_offset=self.src.rdb_end,
                                          accelerated=self.accelerated)
             self._resp_tail(tail)
+
+    def _shifted(self, entries: list[Entry]) -> list[Entry]:
+        if self.base:
+            for e in entries:
+                e.source_offset += self.base
+        return entries
 
     def _resp_tail(self, data: bytes) -> None:
         assert self._splitter is not None
         self._splitter.feed(data)
         self._commands(self._splitter.commands())
 
-    def _transform(self) -> RecordTransform:
-        if self._tf is None:
-            assert self._parser is not None and self._parser.header is not None
-            self._tf = self.transform_factory(self._parser.header)
-        return self._tf
-
     # ---- commands ------------------------------------------------------------------------
 
-    def _db(self, db: int) -> int | None:
-        try:
-            return self._dbs[db]
-        except KeyError:
-            pass
+    def _dbmap(self) -> DbMap:
+        """The transform's db mapping: the commands follow the same rules as the RDB keys."""
         if self._map is None:
-            tf = self._tf or self.command_tf()
-            # The transform's own db mapping (Transformer.map_db: the same rules as for RDB keys);
-            # a transform without one (a test double) keeps every db.
-            fn = getattr(tf, "map_db", None)
-            self._map = cast(Callable[[int], int | None], fn) if fn is not None else (lambda d: d)
-        mapped = self._dbs[db] = self._map(db)
-        return mapped
+            self._map = (self._tf or self.command_tf()).dbmap
+        return self._map
 
     def _commands(self, cmds: list[AofCommand]) -> None:
         base = self.base
@@ -227,7 +194,7 @@ class FileLoad:
                 if self._tdb is None:
                     continue  # a source db the options leave out
                 argv = cast("list[Arg]", c.argv)
-                e = Entry(argv, self._tdb, command_key(c.argv, name), c.size, base + c.end)
+                e = Command(argv, self._tdb, command_key(c.argv, name), c.size, base + c.end)
             if self._multi is not None:
                 e.source_offset = base + self._multi_at  # a block is done only once EXEC is in
                 self._multi.append(e)
@@ -242,7 +209,7 @@ class FileLoad:
         end = self.base + c.end
         if name == b"SELECT":
             try:
-                self._tdb = self._db(int(c.argv[1]))
+                self._tdb = self._dbmap().target(int(c.argv[1]))
             except (IndexError, ValueError):
                 raise AofFormatError(f"bad SELECT {argv[1:2]!r}", offset=c.offset,
                                      source=self.src.name) from None
@@ -251,30 +218,34 @@ class FileLoad:
             if self._multi is None:
                 self._multi_at = c.offset
                 db = -1 if self._tdb is None else self._tdb
-                self._multi = [Entry(argv, db, None, c.size, self.base + c.offset)]
+                self._multi = [Command(argv, db, None, c.size, self.base + c.offset)]
             return None
         if name in (b"EXEC", b"DISCARD"):
             block, self._multi = self._multi, None
             if block is not None and name == b"EXEC" and len(block) > 1:
-                block.append(Entry(argv, -1, None, c.size, end))
+                block.append(Command(argv, -1, None, c.size, end))
                 self._cur += block
             return None
         if name == b"FLUSHALL":
-            o = self.options
-            if o.db_mode is DbMode.KEEP:
-                return Entry(argv, -1, None, c.size, end)
-            tdb = self._db(o.db if o.db_mode is DbMode.ONLY and o.db is not None else 0)
-            return None if tdb is None else Entry([b"FLUSHDB", *argv[1:]], tdb, None, c.size, end)
+            flush, db = self._dbmap().flushall(argv)
+            return Command(flush, db, None, c.size, end)
         if name == b"SWAPDB":
-            if self.options.db_mode is DbMode.KEEP:
-                return Entry(argv, -1, None, c.size, end)
+            if self._dbmap().swapdb:
+                return Command(argv, -1, None, c.size, end)
             if not self._warned_swapdb:
                 self._warned_swapdb = True
                 self.events.log(LogLevel.WARNING, f"{self.src.name}: SWAPDB at offset {c.offset} "
                                 "skipped: it cannot be mapped with this db mode")
             return None
         # FUNCTION, SCRIPT: every database
-        return Entry(argv, -1, None, c.size, end)
+        return Command(argv, -1, None, c.size, end)
+
+    def rest(self) -> list[list[Entry]]:
+        """What was read but not returned when ``feed`` or ``finish`` raised: the entries of every
+        whole record and command before the damage."""
+        if self._pump is not None and self._pump.batch:
+            self._cur += self._shifted(self._pump.take())
+        return self._take()
 
     def _take(self) -> list[list[Entry]]:
         if self._cur:
@@ -285,42 +256,3 @@ class FileLoad:
 
 
 _SPECIAL: Final = frozenset({b"SELECT", b"MULTI", b"EXEC", b"DISCARD", b"FLUSHALL", b"SWAPDB"}) | _ANY_DB
-
-
-# ---- key positions ---------------------------------------------------------------------------
-
-# Commands that touch no key (a cluster writer sends them to every master).
-NO_KEY_COMMANDS: Final = frozenset({
-    b"FLUSHALL", b"FLUSHDB", b"FUNCTION", b"SCRIPT", b"MULTI", b"EXEC", b"DISCARD", b"SELECT",
-    b"SWAPDB", b"PING", b"PUBLISH", b"CLIENT", b"CONFIG", b"DEBUG",
-})  # fmt: skip
-# First key after the subcommand / operation.
-_KEY_AT_2: Final = frozenset({b"BITOP", b"XGROUP", b"OBJECT", b"MEMORY"})
-# "numkeys key ...": where numkeys is (the first key follows it).
-_NUMKEYS_AT: Final = {
-    b"EVAL": 2, b"EVALSHA": 2, b"EVAL_RO": 2, b"EVALSHA_RO": 2, b"FCALL": 2, b"FCALL_RO": 2,
-    b"BLMPOP": 2, b"BZMPOP": 2,
-    b"LMPOP": 1, b"ZMPOP": 1, b"SINTERCARD": 1, b"ZINTERCARD": 1, b"ZUNION": 1, b"ZINTER": 1,
-    b"ZDIFF": 1,
-}  # fmt: skip
-
-
-def command_key(argv: list[bytes], name: bytes | None = None) -> bytes | None:
-    """The first key a command touches (what a cluster routes on), None when it has none.
-
-    ``name`` is ``argv[0].upper()`` when the caller has it already.
-    """
-    if name is None:
-        name = bytes(argv[0]).upper()
-    if name in NO_KEY_COMMANDS:
-        return None
-    if name in _KEY_AT_2:
-        return argv[2] if len(argv) > 2 else None
-    at = _NUMKEYS_AT.get(name)
-    if at is not None:
-        try:
-            numkeys = int(argv[at]) if len(argv) > at else 0
-        except ValueError:
-            return None
-        return argv[at + 1] if numkeys > 0 and len(argv) > at + 1 else None
-    return argv[1] if len(argv) > 1 else None

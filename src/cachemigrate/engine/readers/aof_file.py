@@ -26,11 +26,10 @@ from typing import BinaryIO, cast
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.readers._aof_load import FileLoad, SourceProgress
-from cachemigrate.engine.readers.base import ReaderProgress, RecordTransform, TransformFactory
+from cachemigrate.engine.readers.base import ReaderContext, ReaderProgress, RecordTransform
 from cachemigrate.engine.readers.rdb_file import Opener, open_local
 from cachemigrate.engine.sources import CountingReader, Source, archive_kind, archive_members
-from cachemigrate.engine.spec import PipelineOptions
-from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.engine.status import LogLevel, Phase
 from cachemigrate.errors import AofFormatError, ConfigError, FormatError
 from cachemigrate.formats.aof import parse_manifest
 from cachemigrate.formats.rdb.model import RdbHeader
@@ -60,18 +59,15 @@ class AofFileReader:
     def __init__(
         self,
         paths: Sequence[str],
-        options: PipelineOptions,
+        context: ReaderContext,
         *,
-        transform_factory: TransformFactory,
-        events: EventSink,
         opener: Opener = open_local,
         read_hook: Callable[[int], object] | None = None,
         accelerated: bool | None = None,
     ) -> None:
         self.paths = list(paths)
-        self.options = options
-        self.transform_factory = transform_factory
-        self.events = events
+        self.context = context
+        self.events = context.events
         self.opener = opener
         self.read_hook = read_hook  # awaited per chunk when it returns an awaitable (bandwidth)
         self.accelerated = accelerated
@@ -203,8 +199,7 @@ class AofFileReader:
         self, fh: BinaryIO, src: SourceProgress, last: bool, *, skip_unknown: bool = False
     ) -> AsyncIterator[list[Entry]]:
         self.sources.append(src)
-        load = FileLoad(src, self._offset, last=last, options=self.options, events=self.events,
-                        transform_factory=self.transform_factory, command_tf=self._commands_transform,
+        load = FileLoad(src, self.context, base=self._offset, last=last, command_tf=self._commands_transform,
                         accelerated=self.accelerated)
         loop = asyncio.get_running_loop()
         batch: list[Entry] = []
@@ -234,8 +229,10 @@ class AofFileReader:
                 self.events.log(LogLevel.WARNING, f"{src.name}: not an RDB or AOF file, skipped")
                 src.state = "skipped"
                 return
+            for group in load.rest():
+                batch += group
             if batch:
-                yield batch  # every whole command before the damage is kept
+                yield batch  # every whole command and key before the damage is kept
             src.state = "failed"
             raise
         finally:
@@ -247,7 +244,7 @@ class AofFileReader:
 
     def _commands_transform(self) -> RecordTransform:
         if self._command_tf is None:
-            self._command_tf = self.transform_factory(_COMMANDS_HEADER)
+            self._command_tf = self.context.transform_factory(_COMMANDS_HEADER)
         return self._command_tf
 
 

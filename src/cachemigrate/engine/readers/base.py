@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.dbmap import DbMap
+from cachemigrate.engine.entry import Entry, Packed, PackedRun
+from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, Phase
+from cachemigrate.formats.rdb import BatchHook
 from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, ValueChunk
 
 
@@ -48,17 +51,49 @@ class Reader(Protocol):
 
 
 class RecordTransform(Protocol):
-    """Turns RDB records into entries for the target (engine.transform.Transformer)."""
+    """Turns RDB records into entries for the target (engine.transform.Transformer).
+
+    ``key_fields`` and ``batch_hook`` are the parser's ``key_hook`` and ``batch_hook``
+    (``formats.rdb.KeyHook``): the fast path of one key and of a run of keys (None: no C walker).
+    ``dbmap`` is the db mapping the transform applies, for the commands of a command source.
+    """
 
     def key(self, rec: KeyRecord) -> list[Entry]: ...
+
+    def key_fields(
+        self, db: int, key: bytes, t: int, raw: bytes, exp: int, idle: int | None, freq: int | None,
+        offset: int, end_offset: int, meta: bytes | None, /,
+    ) -> Packed | list[Entry]: ...
+
+    @property
+    def batch_hook(self) -> BatchHook[PackedRun] | None: ...
+
+    @property
+    def walked_expired(self) -> int:
+        """Expired keys the batch hook skipped (no entry, no record)."""
+        ...
 
     def chunk(self, chunk: ValueChunk) -> list[Entry]: ...
 
     def function(self, fn: Function) -> list[Entry]: ...
+
+    @property
+    def dbmap(self) -> DbMap: ...
 
 
 # Readers that walk an RDB get the transform only once they know the RDB header: the pipeline
 # hands them this factory.
 TransformFactory = Callable[[RdbHeader], RecordTransform]
 
-__all__ = ["EventSink", "Reader", "ReaderProgress", "RecordTransform", "TransformFactory"]
+
+@dataclass(frozen=True, slots=True)
+class ReaderContext:
+    """What the pipeline hands every reader, and a reader the parts it reads with (a file of a
+    set, a cluster shard, an RDB): the migration's options, the transform factory and where
+    events go."""
+
+    options: PipelineOptions
+    transform_factory: TransformFactory
+    events: EventSink
+
+__all__ = ["EventSink", "Reader", "ReaderContext", "ReaderProgress", "RecordTransform", "TransformFactory"]

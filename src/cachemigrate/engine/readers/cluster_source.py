@@ -1,5 +1,8 @@
 """A cluster source: one SyncReader per master shard, merged into one Reader.
 
+``open_sync_reader`` is where a replication source becomes a reader: this one when the source is
+a cluster (``cluster_enabled:1``), a ``SyncReader`` otherwise.
+
 The shards' replication offsets cannot be compared, so the merged reader renumbers entries with
 its own sequence (``source_offset``) and remembers, per batch, which shard's offsets the numbers
 stand for. ``checkpoint(applied)`` turns the writer's applied sequence number back into one
@@ -21,10 +24,10 @@ from typing import Any
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.flow import TokenBucket
-from cachemigrate.engine.readers.base import ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.base import ReaderContext, ReaderProgress
+from cachemigrate.engine.readers.source_offsets import fetch_info
 from cachemigrate.engine.readers.sync import SyncReader
-from cachemigrate.engine.spec import PipelineOptions
-from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.engine.status import LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConfigError
 from cachemigrate.protocol.cluster import fetch_topology
 from cachemigrate.protocol.connection import Connection
@@ -35,6 +38,18 @@ HISTORY_MAX = 200_000
 _DONE = object()
 
 
+async def open_sync_reader(
+    endpoint: Endpoint, context: ReaderContext, *, start: Checkpoint | None = None
+) -> SyncReader | ClusterSourceReader:
+    """The reader of a replication source: one per shard, merged, when it is a cluster."""
+    try:
+        cluster = (await fetch_info(endpoint, "cluster")).get("cluster_enabled") == "1"
+    except (CacheMigrateError, TimeoutError):
+        cluster = False  # the replication link will report what is wrong
+    cls = ClusterSourceReader if cluster else SyncReader
+    return cls(endpoint, context, start=start)
+
+
 class ClusterSourceReader:
     """Every master of the cluster ``endpoint`` belongs to, replicated at once."""
 
@@ -43,17 +58,14 @@ class ClusterSourceReader:
     def __init__(
         self,
         endpoint: Endpoint,
-        options: PipelineOptions,
+        context: ReaderContext,
         *,
-        transform_factory: TransformFactory,
-        events: EventSink,
         start: Checkpoint | None = None,
         repl_timeout: float = DEFAULT_REPL_TIMEOUT,
     ) -> None:
         self.endpoint = endpoint
-        self.options = options
-        self.transform_factory = transform_factory
-        self.events = events
+        self.context = context
+        self.events = context.events
         self.start = start
         self.repl_timeout = repl_timeout
         self.shards: list[SyncReader] = []
@@ -118,7 +130,7 @@ class ClusterSourceReader:
             with contextlib.suppress(CacheMigrateError, OSError):
                 await conn.close()
         saved = dict(self.start.extra.get("shards", {})) if self.start is not None else {}
-        bw = self.options.bandwidth_mb
+        bw = self.context.options.bandwidth_mb
         bucket = TokenBucket(bw) if bw else None
         for node in topology.masters:
             ep = dataclasses.replace(self.endpoint, host=node.host, port=node.port, db=None)
@@ -127,8 +139,7 @@ class ClusterSourceReader:
             if self.start is not None and start is None:
                 self.events.log(LogLevel.WARNING, f"{ep.address}: no checkpoint for this shard: full sync")
             self.shards.append(SyncReader(
-                ep, self.options, transform_factory=self.transform_factory, events=self.events,
-                start=start, repl_timeout=self.repl_timeout, detect_cluster=False, bucket=bucket,
+                ep, self.context, start=start, repl_timeout=self.repl_timeout, bucket=bucket,
             ))
             self._shard_applied.append(start.offset if start is not None else -1)
         if not self.shards:

@@ -1,20 +1,12 @@
 """Online source: act as a replica (PSYNC), apply the RDB, then the command stream, resuming.
 
-Offsets. Entries carry *internal* offsets: the replication offset plus ``_base``. ``_base`` only
-moves when a full resync starts at an offset not above one already handed out (a different
-replid, e.g. the source restarted; or offset 0 of a fresh master), so that the writer's applied
-offset (a running maximum, 0 at start) keeps meaning "everything up to here is applied".
-``checkpoint()`` converts back.
-
-The full phase. Every RDB entry carries the FULLRESYNC offset minus one except the very last one
-(or a PING when the RDB has no keys), which carries the FULLRESYNC offset: the checkpoint turns
-"incremental" only when the writer has applied the whole RDB. A PSYNC cannot continue a half
-loaded RDB, so until then the checkpoint says phase "full" and a resume re-does the full sync.
+Offsets. Entries carry *internal* offsets, and the checkpoint turns "incremental" only once the
+whole RDB is applied: ``sync_offsets.py`` keeps them and says which checkpoint each stands for.
 
 Resume. After a lost link (closed, error, or silent for ``repl_timeout``) the reader sends
 ``PSYNC replid delivered+1``; on ``+CONTINUE`` nothing is re-sent. On ``+FULLRESYNC`` (the source's
-backlog no longer holds our offset) the target is first emptied: a ``FLUSHALL`` entry (db -1, or
-``FLUSHDB`` of the target db with db mode "only") goes before the new RDB's keys, because the
+backlog no longer holds our offset) the target is first emptied: what a source ``FLUSHALL``
+becomes under the db mode (``engine/dbmap.py``) goes before the new RDB's keys, because the
 target is owned by the migration and keys deleted on the source while we were away must go.
 
 Full-only resume. Without ``options.incremental`` the run ends once the target holds the source
@@ -42,13 +34,14 @@ from collections.abc import AsyncIterator
 
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.commands import CommandMapper
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.flow import TokenBucket
-from cachemigrate.engine.readers.base import Reader, ReaderProgress, TransformFactory
+from cachemigrate.engine.readers.base import Reader, ReaderContext, ReaderProgress
+from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
-from cachemigrate.engine.readers.sync_rdb import RdbEntries
-from cachemigrate.engine.spec import DbMode, PipelineOptions, ResumeMode
-from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.engine.readers.sync_offsets import ReplicaOffsets
+from cachemigrate.engine.spec import ResumeMode
+from cachemigrate.engine.status import LogLevel, Phase
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import (
@@ -72,14 +65,11 @@ class SyncReader:
     def __init__(
         self,
         endpoint: Endpoint,
-        options: PipelineOptions,
+        context: ReaderContext,
         *,
-        transform_factory: TransformFactory,
-        events: EventSink,
         start: Checkpoint | None = None,
         repl_timeout: float = DEFAULT_REPL_TIMEOUT,
         control_period: float = 1.0,
-        detect_cluster: bool = True,
         bucket: TokenBucket | None = None,
     ) -> None:
         if start is not None and start.source != endpoint.address:
@@ -88,14 +78,12 @@ class SyncReader:
                 "use another checkpoint file (or none) for this source"
             )
         self.endpoint = endpoint
-        self.options = options
-        self.transform_factory = transform_factory
-        self.events = events
+        self.context = context
+        self.options = options = context.options
         self.start = start
         self.repl_timeout = repl_timeout
         self.control_period = control_period
-        self.detect_cluster = detect_cluster
-        self.delegate: Reader | None = None  # a cluster source, or the SCAN fallback
+        self.delegate: Reader | None = None  # the SCAN fallback
         # Shards of a cluster share one bucket: the limit is for the whole source.
         self._bucket = bucket or (TokenBucket(options.bandwidth_mb) if options.bandwidth_mb else None)
         self._stopped = False
@@ -103,22 +91,13 @@ class SyncReader:
         self._link: ReplicationLink | None = None
         self._control: asyncio.Task[None] | None = None
         self._phase = Phase.CONNECTING
-        self._base = 0
-        self._replid: str | None = None  # set once a PSYNC may continue from _delivered
-        self._delivered = -1  # internal offset of the last entry handed out
-        self._full_end: int | None = None  # internal FULLRESYNC offset of the last full sync
-        self._applied_floor = -1
         self._catch_up_end: int | None = None  # full-only resume: internal offset to stop at
         self._had_data = start is not None  # the target may hold keys: a full sync flushes first
-        db0 = int(start.extra.get("db", 0)) if start is not None else 0
-        self._mapper = CommandMapper(options, db=db0)
-        if start is not None and start.phase != "full":
-            self._replid = start.replid
-            self._delivered = self._applied_floor = start.offset
-            self._mapper.reset(db=db0, offset=start.offset)
-        self._rdb = RdbEntries(options, transform_factory, events, endpoint.address)
+        self._mapper = CommandMapper(options)
+        self._at = ReplicaOffsets(endpoint.address, self._mapper, start)
+        self._pump: RdbPump | None = None  # the RDB of the current (or last) full sync
+        self._keys_before = 0  # keys of the full syncs before it
         self._sampler = OffsetSampler(endpoint, control_period)
-        self._applied: int | None = None
         self._bytes_read = 0
         self.resumes_continue = 0
         self.resumes_fullresync = 0
@@ -141,14 +120,14 @@ class SyncReader:
         link = self._link
         full = self._phase is Phase.FULL
         source = self._source_offset()
-        applied = self._applied if self._applied is not None else self._delivered
+        applied = self._at.applied if self._at.applied is not None else self._at.delivered
         lag_bytes = None if source is None else max(0, source - applied)
         return ReaderProgress(
             phase=self._phase,
             bytes_read=(link.rdb_received if link else 0) if full else self._bytes_read + (
                 link.bytes_read if link else 0),
             bytes_total=link.rdb_size if full and link else None,
-            keys_read=self._rdb.keys,
+            keys_read=self._keys_before + (self._pump.keys_read if self._pump is not None else 0),
             source_offset=source,
             lag_seconds=self._lag_seconds(applied) if lag_bytes is not None else None,
             caught_up=self._phase is Phase.INCREMENTAL and lag_bytes == 0,
@@ -160,48 +139,20 @@ class SyncReader:
     def checkpoint(self, applied_offset: int) -> Checkpoint | None:
         if self.delegate is not None:
             return self.delegate.checkpoint(applied_offset)
-        applied = max(applied_offset, self._applied_floor)
-        self._applied = applied
-        cp = self.position(applied)
-        if cp is None:
-            return self.start
-        if cp.phase == "incremental":
-            self._mapper.forget_before(applied)
-        return cp
+        return self._at.checkpoint(applied_offset)
 
     def position(self, offset: int) -> Checkpoint | None:
         """The checkpoint the internal ``offset`` stands for, without side effects (the marker
-        of engine/exactly_once.py); None when not known (no stream yet, a cluster source)."""
-        if self.delegate is not None:
-            return None
-        applied = max(offset, self._applied_floor)
-        source = self.endpoint.address
-        end = self._full_end
-        if end is not None and applied < end:
-            return Checkpoint(source, self._replid or "", end - self._base, phase="full")
-        if self._replid is None or applied < 0:
-            return None
-        return Checkpoint(source, self._replid, applied - self._base, phase="incremental",
-                          extra={"db": self._mapper.db_at(applied)})
+        of engine/exactly_once.py); None when not known (no stream yet, the SCAN fallback)."""
+        return None if self.delegate is not None else self._at.position(offset)
 
     async def batches(self) -> AsyncIterator[list[Entry]]:
-        if self.detect_cluster and await self._is_cluster():
-            from cachemigrate.engine.readers.cluster_source import ClusterSourceReader
-
-            self.source_kind = "cluster"
-            self.delegate = ClusterSourceReader(
-                self.endpoint, self.options, transform_factory=self.transform_factory,
-                events=self.events, start=self.start, repl_timeout=self.repl_timeout,
-            )
-        if self.delegate is None:
-            self._control = asyncio.get_running_loop().create_task(
-                self._sampler.run(lambda: self._stopped))
-            try:
-                async for batch in self._sessions():
-                    yield batch
-            finally:
-                if self._control is not None:
-                    self._control.cancel()
+        self._control = asyncio.get_running_loop().create_task(self._sampler.run(lambda: self._stopped))
+        try:
+            async for batch in self._sessions():
+                yield batch
+        finally:
+            self._control.cancel()
         if self.delegate is not None:
             async for batch in self.delegate.batches():
                 yield batch
@@ -258,10 +209,10 @@ class SyncReader:
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _psync(self, link: ReplicationLink) -> PsyncResult:
-        asked_continue = self._replid is not None and self._phase is not Phase.FULL
+        at = self._at
+        asked_continue = at.replid is not None and self._phase is not Phase.FULL
         if asked_continue:
-            offset = self._delivered - self._base
-            res = await link.psync(self._replid, offset + 1)
+            res = await link.psync(at.replid, at.replication(at.delivered) + 1)
         else:
             res = await link.psync(None, -1)
         if res.full:
@@ -278,10 +229,8 @@ class SyncReader:
                           "and loaded again from a new snapshot")
             return res
         self.resumes_continue += 1
-        self._replid = res.replid
+        at.continued(res.replid)
         self._log(LogLevel.INFO, f"resumed the replication stream at offset {res.offset + 1} (+CONTINUE)")
-        d = self._delivered
-        self._mapper.reset(db=self._mapper.db_at(d), offset=d)
         return res
 
     def _fall_back(self, exc: CacheMigrateError) -> None:
@@ -290,35 +239,47 @@ class SyncReader:
         self._log(LogLevel.WARNING, f"the source refuses to replicate ({exc}): falling back to SCAN + DUMP "
                   "(full copy only, no incremental phase)")
         self.source_kind = "scan"
-        self.delegate = ScanReader(
-            self.endpoint, self.options, transform_factory=self.transform_factory, events=self.events
-        )
+        c = self.context
+        self.delegate = ScanReader(self.endpoint, c.options, transform_factory=c.transform_factory,
+                                   events=c.events)
 
     # ---- phases ------------------------------------------------------------------------------
 
     async def _full(self, link: ReplicationLink, res: PsyncResult) -> AsyncIterator[list[Entry]]:
         self._phase = Phase.FULL
-        # Internal offsets stay above everything handed out before and above the writer's
-        # initial applied offset (0), so "applied >= end" means "the whole RDB is applied".
-        floor = max(self._delivered, 0)
-        if res.offset + self._base <= floor:
-            self._base = floor - res.offset + 1
+        end, rebased = self._at.begin_full(res.offset)
+        if rebased:
             self._sampler.samples.clear()  # offsets of another history: not comparable any more
-        end = self._full_end = res.offset + self._base
-        self._replid = None
-        first: list[Entry] = []
-        if self._had_data:
-            if self.options.db_mode is DbMode.ONLY:
-                o = self.options
-                first.append(Entry([b"FLUSHDB"], (o.db if o.target_db is None else o.target_db) or 0))
-            else:
-                first.append(Entry([b"FLUSHALL"], -1))
+        pump = self._new_pump()
+        if self._had_data:  # the target goes first: it may hold keys the source has deleted
+            flush, db = self._mapper.dbmap.flushall([b"FLUSHALL"])
+            pump.batch.append(Command(flush, db))
         self._had_data = True
-        async for batch in self._rdb.run(link.rdb(), end, first, lambda: self._stopped):
-            self._delivered = batch[-1].source_offset
-            yield batch
-        self._replid = res.replid
-        self._mapper.reset(db=self._rdb.stream_db, offset=end)
+        # Every entry but the very last one is at end - 1: see the module docstring.
+        before = end - 1
+        async for chunk in link.rdb():
+            for batch in pump.feed(chunk):
+                yield self._full_batch(batch, before)
+                if self._stopped:
+                    return
+        pump.close()
+        last = pump.take() or [Command([b"PING"], -1)]
+        self._full_batch(last, before)[-1].source_offset = end
+        self._at.delivered = end
+        yield last
+        self._at.end_full(res.replid, pump.stream_db)
+
+    def _new_pump(self) -> RdbPump:
+        if self._pump is not None:
+            self._keys_before += self._pump.keys_read
+        self._pump = RdbPump(self.endpoint.address, self.context)
+        return self._pump
+
+    def _full_batch(self, batch: list[Entry], offset: int) -> list[Entry]:
+        for e in batch:
+            e.source_offset = offset
+        self._at.delivered = offset
+        return batch
 
     async def _incremental(
         self, link: ReplicationLink, *, until: int | None = None
@@ -327,7 +288,8 @@ class SyncReader:
         docstring) only up to that internal offset, or -1: until the stream is idle."""
         self._phase = Phase.INCREMENTAL
         mapper = self._mapper
-        base = self._base
+        at = self._at
+        base = at.base
         if until is not None and 0 <= until <= link.offset + base:
             return  # nothing was written since the checkpoint
         async for commands in link.commands(idle=1.0):
@@ -335,14 +297,14 @@ class SyncReader:
             for argv, offset in commands:
                 batch += mapper.map(argv, offset + base)
             end = link.offset + base
-            if not mapper.in_multi and end > self._delivered:
+            if not mapper.in_multi and end > at.delivered:
                 # PINGs and filtered commands have no effect: the last entry covers them too.
                 if batch:
                     batch[-1].source_offset = max(batch[-1].source_offset, end)
                 else:
-                    batch.append(Entry([b"PING"], -1, None, 0, end))
+                    batch.append(Command([b"PING"], -1, None, 0, end))
             if batch:
-                self._delivered = max(self._delivered, batch[-1].source_offset)
+                at.delivered = max(at.delivered, batch[-1].source_offset)
             yield batch
             if self._stopped:
                 return
@@ -369,31 +331,26 @@ class SyncReader:
                       "--incremental, the resumed stream is applied until it is idle for a second")
             self._catch_up_end = -1
             return -1
-        self._catch_up_end = max(source, link.offset) + self._base
+        self._catch_up_end = self._at.internal(max(source, link.offset))
         self._log(LogLevel.INFO, f"without --incremental: applying the source's writes from offset "
                   f"{link.offset + 1} to {max(source, link.offset)}, then ending")
         return self._catch_up_end
 
     # ---- source offset and lag ---------------------------------------------------------------
 
-    async def _is_cluster(self) -> bool:
-        try:
-            return (await fetch_info(self.endpoint, "cluster")).get("cluster_enabled") == "1"
-        except (CacheMigrateError, TimeoutError):
-            return False  # the replication link will report what is wrong
-
     def _source_offset(self) -> int | None:
         if self._phase is not Phase.INCREMENTAL:
             return None
-        link_offset = self._link.offset + self._base if self._link is not None else self._delivered
+        at = self._at
+        link_offset = at.internal(self._link.offset) if self._link is not None else at.delivered
         latest = self._sampler.latest()
         # The sample can be older than what the stream already delivered.
-        return link_offset if latest is None else max(latest + self._base, link_offset)
+        return link_offset if latest is None else max(at.internal(latest), link_offset)
 
     def _lag_seconds(self, applied: int) -> float:
-        return self._sampler.seconds_behind(applied - self._base)
+        return self._sampler.seconds_behind(self._at.replication(applied))
 
     def _log(self, level: LogLevel, message: str) -> None:
         self._message = message
-        self.events.log(level, f"{self.endpoint.address}: {message}")
+        self.context.events.log(level, f"{self.endpoint.address}: {message}")
 

@@ -2,11 +2,12 @@
 
 Entries go to the master owning ``key_slot(entry.key)``; entries without a key (FLUSHALL,
 FUNCTION LOAD, SCRIPT...) go to every master; a MULTI ... EXEC block goes whole to the node of
-its first key. Redirect replies come back from the standalone writers through ``on_redirect``:
-MOVED refreshes the topology and re-sends, ASK sends ASKING + the command to the named node,
-TRYAGAIN / CLUSTERDOWN re-send after a capped backoff. Per-key order holds because re-sending
-waits until every in-flight reply is in (all redirects of a slot are then collected, in order)
-and new writes wait for the re-sends.
+its first key. A ``PackedRun`` (many keys in one entry) cannot be routed: it is refused with a
+TypeError (the pipeline's transform packs no runs for a cluster target). Redirect replies come
+back from the standalone writers through ``on_redirect``: MOVED refreshes the topology and
+re-sends, ASK sends ASKING + the command to the named node, TRYAGAIN / CLUSTERDOWN re-send after
+a capped backoff. Per-key order holds because re-sending waits until every in-flight reply is in
+(all redirects of a slot are then collected, in order) and new writes wait for the re-sends.
 
 A cluster has only db 0. Whether the source has other dbs is not known at start (the pipeline
 declares ``multi_db`` for its default db mode even when the source only has db 0), so the first
@@ -19,7 +20,7 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command, Entry, PackedRun, Routable
 from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers.base import FailureLog, WriterOptions, WriterStats
 from cachemigrate.engine.writers.standalone import StandaloneWriter
@@ -39,7 +40,7 @@ class ClusterWriter:
         self.topology: Topology | None = None
         self._writers: dict[tuple[str, int], StandaloneWriter] = {}
         self._route: list[StandaloneWriter] = []  # index in topology.masters -> writer
-        self._redirected: list[tuple[Entry, str]] = []
+        self._redirected: list[tuple[Routable, str]] = []
         self._attempts: dict[int, int] = {}  # id(entry) -> sends; the entries are in _redirected
         self._failures = FailureLog(kept=self.options.failures_kept)
         self._own = WriterStats()  # failures decided here (no master, redirections exhausted)
@@ -88,7 +89,7 @@ class ClusterWriter:
     def _writer_for(self, host: str, port: int) -> StandaloneWriter | None:
         return self._writers.get((host, port))
 
-    def _on_redirect(self, entry: Entry, message: str) -> bool:
+    def _on_redirect(self, entry: Routable, message: str) -> bool:
         self._redirected.append((entry, message))
         return True
 
@@ -136,14 +137,14 @@ class ClusterWriter:
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _group(self, entries: Sequence[Entry]) -> dict[int, list[Entry]]:
+    def _group(self, entries: Sequence[Entry]) -> dict[int, list[Routable]]:
         assert self.topology is not None
         owner = self.topology.owner
         nmasters = len(self._route)
-        groups: dict[int, list[Entry]] = {}
+        groups: dict[int, list[Routable]] = {}
         i, n = 0, len(entries)
         while i < n:
-            e = entries[i]
+            e = _routable(entries[i])
             i += 1
             if e.db > 0:
                 raise IncompatibleTargetError(
@@ -152,11 +153,11 @@ class ClusterWriter:
                 )
             key = e.key
             if key is None:
-                if bytes(e.argv[0]).upper() == b"MULTI":
+                if e.name.upper() == b"MULTI":
                     j = i
-                    while j < n and bytes(entries[j].argv[0]).upper() not in (b"EXEC", b"DISCARD"):
+                    while j < n and entries[j].name.upper() not in (b"EXEC", b"DISCARD"):
                         j += 1
-                    block = [e, *entries[i : j + 1]]
+                    block = [e, *map(_routable, entries[i : j + 1])]
                     i = j + 1
                     first = next((x.key for x in block if x.key is not None), None)
                     slot = owner[key_slot(first)] if first is not None else 0
@@ -172,7 +173,7 @@ class ClusterWriter:
             groups.setdefault(m, []).append(e)
         return groups
 
-    async def _send(self, groups: dict[int, list[Entry]]) -> None:
+    async def _send(self, groups: dict[int, list[Routable]]) -> None:
         route = self._route
         if len(groups) == 1:
             m, batch = next(iter(groups.items()))
@@ -193,15 +194,15 @@ class ClusterWriter:
                 await self._resend_round(items)
             raise MigrationError(f"{self.endpoint.display_url()}: cluster redirections do not settle")
 
-    async def _resend_round(self, items: list[tuple[Entry, str]]) -> None:
+    async def _resend_round(self, items: list[tuple[Routable, str]]) -> None:
         kinds = {msg.split(" ", 1)[0] for _, msg in items}
         if kinds & {"TRYAGAIN", "CLUSTERDOWN"}:
             worst = max(self._attempts.get(id(e), 0) for e, _ in items)
             await asyncio.sleep(min(2.0, 0.02 * 2**worst))
         if "MOVED" in kinds or "CLUSTERDOWN" in kinds:
             await self._refresh()
-        direct: dict[StandaloneWriter, list[Entry]] = {}
-        retry: list[Entry] = []
+        direct: dict[StandaloneWriter, list[Routable]] = {}
+        retry: list[Routable] = []
         for e, msg in items:
             tries = self._attempts.get(id(e), 0) + 1
             self._attempts[id(e)] = tries
@@ -217,7 +218,7 @@ class ClusterWriter:
                     w = StandaloneWriter(ep, self.options, on_redirect=self._on_redirect)
                     await w.start()
                     self._writers[(host, int(port))] = w
-                direct.setdefault(w, []).extend((Entry(list(_ASKING), db=-1), e))
+                direct.setdefault(w, []).extend((Command(list(_ASKING), db=-1), e))
             else:
                 retry.append(e)
         for w, batch in direct.items():
@@ -225,8 +226,8 @@ class ClusterWriter:
         if retry:
             await self._send(self._group(retry))
 
-    def _fail(self, e: Entry, message: str) -> None:
-        name = bytes(e.argv[0]).decode("ascii", "replace").upper() if e.argv else ""
+    def _fail(self, e: Routable, message: str) -> None:
+        name = e.name.decode("ascii", "replace").upper()
         failure = KeyFailure(e.db, e.key, name, message)
         self._own.commands_failed += 1
         if e.tag:
@@ -234,3 +235,10 @@ class ClusterWriter:
         self._failures.add(failure)
         if self.options.on_failure is not None:
             self.options.on_failure(failure)
+
+
+def _routable(e: Entry) -> Routable:
+    if type(e) is PackedRun:
+        raise TypeError("a cluster writer cannot route a PackedRun (many keys in one entry); "
+                        "the transform for a cluster target must not pack runs")
+    return e

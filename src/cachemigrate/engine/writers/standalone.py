@@ -4,9 +4,9 @@ Each ``write`` packs its entries into batches of about ``batch_bytes`` (one sock
 inserting a SELECT only where the db changes. Replies are drained from the hiredis reader in the
 connection's ``data_received``: a normal reply costs one ``gets()`` and a class check; only error
 replies and arrays (EXEC) are looked at. Reply ``n`` of a batch belongs to entry ``n`` minus the
-SELECTs we inserted before it, so no per-entry bookkeeping object is made. An entry may carry
-many commands (``Entry.count``, the C walker's RESTORE runs): a batch holding such entries keeps
-where each entry's replies start, and a failed command's key is read back from the entry's wire.
+SELECTs we inserted before it, so no per-entry bookkeeping object is made. A ``PackedRun`` entry
+carries many commands (the C walker's RESTORE runs): a batch holding such entries keeps where
+each entry's replies start, and a failed command's key is read back from the run's wire.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from operator import attrgetter
 
-from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.entry import Command, Entry, PackedRun, Routable
 from cachemigrate.engine.flow import ByteBudget
 from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers.base import FailureLog, WriterOptions, WriterStats
@@ -29,7 +29,7 @@ from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.resp import NEED_DATA, ErrorReply, ReplyReader, reply_reader
 
-RedirectHandler = Callable[[Entry, str], bool]
+RedirectHandler = Callable[[Routable, str], bool]
 """Cluster hook: gets (entry, error text) for MOVED/ASK/TRYAGAIN/CLUSTERDOWN; True: handled."""
 
 _REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
@@ -41,7 +41,7 @@ _get_wire = attrgetter("wire")
 _get_count = attrgetter("count")
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class _Batch:
     entries: Sequence[Entry]
     lo: int  # entries[lo:hi] were sent in this batch
@@ -164,10 +164,11 @@ class StandaloneWriter:
             if set(map(_get_db, run)) <= same_db and max(map(_get_size, run)) <= LARGE_ARG:
                 # The common case in one pass without per-entry Python code of ours: same db,
                 # no large value.
-                # Entries that come packed (Entry.wire: the RESTORE fast path) are sent as they are.
+                # Entries that come packed (Packed, PackedRun: the RESTORE fast path) are sent as
+                # they are; a Command's wire is None.
                 packed = list(map(_get_wire, run))
                 if None in packed:
-                    packed = [pack_argv(e.argv) if w is None else w for e, w in zip(run, packed, strict=True)]
+                    packed = [pack_argv(e.argv) if type(e) is Command else e.wire for e in run]
                 nbytes += sum(map(len, packed))
                 ncmd += sum(map(_get_count, run))
                 j += len(run)
@@ -193,8 +194,8 @@ class StandaloneWriter:
                     selects.append(ncmd + len(selects))
                     parts.append(sel)
                     nbytes += len(sel)
-                wire = e.wire
-                if wire is not None:
+                if type(e) is not Command:
+                    wire = e.wire
                     if len(wire) > LARGE_ARG:
                         chunks.append(b"".join(parts))
                         chunks.append(wire)
@@ -227,8 +228,9 @@ class StandaloneWriter:
         else:
             tagged = sum(c for e, c in zip(own, counts, strict=True) if e.tag)
             starts = [0, *accumulate(counts)][:-1]
-        batch = _Batch(own, 0, j - i, selects or None, commands + len(selects), nbytes, tagged,
-                       commands, starts)
+        batch = _Batch(entries=own, lo=0, hi=j - i, selects=selects or None,
+                       expected=commands + len(selects), nbytes=nbytes, tagged=tagged, commands=commands,
+                       starts=starts)
         return batch, chunks, j
 
     # -- replies -----------------------------------------------------------------------------
@@ -307,7 +309,7 @@ class StandaloneWriter:
     def _special(self, b: _Batch, pos: int, reply: object) -> None:
         entry, sub = self._locate(b, pos)
         if isinstance(reply, list):
-            if entry is not None and bytes(entry.argv[0]).upper() == b"EXEC":
+            if entry is not None and entry.name.upper() == b"EXEC":
                 # EXEC's array answers the queued commands: replies pos-len .. pos-1.
                 for k, item in enumerate(reply):
                     if isinstance(item, ErrorReply):
@@ -335,19 +337,21 @@ class StandaloneWriter:
         if message.startswith("BUSYKEY") and not self.options.replace:
             self._stats.keys_skipped += 1
             return
-        if (
+        if type(entry) is PackedRun:
+            key = _key_of_command(entry.wire, sub)
+        elif (
             not inner
-            and entry.count == 1
             and self._on_redirect is not None
             and message.startswith(_REDIRECTS)
             and self._on_redirect(entry, message)
         ):
             return
+        else:
+            key = entry.key
         self._stats.commands_failed += 1
         if entry.tag:
             self._stats.keys_failed += 1
-        name = bytes(entry.argv[0]).decode("ascii", "replace").upper() if entry.argv else ""
-        key = entry.key if entry.count == 1 else _key_of_command(entry.wire, sub)
+        name = entry.name.decode("ascii", "replace").upper()
         self._record(KeyFailure(entry.db, key, name, message))
 
     def _record(self, failure: KeyFailure) -> None:
@@ -364,10 +368,8 @@ class StandaloneWriter:
         self._idle.set()
 
 
-def _key_of_command(wire: bytes | None, n: int) -> bytes | None:
+def _key_of_command(wire: bytes, n: int) -> bytes | None:
     """The key (second argument) of command ``n`` in a run of packed commands."""
-    if wire is None:
-        return None
     reader = reply_reader()
     reader.feed(wire)
     for _ in range(n):

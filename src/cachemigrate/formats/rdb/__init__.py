@@ -10,6 +10,9 @@
 
     decode_value(rec.type_byte, rec.value, header=parser.header)   # -> StringValue, HashValue...
 
+With ``parser.key_hook`` / ``parser.batch_hook`` set (``KeyHook[H]``, ``BatchHook[H]``), a
+``HookedParser[H]`` yields what they return (``H``) in place of most key records.
+
 A value over ``max_value_bytes`` comes as ``KeyRecord(big=True, value=b"")`` followed by
 ``ValueChunk`` records holding parts of the decoded value (the last with ``last=True``).
 ``iter_file(path_or_file)`` does the feeding for a file.
@@ -17,6 +20,7 @@ A value over ``max_value_bytes`` comes as ``KeyRecord(big=True, value=b"")`` fol
 
 from __future__ import annotations
 
+from ._state import BatchHook, KeyHook
 from .decode import decode_value
 from .model import (
     NO_EXPIRE,
@@ -44,16 +48,19 @@ from .model import (
     ValueChunk,
     ZSetValue,
 )
-from .parser import DEFAULT_CHUNK_ELEMENTS, DEFAULT_MAX_VALUE_BYTES, RdbParser, iter_file
+from .parser import DEFAULT_CHUNK_ELEMENTS, DEFAULT_MAX_VALUE_BYTES, HookedParser, RdbParser, iter_file
 
 __all__ = [
     "DEFAULT_CHUNK_ELEMENTS",
     "DEFAULT_MAX_VALUE_BYTES",
     "NO_EXPIRE",
     "Aux",
+    "BatchHook",
     "End",
     "Function",
     "HashValue",
+    "HookedParser",
+    "KeyHook",
     "KeyRecord",
     "ListValue",
     "ModuleAux",

@@ -10,10 +10,10 @@ split. Module values cannot be split: they arrive as one last chunk.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING
 
 from . import _types as T
 from ._prims import SHORT, i64_from, read_len, read_string, string_raw_len
+from ._state import H, ParserState
 from ._stream import node_entries, read_stream_meta
 from .decode import GROUP_DECODERS, VALKEY_GROUP_DECODERS, decode_at
 from .model import (
@@ -27,15 +27,9 @@ from .model import (
     ZSetValue,
 )
 
-if TYPE_CHECKING:
-    from .parser import RdbParser
-
 PIECE_BYTES = 1 << 20  # string piece size, and the byte budget of one chunk
 Big = Generator[ValueChunk | None, None, None]
 
-
-def _wait(p: RdbParser, need: int | None = None) -> None:
-    p._need = need if need is not None else p._base + len(p._buf) + 1
 
 
 def _count(v: Value) -> int:
@@ -72,7 +66,7 @@ def split_value(v: Value, n: int) -> list[Value]:
     return [v]
 
 
-def big_value(p: RdbParser, t: int, key: bytes, vstart: int) -> Big:
+def big_value(p: ParserState[H], t: int, key: bytes, vstart: int) -> Big:
     assert p._table is not None and p._header is not None
     db = p._db
     if t == T.T_STRING:
@@ -86,7 +80,7 @@ def big_value(p: RdbParser, t: int, key: bytes, vstart: int) -> Big:
                 value, end = decode_at(p._buf, vstart - p._base, t, p._header)
                 break
             except SHORT:
-                _wait(p)
+                p._wait()
                 yield None
         p._pos = end
         end_offset = p._base + end
@@ -105,7 +99,7 @@ def big_value(p: RdbParser, t: int, key: bytes, vstart: int) -> Big:
             n, i = read_len(p._buf, i)
             break
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
     p._pos = i
     value = make()
@@ -117,13 +111,14 @@ def big_value(p: RdbParser, t: int, key: bytes, vstart: int) -> Big:
                 if fn is None:
                     nodekey, j = read_string(buf, p._pos)
                     lp, j = read_string(buf, j)
-                    value.entries.extend(node_entries(nodekey, lp))  # type: ignore[union-attr]
+                    assert isinstance(value, StreamValue)
+                    value.entries.extend(node_entries(nodekey, lp))
                 else:
                     # group decoders read everything (raising when short) before they append
                     j = fn(buf, p._pos, value, min_expire)
                 break
             except SHORT:
-                _wait(p)
+                p._wait()
                 yield None
         p._pos = j
         if _count(value) >= p.chunk_elements or p._base + j - mark > PIECE_BYTES:
@@ -140,13 +135,13 @@ def big_value(p: RdbParser, t: int, key: bytes, vstart: int) -> Big:
                 break
             except SHORT:
                 value.groups.clear()
-                _wait(p)
+                p._wait()
                 yield None
         p._pos = j
     yield ValueChunk(db, key, t, value, True, p._base + p._pos)
 
 
-def _big_string(p: RdbParser, key: bytes, vstart: int, db: int) -> Big:
+def _big_string(p: ParserState[H], key: bytes, vstart: int, db: int) -> Big:
     while True:
         try:
             ps, n, special = string_raw_len(p._buf, vstart - p._base)
@@ -160,7 +155,7 @@ def _big_string(p: RdbParser, key: bytes, vstart: int, db: int) -> Big:
                 return
             break
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
     cur = p._base + ps
     remaining = n
@@ -168,7 +163,7 @@ def _big_string(p: RdbParser, key: bytes, vstart: int, db: int) -> Big:
         want = min(remaining, PIECE_BYTES)
         i = cur - p._base
         if len(p._buf) - i < want:
-            _wait(p, cur + want)
+            p._wait(cur + want)
             yield None
             continue
         data = bytes(p._buf[i : i + want])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Literal, overload
 
 from ._prims import Malformed
 
@@ -125,7 +126,11 @@ def _backlen_size(size: int) -> int:
     return 1 if size < 128 else 2 if size < 16384 else 3 if size < 2097152 else 4 if size < 268435456 else 5
 
 
-def listpack_items(blob: bytes, *, ints: bool = False) -> list[Item]:
+@overload
+def listpack_items(blob: bytes, *, ints: Literal[False] = False) -> list[bytes]: ...
+@overload
+def listpack_items(blob: bytes, *, ints: Literal[True]) -> list[Item]: ...
+def listpack_items(blob: bytes, *, ints: bool = False) -> list[bytes] | list[Item]:
     """Every entry of a listpack; integers as ints when ``ints`` else as decimal text."""
     n = len(blob)
     if n < 7:

@@ -9,26 +9,23 @@ resumable slow path (``_slow.py``), driven from the same loop.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from cachemigrate.errors import RdbFormatError
 
 from . import _types as T
-from ._opcodes import read_opcode_record, skip_key_meta
-from ._prims import I32, SHORT, Malformed, Short, i64_from, read_len, read_string, skip_string, u32be_from
+from ._opcodes import read_key_prefix, read_opcode_record
+from ._prims import SHORT, Malformed, Short, read_string, skip_string, u32be_from
 from ._skip import BLOB_TYPES, VALKEY_BLOB_TYPES, skip_value
 from ._slow import slow_record
+from ._state import H, ParserState
 from .model import KeyRecord, Record, SelectDb
-
-if TYPE_CHECKING:
-    from .parser import RdbParser
 
 _ONE_STRING = frozenset(t for t, prefix in BLOB_TYPES.items() if not prefix)
 _ONE_STRING_VALKEY = frozenset(t for t, prefix in VALKEY_BLOB_TYPES.items() if not prefix)
 _PREFIX_OPS = frozenset({T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ})
 
 
-def _drive_slow(p: RdbParser) -> Iterator[Record]:
+def _drive_slow(p: ParserState[H]) -> Iterator[Record]:
     """Run the slow path until its record is done or it needs bytes that are not fed yet."""
     assert p._slow is not None
     while p._buffered_end() >= p._need:
@@ -46,7 +43,7 @@ def _drive_slow(p: RdbParser) -> Iterator[Record]:
         p._move_on()
 
 
-def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlined on purpose
+def run(p: ParserState[H]) -> Iterator[Record | H]:  # noqa: C901 - the hot loop is inlined on purpose
     """What ``RdbParser.records()`` returns."""
     while not p._done:
         if p._slow is not None:
@@ -81,7 +78,7 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                         res, pos = got
                         p._pos = pos
                         if res is not None:
-                            yield res  # type: ignore[misc]
+                            yield res
                             if p._buf is not buf:  # fed while suspended
                                 buf, base, pos, blen = p._buf, p._base, p._pos, len(p._buf)
                         if pos >= blen:
@@ -96,26 +93,8 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                         meta: bytes | None = None
                     else:
                         expire, idle, freq, meta = pend  # cleared once the key is out
-                    if t not in types:  # prefix opcodes (rare): expire, LRU/LFU, key meta
-                        while t not in types:
-                            if t == T.OP_EXPIRETIME_MS:
-                                expire = i64_from(buf, pos + 1)[0]
-                                pos += 9
-                            elif t == T.OP_EXPIRETIME:
-                                expire = I32.unpack_from(buf, pos + 1)[0] * 1000
-                                pos += 5
-                            elif t == T.OP_IDLE:
-                                idle, pos = read_len(buf, pos + 1)
-                            elif t == T.OP_FREQ:
-                                freq = buf[pos + 1]
-                                pos += 2
-                            elif t == key_meta_op:
-                                q = skip_key_meta(buf, pos + 1)
-                                meta = buf[pos + 1 : q]
-                                pos = q
-                            else:
-                                break
-                            t = buf[pos]
+                    if t not in types:  # prefix opcodes: expire, LRU/LFU, key meta
+                        t, expire, idle, freq, meta, pos = read_key_prefix(buf, pos, table, pend)
                         if t not in types:
                             # Another opcode (KeyDB puts an AUX here): like Redis, keep the expire
                             # and LRU/LFU for the next key.
@@ -160,9 +139,10 @@ def run(p: RdbParser) -> Iterator[Record]:  # noqa: C901 - the hot loop is inlin
                     hook = p.key_hook
                     if hook is not None:
                         # The consumer's fast path: no KeyRecord; what it returns is passed on.
-                        yield hook(db, key, t, buf[kend:vend], expire, idle, freq, base + start,  # type: ignore[misc]
-                                   base + vend, meta)
+                        yield hook(db, key, t, buf[kend:vend], expire, idle, freq, base + start, base + vend,
+                                   meta)
                     else:
+                        # Positional: 145 ns a record, with keywords 662 ns (CPython 3.11).
                         rec = KeyRecord(db, key, t, buf[kend:vend], expire, idle, freq, base + start,
                                         base + vend)
                         if meta is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from cachemigrate.errors import UnsupportedRdbError
 
 from . import _types as T
-from ._prims import Malformed, Short, read_len, read_string, skip_module_ops, skip_string
+from ._prims import I32, Malformed, Short, i64_from, read_len, read_string, skip_module_ops, skip_string
 from .model import Aux, Function, ModuleAux, ResizeDb, SelectDb, SlotInfo
 
 OpRecord = Aux | SelectDb | ResizeDb | SlotInfo | Function | ModuleAux
@@ -67,6 +67,46 @@ def read_opcode_record(buf: bytes, pos: int, op: int, table: T.TypeTable) -> tup
         code, p = read_string(buf, p)
         return Function(b"#!" + engine + b" name=" + name + b"\n" + code), p
     raise UnsupportedRdbError(f"unknown RDB opcode {op} (vendor extension?)")
+
+
+Pending = tuple[int, int | None, int | None, bytes | None]
+"""(expire_ms, idle, freq, key_meta) read before a key's type byte."""
+
+KeyPrefix = tuple[int, int, int | None, int | None, bytes | None, int]
+"""(type byte or the next opcode, expire_ms, idle, freq, key_meta, its position)."""
+
+
+def read_key_prefix(buf: bytes, pos: int, table: T.TypeTable, pend: Pending | None) -> KeyPrefix:
+    """The prefix opcodes at pos (expire, LRU idle, LFU freq, KEY_META), on top of ``pend``.
+
+    Stops at the key's type byte, or at another opcode (KeyDB puts an AUX there): like Redis, the
+    prefix then waits for the next key. The fast path calls this only for keys with a prefix: the
+    call costs less than the noise (pure-Python reader, 200k keys, 30% with a TTL: 4.02-4.22
+    us a key with the call, 3.74-4.19 with the loop inlined there).
+    """
+    expire, idle, freq, meta = pend if pend is not None else (-1, None, None, None)
+    types = table.types
+    t = buf[pos]
+    while t not in types:
+        if t == T.OP_EXPIRETIME_MS:
+            expire = i64_from(buf, pos + 1)[0]
+            pos += 9
+        elif t == T.OP_EXPIRETIME:
+            expire = I32.unpack_from(buf, pos + 1)[0] * 1000
+            pos += 5
+        elif t == T.OP_IDLE:
+            idle, pos = read_len(buf, pos + 1)
+        elif t == T.OP_FREQ:
+            freq = buf[pos + 1]
+            pos += 2
+        elif t == T.OP_KEY_META_OR_SLOT_IMPORT and table.key_meta:
+            p = skip_key_meta(buf, pos + 1)
+            meta = bytes(buf[pos + 1 : p])
+            pos = p
+        else:
+            break
+        t = buf[pos]
+    return t, expire, idle, freq, meta, pos
 
 
 def skip_key_meta(buf: bytes, pos: int) -> int:

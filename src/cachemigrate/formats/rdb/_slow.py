@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Generator
-from typing import TYPE_CHECKING
 
 from cachemigrate.errors import RdbFormatError
 
 from . import _types as T
 from ._bigkey import big_value
-from ._opcodes import read_opcode_record, skip_key_meta
-from ._prims import I32, SHORT, Malformed, Short, i64_from, read_len, read_string, skip_string, string_raw_len
+from ._opcodes import Pending, read_key_prefix, read_opcode_record
+from ._prims import SHORT, Malformed, Short, read_len, read_string, skip_string, string_raw_len
 from ._skip import (
     BLOB_TYPES,
     GROUP_SKIP,
@@ -28,17 +27,14 @@ from ._skip import (
     skip_stream_meta,
     skip_value,
 )
+from ._state import H, ParserState
 from .model import KeyRecord, Record, SelectDb
-
-if TYPE_CHECKING:
-    from .parser import RdbParser
 
 _BIG = -1
 _ACCUMULATE_AT = 1 << 20
 _PREFIX_OPS = (T.OP_EXPIRETIME_MS, T.OP_EXPIRETIME, T.OP_IDLE, T.OP_FREQ)
 _ERRORS = (Malformed, RdbFormatError, ValueError, OverflowError, struct.error)
 
-Pending = tuple[int, int | None, int | None, bytes | None]
 KeyHead = tuple[int, bytes, int, int | None, int | None, bytes | None, int]
 Slow = Generator[Record | None, None, None]
 
@@ -49,36 +45,14 @@ def read_key_head(buf: bytes, pos: int, table: T.TypeTable, pend: Pending | None
     When another opcode follows the prefix opcodes, the type is that opcode, the key is empty
     and value_pos is the opcode's position: the prefix then waits for the next key.
     """
-    expire, idle, freq, meta = pend if pend is not None else (-1, None, None, None)
-    t = buf[pos]
-    while t not in table.types:
-        if t == T.OP_EXPIRETIME_MS:
-            expire = i64_from(buf, pos + 1)[0]
-            pos += 9
-        elif t == T.OP_EXPIRETIME:
-            expire = I32.unpack_from(buf, pos + 1)[0] * 1000
-            pos += 5
-        elif t == T.OP_IDLE:
-            idle, pos = read_len(buf, pos + 1)
-        elif t == T.OP_FREQ:
-            freq = buf[pos + 1]
-            pos += 2
-        elif t == T.OP_KEY_META_OR_SLOT_IMPORT and table.key_meta:
-            p = skip_key_meta(buf, pos + 1)
-            meta = bytes(buf[pos + 1 : p])
-            pos = p
-        else:
-            return t, b"", expire, idle, freq, meta, pos
-        t = buf[pos]
+    t, expire, idle, freq, meta, pos = read_key_prefix(buf, pos, table, pend)
+    if t not in table.types:
+        return t, b"", expire, idle, freq, meta, pos
     key, pos = read_string(buf, pos + 1)
     return t, bytes(key), expire, idle, freq, meta, pos
 
 
-def _wait(p: RdbParser, need: int | None = None) -> None:
-    p._need = need if need is not None else p._base + len(p._buf) + 1
-
-
-def slow_record(p: RdbParser, start: int) -> Slow:
+def slow_record(p: ParserState[H], start: int) -> Slow:
     table = p._table
     assert table is not None
     op = -1
@@ -110,7 +84,7 @@ def slow_record(p: RdbParser, start: int) -> Slow:
                 return
             break
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
         except _ERRORS as exc:
             raise p._fail(exc, start, None, op) from None
@@ -128,17 +102,19 @@ def slow_record(p: RdbParser, start: int) -> Slow:
         ei = end - p._base
         value = bytes(buf[vstart - p._base : ei])
         p._drop_to(ei)
-        yield KeyRecord(p._db, key, t, value, expire, idle, freq, start, end, False, meta)
+        yield KeyRecord(db=p._db, key=key, type_byte=t, value=value, expire_ms=expire, idle=idle, freq=freq,
+                        offset=start, end_offset=end, key_meta=meta)
         return
     p._drop_to(vstart - p._base)
-    yield KeyRecord(p._db, key, t, b"", expire, idle, freq, start, vstart, True, meta)
+    yield KeyRecord(db=p._db, key=key, type_byte=t, value=b"", expire_ms=expire, idle=idle, freq=freq,
+                    offset=start, end_offset=vstart, big=True, key_meta=meta)
     try:
         yield from big_value(p, t, key, vstart)
     except _ERRORS as exc:
         raise p._fail(exc, p.offset, key, t) from None
 
 
-def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
+def _walk(p: ParserState[H], t: int, vstart: int) -> Generator[None, None, int]:
     """Walk the value at stream offset vstart; its end offset, or _BIG when over the bound."""
     table = p._table
     assert table is not None
@@ -152,7 +128,7 @@ def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
             try:
                 return p._base + skip_value(p._buf, vstart - p._base, t, table.valkey)
             except SHORT:
-                _wait(p)
+                p._wait()
                 yield None
     try:  # usually the whole value is there already: walk it at full speed
         return p._base + skip_value(p._buf, vstart - p._base, t, table.valkey)
@@ -165,7 +141,7 @@ def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
             cur = p._base + i
             break
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
     cur = yield from _walk_groups(p, fn, n, cur, vstart)
     if cur == _BIG or not is_stream:
@@ -174,11 +150,11 @@ def _walk(p: RdbParser, t: int, vstart: int) -> Generator[None, None, int]:
         try:
             return p._base + skip_stream_meta(p._buf, cur - p._base, t)
         except SHORT:
-            _wait(p)
+            p._wait()
             yield None
 
 
-def _walk_blob(p: RdbParser, t: int, at: int) -> Generator[None, None, int]:
+def _walk_blob(p: ParserState[H], t: int, at: int) -> Generator[None, None, int]:
     """One RDB string at stream offset ``at``; a raw string over the bound is big at once."""
     while True:
         buf = p._buf
@@ -195,11 +171,13 @@ def _walk_blob(p: RdbParser, t: int, at: int) -> Generator[None, None, int]:
                     need = p._base + ps + n
             except SHORT:
                 pass
-            _wait(p, need)
+            p._wait(need)
             yield None
 
 
-def _walk_groups(p: RdbParser, fn: GroupSkip, n: int, cur: int, vstart: int) -> Generator[None, None, int]:
+def _walk_groups(
+    p: ParserState[H], fn: GroupSkip, n: int, cur: int, vstart: int
+) -> Generator[None, None, int]:
     maxv = p.max_value_bytes
     for _ in range(n):
         while True:
@@ -211,9 +189,9 @@ def _walk_groups(p: RdbParser, fn: GroupSkip, n: int, cur: int, vstart: int) -> 
                 cur = p._base + j
                 break
             except SHORT:
-                if not p._accumulate and p._base + len(buf) - vstart > _ACCUMULATE_AT:
+                if p._acc is None and p._base + len(buf) - vstart > _ACCUMULATE_AT:
                     p._start_accumulating()
-                _wait(p)
+                p._wait()
                 yield None
         if cur - vstart > maxv:
             return _BIG

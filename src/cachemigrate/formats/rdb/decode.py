@@ -42,25 +42,38 @@ def _score(s: bytes) -> float:
         raise Malformed(f"bad zset score {s[:32]!r}") from None
 
 
-def _g_member(buf: bytes, pos: int, v: Value, _: int) -> int:
+# Each decoder takes the value its table entry makes (the assert says which to mypy).
+
+
+def _g_list_member(buf: bytes, pos: int, v: Value, _: int) -> int:
     s, pos = _rs(buf, pos)
-    v.members.append(s) if isinstance(v, SetValue) else v.items.append(s)  # type: ignore[union-attr, arg-type]
+    assert isinstance(v, ListValue)
+    v.items.append(s)
+    return pos
+
+
+def _g_set_member(buf: bytes, pos: int, v: Value, _: int) -> int:
+    s, pos = _rs(buf, pos)
+    assert isinstance(v, SetValue)
+    v.members.append(s)
     return pos
 
 
 def _g_quicklist_node(buf: bytes, pos: int, v: Value, _: int) -> int:
     s, pos = _rs(buf, pos)
-    v.items.extend(ziplist_items(s))  # type: ignore[union-attr, arg-type]
+    assert isinstance(v, ListValue)
+    v.items.extend(ziplist_items(s))
     return pos
 
 
 def _g_quicklist2_node(buf: bytes, pos: int, v: Value, _: int) -> int:
     container, pos = read_len(buf, pos)
     s, pos = _rs(buf, pos)
+    assert isinstance(v, ListValue)
     if container == _PLAIN:
-        v.items.append(s)  # type: ignore[union-attr, arg-type]
+        v.items.append(s)
     elif container == _PACKED:
-        v.items.extend(listpack_items(s))  # type: ignore[union-attr, arg-type]
+        v.items.extend(listpack_items(s))
     else:
         raise Malformed(f"quicklist node container {container} (expected 1 PLAIN or 2 PACKED)")
     return pos
@@ -69,20 +82,23 @@ def _g_quicklist2_node(buf: bytes, pos: int, v: Value, _: int) -> int:
 def _g_hash(buf: bytes, pos: int, v: Value, _: int) -> int:
     f, pos = _rs(buf, pos)
     val, pos = _rs(buf, pos)
-    v.items.append((f, val))  # type: ignore[union-attr, arg-type]
+    assert isinstance(v, HashValue)
+    v.items.append((f, val))
     return pos
 
 
 def _g_zset(buf: bytes, pos: int, v: Value, _: int) -> int:
     m, pos = _rs(buf, pos)
     score, pos = read_double_ascii(buf, pos)
-    v.items.append((m, score))  # type: ignore[union-attr, arg-type]
+    assert isinstance(v, ZSetValue)
+    v.items.append((m, score))
     return pos
 
 
 def _g_zset2(buf: bytes, pos: int, v: Value, _: int) -> int:
     m, pos = _rs(buf, pos)
-    v.items.append((m, f64_from(buf, pos)[0]))  # type: ignore[union-attr, arg-type]
+    assert isinstance(v, ZSetValue)
+    v.items.append((m, f64_from(buf, pos)[0]))
     return pos + 8
 
 
@@ -111,8 +127,8 @@ def _g_valkey_hash2(buf: bytes, pos: int, v: Value, _: int) -> int:
 
 # type -> (empty value factory, group decoder, has an 8-byte minExpire prefix)
 GROUP_DECODERS: dict[int, tuple[Callable[[], Value], GroupDecoder, bool]] = {
-    T.T_LIST: (lambda: ListValue([]), _g_member, False),
-    T.T_SET: (lambda: SetValue([]), _g_member, False),
+    T.T_LIST: (lambda: ListValue([]), _g_list_member, False),
+    T.T_SET: (lambda: SetValue([]), _g_set_member, False),
     T.T_LIST_QUICKLIST: (lambda: ListValue([]), _g_quicklist_node, False),
     T.T_LIST_QUICKLIST_2: (lambda: ListValue([]), _g_quicklist2_node, False),
     T.T_HASH: (lambda: HashValue([]), _g_hash, False),
@@ -139,9 +155,9 @@ def _hash_ex(blob: bytes) -> HashValue:
     value = HashValue([])
     for i in range(0, len(items), 3):
         f, val, ttl = items[i], items[i + 1], int(items[i + 2])
-        value.items.append((f, val))  # type: ignore[arg-type]
+        value.items.append((f, val))
         if ttl:
-            value.field_expires[f] = ttl  # type: ignore[index]
+            value.field_expires[f] = ttl
     return value
 
 
@@ -154,16 +170,16 @@ def decode_blob(t: int, blob: bytes) -> Value:
     if t == T.T_SET_INTSET:
         return SetValue(intset_items(blob))
     if t == T.T_SET_LISTPACK:
-        return SetValue(listpack_items(blob))  # type: ignore[arg-type]
+        return SetValue(listpack_items(blob))
     if t in (T.T_ZSET_ZIPLIST, T.T_ZSET_LISTPACK):
         items = ziplist_items(blob) if t == T.T_ZSET_ZIPLIST else listpack_items(blob)
-        return ZSetValue([(m, _score(s)) for m, s in _pairs(items)])  # type: ignore[arg-type]
+        return ZSetValue([(m, _score(s)) for m, s in _pairs(items)])
     if t == T.T_HASH_ZIPMAP:
         return HashValue(zipmap_items(blob))
     if t == T.T_HASH_ZIPLIST:
         return HashValue(_pairs(ziplist_items(blob)))
     if t == T.T_HASH_LISTPACK:
-        return HashValue(_pairs(listpack_items(blob)))  # type: ignore[arg-type]
+        return HashValue(_pairs(listpack_items(blob)))
     if t in (T.T_HASH_LISTPACK_EX, T.T_HASH_LISTPACK_EX_PRE_GA):
         return _hash_ex(blob)
     raise Malformed(f"type {t} is not a blob encoding")

@@ -12,6 +12,9 @@ from typing import Final
 
 WalkResult = tuple[bytes, int, int, int]
 Walk = Callable[[bytes, int, int, bytes, int, bool, int, int, object], WalkResult]
+"""``walk(buf, pos, end, footer, now_ms, replace, max_value, out_limit, counts) -> (commands, new_pos,
+keys, expired)``: positional only, as C extension functions parsed with ``PyArg_ParseTuple`` are;
+called from one place (``engine.packed_runs.PackedRuns``), once per run of up to 512 KiB."""
 
 walk: Walk | None
 crc64: Callable[..., int] | None

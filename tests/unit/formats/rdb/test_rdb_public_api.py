@@ -14,7 +14,7 @@ def test_exported_members() -> None:
             "NO_EXPIRE", "RdbHeader", "Record", "Aux", "SelectDb", "ResizeDb", "SlotInfo", "Function",
             "ModuleAux", "KeyRecord", "ValueChunk", "End", "Value", "StringValue", "ListValue",
             "SetValue", "ZSetValue", "HashValue", "StreamValue", "StreamId", "StreamPending",
-            "StreamConsumer", "StreamGroup", "ModuleValue",
+            "StreamConsumer", "StreamGroup", "ModuleValue", "KeyHook", "BatchHook", "HookedParser",
         }
     )
     for name in rdb.__all__:
