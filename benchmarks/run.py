@@ -1,6 +1,6 @@
 """`make bench`: cachemigrate beside Redis's own ingest, load and replica sync, in one run.
 
-    python -m benchmarks.run [--scale 200000] [--repeat 3] [--bigkey-elems 1000000] [--skip-online]
+    python -m benchmarks.run [--scale 1000000] [--repeat 3] [--bigkey-elems 1000000] [--skip-online]
                              [--skip-bigkeys] [--skip-service]
 
 Every figure is a ratio to a reference measured in the same run (these machines are noisy):
@@ -105,7 +105,7 @@ def bench_import(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=int, default=200_000)
+    ap.add_argument("--scale", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bigkey-elems", type=int, default=1_000_000)
     ap.add_argument("--skip-online", action="store_true")

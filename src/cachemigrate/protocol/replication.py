@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
 
 from cachemigrate.errors import ConnectionLostError, ProtocolError, ServerError, server_error
 from cachemigrate.protocol.commands import CommandArg, pack_command
@@ -36,7 +35,6 @@ EOF_MARK_SIZE = 40
 DEFAULT_REPL_TIMEOUT = 60.0
 CHUNK = (1 << 20) - (16 << 10)  # the same read size as the file reader's (rdb_file.CHUNK)
 COALESCE_BYTES = 512 << 10
-GATHER_WAIT = 0.005
 COALESCE_WAIT = 0.002
 
 StreamCommand = tuple[list[bytes], int]  # argv, replication offset just after it
@@ -256,15 +254,10 @@ class ReplicationLink:
     async def _rdb_read(self, n: int) -> bytes:
         """Up to ``n`` RDB bytes: what one read gives, topped up for a moment when that is little.
 
-        A master sends its RDB as fast as it serialises it and a read returns as soon as anything
-        arrived (~20 KB), so reading it as it came cost an event-loop wake-up per ~20 KB. After a
-        small read the socket is now left alone for ``GATHER_WAIT`` s (the kernel buffers it) and
-        then read for up to ``COALESCE_WAIT`` s more or until ``COALESCE_BYTES``. Measured on a
-        1 GB diskless sync from a local Redis 7.0 (medians of 6, interleaved): the link alone
-        1.65 s of CPU instead of 2.50 s, chunks of ~500 KB instead of ~190 KB, wall time the same
-        (the master bounds it); the whole 1M-key full sync 2.27 s instead of 2.72 s. A read that
-        already brings much is returned at once. (After a diskless RDB's end nothing comes until
-        we ack: the waits then just run out, once.)
+        Reads return as soon as anything arrived, often ~20 KB; each chunk costs the parser, the
+        walker and the writer a fixed overhead, so small ones are joined: more is read for up to
+        ``COALESCE_WAIT`` s or until ``COALESCE_BYTES``. (After a diskless RDB's end nothing comes
+        until we ack: the wait then just runs out.)
         """
         data = await self._guarded(self._stream().read(n))
         if len(data) >= min(n, COALESCE_BYTES):
@@ -272,15 +265,6 @@ class ReplicationLink:
         parts = [data]
         got = len(data)
         stream = self._stream()
-        # The writer's transport is the socket's one transport (dial's), typed for writing only.
-        transport = cast(asyncio.Transport, self._writer.transport) if self._writer is not None else None
-        if transport is not None and transport.is_reading():  # not paused by the reader's limit
-            transport.pause_reading()
-            try:
-                await asyncio.sleep(GATHER_WAIT)
-            finally:
-                if not transport.is_closing():
-                    transport.resume_reading()
         # A lost link here shows on the next (guarded) read; the bytes so far are good.
         with contextlib.suppress(TimeoutError, OSError, asyncio.LimitOverrunError):
             async with asyncio.timeout(COALESCE_WAIT):
