@@ -1,4 +1,5 @@
-"""`cachemigrate serve | credentials create | instances | tasks`: run and administer the service.
+"""`cachemigrate serve | credentials create|list|revoke|rotate | instances | tasks`: run and
+administer the service.
 
 These commands need the ``[service]`` extra; it is imported when one of them runs (a missing extra
 is one line from cli/app.py).
@@ -100,6 +101,79 @@ def credentials_create(
     typer.echo(f"project_id: {project_id}\naccess_key: {ak}\nsecret_key: {sk}")
 
 
+AccessKeyArg = Annotated[str, typer.Argument(help="The access key (AK)", show_default=False)]
+
+
+def credentials_list(project_id: ProjectOpt = None, database: DatabaseOpt = None) -> None:
+    """List the AKs (never their SKs): project, created, last used (to the minute), revoked."""
+    from cachemigrate.service.db import repo
+
+    db = open_database(service_settings(database))
+    try:
+        rows = db.run_sync(repo.list_credentials, project_id=project_id)
+    finally:
+        db.dispose()
+    table = new_table("access_key", "project_id", "description", "created_at", "last_used_at", "revoked_at")
+    table.columns[0].no_wrap = True  # an AK is what the admin copies: never cut (20 characters)
+    table.columns[0].min_width = 20
+    for cred in rows:
+        revoked = cred.revoked_at or "-"
+        if cred.replaced_by:
+            revoked += f" (rotated to {cred.replaced_by})"
+        used = cred.last_used_at or "-"
+        table.add_row(cred.access_key, cred.project_id, cred.description, cred.created_at, used, revoked)
+    print_table(table)
+
+
+def credentials_revoke(access_key: AccessKeyArg, database: DatabaseOpt = None) -> None:
+    """Revoke an AK: its signed requests and the X-Auth-Tokens issued under it are refused at once."""
+    from cachemigrate.service.db import repo
+
+    db = open_database(service_settings(database))
+    try:
+        before = db.run_sync(repo.get_credential, access_key=access_key)
+        cred = db.run_sync(repo.revoke_credential, access_key=access_key)
+    finally:
+        db.dispose()
+    if cred is None:
+        raise ConfigError(f"no access key {access_key}")
+    again = before is not None and before.revoked_at is not None
+    typer.echo(f"access_key: {access_key}\nrevoked_at: {cred.revoked_at}" + (" (already)" if again else ""))
+
+
+def credentials_rotate(access_key: AccessKeyArg, database: DatabaseOpt = None) -> None:
+    """Replace an AK with a new AK/SK pair of the same project and revoke the old one, at once
+    (its tokens too). The new SK is shown only this once."""
+    from cachemigrate.service import auth
+    from cachemigrate.service.crypto import Cipher
+    from cachemigrate.service.db import repo
+
+    settings = service_settings(database)
+    cipher = Cipher.from_settings(settings)
+    new_ak, new_sk = auth.new_access_key()
+    db = open_database(settings)
+    try:
+        new = db.run_sync(
+            repo.replace_credential,
+            access_key=access_key,
+            new_access_key=new_ak,
+            secret_key_enc=cipher.encrypt(new_sk),
+        )
+        old = db.run_sync(repo.get_credential, access_key=access_key) if new is None else None
+    finally:
+        db.dispose()
+    if new is None:
+        if old is None:
+            raise ConfigError(f"no access key {access_key}")
+        raise ConfigError(
+            f"access key {access_key} was revoked at {old.revoked_at}: create a new one with "
+            f"`cachemigrate credentials create --project-id {old.project_id}`"
+        )
+    typer.echo(
+        f"project_id: {new.project_id}\naccess_key: {new_ak}\nsecret_key: {new_sk}\nrevoked: {access_key}"
+    )
+
+
 def instances(project_id: ProjectOpt = None, database: DatabaseOpt = None) -> None:
     """List the registered Redis endpoints."""
     from cachemigrate.service.db import repo
@@ -160,6 +234,9 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     credentials = typer.Typer(help="Manage AK/SK credentials of the service.", no_args_is_help=True)
     credentials.command("create")(credentials_create)
+    credentials.command("list")(credentials_list)
+    credentials.command("revoke")(credentials_revoke)
+    credentials.command("rotate")(credentials_rotate)
     app.add_typer(credentials, name="credentials")
     app.command("instances")(instances)
     app.command("tasks")(tasks)

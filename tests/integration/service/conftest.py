@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -27,6 +29,26 @@ from cachemigrate.service.settings import Settings
 from support.poll import wait_until
 
 SECRET = Fernet.generate_key().decode()
+CLI = str(Path(sys.executable).parent / "cachemigrate")
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The `cachemigrate` command as a user runs it (its own process)."""
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def cli_env(tmp: Path, secret: str = SECRET) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CACHEMIGRATE_SECRET_KEY": secret,
+        "CACHEMIGRATE_DATA_DIR": str(tmp),
+        "HOME": str(tmp),
+    }
+
+
+def fields(stdout: str) -> dict[str, str]:
+    """The ``name: value`` lines a command printed."""
+    return dict(line.split(": ", 1) for line in stdout.strip().splitlines() if ": " in line)
 
 
 def free_port() -> int:

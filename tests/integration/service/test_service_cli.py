@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from conftest import SECRET, Creds, free_port
-
-CLI = str(Path(sys.executable).parent / "cachemigrate")
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+from conftest import CLI, Creds, cli_env, fields, free_port, run_cli
 
 
 def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"
-    env = {
-        **os.environ,
-        "CACHEMIGRATE_SECRET_KEY": SECRET,
-        "CACHEMIGRATE_DATA_DIR": str(tmp_path),
-        "HOME": str(tmp_path),
-    }
+    env = cli_env(tmp_path)
     no_key = {k: v for k, v in env.items() if k != "CACHEMIGRATE_SECRET_KEY"}
     refused = run_cli(no_key, "credentials", "create", "--project-id", "p1234", "--database", db_url)
     assert refused.returncode == 1 and "CACHEMIGRATE_SECRET_KEY" in refused.stderr
 
     created = run_cli(env, "credentials", "create", "--project-id", "proj-cli-1", "--database", db_url)
     assert created.returncode == 0, created.stderr
-    lines = dict(line.split(": ", 1) for line in created.stdout.strip().splitlines())
+    lines = fields(created.stdout)
     creds = Creds(lines["project_id"], lines["access_key"], lines["secret_key"])
 
     port = free_port()
