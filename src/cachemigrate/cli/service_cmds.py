@@ -1,5 +1,5 @@
-"""`cachemigrate serve | credentials create|list|revoke|rotate | instances | tasks`: run and
-administer the service.
+"""`cachemigrate serve | credentials create|list|revoke|rotate | secrets rotate | instances | tasks`:
+run and administer the service.
 
 These commands need the ``[service]`` extra; it is imported when one of them runs (a missing extra
 is one line from cli/app.py).
@@ -174,6 +174,28 @@ def credentials_rotate(access_key: AccessKeyArg, database: DatabaseOpt = None) -
     )
 
 
+def secrets_rotate(database: DatabaseOpt = None) -> None:
+    """Re-encrypt every stored secret (SKs, Redis passwords) under the newest key of
+    CACHEMIGRATE_SECRET_KEY ("NEW,OLD"); afterwards the old keys can be dropped."""
+    from cachemigrate.service.crypto import Cipher
+    from cachemigrate.service.db import repo
+
+    settings = service_settings(database)
+    cipher = Cipher.from_settings(settings)
+    db = open_database(settings)
+    try:
+        counts = db.run_sync(repo.reencrypt_all, rotate=cipher.rotate)
+    finally:
+        db.dispose()
+    per_table = ", ".join(f"{table}: {n}" for table, n in counts.items())
+    typer.echo(f"re-encrypted {sum(counts.values())} secrets under the newest key ({per_table})")
+    if cipher.key_count > 1:
+        typer.echo(
+            "X-Auth-Tokens issued under the older keys stay valid while those keys are configured; "
+            "drop them from CACHEMIGRATE_SECRET_KEY (and restart) when those tokens may expire"
+        )
+
+
 def instances(project_id: ProjectOpt = None, database: DatabaseOpt = None) -> None:
     """List the registered Redis endpoints."""
     from cachemigrate.service.db import repo
@@ -238,5 +260,8 @@ def register(app: typer.Typer) -> None:
     credentials.command("revoke")(credentials_revoke)
     credentials.command("rotate")(credentials_rotate)
     app.add_typer(credentials, name="credentials")
+    secrets = typer.Typer(help="Manage the keys that encrypt stored secrets.", no_args_is_help=True)
+    secrets.command("rotate")(secrets_rotate)
+    app.add_typer(secrets, name="secrets")
     app.command("instances")(instances)
     app.command("tasks")(tasks)

@@ -57,7 +57,8 @@ class Settings(BaseModel):
     data_dir: Path = Path("var")
     # SQLAlchemy URL; empty means a SQLite file in data_dir. PostgreSQL: postgresql+psycopg://...
     database_url: str = ""
-    # Fernet key (urlsafe base64, 32 bytes) encrypting SKs, Redis passwords and X-Auth-Tokens.
+    # Fernet keys (urlsafe base64, 32 bytes) encrypting SKs, Redis passwords and X-Auth-Tokens:
+    # one, or several comma-separated, newest first (the newest encrypts, any of them decrypts).
     secret_key: str | None = Field(default=None, repr=False)
     # Without a secret key, dev mode keeps a generated key in data_dir/dev-secret.key.
     dev_mode: bool = False
@@ -84,6 +85,10 @@ class Settings(BaseModel):
     max_tasks_per_project: int = 1000
     # True: the pure-Python RDB path instead of the C walker (same bytes, slower; for diagnosis).
     pure_python: bool = False
+
+    def secret_keys(self) -> list[str]:
+        """The keys of ``secret_key``, newest first."""
+        return [key.strip() for key in (self.secret_key or "").split(",") if key.strip()]
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:
