@@ -7,6 +7,7 @@ is one line from cli/app.py).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -61,16 +62,40 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
     database: DatabaseOpt = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option("--ssl-keyfile", help="PEM private key of the certificate")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve /metrics for the operator on this port")
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option("--metrics-host", help="Address of the /metrics listener (127.0.0.1)")
+    ] = None,
 ) -> None:
     """Run the DCS-compatible migration service (settings from CACHEMIGRATE_* variables)."""
-    import uvicorn
+    import asyncio
 
+    from cachemigrate.service import serving
     from cachemigrate.service.app import create_app
 
-    settings = service_settings(database, host=host, port=port)
+    settings = service_settings(
+        database,
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+    )
+    serving.check_tls(settings)  # before anything is built: a bad certificate is one line
     app = create_app(settings)
-    # The engine's connections need the stock asyncio loop (not uvloop).
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="asyncio", log_level="info")
+    listeners = serving.servers(app, settings)
+    asyncio.run(serving.serve(listeners))
+    if not all(server.started for server in listeners):
+        raise typer.Exit(3)  # uvicorn's code for a failed start; its log said why
 
 
 def credentials_create(

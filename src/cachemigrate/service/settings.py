@@ -54,6 +54,15 @@ class Settings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # TLS on the API port (uvicorn's options): a PEM certificate chain and its key (the key may
+    # also be in the certificate file); unset: plain HTTP.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: str | None = Field(default=None, repr=False)
+    # The operator's Prometheus /metrics (every project's task ids): a listener of its own, off
+    # unless metrics_port is set; never on the tenant-facing port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     data_dir: Path = Path("var")
     # SQLAlchemy URL; empty means a SQLite file in data_dir. PostgreSQL: postgresql+psycopg://...
     database_url: str = ""

@@ -23,6 +23,7 @@ from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
 from cachemigrate.engine.spec import PipelineSpec
 from cachemigrate.engine.status import EventSink, LogLevel, Phase, StatusSnapshot
 from cachemigrate.errors import MigrationError
+from cachemigrate.service import serving
 from cachemigrate.service.app import create_app
 from cachemigrate.service.db import repo
 from cachemigrate.service.settings import Settings
@@ -66,10 +67,11 @@ class Creds:
 
 @dataclass
 class LiveService:
-    url: str
+    url: str  # the tenant-facing API
+    metrics_url: str  # the operator's listener (settings.metrics_port)
     settings: Settings
     app: Any
-    server: uvicorn.Server
+    servers: list[uvicorn.Server]
     thread: threading.Thread
     port: int
 
@@ -88,7 +90,8 @@ class LiveService:
         return Creds(project_id, ak, sk)
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        for server in self.servers:
+            server.should_exit = True
         self.thread.join(30)
 
 
@@ -192,21 +195,31 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., LiveService]]:
     started: list[LiveService] = []
 
     def start(settings: Settings | None = None, executor: Any = None) -> LiveService:
-        settings = settings or make_settings(tmp_path)
-        app = create_app(settings, executor=executor)
-        port = free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        """The service as `cachemigrate serve` runs it (service/serving.py): the API and the
+        metrics listener, on free ports; each start of the same settings gets new ports."""
+        settings = (settings or make_settings(tmp_path)).model_copy(
+            update={"host": "127.0.0.1", "port": free_port(), "metrics_port": free_port()}
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
+        app = create_app(settings, executor=executor)
+        servers = serving.servers(app, settings, log_level="warning")
+        thread = threading.Thread(target=asyncio.run, args=(serving.serve(servers),), daemon=True)
         thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the service did not start")
-            time.sleep(0.02)
-        live = LiveService(f"http://127.0.0.1:{port}", settings, app, server, thread, port)
+        wait_until(
+            lambda: all(server.started for server in servers) or not thread.is_alive(),
+            timeout=20,
+            what="the service to start",
+        )
+        assert thread.is_alive(), "the service did not start"
+        scheme = "https" if settings.ssl_certfile else "http"
+        live = LiveService(
+            url=f"{scheme}://127.0.0.1:{settings.port}",
+            metrics_url=f"http://127.0.0.1:{settings.metrics_port}/metrics",
+            settings=settings,
+            app=app,
+            servers=servers,
+            thread=thread,
+            port=settings.port,
+        )
         started.append(live)
         return live
 
