@@ -11,6 +11,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,30 @@ def cli_env(tmp: Path, secret: str = SECRET) -> dict[str, str]:
         "CACHEMIGRATE_DATA_DIR": str(tmp),
         "HOME": str(tmp),
     }
+
+
+@contextmanager
+def serve_cli(env: dict[str, str], *args: str, url: str, log: Path, verify: Any = True) -> Iterator[Any]:
+    """`cachemigrate serve ARGS` in its own process, once GET ``url``/healthz answers (``verify``
+    as httpx takes it, for https); SIGTERM and reaped on the way out."""
+    import httpx
+
+    with log.open("ab") as out:
+        proc = subprocess.Popen([CLI, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+
+            def answers() -> bool:
+                assert proc.poll() is None, f"serve exited:\n{log.read_text()[-3000:]}"
+                try:
+                    return httpx.get(f"{url}/healthz", verify=verify, timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(answers, timeout=30, interval=0.1, what="cachemigrate serve to answer")
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(20)
 
 
 def fields(stdout: str) -> dict[str, str]:
@@ -153,11 +178,16 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.SimpleNamesp
     try:
         from huaweicloudsdkcore.auth.credentials import BasicCredentials
         from huaweicloudsdkcore.exceptions import exceptions
+        from huaweicloudsdkcore.http.http_config import HttpConfig
         from huaweicloudsdkdcs import v2
 
-        def client(url: str, creds: Creds) -> Any:
+        def client(url: str, creds: Creds, *, ca_file: Path | None = None) -> Any:
+            """A DcsClient; over https it trusts ``ca_file`` (else the system's CAs)."""
+            config = HttpConfig.get_default_config()
+            config.ssl_ca_cert = None if ca_file is None else str(ca_file)
             return (
                 v2.DcsClient.new_builder()
+                .with_http_config(config)
                 .with_credentials(BasicCredentials(creds.ak, creds.sk, creds.project_id))
                 .with_endpoints([url])
                 .build()
@@ -167,6 +197,7 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.SimpleNamesp
             v2=v2,
             client=client,
             ClientRequestException=exceptions.ClientRequestException,
+            SdkException=exceptions.SdkException,
             BasicCredentials=BasicCredentials,
         )
     finally:

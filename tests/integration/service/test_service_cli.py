@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from conftest import CLI, Creds, cli_env, fields, free_port, run_cli
+from conftest import Creds, cli_env, fields, free_port, run_cli, serve_cli
 
 
 def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
@@ -24,25 +22,11 @@ def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
     lines = fields(created.stdout)
     creds = Creds(lines["project_id"], lines["access_key"], lines["secret_key"])
 
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", db_url],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-            time.sleep(0.1)
+    port, metrics_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["--host", "127.0.0.1", "--port", str(port), "--database", db_url]
+    args += ["--metrics-port", str(metrics_port)]
+    with serve_cli(env, *args, url=url, log=tmp_path / "serve.log"):
         assert httpx.get(f"{url}/docs").status_code == 200
         assert httpx.get(f"{url}/openapi.json").json()["info"]["title"] == "cachemigrate"
         client = sdk.client(url, creds)
@@ -54,12 +38,9 @@ def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
                 )
             )
         ).instance_id
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert "cachemigrate_tasks{status=" in metrics and "cachemigrate_keys_moved_total" in metrics
-    finally:
-        server.terminate()
-        server.wait(20)
-        log.close()
+        assert httpx.get(f"{url}/metrics").status_code == 404  # not for tenants
     listed = run_cli(env, "tasks", "--database", db_url)
     assert listed.returncode == 0 and task_id[:8] in listed.stdout and "cli-task" in listed.stdout
     inst = run_cli(env, "instances", "--project-id", "proj-cli-1", "--database", db_url)
