@@ -16,6 +16,10 @@ from cachemigrate.service.api.deps import Services
 from cachemigrate.service.metrics import metrics_app
 from cachemigrate.service.settings import Settings
 
+# On SIGTERM, how long open connections get to finish. Without a bound an idle HTTPS keep-alive
+# client (the SDK's session) holds the exit for asyncio's 30 s TLS-shutdown timeout.
+CONNECTION_GRACE_SECONDS = 5.0
+
 
 def check_tls(settings: Settings) -> None:
     """ConfigError (one readable line) unless the TLS settings make a usable server context."""
@@ -64,6 +68,7 @@ def servers(app: FastAPI, settings: Settings, *, log_level: str = "info") -> lis
         ssl_certfile=settings.ssl_certfile,
         ssl_keyfile=settings.ssl_keyfile,
         ssl_keyfile_password=settings.ssl_keyfile_password,
+        timeout_graceful_shutdown=CONNECTION_GRACE_SECONDS,
     )
     return [uvicorn.Server(api)] + ([] if metrics is None else [uvicorn.Server(metrics)])
 
