@@ -18,7 +18,7 @@ from cachemigrate.service.settings import Settings
 
 # On SIGTERM, how long open connections get to finish. Without a bound an idle HTTPS keep-alive
 # client (the SDK's session) holds the exit for asyncio's 30 s TLS-shutdown timeout.
-CONNECTION_GRACE_SECONDS = 5.0
+CONNECTION_GRACE_SECONDS = 5
 
 
 def check_tls(settings: Settings) -> None:
