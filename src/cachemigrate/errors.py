@@ -14,6 +14,8 @@
     ├── CredentialsError                a request's signature or token is missing, wrong,
     │                                   expired or revoked
     ├── ScopeError                      valid credentials used on another project
+    ├── ForbiddenError                  valid credentials that may not do this (a token asking
+    │                                   for a token)
     ├── FormatError                     a file or byte stream we cannot read
     │   ├── RdbFormatError              RDB: carries source name, offset, key and type byte
     │   │   └── UnsupportedRdbError     well-formed but outside what we read (module without id,
@@ -112,6 +114,10 @@ class CredentialsError(CacheMigrateError):
 
 class ScopeError(CacheMigrateError):
     """Valid credentials used on another project's path."""
+
+
+class ForbiddenError(CacheMigrateError):
+    """Valid credentials that may not do this operation (an X-Auth-Token asking for a token)."""
 
 
 class FormatError(CacheMigrateError):

@@ -1,4 +1,5 @@
-"""`cachemigrate serve | credentials create | instances | tasks`: run and administer the service.
+"""`cachemigrate serve | credentials create|list|revoke|rotate | secrets rotate | instances | tasks`:
+run and administer the service.
 
 These commands need the ``[service]`` extra; it is imported when one of them runs (a missing extra
 is one line from cli/app.py).
@@ -6,6 +7,7 @@ is one line from cli/app.py).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -60,16 +62,40 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
     database: DatabaseOpt = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option("--ssl-keyfile", help="PEM private key of the certificate")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve /metrics for the operator on this port")
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option("--metrics-host", help="Address of the /metrics listener (127.0.0.1)")
+    ] = None,
 ) -> None:
     """Run the DCS-compatible migration service (settings from CACHEMIGRATE_* variables)."""
-    import uvicorn
+    import asyncio
 
+    from cachemigrate.service import serving
     from cachemigrate.service.app import create_app
 
-    settings = service_settings(database, host=host, port=port)
+    settings = service_settings(
+        database,
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+    )
+    serving.check_tls(settings)  # before anything is built: a bad certificate is one line
     app = create_app(settings)
-    # The engine's connections need the stock asyncio loop (not uvloop).
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="asyncio", log_level="info")
+    listeners = serving.servers(app, settings)
+    asyncio.run(serving.serve(listeners))
+    if not all(server.started for server in listeners):
+        raise typer.Exit(3)  # uvicorn's code for a failed start; its log said why
 
 
 def credentials_create(
@@ -98,6 +124,101 @@ def credentials_create(
     finally:
         db.dispose()
     typer.echo(f"project_id: {project_id}\naccess_key: {ak}\nsecret_key: {sk}")
+
+
+AccessKeyArg = Annotated[str, typer.Argument(help="The access key (AK)", show_default=False)]
+
+
+def credentials_list(project_id: ProjectOpt = None, database: DatabaseOpt = None) -> None:
+    """List the AKs (never their SKs): project, created, last used (to the minute), revoked."""
+    from cachemigrate.service.db import repo
+
+    db = open_database(service_settings(database))
+    try:
+        rows = db.run_sync(repo.list_credentials, project_id=project_id)
+    finally:
+        db.dispose()
+    table = new_table("access_key", "project_id", "description", "created_at", "last_used_at", "revoked_at")
+    table.columns[0].no_wrap = True  # an AK is what the admin copies: never cut (20 characters)
+    table.columns[0].min_width = 20
+    for cred in rows:
+        revoked = cred.revoked_at or "-"
+        if cred.replaced_by:
+            revoked += f" (rotated to {cred.replaced_by})"
+        used = cred.last_used_at or "-"
+        table.add_row(cred.access_key, cred.project_id, cred.description, cred.created_at, used, revoked)
+    print_table(table)
+
+
+def credentials_revoke(access_key: AccessKeyArg, database: DatabaseOpt = None) -> None:
+    """Revoke an AK: its signed requests and the X-Auth-Tokens issued under it are refused at once."""
+    from cachemigrate.service.db import repo
+
+    db = open_database(service_settings(database))
+    try:
+        before = db.run_sync(repo.get_credential, access_key=access_key)
+        cred = db.run_sync(repo.revoke_credential, access_key=access_key)
+    finally:
+        db.dispose()
+    if cred is None:
+        raise ConfigError(f"no access key {access_key}")
+    again = before is not None and before.revoked_at is not None
+    typer.echo(f"access_key: {access_key}\nrevoked_at: {cred.revoked_at}" + (" (already)" if again else ""))
+
+
+def credentials_rotate(access_key: AccessKeyArg, database: DatabaseOpt = None) -> None:
+    """Replace an AK with a new AK/SK pair of the same project and revoke the old one, at once
+    (its tokens too). The new SK is shown only this once."""
+    from cachemigrate.service import auth
+    from cachemigrate.service.crypto import Cipher
+    from cachemigrate.service.db import repo
+
+    settings = service_settings(database)
+    cipher = Cipher.from_settings(settings)
+    new_ak, new_sk = auth.new_access_key()
+    db = open_database(settings)
+    try:
+        new = db.run_sync(
+            repo.replace_credential,
+            access_key=access_key,
+            new_access_key=new_ak,
+            secret_key_enc=cipher.encrypt(new_sk),
+        )
+        old = db.run_sync(repo.get_credential, access_key=access_key) if new is None else None
+    finally:
+        db.dispose()
+    if new is None:
+        if old is None:
+            raise ConfigError(f"no access key {access_key}")
+        raise ConfigError(
+            f"access key {access_key} was revoked at {old.revoked_at}: create a new one with "
+            f"`cachemigrate credentials create --project-id {old.project_id}`"
+        )
+    typer.echo(
+        f"project_id: {new.project_id}\naccess_key: {new_ak}\nsecret_key: {new_sk}\nrevoked: {access_key}"
+    )
+
+
+def secrets_rotate(database: DatabaseOpt = None) -> None:
+    """Re-encrypt every stored secret (SKs, Redis passwords) under the newest key of
+    CACHEMIGRATE_SECRET_KEY ("NEW,OLD"); afterwards the old keys can be dropped."""
+    from cachemigrate.service.crypto import Cipher
+    from cachemigrate.service.db import repo
+
+    settings = service_settings(database)
+    cipher = Cipher.from_settings(settings)
+    db = open_database(settings)
+    try:
+        counts = db.run_sync(repo.reencrypt_all, rotate=cipher.rotate)
+    finally:
+        db.dispose()
+    per_table = ", ".join(f"{table}: {n}" for table, n in counts.items())
+    typer.echo(f"re-encrypted {sum(counts.values())} secrets under the newest key ({per_table})")
+    if cipher.key_count > 1:
+        typer.echo(
+            "X-Auth-Tokens issued under the older keys stay valid while those keys are configured; "
+            "drop them from CACHEMIGRATE_SECRET_KEY (and restart) when those tokens may expire"
+        )
 
 
 def instances(project_id: ProjectOpt = None, database: DatabaseOpt = None) -> None:
@@ -160,6 +281,12 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     credentials = typer.Typer(help="Manage AK/SK credentials of the service.", no_args_is_help=True)
     credentials.command("create")(credentials_create)
+    credentials.command("list")(credentials_list)
+    credentials.command("revoke")(credentials_revoke)
+    credentials.command("rotate")(credentials_rotate)
     app.add_typer(credentials, name="credentials")
+    secrets = typer.Typer(help="Manage the keys that encrypt stored secrets.", no_args_is_help=True)
+    secrets.command("rotate")(secrets_rotate)
+    app.add_typer(secrets, name="secrets")
     app.command("instances")(instances)
     app.command("tasks")(tasks)

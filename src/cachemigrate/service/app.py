@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio.to_thread
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 
 from cachemigrate import __version__
 from cachemigrate.service import metrics
@@ -130,11 +129,7 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
         app.include_router(module.router)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        body = await anyio.to_thread.run_sync(metrics.render, services.registry)
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    # No /metrics here: they name every project's tasks (service/serving.py serves them apart).
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}

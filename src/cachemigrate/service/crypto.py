@@ -1,13 +1,20 @@
-"""Symmetric encryption of secrets at rest (SKs, Redis passwords) and of issued tokens."""
+"""Symmetric encryption of secrets at rest (SKs, Redis passwords) and of issued tokens.
+
+Several keys, newest first (``MultiFernet``): everything is encrypted with the newest, decrypted
+with whichever key it was encrypted with. Rotating keys: put the new key first, restart, run
+`cachemigrate secrets rotate` (re-encrypts every stored secret under the newest key: ``rotate``),
+then drop the old key.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.settings import Settings
@@ -16,18 +23,28 @@ log = logging.getLogger(__name__)
 
 
 class Cipher:
-    """Fernet with helpers for optional strings and JSON tokens with an expiry."""
+    """MultiFernet with helpers for optional strings and JSON tokens with an expiry."""
 
-    def __init__(self, key: str | bytes) -> None:
-        try:
-            self._fernet = Fernet(key)
-        except (ValueError, TypeError):
-            raise ConfigError("secret_key is not a Fernet key (32 urlsafe-base64 bytes)") from None
+    def __init__(self, keys: str | bytes | Sequence[str | bytes]) -> None:
+        """One Fernet key, or several with the newest first."""
+        keys = [keys] if isinstance(keys, str | bytes) else list(keys)
+        if not keys:
+            raise ConfigError("secret_key holds no key")
+        fernets = []
+        for n, key in enumerate(keys, 1):
+            try:
+                fernets.append(Fernet(key))
+            except (ValueError, TypeError):
+                which = f"key {n} of {len(keys)} in " if len(keys) > 1 else ""
+                why = "is not a Fernet key (32 urlsafe-base64 bytes)"
+                raise ConfigError(f"{which}secret_key {why}") from None
+        self._fernet = MultiFernet(fernets)
+        self.key_count = len(fernets)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Cipher:
         if settings.secret_key:
-            return cls(settings.secret_key)
+            return cls(settings.secret_keys())
         if not settings.dev_mode:
             raise ConfigError(
                 "no secret key: set CACHEMIGRATE_SECRET_KEY to a Fernet key "
@@ -52,7 +69,14 @@ class Cipher:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
-            raise ConfigError("a stored secret cannot be decrypted with the configured key") from None
+            raise ConfigError("a stored secret cannot be decrypted with any configured key") from None
+
+    def rotate(self, token: str) -> str:
+        """``token`` (from ``encrypt`` or ``issue``) encrypted again under the newest key."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigError("a stored secret cannot be decrypted with any configured key") from None
 
     def encrypt_optional(self, text: str | None) -> str | None:
         return None if text is None else self.encrypt(text)

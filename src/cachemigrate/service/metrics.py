@@ -1,12 +1,22 @@
-"""Prometheus metrics at /metrics: tasks by status, keys and bytes moved, replication lag."""
+"""Prometheus metrics: tasks by status, keys and bytes moved, replication lag per task.
+
+They name tasks of every project, so they are for the operator: ``metrics_app`` is served on its
+own listener (``metrics_host``/``metrics_port``, loopback by default; service/serving.py), never
+on the tenant-facing API port.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anyio.to_thread
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.session import Database
@@ -64,3 +74,13 @@ def make_registry(db: Database, runner: Runner) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+def metrics_app(registry: CollectorRegistry) -> Starlette:
+    """The operator's listener: GET /metrics (the scrape reads the database off the event loop)."""
+
+    async def scrape(_request: Request) -> Response:
+        body = await anyio.to_thread.run_sync(render, registry)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")  # generate_latest's
+
+    return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])

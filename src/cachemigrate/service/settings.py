@@ -54,10 +54,20 @@ class Settings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # TLS on the API port (uvicorn's options): a PEM certificate chain and its key (the key may
+    # also be in the certificate file); unset: plain HTTP.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: str | None = Field(default=None, repr=False)
+    # The operator's Prometheus /metrics (every project's task ids): a listener of its own, off
+    # unless metrics_port is set; never on the tenant-facing port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     data_dir: Path = Path("var")
     # SQLAlchemy URL; empty means a SQLite file in data_dir. PostgreSQL: postgresql+psycopg://...
     database_url: str = ""
-    # Fernet key (urlsafe base64, 32 bytes) encrypting SKs, Redis passwords and X-Auth-Tokens.
+    # Fernet keys (urlsafe base64, 32 bytes) encrypting SKs, Redis passwords and X-Auth-Tokens:
+    # one, or several comma-separated, newest first (the newest encrypts, any of them decrypts).
     secret_key: str | None = Field(default=None, repr=False)
     # Without a secret key, dev mode keeps a generated key in data_dir/dev-secret.key.
     dev_mode: bool = False
@@ -84,6 +94,10 @@ class Settings(BaseModel):
     max_tasks_per_project: int = 1000
     # True: the pure-Python RDB path instead of the C walker (same bytes, slower; for diagnosis).
     pure_python: bool = False
+
+    def secret_keys(self) -> list[str]:
+        """The keys of ``secret_key``, newest first."""
+        return [key.strip() for key in (self.secret_key or "").split(",") if key.strip()]
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:

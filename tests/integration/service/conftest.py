@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import types
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +24,57 @@ from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
 from cachemigrate.engine.spec import PipelineSpec
 from cachemigrate.engine.status import EventSink, LogLevel, Phase, StatusSnapshot
 from cachemigrate.errors import MigrationError
+from cachemigrate.service import serving
 from cachemigrate.service.app import create_app
 from cachemigrate.service.db import repo
 from cachemigrate.service.settings import Settings
 from support.poll import wait_until
 
 SECRET = Fernet.generate_key().decode()
+CLI = str(Path(sys.executable).parent / "cachemigrate")
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The `cachemigrate` command as a user runs it (its own process)."""
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def cli_env(tmp: Path, secret: str = SECRET) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CACHEMIGRATE_SECRET_KEY": secret,
+        "CACHEMIGRATE_DATA_DIR": str(tmp),
+        "HOME": str(tmp),
+    }
+
+
+@contextmanager
+def serve_cli(env: dict[str, str], *args: str, url: str, log: Path, verify: Any = True) -> Iterator[Any]:
+    """`cachemigrate serve ARGS` in its own process, once GET ``url``/healthz answers (``verify``
+    as httpx takes it, for https); SIGTERM and reaped on the way out."""
+    import httpx
+
+    with log.open("ab") as out:
+        proc = subprocess.Popen([CLI, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+
+            def answers() -> bool:
+                assert proc.poll() is None, f"serve exited:\n{log.read_text()[-3000:]}"
+                try:
+                    return httpx.get(f"{url}/healthz", verify=verify, timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(answers, timeout=30, interval=0.1, what="cachemigrate serve to answer")
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def fields(stdout: str) -> dict[str, str]:
+    """The ``name: value`` lines a command printed."""
+    return dict(line.split(": ", 1) for line in stdout.strip().splitlines() if ": " in line)
 
 
 def free_port() -> int:
@@ -44,10 +92,11 @@ class Creds:
 
 @dataclass
 class LiveService:
-    url: str
+    url: str  # the tenant-facing API
+    metrics_url: str  # the operator's listener (settings.metrics_port)
     settings: Settings
     app: Any
-    server: uvicorn.Server
+    servers: list[uvicorn.Server]
     thread: threading.Thread
     port: int
 
@@ -66,7 +115,8 @@ class LiveService:
         return Creds(project_id, ak, sk)
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        for server in self.servers:
+            server.should_exit = True
         self.thread.join(30)
 
 
@@ -128,11 +178,16 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.SimpleNamesp
     try:
         from huaweicloudsdkcore.auth.credentials import BasicCredentials
         from huaweicloudsdkcore.exceptions import exceptions
+        from huaweicloudsdkcore.http.http_config import HttpConfig
         from huaweicloudsdkdcs import v2
 
-        def client(url: str, creds: Creds) -> Any:
+        def client(url: str, creds: Creds, *, ca_file: Path | None = None) -> Any:
+            """A DcsClient; over https it trusts ``ca_file`` (else the system's CAs)."""
+            config = HttpConfig.get_default_config()
+            config.ssl_ca_cert = None if ca_file is None else str(ca_file)
             return (
                 v2.DcsClient.new_builder()
+                .with_http_config(config)
                 .with_credentials(BasicCredentials(creds.ak, creds.sk, creds.project_id))
                 .with_endpoints([url])
                 .build()
@@ -142,6 +197,7 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.SimpleNamesp
             v2=v2,
             client=client,
             ClientRequestException=exceptions.ClientRequestException,
+            SdkException=exceptions.SdkException,
             BasicCredentials=BasicCredentials,
         )
     finally:
@@ -170,21 +226,31 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., LiveService]]:
     started: list[LiveService] = []
 
     def start(settings: Settings | None = None, executor: Any = None) -> LiveService:
-        settings = settings or make_settings(tmp_path)
-        app = create_app(settings, executor=executor)
-        port = free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        """The service as `cachemigrate serve` runs it (service/serving.py): the API and the
+        metrics listener, on free ports; each start of the same settings gets new ports."""
+        settings = (settings or make_settings(tmp_path)).model_copy(
+            update={"host": "127.0.0.1", "port": free_port(), "metrics_port": free_port()}
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
+        app = create_app(settings, executor=executor)
+        servers = serving.servers(app, settings, log_level="warning")
+        thread = threading.Thread(target=asyncio.run, args=(serving.serve(servers),), daemon=True)
         thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the service did not start")
-            time.sleep(0.02)
-        live = LiveService(f"http://127.0.0.1:{port}", settings, app, server, thread, port)
+        wait_until(
+            lambda: all(server.started for server in servers) or not thread.is_alive(),
+            timeout=20,
+            what="the service to start",
+        )
+        assert thread.is_alive(), "the service did not start"
+        scheme = "https" if settings.ssl_certfile else "http"
+        live = LiveService(
+            url=f"{scheme}://127.0.0.1:{settings.port}",
+            metrics_url=f"http://127.0.0.1:{settings.metrics_port}/metrics",
+            settings=settings,
+            app=app,
+            servers=servers,
+            thread=thread,
+            port=settings.port,
+        )
         started.append(live)
         return live
 

@@ -2,60 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from conftest import SECRET, Creds, free_port
-
-CLI = str(Path(sys.executable).parent / "cachemigrate")
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+from conftest import Creds, cli_env, fields, free_port, run_cli, serve_cli
 
 
 def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"
-    env = {
-        **os.environ,
-        "CACHEMIGRATE_SECRET_KEY": SECRET,
-        "CACHEMIGRATE_DATA_DIR": str(tmp_path),
-        "HOME": str(tmp_path),
-    }
+    env = cli_env(tmp_path)
     no_key = {k: v for k, v in env.items() if k != "CACHEMIGRATE_SECRET_KEY"}
     refused = run_cli(no_key, "credentials", "create", "--project-id", "p1234", "--database", db_url)
     assert refused.returncode == 1 and "CACHEMIGRATE_SECRET_KEY" in refused.stderr
 
     created = run_cli(env, "credentials", "create", "--project-id", "proj-cli-1", "--database", db_url)
     assert created.returncode == 0, created.stderr
-    lines = dict(line.split(": ", 1) for line in created.stdout.strip().splitlines())
+    lines = fields(created.stdout)
     creds = Creds(lines["project_id"], lines["access_key"], lines["secret_key"])
 
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--database", db_url],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-            time.sleep(0.1)
+    port, metrics_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["--host", "127.0.0.1", "--port", str(port), "--database", db_url]
+    args += ["--metrics-port", str(metrics_port)]
+    with serve_cli(env, *args, url=url, log=tmp_path / "serve.log"):
         assert httpx.get(f"{url}/docs").status_code == 200
         assert httpx.get(f"{url}/openapi.json").json()["info"]["title"] == "cachemigrate"
         client = sdk.client(url, creds)
@@ -67,12 +38,9 @@ def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
                 )
             )
         ).instance_id
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert "cachemigrate_tasks{status=" in metrics and "cachemigrate_keys_moved_total" in metrics
-    finally:
-        server.terminate()
-        server.wait(20)
-        log.close()
+        assert httpx.get(f"{url}/metrics").status_code == 404  # not for tenants
     listed = run_cli(env, "tasks", "--database", db_url)
     assert listed.returncode == 0 and task_id[:8] in listed.stdout and "cli-task" in listed.stdout
     inst = run_cli(env, "instances", "--project-id", "proj-cli-1", "--database", db_url)

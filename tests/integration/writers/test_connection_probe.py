@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
-import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from cachemigrate.errors import AuthError, ConfigError, ConnectionLostError, ServerError
 from cachemigrate.protocol.connection import Connection
@@ -23,6 +17,7 @@ from cachemigrate.protocol.replication import ReplicationLink
 from cachemigrate.protocol.resp import ErrorReply
 from support.require import require
 from support.servers import RedisServer, free_port, require_redis6
+from support.tls import self_signed
 
 
 async def test_execute_and_mapped_errors(target_redis: RedisServer) -> None:
@@ -66,28 +61,8 @@ async def test_server_shutdown_is_connection_lost(target_redis: RedisServer) -> 
             await asyncio.sleep(0.01)
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(san, False)
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 async def test_tls_insecure(redis_factory: Callable[..., RedisServer], tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path / "tls")
+    cert, key = self_signed(tmp_path / "tls")
     tls_port = free_port()
     try:
         server = redis_factory("tls", args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),
@@ -116,7 +91,7 @@ async def test_tls_insecure(redis_factory: Callable[..., RedisServer], tmp_path:
 async def test_tls_verified_with_a_ca_file_and_a_client_certificate(
     redis_factory: Callable[..., RedisServer], tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path / "tls")  # its own CA, for the server and the client
+    cert, key = self_signed(tmp_path / "tls")  # its own CA, for the server and the client
     tls_port = free_port()
     try:
         redis_factory("mtls", args=["--tls-port", str(tls_port), "--tls-cert-file", str(cert),

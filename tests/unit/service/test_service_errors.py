@@ -9,6 +9,7 @@ from cachemigrate.errors import (
     CacheMigrateError,
     ConfigError,
     CredentialsError,
+    ForbiddenError,
     InvalidParameterError,
     MigrationError,
     NotFoundError,
@@ -67,6 +68,10 @@ BACKUP_STATE = StateError(
         (
             ScopeError("The project does not match the credentials of the request."),
             403, "DCS.1004", "The project does not match the credentials of the request.",
+        ),
+        (
+            ForbiddenError("An X-Auth-Token cannot issue tokens: sign the request with the AK/SK."),
+            403, "DCS.2007", "An X-Auth-Token cannot issue tokens: sign the request with the AK/SK.",
         ),
     ],
 )

@@ -36,14 +36,52 @@ def test_cipher_round_trip_and_wrong_key() -> None:
         b.decrypt(a.encrypt("x"))
 
 
+def test_several_keys_newest_first() -> None:
+    """The newest key encrypts, every configured key decrypts; ``rotate`` moves a value to the newest."""
+    key_a, key_b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    old = Cipher(key_a)
+    value, token = old.encrypt("s3cret"), old.issue({"kind": "token"})
+    both = Cipher.from_settings(Settings(secret_key=f"{key_b}, {key_a}"))
+    assert both.key_count == 2 and both.decrypt(value) == "s3cret" and both.open(token) == {"kind": "token"}
+    newest = Cipher(key_b)
+    assert newest.decrypt(both.encrypt("x")) == "x"  # new values are under B
+    with pytest.raises(ConfigError, match="any configured key"):
+        newest.decrypt(value)
+    rotated = both.rotate(value)
+    assert newest.decrypt(rotated) == "s3cret" and newest.open(both.rotate(token)) == {"kind": "token"}
+    with pytest.raises(ConfigError, match="any configured key"):
+        old.decrypt(rotated)
+    with pytest.raises(ConfigError, match="any configured key"):
+        newest.rotate(value)
+    with pytest.raises(ConfigError, match="key 2 of 2 in secret_key is not a Fernet key"):
+        Cipher.from_settings(Settings(secret_key=f"{key_b},short"))
+    with pytest.raises(ConfigError, match="no key"):
+        Cipher.from_settings(Settings(secret_key=" , "))
+
+
+def test_every_encrypted_column_is_rotated() -> None:
+    """`secrets rotate` re-encrypts models.ENCRYPTED: each ``*_enc`` column of the models is there."""
+    from cachemigrate.service.db.models import ENCRYPTED, Base
+
+    listed = {(model.__tablename__, column) for model, columns in ENCRYPTED.items() for column in columns}
+    found = {
+        (table.name, column.name)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if column.name.endswith("_enc")
+    }
+    assert listed == found and len(found) == 4
+
+
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The CLI (the edge) reads CACHEMIGRATE_* variables; its options win over them."""
     monkeypatch.setenv("CACHEMIGRATE_PORT", "9999")
     monkeypatch.setenv("CACHEMIGRATE_HOST", "0.0.0.0")
     monkeypatch.setenv("CACHEMIGRATE_BUCKETS", f'{{"b1": "file://{tmp_path}"}}')
     monkeypatch.setenv("CACHEMIGRATE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CACHEMIGRATE_SECRET_KEY", "not-shown")
+    monkeypatch.setenv("CACHEMIGRATE_SECRET_KEY", "not-shown,old-key")
     s = cli_settings(host="127.0.0.2")
+    assert s.secret_keys() == ["not-shown", "old-key"]
     assert type(s) is Settings and s.host == "127.0.0.2"
     assert s.port == 9999 and s.bucket_directory("b1") == tmp_path.resolve()
     assert "not-shown" not in repr(s)

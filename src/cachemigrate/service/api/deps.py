@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from cachemigrate.service.api.schemas import ErrorBody
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
+from cachemigrate.service.db.models import Credential
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
@@ -41,8 +43,11 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 ProjectIdPath = Annotated[str, Path(description="Project ID; must match the credentials and X-Project-Id")]
 
 
-async def _secret_for(services: Services, access_key: str) -> str | None:
-    cred = await services.db.call(repo.get_credential, access_key=access_key)
+# How stale a credential's last_used_at may get before a request writes it again.
+LAST_USED_RESOLUTION_SECONDS = 60.0
+
+
+def _secret_of(services: Services, cred: Credential | None) -> str | None:
     if cred is None:
         return None
     try:
@@ -51,39 +56,57 @@ async def _secret_for(services: Services, access_key: str) -> str | None:
         return None
 
 
-async def _project_of(services: Services, access_key: str) -> str | None:
-    cred = await services.db.call(repo.get_credential, access_key=access_key)
-    return None if cred is None else cred.project_id
+async def _signed_principal(request: Request, services: Services, authorization: str) -> auth.Principal:
+    access_key = auth.access_key_of(authorization)
+    cred = await services.db.call(repo.get_credential, access_key=access_key) if access_key else None
+    secret = _secret_of(services, cred)
+    req = auth.SignedRequest(
+        method=request.method,
+        raw_path=(request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1"),
+        raw_query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+        body=await request.body(),
+    )
+    auth.verify_signature(
+        req,
+        authorization,
+        secret_for=lambda _ak: secret,
+        skew_seconds=services.settings.clock_skew_seconds,
+    )
+    assert cred is not None  # no credential, no secret: verify_signature refused
+    # Only a caller holding the SK learns that the AK is revoked (the signature is checked first).
+    if cred.revoked_at is not None:
+        raise CredentialsError("the access key was revoked")
+    await _mark_used(services, cred)
+    return auth.Principal(cred.project_id, cred.access_key, "aksk")
+
+
+async def _token_principal(services: Services, token: str) -> auth.Principal:
+    principal = auth.verify_token(services.cipher, token)
+    # A token lives only as long as the AK it was issued under: one lookup per request.
+    cred = await services.db.call(repo.get_credential, access_key=principal.access_key)
+    if cred is None or cred.revoked_at is not None or cred.project_id != principal.project_id:
+        raise CredentialsError("the credentials of this token were revoked")
+    await _mark_used(services, cred)
+    return principal
+
+
+async def _mark_used(services: Services, cred: Credential) -> None:
+    now = time.time()
+    if cred.last_used_at is None or cred.last_used_at < repo.iso_of(now - LAST_USED_RESOLUTION_SECONDS):
+        await services.db.call(repo.touch_credential, access_key=cred.access_key, at=repo.iso_of(now))
 
 
 async def authenticate(request: Request, project_id: ProjectIdPath, services: ServicesDep) -> auth.Principal:
-    """SDK-HMAC-SHA256 signature (or X-Auth-Token), then the project scope of §2.1 and §9.11."""
+    """SDK-HMAC-SHA256 signature (or X-Auth-Token) of an active AK, then the project scope of
+    §2.1 and §9.11."""
     auth.check_project_format(project_id)
     authorization = request.headers.get("authorization")
     token = request.headers.get("x-auth-token")
     if authorization and authorization.split(" ", 1)[0] in auth.HASHES:
-        access_key = auth.access_key_of(authorization)
-        secret = await _secret_for(services, access_key) if access_key else None
-        req = auth.SignedRequest(
-            method=request.method,
-            raw_path=(request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1"),
-            raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
-            body=await request.body(),
-        )
-        auth.verify_signature(
-            req,
-            authorization,
-            secret_for=lambda _ak: secret,
-            skew_seconds=services.settings.clock_skew_seconds,
-        )
-        assert access_key is not None
-        principal_project = await _project_of(services, access_key)
-        principal = auth.Principal(principal_project or "", access_key, "aksk")
+        principal = await _signed_principal(request, services, authorization)
     elif token:
-        principal = auth.verify_token(services.cipher, token)
-        if await _project_of(services, principal.access_key) != principal.project_id:
-            raise CredentialsError("the credentials of this token were revoked")
+        principal = await _token_principal(services, token)
     else:
         raise CredentialsError("x-auth-token not found" if not authorization else "unsupported Authorization")
     auth.check_project(principal.project_id, project_id, request.headers.get("x-project-id"))
@@ -100,8 +123,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "backup record unknown or not succeed, DCS.4039 quota used up, DCS.4004/4005 empty or "
         "malformed body, DCS.4002 bad project ID",
     },
-    401: {"model": ErrorBody, "description": "APIG.0301: signature, token or clock skew"},
-    403: {"model": ErrorBody, "description": "DCS.1004: the credentials belong to another project"},
+    401: {"model": ErrorBody, "description": "APIG.0301: signature, token, clock skew or a revoked AK"},
+    403: {
+        "model": ErrorBody,
+        "description": "DCS.1004: the credentials belong to another project; DCS.2007: an "
+        "X-Auth-Token asked for a token (only AK/SK-signed requests get one)",
+    },
     404: {"model": ErrorBody, "description": "DCS.3022 unknown instance, DCS.4001 unknown URL"},
     500: {"model": ErrorBody, "description": "DCS.5000: internal error"},
 }

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cachemigrate.errors import (
     CacheMigrateError,
     CredentialsError,
+    ForbiddenError,
     InvalidParameterError,
     NotFoundError,
     PasswordRejectedError,
@@ -84,6 +85,8 @@ def dcs_error(exc: CacheMigrateError) -> DcsError | None:
             return DcsError(401, "APIG.0301", f"Incorrect IAM authentication information: {exc}")
         case ScopeError():
             return DcsError(403, "DCS.1004", str(exc))
+        case ForbiddenError():
+            return DcsError(403, "DCS.2007", str(exc))
     return None
 
 

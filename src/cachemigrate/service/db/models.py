@@ -1,4 +1,5 @@
-"""Tables. Secrets (SKs, Redis passwords) are stored Fernet-encrypted, never in clear."""
+"""Tables. Secrets (SKs, Redis passwords) are stored Fernet-encrypted, never in clear: every such
+column is named ``*_enc`` and listed in ``ENCRYPTED`` (what `cachemigrate secrets rotate` re-encrypts)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ class Credential(Base):
     secret_key_enc: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[str] = mapped_column(String(32))
+    # Set once: a revoked AK signs nothing and its tokens stop working at once (service/api/deps.py).
+    revoked_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The AK that `credentials rotate` issued in its place.
+    replaced_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # To the minute: refreshed at most once a minute per AK, so a request does not write each time.
+    last_used_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class Instance(Base):
@@ -130,3 +137,12 @@ class Backup(Base):
     created_at: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[str] = mapped_column(String(32))
     execution_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+# Every encrypted column, by table: `secrets rotate` re-encrypts exactly these (a test checks that
+# each ``*_enc`` column of the models is here).
+ENCRYPTED: dict[type[Base], tuple[str, ...]] = {
+    Credential: ("secret_key_enc",),
+    Instance: ("password_enc",),
+    Task: ("source_password_enc", "target_password_enc"),
+}

@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from sqlalchemy import CursorResult
 
-from cachemigrate.service.db.models import Backup, Credential, Instance, Job, Task, TaskCheckpoint, TaskLog
+from cachemigrate.errors import ConfigError
+from cachemigrate.service.db.models import (
+    ENCRYPTED,
+    Backup,
+    Credential,
+    Instance,
+    Job,
+    Task,
+    TaskCheckpoint,
+    TaskLog,
+)
 
 Row = TypeVar("Row", Task, Backup)  # the tables with an updated_at
 
 
 def now_iso() -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (spec §2.2)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso_of(time.time())
+
+
+def iso_of(stamp: float) -> str:
+    """``stamp`` (seconds since the epoch) as ``now_iso`` writes it: such strings sort as times."""
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def now_ms() -> str:
@@ -53,8 +68,71 @@ def get_credential(session: Session, /, *, access_key: str) -> Credential | None
     return session.get(Credential, access_key)
 
 
-def list_credentials(session: Session, /) -> Sequence[Credential]:
-    return session.scalars(select(Credential).order_by(Credential.created_at)).all()
+def list_credentials(session: Session, /, *, project_id: str | None = None) -> Sequence[Credential]:
+    q = select(Credential)
+    if project_id is not None:
+        q = q.where(Credential.project_id == project_id)
+    return session.scalars(q.order_by(Credential.created_at, Credential.access_key)).all()
+
+
+def revoke_credential(session: Session, /, *, access_key: str) -> Credential | None:
+    """Revoke the AK (a no-op when it already is); None when there is no such AK."""
+    cred = session.get(Credential, access_key)
+    if cred is not None and cred.revoked_at is None:
+        cred.revoked_at = now_iso()
+    return cred
+
+
+def replace_credential(
+    session: Session, /, *, access_key: str, new_access_key: str, secret_key_enc: str
+) -> Credential | None:
+    """One transaction: a new AK for the same project and description, and the old one revoked.
+
+    None (and nothing changed) when ``access_key`` is not an active AK.
+    """
+    old = session.get(Credential, access_key, with_for_update=True)
+    if old is None or old.revoked_at is not None:
+        return None
+    new = add_credential(
+        session,
+        access_key=new_access_key,
+        project_id=old.project_id,
+        secret_key_enc=secret_key_enc,
+        description=old.description,
+    )
+    old.revoked_at = new.created_at
+    old.replaced_by = new_access_key
+    return new
+
+
+def touch_credential(session: Session, /, *, access_key: str, at: str) -> None:
+    session.execute(update(Credential).where(Credential.access_key == access_key).values(last_used_at=at))
+
+
+# --- every encrypted column ---------------------------------------------------------------------
+
+
+def reencrypt_all(session: Session, /, *, rotate: Callable[[str], str]) -> dict[str, int]:
+    """Replace every encrypted value ``v`` (models.ENCRYPTED) with ``rotate(v)``, in this one
+    transaction; the count of values per table. A value ``rotate`` refuses (ConfigError) is named
+    by table, row and column, and nothing is changed."""
+    counts: dict[str, int] = {}
+    for model, columns in ENCRYPTED.items():
+        table: str = model.__tablename__
+        (pk,) = inspect(model).primary_key
+        counts[table] = 0
+        for row in session.scalars(select(model).order_by(pk)):
+            for column in columns:
+                value = getattr(row, column)
+                if value is None:
+                    continue
+                try:
+                    setattr(row, column, rotate(value))
+                except ConfigError as exc:
+                    ident = getattr(row, str(pk.key))
+                    raise ConfigError(f"{table} {ident}, {column}: {exc}") from None
+                counts[table] += 1
+    return counts
 
 
 # --- instances ----------------------------------------------------------------------------------
