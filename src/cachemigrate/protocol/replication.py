@@ -28,7 +28,7 @@ from typing import cast
 
 from cachemigrate.errors import ConnectionLostError, ProtocolError, ServerError, server_error
 from cachemigrate.protocol.commands import CommandArg, pack_command
-from cachemigrate.protocol.dialer import authenticate, open_stream
+from cachemigrate.protocol.dialer import authenticate, connection_error, open_stream
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.resp import CommandStream
 
@@ -127,6 +127,10 @@ class ReplicationLink:
     async def connect(self) -> None:
         self._reader, self._writer = await open_stream(self.endpoint, limit=CHUNK * 2)
         reply = await self._call(b"PING")
+        if not reply.startswith(("+", "-")):
+            # Not a Redis server (a banner, an HTTP answer): its words are not repeated to a
+            # caller the network policy speaks for.
+            raise connection_error(self.endpoint, "", f"not a Redis server: PING answered {reply[:80]!r}")
         if reply.startswith("-") and not reply.startswith(("-NOAUTH", "-NOPERM")):
             raise server_error(reply[1:], command=b"PING")
         await authenticate(self.endpoint, self._checked_call)
