@@ -6,6 +6,7 @@ from ``CACHEMIGRATE_*`` variables and their options (cli/service_cmds.py); tests
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,16 @@ class Settings(BaseModel):
                     f"({service.describe()})"
                 )
         return value
+
+    def loopback_exposed(self) -> bool:
+        """Whether callers from other hosts (``host`` is not a loopback address) may make the
+        service connect to this host's own loopback servers (allowed_networks includes them)."""
+        try:
+            local = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            local = self.host == "localhost"
+        policy = NetworkPolicy.of(self.allowed_networks)
+        return not local and (policy.allows("127.0.0.1") or policy.allows("::1"))
 
     def network_policy(self, project_id: str) -> NetworkPolicy:
         """Where connections made for ``project_id`` may go: its own networks, else the service's."""
