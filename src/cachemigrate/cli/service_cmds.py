@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cachemigrate.cli.options import ascii_int
 from cachemigrate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def open_database(settings: Settings) -> Any:
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on", parser=ascii_int)] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Run the DCS-compatible migration service (settings from CACHEMIGRATE_* variables)."""

@@ -29,7 +29,7 @@ from typing import cast
 from cachemigrate.errors import ConnectionLostError, ProtocolError, ServerError, server_error
 from cachemigrate.protocol.commands import CommandArg, pack_command
 from cachemigrate.protocol.dialer import authenticate, connection_error, open_stream
-from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.endpoint import Endpoint, decimal
 from cachemigrate.protocol.resp import CommandStream
 
 EOF_MARK_SIZE = 40
@@ -153,9 +153,10 @@ class ReplicationLink:
             reply = await self._call(b"PSYNC", replid, offset)
         if reply.startswith("+FULLRESYNC"):
             parts = reply.split()
-            if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+            magnitude = decimal(parts[2].removeprefix("-")) if len(parts) == 3 else None
+            if magnitude is None:
                 raise ProtocolError(f"bad FULLRESYNC reply {reply[:80]!r}")
-            self.offset = int(parts[2])
+            self.offset = -magnitude if parts[2].startswith("-") else magnitude
             return PsyncResult(True, parts[1], self.offset)
         if reply.startswith("+CONTINUE"):
             parts = reply.split()
