@@ -45,8 +45,11 @@ class Service:
 
     def __init__(self, cli: str, work: Path) -> None:
         self.cli = cli
+        # The demo's redis-servers listen on 127.0.0.1: the only network the service may reach
+        # (the default allows all of loopback; said here as an operator would say it).
         self.env = {**os.environ, "CACHEMIGRATE_DATA_DIR": str(work / "service"),
-                    "CACHEMIGRATE_DEV_MODE": "true", "HOME": str(work / "home")}
+                    "CACHEMIGRATE_DEV_MODE": "true", "HOME": str(work / "home"),
+                    "CACHEMIGRATE_ALLOWED_NETWORKS": "127.0.0.1/32"}
         (work / "home").mkdir(exist_ok=True)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"

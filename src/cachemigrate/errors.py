@@ -24,6 +24,8 @@
     │   └── AofFormatError              AOF / manifest: carries source name and offset
     ├── ProtocolError                   the peer broke RESP or the replication protocol
     ├── ConnectionLostError             a socket closed or timed out under us
+    │   └── AddressNotAllowedError      a connection the network policy refused before any
+    │                                   packet was sent (worded as any unreachable endpoint)
     ├── ServerError                     an error reply from a Redis server (server_errors maps
     │   │                               its prefix to one of these)
     │   ├── AuthError                   NOAUTH, WRONGPASS, NOPERM, invalid password
@@ -192,6 +194,14 @@ class ProtocolError(CacheMigrateError):
 
 class ConnectionLostError(CacheMigrateError):
     """A connection closed or timed out while we needed it."""
+
+
+class AddressNotAllowedError(ConnectionLostError):
+    """The endpoint's network policy does not allow an address its host resolved to.
+
+    A ConnectionLostError worded like one: to the caller, an address outside the allowed
+    networks is an endpoint that cannot be reached, nothing more (protocol/netpolicy.py).
+    """
 
 
 class ServerError(CacheMigrateError):

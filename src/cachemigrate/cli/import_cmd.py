@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from cachemigrate.cli.options import ascii_int
+
 
 def register(app: typer.Typer) -> None:
     app.command("import")(import_files)
@@ -25,7 +27,7 @@ def import_files(
     rewrite: Annotated[bool, typer.Option(help="send plain commands instead of RESTORE payloads")] = False,
     big_key_mb: Annotated[int, typer.Option(help="values above this many MB go in chunks")] = 8,
     bandwidth_mb: Annotated[float | None, typer.Option(help="read at most this many MB/s")] = None,
-    db: Annotated[int | None, typer.Option(help="import only this source db")] = None,
+    db: Annotated[int | None, typer.Option(help="import only this source db", parser=ascii_int)] = None,
     fold_dbs: Annotated[bool, typer.Option("--fold-dbs", help="put every db into db 0")] = False,
     flush_target: Annotated[bool, typer.Option("--flush-target", help="FLUSHALL the target first")] = False,
     s3_endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint URL")] = None,

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from cachemigrate.cli.options import ascii_int
+
 
 def register(app: typer.Typer) -> None:
     app.command("migrate")(migrate)
@@ -22,7 +24,7 @@ def migrate(
     incremental: Annotated[bool, typer.Option("--incremental", help="after the snapshot, keep "
                                               "applying the source's writes until Ctrl-C")] = False,
     bandwidth_mb: Annotated[float | None, typer.Option(help="read at most this many MB/s")] = None,
-    db: Annotated[int | None, typer.Option(help="migrate only this source db")] = None,
+    db: Annotated[int | None, typer.Option(help="migrate only this source db", parser=ascii_int)] = None,
     fold_dbs: Annotated[bool, typer.Option("--fold-dbs", help="put every db into db 0")] = False,
     resume: Annotated[str, typer.Option(help="auto: reconnect after a dropped link; manual: stop "
                                         "with an error")] = "auto",

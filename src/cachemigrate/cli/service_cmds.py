@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cachemigrate.cli.options import ascii_int
 from cachemigrate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,13 +28,17 @@ ProjectOpt = Annotated[str | None, typer.Option("--project-id", help="Only this 
 
 def service_settings(database: str | None = None, **overrides: Any) -> Settings:
     """The service's settings: the ``CACHEMIGRATE_*`` variables, then the options given here."""
-    from pydantic import ValidationError
-    from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+    from pydantic import Field, ValidationError
+    from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-    from cachemigrate.service.settings import Settings
+    from cachemigrate.service.settings import DEFAULT_ALLOWED_NETWORKS, Settings
 
     class FromEnvironment(BaseSettings, Settings):
         model_config = SettingsConfigDict(env_prefix="CACHEMIGRATE_", extra="ignore", frozen=True)
+        # A JSON list or "10.0.0.0/8,fd00::/8": Settings reads either (not JSON-decoded here).
+        allowed_networks: Annotated[list[str], NoDecode] = Field(
+            default_factory=lambda: list(DEFAULT_ALLOWED_NETWORKS)
+        )
 
     values = {k: v for k, v in overrides.items() if v is not None}
     if database:
@@ -44,7 +49,7 @@ def service_settings(database: str | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"settings: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = [str(part) for part in first["loc"]]
+        loc = [str(part) for part in first["loc"]] or ["settings"]
         raise ConfigError(
             f"setting {'.'.join(loc)} (CACHEMIGRATE_{loc[0].upper()}): {first['msg']}"
         ) from None
@@ -60,7 +65,7 @@ def open_database(settings: Settings) -> Any:
 
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on", parser=ascii_int)] = None,
     database: DatabaseOpt = None,
     ssl_certfile: Annotated[
         Path | None, typer.Option("--ssl-certfile", help="PEM certificate (chain): serve HTTPS")

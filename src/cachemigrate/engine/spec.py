@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 
 from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.netpolicy import UNREACHABLE, NetworkPolicy
 
 
 class SourceKind(enum.StrEnum):
@@ -79,10 +80,13 @@ class PipelineSpec:
     options: PipelineOptions = field(default_factory=PipelineOptions)
     name: str = ""  # for log lines
 
-# Endpoint is re-exported: the service layer builds endpoints without importing protocol/.
+# Endpoint, NetworkPolicy and UNREACHABLE (how a policy'd failure reads) are re-exported: the
+# service layer builds endpoints without importing protocol/.
 __all__ = [
+    "UNREACHABLE",
     "DbMode",
     "Endpoint",
+    "NetworkPolicy",
     "PipelineOptions",
     "PipelineSpec",
     "ResumeMode",

@@ -8,6 +8,7 @@ from typing import Any
 
 from cachemigrate.errors import ProtocolError, ServerError
 from cachemigrate.protocol.connection import Connection
+from cachemigrate.protocol.endpoint import decimal
 
 SLOTS = 16384
 
@@ -49,6 +50,9 @@ class Topology:
     @classmethod
     def from_masters(cls, masters: list[ClusterNode]) -> Topology:
         owner = [-1] * SLOTS
+        for m in masters:
+            if not 0 < m.port < 65536 or any(not 0 <= lo <= hi < SLOTS for lo, hi in m.slots):
+                raise ProtocolError(f"a cluster node announces port {m.port}, slots {m.slots[:4]}")
         ordered = sorted(masters, key=lambda m: (m.slots[0] if m.slots else (SLOTS, SLOTS), m.address))
         for i, m in enumerate(ordered):
             for lo, hi in m.slots:
@@ -79,6 +83,16 @@ async def fetch_topology(conn: Connection) -> Topology:
     raise ProtocolError(f"{conn.endpoint.display_url()}: cannot read the cluster topology")
 
 
+def _int(v: Any) -> int:
+    """A number of a topology reply: a RESP integer as it is, text in ASCII digits only."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    n = decimal(_s(v))
+    if n is None:
+        raise ProtocolError(f"not a number in a cluster topology reply: {_s(v)[:40]!r}")
+    return n
+
+
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
@@ -94,14 +108,14 @@ async def _from_shards(conn: Connection) -> list[ClusterNode]:
     masters = []
     for shard in await conn.execute("CLUSTER", "SHARDS"):
         info = _pairs(shard)
-        flat = [int(x) for x in info.get("slots", [])]
+        flat = [_int(x) for x in info.get("slots", [])]
         ranges = tuple((flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2))
         for node in info.get("nodes", []):
             n = _pairs(node)
             if _s(n.get("role", "")) != "master" or _s(n.get("health", "online")) != "online":
                 continue
             host = _s(n.get("ip") or n.get("endpoint") or conn.endpoint.host)
-            port = int(n.get("port") or n.get("tls-port") or 0)
+            port = _int(n.get("port") or n.get("tls-port") or 0)
             masters.append(ClusterNode(_host(host, conn), port, _s(n.get("id", "")), ranges))
     return [m for m in masters if m.slots]
 
@@ -109,9 +123,9 @@ async def _from_shards(conn: Connection) -> list[ClusterNode]:
 async def _from_slots(conn: Connection) -> list[ClusterNode]:
     by_addr: dict[tuple[str, int], tuple[str, list[tuple[int, int]]]] = {}
     for row in await conn.execute("CLUSTER", "SLOTS"):
-        lo, hi, master = int(row[0]), int(row[1]), row[2]
+        lo, hi, master = _int(row[0]), _int(row[1]), row[2]
         host = _host(_s(master[0]), conn)
-        port = int(master[1])
+        port = _int(master[1])
         node_id = _s(master[2]) if len(master) > 2 else ""
         by_addr.setdefault((host, port), (node_id, []))[1].append((lo, hi))
     return [ClusterNode(h, p, nid, tuple(sorted(r))) for (h, p), (nid, r) in by_addr.items()]
@@ -130,9 +144,9 @@ async def _from_nodes(conn: Connection) -> list[ClusterNode]:
             if r.startswith("["):
                 continue  # a slot being imported / migrated
             lo, _, hi = r.partition("-")
-            ranges.append((int(lo), int(hi or lo)))
+            ranges.append((_int(lo), _int(hi or lo)))
         if ranges:
-            masters.append(ClusterNode(_host(host, conn), int(port), parts[0], tuple(sorted(ranges))))
+            masters.append(ClusterNode(_host(host, conn), _int(port), parts[0], tuple(sorted(ranges))))
     return masters
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cachemigrate.errors import CacheMigrateError, ConnectionLostError, server_error
 from cachemigrate.protocol.commands import Buffer, CommandArg, pack_command
-from cachemigrate.protocol.dialer import authenticate, dial
+from cachemigrate.protocol.dialer import authenticate, connection_error, dial
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.resp import NEED_DATA, ErrorReply, ReplyReader, reply_reader
 
@@ -220,7 +220,8 @@ class Connection:
             try:
                 reply = gets()
             except CacheMigrateError as exc:
-                self._fail(ConnectionLostError(f"{self.endpoint.display_url()}: {exc}"))
+                # Not RESP: with a network policy, worded as any endpoint that cannot be reached.
+                self._fail(connection_error(self.endpoint, "", str(exc)))
                 return
             if reply is NEED_DATA:
                 return

@@ -4,7 +4,9 @@
 so TLS, the timeout, AUTH and the wording of their errors are one implementation:
 - TLS verifies the server's certificate and host name unless the endpoint says ``tls_insecure``;
 - errors name the endpoint by ``Endpoint.display_url()`` (password masked) and never echo the
-  AUTH command: only the server's words are kept.
+  AUTH command: only the server's words are kept;
+- the endpoint's network policy is applied here, before any packet is sent, so no path can
+  connect around it; with a policy, failures are worded alike (``connection_error``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from cachemigrate.errors import AuthError, ConfigError, ConnectionLostError, ServerError
+from cachemigrate.errors import (
+    AddressNotAllowedError,
+    AuthError,
+    ConfigError,
+    ConnectionLostError,
+    ServerError,
+)
 from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.netpolicy import UNREACHABLE, operator_log
 
-__all__ = ["authenticate", "dial", "open_stream", "tls_context"]
+__all__ = ["authenticate", "connection_error", "dial", "open_stream", "resolve", "tls_context"]
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 Call = Callable[..., Awaitable[object]]
@@ -52,25 +61,23 @@ async def dial(
 ) -> tuple[asyncio.Transport, P]:
     """Connect to ``endpoint`` (TLS handshake included) within its ``connect_timeout``.
 
-    TCP_NODELAY is set (requests are batched by the callers, not by Nagle); ``buffer_size`` sets
-    both socket buffers (a pipelining writer wants MiBs in flight), else the kernel tunes them.
+    The host is resolved once; with a network policy every address must be allowed before
+    anything is sent, and the socket connects to those checked addresses (in the resolver's
+    order), not to the name (protocol/netpolicy.py). TCP_NODELAY is set (requests are batched by
+    the callers, not by Nagle); ``buffer_size`` sets both socket buffers (a pipelining writer
+    wants MiBs in flight), else the kernel tunes them.
     """
     ctx = tls_context(endpoint)
-    loop = asyncio.get_running_loop()
     try:
         transport, protocol = await asyncio.wait_for(
-            loop.create_connection(
-                protocol_factory, endpoint.host, endpoint.port, ssl=ctx,
-                server_hostname=endpoint.host if ctx else None,
-            ),
-            endpoint.connect_timeout,
+            _connect(endpoint, protocol_factory, ctx), endpoint.connect_timeout
         )
     except TimeoutError:
-        raise ConnectionLostError(
-            f"cannot connect to {endpoint.display_url()}: timed out after {endpoint.connect_timeout:g} s"
+        raise connection_error(
+            endpoint, "cannot connect to", f"timed out after {endpoint.connect_timeout:g} s"
         ) from None
     except (OSError, ssl.SSLError) as exc:
-        raise ConnectionLostError(f"cannot connect to {endpoint.display_url()}: {exc}") from None
+        raise connection_error(endpoint, "cannot connect to", str(exc)) from None
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -80,6 +87,79 @@ async def dial(
     # Not an isinstance check: uvloop's transports (uvicorn's default loop) implement the same
     # interface without subclassing asyncio.Transport.
     return transport, protocol
+
+
+Address = tuple[socket.AddressFamily, tuple[Any, ...]]  # (family, sockaddr) as getaddrinfo gives
+
+
+async def resolve(host: str, port: int) -> list[Address]:
+    """``host``'s TCP addresses, resolved once, in the resolver's order (OSError if none)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    out: list[Address] = []
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6) and (family, sockaddr) not in out:
+            out.append((family, sockaddr))
+    return out
+
+
+async def _connect(
+    endpoint: Endpoint, protocol_factory: Callable[[], P], ctx: ssl.SSLContext | None
+) -> tuple[asyncio.Transport, P]:
+    addresses = await resolve(endpoint.host, endpoint.port)
+    policy = endpoint.network
+    if policy is not None:
+        refused = policy.refused(str(sockaddr[0]) for _, sockaddr in addresses)
+        if refused or not addresses:
+            outside = ", ".join(refused) or "no address"
+            raise connection_error(
+                endpoint, "cannot connect to",
+                f"{outside} outside the allowed networks ({policy.describe()})", AddressNotAllowedError,
+            )
+    sock = await _connected_socket(endpoint, addresses)
+    loop = asyncio.get_running_loop()
+    try:
+        # The checked address is connected already: TLS verifies the name the caller gave.
+        transport, protocol = await loop.create_connection(
+            protocol_factory, sock=sock, ssl=ctx, server_hostname=endpoint.host if ctx else None
+        )
+    except BaseException:
+        sock.close()
+        raise
+    return transport, protocol
+
+
+async def _connected_socket(endpoint: Endpoint, addresses: list[Address]) -> socket.socket:
+    """A socket connected to the first of ``addresses`` that accepts (each tried in turn)."""
+    loop = asyncio.get_running_loop()
+    errors: list[str] = []
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, sockaddr)
+        except OSError as exc:
+            sock.close()
+            errors.append(f"{sockaddr[0]}: {exc.strerror or exc}" if len(addresses) > 1 else str(exc))
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise OSError("; ".join(errors) or f"{endpoint.host} resolves to no address")
+
+
+def connection_error(
+    endpoint: Endpoint, what: str, detail: str, cls: type[ConnectionLostError] = ConnectionLostError
+) -> ConnectionLostError:
+    """``cls("{what} {endpoint}: {detail}")`` — except with a network policy (the service, on a
+    caller's behalf), where the caller reads only that the endpoint cannot be reached, whatever
+    happened (no port-scan oracle) and the detail goes to the operator's log."""
+    where = f"{what} {endpoint.display_url()}".strip()
+    if endpoint.network is None:
+        return cls(f"{where}: {detail}")
+    operator_log.warning("%s: %s", where, detail)
+    return cls(f"{where}: {UNREACHABLE}")
 
 
 async def open_stream(endpoint: Endpoint, *, limit: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

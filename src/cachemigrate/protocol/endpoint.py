@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from cachemigrate.errors import ConfigError
+from cachemigrate.protocol.netpolicy import NetworkPolicy
 
 _SCHEMES = {"redis": False, "rediss": True}
 _DIGITS = re.compile(r"[0-9]+")
@@ -69,6 +70,10 @@ class Endpoint:
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Where a connection may go (protocol/netpolicy.py): the service sets it on every endpoint a
+    # caller names; None (the CLI) allows every address. Derived endpoints (a cluster's nodes,
+    # MOVED targets: dataclasses.replace) keep it.
+    network: NetworkPolicy | None = field(default=None, repr=False)
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
@@ -125,10 +130,12 @@ class Endpoint:
         password: str | None = None,
         tls: bool = False,
         tls_insecure: bool = False,
+        network: NetworkPolicy | None = None,
     ) -> Endpoint:
         """The first node of a DCS ``addrs`` list (every entry is checked; ConfigError).
 
         The first node is where the engine connects: a cluster's other nodes are found from it.
+        ``network`` limits where connections to it may go.
         """
         host, port = split_addrs(addrs)[0]
         return cls(
@@ -138,6 +145,7 @@ class Endpoint:
             password=password or None,
             tls=tls,
             tls_insecure=tls and tls_insecure,
+            network=network,
         )
 
     def with_db(self, db: int | None) -> Endpoint:

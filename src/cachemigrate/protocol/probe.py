@@ -7,7 +7,7 @@ from typing import Literal
 
 from cachemigrate.errors import ServerError
 from cachemigrate.protocol.connection import Connection
-from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.endpoint import Endpoint, decimal
 
 Vendor = Literal["redis", "valkey"]
 
@@ -34,7 +34,7 @@ def parse_version(text: str) -> tuple[int, ...]:
     for p in text.strip().split("."):
         digits = ""
         for c in p:
-            if not c.isdigit():
+            if not "0" <= c <= "9":  # ASCII: str.isdigit() takes "²", which int() refuses
                 break
             digits += c
         parts.append(int(digits) if digits else 0)
@@ -55,9 +55,10 @@ def parse_keyspace(info: dict[str, str]) -> dict[int, int]:
     """``db0:keys=1,expires=0,avg_ttl=0`` lines into {db: keys}."""
     out: dict[int, int] = {}
     for k, v in info.items():
-        if k.startswith("db") and k[2:].isdigit():
+        db = decimal(k[2:]) if k.startswith("db") else None
+        if db is not None:
             fields = dict(p.split("=", 1) for p in v.split(",") if "=" in p)
-            out[int(k[2:])] = int(fields.get("keys", "0"))
+            out[db] = decimal(fields.get("keys", "0")) or 0
     return out
 
 
@@ -152,7 +153,7 @@ async def _config_str(conn: Connection, name: str) -> str | None:
 
 async def _config_int(conn: Connection, name: str) -> int | None:
     value = await _config_str(conn, name)
-    return int(value) if value is not None and value.isdigit() else None
+    return None if value is None else decimal(value)
 
 
 def _text(reply: object) -> str:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from cachemigrate.errors import ConnectionLostError, ProtocolError, ServerError, server_error
 from cachemigrate.protocol.commands import CommandArg, pack_command
-from cachemigrate.protocol.dialer import authenticate, open_stream
-from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.dialer import authenticate, connection_error, open_stream
+from cachemigrate.protocol.endpoint import Endpoint, decimal
 from cachemigrate.protocol.resp import CommandStream
 
 EOF_MARK_SIZE = 40
@@ -125,6 +125,10 @@ class ReplicationLink:
     async def connect(self) -> None:
         self._reader, self._writer = await open_stream(self.endpoint, limit=CHUNK * 2)
         reply = await self._call(b"PING")
+        if not reply.startswith(("+", "-")):
+            # Not a Redis server (a banner, an HTTP answer): its words are not repeated to a
+            # caller the network policy speaks for.
+            raise connection_error(self.endpoint, "", f"not a Redis server: PING answered {reply[:80]!r}")
         if reply.startswith("-") and not reply.startswith(("-NOAUTH", "-NOPERM")):
             raise server_error(reply[1:], command=b"PING")
         await authenticate(self.endpoint, self._checked_call)
@@ -147,9 +151,10 @@ class ReplicationLink:
             reply = await self._call(b"PSYNC", replid, offset)
         if reply.startswith("+FULLRESYNC"):
             parts = reply.split()
-            if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+            magnitude = decimal(parts[2].removeprefix("-")) if len(parts) == 3 else None
+            if magnitude is None:
                 raise ProtocolError(f"bad FULLRESYNC reply {reply[:80]!r}")
-            self.offset = int(parts[2])
+            self.offset = -magnitude if parts[2].startswith("-") else magnitude
             return PsyncResult(True, parts[1], self.offset)
         if reply.startswith("+CONTINUE"):
             parts = reply.split()

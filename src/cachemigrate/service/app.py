@@ -50,7 +50,10 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   digits). Extensions, named as in the DCS instance models: `enable_ssl` (TLS, what `rediss://`
   says in a URL), `ssl_verify` (with `enable_ssl`; false accepts a self-signed certificate) and
   `access_user` (the ACL user to log in as). Every endpoint is reached before it is accepted:
-  400 `DCS.4080` when it refuses the password or user, 400 `DCS.4063` when it cannot be reached.
+  400 `DCS.4080` when it refuses the password or user, 400 `DCS.4063` "the instance cannot be
+  reached" otherwise. The service connects only inside the networks its operator allows (for
+  the project): an address outside them is refused before any packet is sent, and answered in
+  the same words as a closed port, a silent one or one that does not speak Redis.
 * Backup imports (`backupfile_import`): `self_build_obs` reads `bucket_name`/`files` from a
   configured bucket (`file://` directory or `s3://` store; .rdb, .aof, multi-part .manifest, .zip,
   .tar.gz), one file after the other, each with its own log lines; a missing object, refused
@@ -104,6 +107,13 @@ def build_services(settings: Settings, executor: Executor | None = None) -> Serv
 
 def create_app(settings: Settings, *, executor: Executor | None = None) -> FastAPI:
     services = build_services(settings, executor)
+    if settings.loopback_exposed():
+        log.warning(
+            "the service listens on %s and allowed_networks (%s) include loopback: callers from "
+            "other hosts can make it connect to this host's own servers; set "
+            "CACHEMIGRATE_ALLOWED_NETWORKS to the networks the caches are in",
+            settings.host, ", ".join(settings.allowed_networks),
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

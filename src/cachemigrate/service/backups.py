@@ -118,7 +118,11 @@ class BackupService:
         )
         assert row is not None
         try:
-            endpoint = endpoint_of(instance_desc(inst), self.cipher.decrypt_optional(inst.password_enc))
+            endpoint = endpoint_of(
+                instance_desc(inst),
+                self.cipher.decrypt_optional(inst.password_enc),
+                network=self.settings.network_policy(inst.project_id),
+            )
             result = await fetch_rdb(endpoint, self._sink(row.location))
         except (CacheMigrateError, OSError) as exc:
             message = str(exc) or type(exc).__name__

@@ -7,20 +7,25 @@ when it is a registered instance, ``db``, ``proxy_multi_db``, and our extensions
 DCS instance models name them: ``enable_ssl`` (TLS, what ``rediss://`` says in a URL),
 ``ssl_verify`` (false: do not verify the server's certificate) and ``access_user`` (the ACL user
 to log in as; the default user when absent). Absent keys mean plain TCP as the default user.
+
+Every Endpoint the service connects to is made by ``endpoint_of``, with the project's network
+policy (Settings.network_policy): the dialer refuses any address outside it before a packet is
+sent. An endpoint that cannot be used, for whatever reason but a refused password, is answered
+in the same words (``UNREACHABLE``): why goes to the operator's log, never to the caller.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from cachemigrate.engine.reach import Reached, reach
-from cachemigrate.engine.spec import Endpoint
+from cachemigrate.engine.spec import UNREACHABLE, Endpoint, NetworkPolicy
 from cachemigrate.errors import (
     AuthError,
     CacheMigrateError,
     ConfigError,
-    ConnectionLostError,
     InvalidParameterError,
     NotFoundError,
     PasswordRejectedError,
@@ -28,6 +33,8 @@ from cachemigrate.errors import (
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Instance
 from cachemigrate.service.db.session import Database
+
+log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 3.0  # seconds: the caller waits for the answer
 
@@ -66,8 +73,9 @@ def instance_desc(inst: Instance) -> dict[str, Any]:
     }
 
 
-def endpoint_of(desc: Mapping[str, Any], password: str | None) -> Endpoint:
-    """The engine's Endpoint for a description (ConfigError when its ``addrs`` is not host:port)."""
+def endpoint_of(desc: Mapping[str, Any], password: str | None, *, network: NetworkPolicy) -> Endpoint:
+    """The engine's Endpoint for a description (ConfigError when its ``addrs`` is not host:port),
+    which connects only inside ``network`` (the project's: ``Settings.network_policy``)."""
     addrs = str(desc.get("addrs") or "")
     try:
         return Endpoint.from_addrs(
@@ -76,22 +84,33 @@ def endpoint_of(desc: Mapping[str, Any], password: str | None) -> Endpoint:
             password=password,
             tls=bool(desc.get("enable_ssl")),
             tls_insecure=desc.get("ssl_verify") is False,
+            network=network,
         )
     except ConfigError as exc:
         raise ConfigError(f"bad address {addrs!r}: {exc}") from None
 
 
+def first_address(desc: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The host and port of a description's first node, to show or compare (None for an
+    ``addrs`` that is not host:port); never an Endpoint to connect to."""
+    try:
+        ep = Endpoint.from_addrs(str(desc.get("addrs") or ""))
+    except ConfigError:
+        return None
+    return ep.host, ep.port
+
+
 async def check(field: str, endpoint: Endpoint, *, password_message: str | None = None) -> Reached:
     """Reach ``endpoint`` as a migration would, before a request that names it is accepted.
 
-    PasswordRejectedError when it refuses the password or ACL user; InvalidParameterError(field)
-    when nothing usable answers.
+    PasswordRejectedError when it refuses the password or ACL user; otherwise, when nothing
+    usable answers (not allowed, refused, silent, not Redis, an error reply), InvalidParameterError
+    (field, UNREACHABLE) whatever the reason, which the operator's log tells.
     """
     try:
         return await reach(endpoint, timeout=CHECK_TIMEOUT)
     except AuthError:
         raise PasswordRejectedError(field, password_message) from None
-    except ConnectionLostError as exc:
-        raise InvalidParameterError(field, str(exc)) from None  # it names the endpoint
     except CacheMigrateError as exc:
-        raise InvalidParameterError(field, f"{endpoint.display_url()}: {exc}") from None
+        log.warning("%s %s cannot be used: %s: %s", field, endpoint.display_url(), type(exc).__name__, exc)
+        raise InvalidParameterError(field, UNREACHABLE) from None

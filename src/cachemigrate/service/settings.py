@@ -6,13 +6,24 @@ from ``CACHEMIGRATE_*`` variables and their options (cli/service_cmds.py); tests
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from cachemigrate.engine.spec import S3Settings
+from cachemigrate.engine.spec import NetworkPolicy, S3Settings
 from cachemigrate.errors import ConfigError
+
+# Where the service may connect unless the operator says otherwise: its own host only. The
+# default `serve` listens on 127.0.0.1, so its callers are users of this host, who can reach
+# its loopback servers anyway: the service gives them nothing they do not have. Nothing beyond
+# the host is reachable until the operator names the networks tenants' caches live in; and a
+# service that listens on other addresses should name them instead of loopback (create_app
+# warns when it does not), or tenants could copy this host's own passwordless servers.
+DEFAULT_ALLOWED_NETWORKS = ("127.0.0.0/8", "::1/128")
 
 
 class BucketConfig(BaseModel):
@@ -94,6 +105,68 @@ class Settings(BaseModel):
     max_tasks_per_project: int = 1000
     # True: the pure-Python RDB path instead of the C walker (same bytes, slower; for diagnosis).
     pure_python: bool = False
+    # The networks (CIDR) the service may connect to for any caller: instance checks, task
+    # configuration, runs, resumes and backups (protocol/netpolicy.py). A host name is resolved
+    # once and every address it resolves to must be inside one of them. Default: loopback only
+    # (DEFAULT_ALLOWED_NETWORKS says why). Variable: a JSON list or "10.0.0.0/8,fd00::/8".
+    allowed_networks: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_NETWORKS))
+    # Project ID -> its own, narrower networks (each inside allowed_networks); other projects
+    # get allowed_networks. Variable: JSON, {"<project_id>": ["10.1.0.0/16"]}.
+    project_networks: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> Any:
+        """A JSON list or a comma-separated list, as the environment variable gives it."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        try:
+            NetworkPolicy.of(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("project_networks")
+    @classmethod
+    def _within_service(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        allowed = info.data.get("allowed_networks")
+        if allowed is None:  # itself invalid: that is the error reported
+            return value
+        service = NetworkPolicy.of(allowed)
+        for project, cidrs in value.items():
+            try:
+                narrower = NetworkPolicy.of(cidrs)
+            except ConfigError as exc:
+                raise ValueError(f"project {project!r}: {exc}") from None
+            if not service.covers(narrower):
+                raise ValueError(
+                    f"project {project!r}: {', '.join(cidrs)} is not within allowed_networks "
+                    f"({service.describe()})"
+                )
+        return value
+
+    def loopback_exposed(self) -> bool:
+        """Whether callers from other hosts (``host`` is not a loopback address) may make the
+        service connect to this host's own loopback servers (allowed_networks includes them)."""
+        try:
+            local = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            local = self.host == "localhost"
+        policy = NetworkPolicy.of(self.allowed_networks)
+        return not local and (policy.allows("127.0.0.1") or policy.allows("::1"))
+
+    def network_policy(self, project_id: str) -> NetworkPolicy:
+        """Where connections made for ``project_id`` may go: its own networks, else the service's."""
+        cidrs = self.project_networks.get(project_id)
+        return NetworkPolicy.of(self.allowed_networks if cidrs is None else cidrs)
 
     def secret_keys(self) -> list[str]:
         """The keys of ``secret_key``, newest first."""

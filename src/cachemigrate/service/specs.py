@@ -102,14 +102,17 @@ def build(
 ) -> PipelineSpec:
     if task.target is None:
         raise ConfigError("the task has no target configured")
-    target = endpoint_of(task.target, cipher.decrypt_optional(task.target_password_enc))
+    # Checked when the task was configured, and again at every connection: the project's
+    # networks may have narrowed since (a resume after a restart).
+    network = settings.network_policy(task.project_id)
+    target = endpoint_of(task.target, cipher.decrypt_optional(task.target_password_enc), network=network)
     if task.migration_type == st.IMPORT:
         source = backup_source or import_source(settings, task.backup_files or {})
         options = options_of(task, None, c_walker=not settings.pure_python)
         return PipelineSpec(source=source, target=target, options=options, name=task.name)
     if task.source is None:
         raise ConfigError("the task has no source configured")
-    src = endpoint_of(task.source, cipher.decrypt_optional(task.source_password_enc))
+    src = endpoint_of(task.source, cipher.decrypt_optional(task.source_password_enc), network=network)
     return PipelineSpec(
         source=SourceSpec(kind=SourceKind.SYNC, endpoint=src),
         target=target,

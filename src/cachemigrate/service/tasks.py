@@ -100,7 +100,9 @@ class TaskService:
             desc.pop("ssl_verify", None)
         desc.update(given)
         try:
-            endpoint = endpoints.endpoint_of(desc, password)
+            endpoint = endpoints.endpoint_of(
+                desc, password, network=self.settings.network_policy(project_id)
+            )
         except ConfigError as exc:
             raise InvalidParameterError(f"{field}.addrs", str(exc)) from None
         if ref.db not in (None, ""):
@@ -228,7 +230,7 @@ class TaskService:
             raise InvalidParameterError("bandwidth_limit_mb", "an integer from 1 to 10240")
         source = await self._endpoint(project_id, "source_instance", body.source_instance)
         target = await self._endpoint(project_id, "target_instance", body.target_instance)
-        if endpoints.endpoint_of(source[0], None).address == endpoints.endpoint_of(target[0], None).address:
+        if endpoints.first_address(source[0]) == endpoints.first_address(target[0]):
             raise InvalidParameterError("target_instance", "the source and the target are the same server")
         await self.db.call(repo.clear_checkpoint, task_id=task.id)
         ok = await self.db.call(

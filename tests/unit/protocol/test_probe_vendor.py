@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from cachemigrate.errors import ProtocolError
+from cachemigrate.protocol.cluster import fetch_topology
 from cachemigrate.protocol.commands import pack_command
+from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import TargetInfo, probe_target
 from cachemigrate.protocol.resp import CommandStream
@@ -77,3 +80,43 @@ async def test_valkey8_and_refused_config(scripted: Callable[[Replies], Awaitabl
 async def test_redis_cluster_and_74(scripted: Callable[[Replies], Awaitable[Endpoint]]) -> None:
     info = await _probe(scripted, _info("redis_version:7.4.1\r\nredis_mode:cluster", "cluster_enabled:1"))
     assert info.vendor == "redis" and info.rdb_version == 12 and info.cluster and info.databases == 1
+
+
+async def test_numbers_from_a_server_are_ascii_digits_only(
+    scripted: Callable[[Replies], Awaitable[Endpoint]],
+) -> None:
+    # "\u00b2" passes str.isdigit() and int() refuses it; "\u0665" (Arabic-Indic 5) passes both,
+    # read as 5. A server the service reaches for a caller is the caller's: neither may crash the
+    # probe, nor count as a number.
+    keyspace = "db0:keys=\u0665,expires=0\r\ndb\u0661:keys=3,expires=0\r\ndb2:keys=4"
+    replies = _info("redis_version:7.\u00b2", keyspace=keyspace)
+    replies[(b"CONFIG", b"GET", b"databases")] = pack_command([b"databases", "\u0661\u0666".encode()])
+    info = await _probe(scripted, replies)
+    assert info.version == (7, 0) and info.databases is None and info.total_keys == 4
+
+
+GOOD_NODE = "abc 127.0.0.1:6379@16379 myself,master - 0 0 1 connected 0-16383"
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        GOOD_NODE.replace(":6379@", ":\u0666\u0663\u0667\u0669@"),
+        GOOD_NODE.replace("0-16383", "0-1638\u00b3"),
+        GOOD_NODE.replace("0-16383", "0-16384"),
+        GOOD_NODE.replace(":6379@", ":0@"),
+    ],
+)
+async def test_a_topology_with_odd_numbers_is_a_protocol_error(
+    scripted: Callable[[Replies], Awaitable[Endpoint]], nodes: str
+) -> None:
+    for text, ok in ((nodes, False), (GOOD_NODE, True)):
+        conn = await Connection.open(await scripted({(b"CLUSTER", b"NODES"): _bulk(text + "\n")}))
+        try:
+            if ok:
+                assert (await fetch_topology(conn)).covered
+            else:
+                with pytest.raises(ProtocolError):
+                    await fetch_topology(conn)
+        finally:
+            conn.abort()

@@ -4,33 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from cachemigrate.engine.spec import Endpoint
 from cachemigrate.engine.status import StatusSnapshot
-from cachemigrate.errors import ConfigError
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.db.models import Instance, Job, Task, TaskLog
-from cachemigrate.service.endpoints import endpoint_of, instance_desc
-
-
-def _endpoint(desc: dict[str, Any]) -> Endpoint | None:
-    try:
-        return endpoint_of(desc, None)
-    except ConfigError:
-        return None  # stored before addresses were checked as strictly: shown as given
+from cachemigrate.service.endpoints import first_address, instance_desc
 
 
 def _instance_info(desc: dict[str, Any] | None) -> s.InstanceInfo | None:
     if desc is None:
         return None
-    ep = _endpoint(desc)
+    # None: stored before addresses were checked as strictly, shown as given.
+    ep = first_address(desc)
     db = desc.get("db")
     return s.InstanceInfo(
         addrs=desc.get("addrs"),
         id=desc.get("id"),
         name=desc.get("name"),
-        ip=None if ep is None else ep.host,
-        port=None if ep is None else str(ep.port),
+        ip=None if ep is None else ep[0],
+        port=None if ep is None else str(ep[1]),
         proxy_multi_db=desc.get("proxy_multi_db"),
         db=None if db is None else str(db),
         enable_ssl=desc.get("enable_ssl"),
@@ -165,7 +157,7 @@ def log_entry(row: TaskLog) -> s.MigrationLog:
 
 
 def instance_info(inst: Instance) -> s.ShowInstanceResponse:
-    ep = _endpoint(instance_desc(inst))
+    ep = first_address(instance_desc(inst))
     return s.ShowInstanceResponse(
         instance_id=inst.id,
         name=inst.name,
@@ -173,8 +165,8 @@ def instance_info(inst: Instance) -> s.ShowInstanceResponse:
         engine="Redis",
         engine_version=inst.engine_version,
         status="RUNNING",
-        ip=inst.addrs if ep is None else ep.host,
-        port=0 if ep is None else ep.port,
+        ip=inst.addrs if ep is None else ep[0],
+        port=0 if ep is None else ep[1],
         domain_name="",
         no_password_access="false" if inst.password_enc else "true",
         created_at=inst.created_at,

@@ -48,7 +48,11 @@ async def create_instance(
         enable_ssl=body.enable_ssl, ssl_verify=body.ssl_verify, access_user=body.access_user
     )
     try:
-        endpoint = endpoints.endpoint_of({"addrs": body.addrs, **fields}, body.password or None)
+        endpoint = endpoints.endpoint_of(
+            {"addrs": body.addrs, **fields},
+            body.password or None,
+            network=svc.settings.network_policy(who.project_id),
+        )
     except ConfigError as exc:
         raise InvalidParameterError("addrs", str(exc)) from None
     reached = await endpoints.check(
