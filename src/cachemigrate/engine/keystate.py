@@ -133,11 +133,35 @@ def _normal(t: bytes, raw: list[Any]) -> Any:
     return raw[0]
 
 
+class Known:
+    """Named fields of which a server may not report them all: fields only one side has are not
+    compared (entries-added, max-deleted-entry-id and entries-read arrived in Redis 7.0)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: dict[bytes, Any]) -> None:
+        self.fields = fields
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Known):
+            return NotImplemented
+        a, b = self.fields, other.fields
+        return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+    def __hash__(self) -> int:
+        raise TypeError("Known is not hashable (its equality ignores fields one side lacks)")
+
+    def __repr__(self) -> str:
+        return f"Known({self.fields!r})"
+
+
+_STREAM_FIELDS: Final = (b"length", b"last-generated-id", b"max-deleted-entry-id", b"entries-added")
+_GROUP_FIELDS: Final = (b"last-delivered-id", b"entries-read")
+
+
 def _stream_state(full: Any) -> Any:
     """The parts of XINFO STREAM FULL that a migration must carry over."""
     info = _pairs(full)
-    keep = {b"length", b"last-generated-id", b"max-deleted-entry-id", b"entries-added"}
-    state = [(k, v) for k, v in info.items() if k in keep]
     groups = []
     for g in info.get(b"groups") or []:
         gi = _pairs(g)
@@ -145,9 +169,10 @@ def _stream_state(full: Any) -> Any:
         for c in gi.get(b"consumers") or []:
             ci = _pairs(c)
             consumers.append((ci.get(b"name"), ci.get(b"pel-count"), ci.get(b"pel")))
-        groups.append((gi.get(b"name"), gi.get(b"last-delivered-id"), gi.get(b"entries-read"),
+        groups.append((gi.get(b"name"), Known({k: gi[k] for k in _GROUP_FIELDS if k in gi}),
                        gi.get(b"pel"), sorted(consumers, key=repr)))
-    return (sorted(state), sorted(groups, key=repr))
+    stream = Known({k: info[k] for k in _STREAM_FIELDS if k in info})
+    return (stream, sorted(groups, key=lambda g: repr(g[0])))
 
 
 def _pairs(flat: Any) -> dict[bytes, Any]:
