@@ -312,7 +312,8 @@ async def _repair(
     for f in failures[:10]:
         key = f.key.decode("utf-8", "backslashreplace") if f.key is not None else "-"
         events.log(LogLevel.ERROR, f"repair: db {f.db} key {key!r}: {f.command}: {f.error}")
-    return stats.keys_written, stats.keys_failed
+    # The refused payloads sent again are not failures: the keys still refused are.
+    return stats.keys_written, len({(f.db, f.key) for f in failures})
 
 
 def _payload_refused(f: KeyFailure) -> bool:

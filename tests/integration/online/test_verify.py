@@ -4,10 +4,13 @@ migrator's back are found by kind and repaired; a live writer gives no false mis
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
+import pytest
 from online_workload import FAST, Online, Workload, seed
 
+from cachemigrate.engine import verify as verify_module
 from cachemigrate.engine.compare import Kind
 from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from cachemigrate.engine.pipeline import run_pipeline
@@ -15,6 +18,7 @@ from cachemigrate.engine.spec import PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import Phase, RecordingSink
 from cachemigrate.engine.verify import VerifyReport, verify
 from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.probe import TargetInfo, probe_target
 from support.compare import compare_servers
 from support.relay import Relay
 from support.servers import RedisServer, require_redis6
@@ -154,3 +158,46 @@ async def test_live_writer_gives_no_false_mismatch(redis_factory: Callable[..., 
             workload.stop()
             await online.finish()
     print(f"\nlive: {[r.as_dict() for r in reports]}")
+
+
+def test_payloads_the_target_refuses_are_sent_as_commands(
+    redis_factory: Callable[..., RedisServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A target that takes fewer payload versions than its probe said (a proxy in front, say):
+    Redis 6.0 refuses the RDB 10 payloads the repair sends, and the keys go again as commands."""
+    source = redis_factory("src")
+    target = redis_factory("dst", binary=require_redis6())
+    s = source.client()
+    s.set("s", "v", px=600_000)
+    s.hset("h", mapping={"a": "1", "b": "2"})
+    s.rpush("l", 1, 2, 3)
+    s.zadd("z", {"m": 1.5})
+
+    async def overstated(endpoint: Endpoint) -> TargetInfo:
+        return dataclasses.replace(await probe_target(endpoint), rdb_version=10)
+
+    monkeypatch.setattr(verify_module, "probe_target", overstated)
+    sink = RecordingSink()
+    report = _verify(source, target, repair=True, events=sink)
+    assert report.first_pass == {Kind.MISSING: 4} and report.ok, (report.as_dict(), sink.logs)
+    assert report.repaired == 4 and report.repair_failed == 0
+    assert any("4 payloads refused" in m for _, m in sink.logs), sink.logs
+    result = compare_servers([source.client()], [target.client()])
+    assert result.ok and result.compared == 4, result.summary()
+
+
+def test_keys_the_target_refuses_stay_mismatches(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src")
+    target = redis_factory("dst", args=["--rename-command", "RESTORE", ""])
+    source.client().set("a", "1")
+    source.client().set("b", "2")
+    target.client().set("b", "2")
+    target.client().set("c", "3")  # extra: its DEL is taken
+    sink = RecordingSink()
+    report = _verify(source, target, repair=True, events=sink)
+    assert report.first_pass == {Kind.MISSING: 1, Kind.EXTRA: 1}
+    assert (report.repaired, report.repair_failed) == (1, 1)
+    assert report.by_kind == {Kind.MISSING: 1} and not report.ok
+    assert [m.key for m in report.examples] == [b"a"]
+    assert any("key 'a': RESTORE" in m and "unknown command" in m for _, m in sink.logs), sink.logs
+    assert target.client().exists("c") == 0
