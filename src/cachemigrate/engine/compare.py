@@ -9,8 +9,9 @@ once (engine/keystate.py): per batch of SCAN keys one pipeline per side of ``TYP
 are equal values; only where they differ (another encoding: a listpack against a hash table,
 another field order, a downgraded payload, or a real difference) is the value read as such and
 compared in a normal form. A server that refuses DUMP (renamed, ACL) is read by value.
-Measured on 200k keys (benchmarks/compare.py, 2-core machine): 11.6k keys/s over redis-py (two
-round trips per side in turn, values always read), 130k keys/s now; CPU 9.5 s -> 0.6 s a run.
+Measured on 200k keys (benchmarks/compare.py, 2-core machine under load): 11-15k keys/s over
+redis-py (two round trips per side in turn, values always read), 100-130k keys/s now; the CPU of
+a run 10 s -> 0.6 s.
 
 Keys starting with one of ``ignore`` are left out on both sides; by default the offset marker an
 online migration keeps in its target while it may resume (engine/exactly_once.py).
