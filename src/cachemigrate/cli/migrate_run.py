@@ -6,6 +6,10 @@ cleanly: what was read is written, the checkpoint is saved (with --checkpoint) a
 run with the same --checkpoint continues from it. Without --incremental such a run still ends by
 itself: a checkpoint saved in an incremental phase is continued (+CONTINUE) up to the source's
 replication offset at the resume, then the run ends (engine/readers/sync.py, "Full-only resume").
+
+No trace is left in the target: the exactly-once offset marker (engine/exactly_once.py) is removed
+when the run ends by itself, and when Ctrl-C stops a run without --checkpoint (nothing resumes
+it). A run stopped with --checkpoint keeps it until a later run finishes the migration.
 """
 
 from __future__ import annotations
@@ -144,6 +148,7 @@ def run_migrate(
     options = PipelineOptions(
         incremental=incremental, bandwidth_mb=bandwidth_mb, resume_mode=resume_mode,
         db_mode=mode, db=db, flush_target=flush_target, c_walker=run_env.c_walker(),
+        resumable=checkpoint is not None,
     )
     source = Endpoint.from_url(source_url)
     spec = PipelineSpec(

@@ -32,6 +32,18 @@ Offsets: every entry of a transaction goes to the writer with source offset 0, s
 applied offset (a running maximum) never moves on +QUEUED replies or on a discarded EXEC;
 ``applied_offset`` adds the end of the last transaction known to be committed.
 
+When the marker goes (``remove_marker``): it is a key the source never had, so a finished
+migration must not leave it behind. The pipeline deletes it when a run ends by itself (a full-only
+run, or the catch-up of a full-only resume, is done) and when a stopped run will not be resumed
+(``PipelineOptions.resumable`` False: a CLI run without --checkpoint); the service deletes it
+with its task. A stopped run that may be resumed keeps it. Strictly, a clean stop would not need
+it: its last checkpoint is saved after the final flush, so it is exactly the marker's position.
+But that save is the one thing between a stop and a double apply (a service checkpoint is a
+database write; a stop past the grace period is a cancellation, with no final save at all), and
+the marker is what makes a resume exact whatever happened to the last save: while a resume is
+possible, it stays. The pipeline deletes it only after the last checkpoint save has completed
+(periodic saves included: a database save runs in a thread and is not stopped by cancelling it).
+
 Not covered (at least once, as before): cluster targets (one marker per master, routed by a hash
 tag of that master, would be needed: the cluster writer does not expose its per-node writers for
 this), cluster sources (one stream per shard), the full phase (RESTORE REPLACE: idempotent
@@ -48,7 +60,7 @@ from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel
 from cachemigrate.engine.writers.base import Writer
-from cachemigrate.errors import CacheMigrateError
+from cachemigrate.errors import AskError, CacheMigrateError, ClusterDownError, MovedError
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 
@@ -96,6 +108,22 @@ async def read_marker(target: Endpoint, source: str) -> Marker | None:
     finally:
         await conn.close()
     return Marker.decode(raw) if isinstance(raw, bytes) else None
+
+
+async def remove_marker(target: Endpoint, source: str, *, timeout: float = 10) -> bool:
+    """Delete the marker ``source`` (``host:port``) left in ``target``; True when there was one.
+
+    A cluster target never holds one (markers are written to standalone targets only): its
+    redirection of the key is taken as "none here".
+    """
+    conn = await Connection.open(target, db=0, name="cachemigrate-control")
+    try:
+        deleted = await conn.execute("DEL", marker_key(source), timeout=timeout)
+    except (MovedError, AskError, ClusterDownError):
+        return False
+    finally:
+        await conn.close()
+    return bool(deleted)
 
 
 def resume_point(start: Checkpoint | None, marker: Marker | None) -> Checkpoint | None:

@@ -63,6 +63,7 @@ class _Run:
         self.target: TargetInfo | None = None
         self.failures_seen = 0
         self._last_rate = (time.monotonic(), 0, 0)
+        self._saving: asyncio.Future[None] | None = None  # the checkpoint save under way
         self._rates = (0.0, 0.0)
 
     # ---- the run -----------------------------------------------------------------------------
@@ -112,6 +113,8 @@ class _Run:
                 with contextlib.suppress(CacheMigrateError, OSError):
                     await self.writer.close()
         self.phase = Phase.STOPPED if self.stop.is_set() else Phase.DONE
+        if self.applier is not None and (self.phase is Phase.DONE or not spec.options.resumable):
+            await self._remove_marker()
         final = self.snapshot()
         self.events.status(final)
         self.events.log(LogLevel.INFO, f"{name}: {final.phase.value}: {final.keys_written} keys written, "
@@ -242,11 +245,32 @@ class _Run:
             self.events.status(self.snapshot())
 
     async def _save_checkpoint(self) -> None:
+        """Saves run one at a time, in order, each to its end even when the caller is cancelled
+        (a database save runs in a thread, which a cancellation does not stop): a periodic save
+        cut short must not land after the last one, which the marker's removal relies on."""
         if self.checkpoints is None or self.reader is None or self.writer is None:
             return
+        if self._saving is not None and not self._saving.done():
+            await asyncio.wait([self._saving])  # neither raises its error nor cancels it
         cp = self.reader.checkpoint(self._applied_offset())
         if cp is not None:
-            await self.checkpoints.save(cp)
+            self._saving = saving = asyncio.ensure_future(self.checkpoints.save(cp))
+            saving.add_done_callback(_retrieve)  # a save cut short reports nowhere: no warning
+            await asyncio.shield(saving)
+
+    async def _remove_marker(self) -> None:
+        """The run is over for good (engine/exactly_once.py, "When the marker goes"): once the
+        last checkpoint save has completed, the target's marker is deleted. A save that failed,
+        or a target that cannot be reached, keeps the marker (a warning says so)."""
+        assert self.applier is not None
+        try:
+            await self._save_checkpoint()  # after any periodic save cut short by the cancellation
+            from cachemigrate.engine.exactly_once import remove_marker
+
+            await remove_marker(self.spec.target, self.applier.source)
+        except (CacheMigrateError, OSError, TimeoutError) as exc:
+            self.events.log(LogLevel.WARNING, f"the offset marker stays in the target "
+                            f"({self.applier.key.decode(errors='replace')}): {exc}")
 
     def snapshot(self, message: str = "") -> StatusSnapshot:
         r = self.reader.progress() if self.reader is not None else None
@@ -298,3 +322,8 @@ class _Run:
         if now - t >= 0.5:
             self._rates = ((commands - c0) / (now - t), (nbytes - b0) / 1024 / (now - t))
             self._last_rate = (now, commands, nbytes)
+
+
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -71,6 +71,10 @@ class PipelineOptions:
     # Runs of whole key records become RESTORE commands in C (formats/rdb/_walk.c) where it is
     # built; False: the pure-Python path makes the same bytes (CACHEMIGRATE_PURE_PYTHON=1).
     c_walker: bool = True
+    # A stopped run may be resumed from its checkpoint later (the service, CLI --checkpoint): the
+    # target keeps the exactly-once marker until then. False: a stop is the end of the migration,
+    # and the marker is removed like at the end of a finished run (engine/exactly_once.py).
+    resumable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

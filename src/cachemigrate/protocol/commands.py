@@ -10,7 +10,7 @@ thousands per second), so they are one ``%``-format per command; the generic pac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from typing import cast
 
@@ -75,6 +75,21 @@ def pack_argv(argv: Sequence[Buffer]) -> bytes:
     if n < len(_FMT):
         return _FMT[n] % tuple(chain.from_iterable(zip(map(len, argv), argv, strict=True)))
     return pack_command(argv)
+
+
+def key_commands_packer(names: Sequence[bytes]) -> Callable[[Iterable[bytes]], bytes]:
+    """A packer of ``NAME key`` for each of ``names``, for every key: ``pack(keys)`` is one
+    ``bytes`` of ``len(names) * len(keys)`` commands (TYPE k, PTTL k, DUMP k, TYPE k2, ...).
+
+    One ``%``-format per key: a comparison reads three replies per key of every key.
+    """
+    fmt = b"".join(b"*2\r\n$%d\r\n%b\r\n$%%d\r\n%%b\r\n" % (len(n), n) for n in names)
+    m = len(names)
+
+    def pack(keys: Iterable[bytes]) -> bytes:
+        return b"".join([fmt % ((len(k), k) * m) for k in keys])
+
+    return pack
 
 
 def pack_chunks(args: Sequence[CommandArg], large: int = LARGE_ARG) -> list[Buffer]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +26,12 @@ from cachemigrate.service.db.models import Task
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
+from cachemigrate.service.specs import build as build_spec
 from cachemigrate.service.specs import check_relative, file_kind, resolve_backup_file
 from cachemigrate.service.tasklogs import LogLine
 
+log = logging.getLogger(__name__)
+MARKER_TIMEOUT = 10.0  # seconds to remove a deleted task's offset marker (in the background)
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() takes "²", which int() refuses
 ResolvedEndpoint = tuple[dict[str, Any], str | None]  # (description without password, encrypted password)
 
@@ -301,13 +306,31 @@ class TaskService:
 
     async def delete(self, project_id: str, ids: list[str]) -> list[str]:
         unique = list(dict.fromkeys(ids))
+        tasks = []
         for task_id in unique:
             task = await self.get(project_id, task_id)
             if task.status in st.ACTIVE or task.task_status in (st.EXCHANGING, st.ROLLBACKING):
                 raise wrong_state(task, "delete")
-        for task_id in unique:
-            await self.db.call(repo.update_task, task_id=task_id, deleted=True)
+            tasks.append(task)
+        for task in tasks:
+            await self.db.call(repo.update_task, task_id=task.id, deleted=True)
+            if task.migration_type != st.IMPORT and task.source is not None and task.target is not None:
+                self.runner.spawn(self._remove_marker(task))
         return unique
+
+    async def _remove_marker(self, task: Task) -> None:
+        """A deleted online task leaves no exactly-once offset marker in its target
+        (engine/exactly_once.py); a target that cannot be reached keeps it (logged)."""
+        from cachemigrate.engine.exactly_once import remove_marker  # late: the engine loads on use
+
+        try:
+            spec = build_spec(self.settings, self.cipher, task)
+            if spec.source.endpoint is not None:
+                await asyncio.wait_for(
+                    remove_marker(spec.target, spec.source.endpoint.address), MARKER_TIMEOUT
+                )
+        except (CacheMigrateError, OSError, TimeoutError) as exc:
+            log.warning("task %s deleted; its offset marker stays in its target: %s", task.id, exc)
 
     async def update(self, project_id: str, task_id: str, body: s.MigrationUpdateRequestEntity) -> None:
         task = await self.get(project_id, task_id)

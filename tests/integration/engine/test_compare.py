@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Callable
 
-from cachemigrate.engine.compare import compare
+from cachemigrate.engine.compare import Kind, compare
 from cachemigrate.protocol.endpoint import Endpoint
 from support.poll import wait_until
 from support.servers import RedisServer
@@ -73,3 +73,37 @@ def test_expired_keys_not_yet_reclaimed_are_not_extra(source_redis: RedisServer,
     report = _run(source_redis, target_redis)
     assert report.extra == 1 and report.missing == 0 and report.mismatched == 0, report.examples
     assert [(m.key, m.reason) for m in report.examples] == [(b"surplus", "extra in target")]
+
+
+def test_equal_values_in_other_encodings_match(redis_factory: Callable[..., RedisServer]) -> None:
+    """DUMP payloads differ (listpack vs hash table, another field order, intset vs hash table):
+    the values are read and they are equal."""
+    source = redis_factory("source")
+    target = redis_factory("target", args=["--hash-max-listpack-entries", "0",
+                                          "--set-max-intset-entries", "0"])
+    s, t = source.client(), target.client()
+    s.hset(b"h", mapping={b"a": b"1", b"b": b"2"})
+    t.hset(b"h", mapping={b"b": b"2", b"a": b"1"})
+    s.sadd(b"ints", 1, 2, 3)
+    t.sadd(b"ints", 3, 2, 1)
+    s.zadd(b"z", {b"x": 1.5})
+    t.zadd(b"z", {b"x": 1.5})
+    assert s.dump(b"h") != t.dump(b"h") and s.dump(b"ints") != t.dump(b"ints")
+    report = _run(source, target)
+    assert report.ok and report.keys_compared == 3, report.examples
+    t.hset(b"h", b"a", b"changed")
+    report = _run(source, target)
+    assert report.mismatched == 1 and report.examples[0].kind is Kind.VALUE
+
+
+def test_a_target_without_dump_is_compared_by_value(
+    source_redis: RedisServer, redis_factory: Callable[..., RedisServer]
+) -> None:
+    target = redis_factory("target", args=["--rename-command", "DUMP", ""])
+    _fill(source_redis)
+    _fill(target)
+    report = _run(source_redis, target)
+    assert report.ok and report.keys_compared == 7, report.examples
+    target.client().rpush(b"l", b"more")
+    report = _run(source_redis, target)
+    assert (report.mismatched, report.examples[0].key) == (1, b"l")

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from online_workload import FAST, Online
 
 from cachemigrate.engine.checkpoint import MemoryCheckpointStore
-from cachemigrate.engine.exactly_once import Marker, marker_key, read_marker
+from cachemigrate.engine.exactly_once import Marker, marker_key, read_marker, remove_marker
 from cachemigrate.engine.status import LogLevel, Phase
 from cachemigrate.protocol.endpoint import Endpoint
-from support.servers import RedisServer
+from support.servers import RedisCluster, RedisServer
 
 
 async def test_stale_checkpoint_resumes_from_the_marker(redis_factory: Callable[..., RedisServer]) -> None:
@@ -108,3 +108,32 @@ async def test_runtime_error_inside_the_transaction_fails_one_command(
     assert len(errors) == 1 and "key 'w': INCR" in errors[0] and "WRONGTYPE" in errors[0], errors
     assert final.commands_failed == 1
     assert not any("EXECABORT" in m for _, m in online.sink.logs)
+
+
+async def test_marker_goes_when_the_stop_is_the_end(redis_factory: Callable[..., RedisServer]) -> None:
+    """resumable=False: nothing resumes the run, so its stop removes the marker; remove_marker
+    says whether there was one."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    src = source.client()
+    online = Online(source.url, target.url, resumable=False)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        src.incr("ctr")
+        await online.wait_applied(src)
+        assert target.client().exists(marker_key(f"127.0.0.1:{source.port}")) == 1
+    finally:
+        await online.finish()
+    assert target.client().keys() == [b"ctr"]
+    assert target.client().get("ctr") == b"1"
+
+    ep, name = Endpoint.from_url(target.url), f"127.0.0.1:{source.port}"
+    target.client().set(marker_key(name), Marker("r" * 40, 1, 0).encode())
+    assert await remove_marker(ep, name) is True
+    assert await remove_marker(ep, name) is False
+    assert target.client().dbsize() == 1
+
+
+async def test_remove_marker_on_a_cluster_target_finds_none(redis_cluster: RedisCluster) -> None:
+    removed = [await remove_marker(Endpoint.from_url(n.url), "10.0.0.1:6380") for n in redis_cluster.nodes]
+    assert removed == [False, False, False]

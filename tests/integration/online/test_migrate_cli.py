@@ -12,6 +12,7 @@ from pathlib import Path
 
 from online_workload import FAST, Workload, check_equal, seed
 
+from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from support.poll import wait_until
 from support.servers import RedisServer
 
@@ -198,3 +199,69 @@ def test_full_only_resume_without_info_ends_when_the_stream_is_idle(
     assert proc.returncode == 0, err
     assert "cannot read the source's replication offset" in err
     assert target.client().get("while-stopped") == b"1"
+
+
+# ---- no trace left: the exactly-once marker (engine/exactly_once.py) ---------------------------
+
+def _markers(server: RedisServer) -> list[bytes]:
+    return sorted(server.client().scan_iter(match=MARKER_PREFIX + b"*"))
+
+
+def _dbsizes(server: RedisServer) -> dict[int, int]:
+    return {db: server.client(db=db).dbsize() for db in range(4)}
+
+
+def test_full_only_migrate_leaves_no_trace(redis_factory: Callable[..., RedisServer]) -> None:
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=50)
+    source.client().persist("short")  # DBSIZE counts it until it expires: not during the check
+    proc = _start(source.url, target.url, "--quiet")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert _markers(target) == []
+    assert _dbsizes(target) == _dbsizes(source)
+    check_equal([source.client(), source.client(db=1)], [target.client(), target.client(db=1)])
+
+
+def test_incremental_migrate_stopped_without_checkpoint_leaves_no_trace(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    """Nothing can resume a run without --checkpoint: its Ctrl-C is the end, and the marker goes."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=50)
+    src_c, dst_c = source.client(), target.client()
+    src_c.persist("short")
+    proc = _start(source.url, target.url, "--incremental", "--quiet")
+    _wait(lambda: dst_c.dbsize() > 0)
+    src_c.incr("live")  # through the command stream: the marker is written with it
+    _wait(lambda: dst_c.get("live") == b"1")
+    _wait(lambda: _markers(target) != [])
+    rc, err = _interrupt(proc)
+    assert rc == 0, err
+    assert _markers(target) == []
+    assert _dbsizes(target) == _dbsizes(source)
+
+
+def test_marker_kept_while_resumable_then_gone_when_finished(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """A run stopped with --checkpoint may be resumed: the marker stays; the full-only run that
+    finishes the migration from that checkpoint removes it, and applied nothing twice."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), n=50)
+    src_c = source.client()
+    src_c.persist("short")
+    cp = tmp_path / "cp.json"
+    _incremental_checkpoint(source, target, cp)
+    assert _markers(target) == [MARKER_PREFIX + f"{{127.0.0.1:{source.port}}}".encode()]
+    for _ in range(5):
+        src_c.incr("ctr")  # applied twice would show
+    proc = _start(source.url, target.url, "--checkpoint", str(cp), "--quiet")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert target.client().get("ctr") == b"5"
+    assert _markers(target) == []
+    assert _dbsizes(target) == _dbsizes(source)

@@ -110,6 +110,14 @@ def test_incremental_online_migration_until_stopped(env: Any, sdk: Any) -> None:
     wait_for(lambda: tgt.get("after-stop") == b"1", timeout=60)
     client.stop_migration_task_sync(v2.StopMigrationTaskSyncRequest(task_id=task_id))
     assert status(sdk, client, task_id) == "TERMINATED"
+    # A stopped task may be restarted: its exactly-once marker stays; deleting the task removes it.
+    markers = list(tgt.scan_iter(match="__cachemigrate:offset:*"))
+    assert markers == [f"__cachemigrate:offset:{{127.0.0.1:{source.port}}}".encode()]
+    client.delete_migration_task(
+        v2.DeleteMigrationTaskRequest(body=v2.DeleteMigrateTaskRequest(task_id_list=[task_id]))
+    )
+    wait_for(lambda: not list(tgt.scan_iter(match="__cachemigrate:offset:*")), timeout=30)
+    assert tgt.dbsize() == src.dbsize()
 
 
 def test_legacy_one_call_online_create(env: Any, sdk: Any) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from cachemigrate.protocol.commands import (
     LARGE_ARG,
+    key_commands_packer,
     pack_argv,
     pack_chunks,
     pack_command,
@@ -69,3 +70,13 @@ def test_pack_argv_all_arities(n: int) -> None:
         argv[1] = memoryview(b"view")
         argv[2] = bytearray(b"array")
     assert pack_argv(argv) == pack_command(argv)
+
+
+def test_key_commands_packer_round_trips() -> None:
+    keys = [b"a", b"", b"\x00\r\n*2\r\n", b"k" * 70_000]
+    wire = key_commands_packer((b"TYPE", b"PTTL", b"DUMP"))(keys)
+    commands, _, consumed = parse_commands(wire)
+    assert consumed == len(wire)
+    names = (b"TYPE", b"PTTL", b"DUMP")
+    assert [list(map(bytes, c)) for c in commands] == [[n, k] for k in keys for n in names]
+    assert key_commands_packer((b"EXISTS",))([]) == b""

@@ -78,6 +78,7 @@ class ScanReader:
         self._total_keys: int | None = None
         self._tf: RecordTransform | None = None
         self._seq = 0
+        self._mode: str | None = None  # read_keys: the expiry mode of its connection's node
 
     def stop(self) -> None:
         self._stopped = True
@@ -101,6 +102,15 @@ class ScanReader:
                 if self._stopped:
                     return
         self._phase = Phase.DONE
+
+    async def read_keys(self, conn: Connection, db: int, keys: list[bytes]) -> list[Entry]:
+        """The entries that copy ``keys`` of ``db`` as they are now, read on ``conn`` (one node,
+        db ``db`` selected): what verify's repair writes. Keys gone from the source have none."""
+        if not keys:
+            return []
+        if self._mode is None:
+            self._mode = await self._expiry_mode(conn, keys[0])
+        return await self._dump(conn, db, keys, self._mode)
 
     async def _nodes(self) -> list[Endpoint]:
         """The endpoint itself, or every master when it belongs to a cluster."""
