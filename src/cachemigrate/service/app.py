@@ -13,6 +13,7 @@ from fastapi import FastAPI, Response
 from cachemigrate import __version__
 from cachemigrate.service import metrics
 from cachemigrate.service.api import errors
+from cachemigrate.service.api.body_limit import BodyLimitMiddleware
 from cachemigrate.service.api.deps import Services
 from cachemigrate.service.api.routes import (
     backups,
@@ -45,6 +46,9 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   `migration.resume`, `migration.restart`, `migration.stop`, `migration.event`, `migration.warn`,
   `migration.error.<kind>` (auth, connection, resume, format, protocol, incompatible, server, config,
   internal, interrupted, migration).
+* Request bodies: at most `max_body_bytes` (default 1 MiB); a larger one is 413 `APIG.0201`,
+  answered before the body is read (a `Content-Length` over the limit at once, a chunked body as
+  soon as it passes it).
 * Passwords are write-only: never returned, never logged, encrypted at rest.
 * Endpoints (`POST .../instances`, `source_instance`, `target_instance`): `addrs` is
   `host:port[,host:port...]` (IPv6 in brackets; ports, `db` and `bandwidth_limit_mb` are ASCII
@@ -126,6 +130,8 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     )
     app.state.services = services
     errors.install(app)
+    # Added first, so it runs inside RequestIdMiddleware: its 413s carry the request id too.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
     for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
         app.include_router(module.router)

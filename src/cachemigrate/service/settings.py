@@ -82,6 +82,8 @@ class Settings(BaseModel):
     # Address the migrator connects from (shown as ecs_tenant_private_ip).
     migrator_ip: str = ""
     max_tasks_per_project: int = 1000
+    # Largest request body accepted (bytes); a larger one is answered 413 before it is read.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
     # True: the pure-Python RDB path instead of the C walker (same bytes, slower; for diagnosis).
     pure_python: bool = False
 

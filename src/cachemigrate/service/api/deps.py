@@ -103,6 +103,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "APIG.0301: signature, token or clock skew"},
     403: {"model": ErrorBody, "description": "DCS.1004: the credentials belong to another project"},
     404: {"model": ErrorBody, "description": "DCS.3022 unknown instance, DCS.4001 unknown URL"},
+    413: {"model": ErrorBody, "description": "APIG.0201: the request body is over max_body_bytes"},
     500: {"model": ErrorBody, "description": "DCS.5000: internal error"},
 }
 Offset = Annotated[int, Query(ge=0, le=2**31, description="Record offset (not a page number)")]

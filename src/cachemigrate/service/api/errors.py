@@ -48,6 +48,15 @@ class DcsError(Exception):
         self.extra = extra or {}
 
 
+# The gateway's code for a request it will not take in (status 413 here: the body is too large).
+TOO_LARGE_CODE = "APIG.0201"
+
+
+def body_too_large(limit: int) -> DcsError:
+    message = f"Request entity too large: a request body may have at most {limit} bytes."
+    return DcsError(413, TOO_LARGE_CODE, message)
+
+
 def invalid(field: str, why: str = "") -> DcsError:
     suffix = f": {why}" if why else "."
     return DcsError(400, "DCS.4063", f"Invalid {field} parameter in the request{suffix}")
@@ -102,7 +111,11 @@ def request_id_of(request: Request) -> str:
 
 def render(request: Request, exc: DcsError) -> DcsJSONResponse:
     content = body(request_id_of(request), exc.code, exc.message, **exc.extra)
-    return DcsJSONResponse(content, status_code=exc.status)
+    response = DcsJSONResponse(content, status_code=exc.status)
+    if exc.status == 413:
+        # The rest of the body stays unread: the server must not wait for it on this connection.
+        response.headers["connection"] = "close"
+    return response
 
 
 def _validation_error(exc: RequestValidationError) -> DcsError:
@@ -147,6 +160,8 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
             err = DcsError(404, "DCS.4001", "The requested URL does not exist.")
+        elif exc.status_code == 413:  # api/body_limit.py: the detail is body_too_large's message
+            err = DcsError(413, TOO_LARGE_CODE, str(exc.detail))
         elif exc.status_code == 405:
             err = DcsError(405, "DCS.5001", "The HTTP method is not allowed.")
         elif exc.status_code >= 500:
