@@ -49,6 +49,8 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
 * Request bodies: at most `max_body_bytes` (default 1 MiB); a larger one is 413 `APIG.0201`,
   answered before the body is read (a `Content-Length` over the limit at once, a chunked body as
   soon as it passes it).
+* Quotas per project (`max_tasks_per_project`, `max_instances_per_project`,
+  `max_backups_per_project`): one more is 400 `DCS.4039`; deleting one frees its place.
 * Passwords are write-only: never returned, never logged, encrypted at rest.
 * Endpoints (`POST .../instances`, `source_instance`, `target_instance`): `addrs` is
   `host:port[,host:port...]` (IPv6 in brackets; ports, `db` and `bandwidth_limit_mb` are ASCII

@@ -16,6 +16,7 @@ from pathlib import Path
 from cachemigrate.engine.backup import FileSink, RdbSink, S3Sink, fetch_rdb
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import CacheMigrateError, ConfigError, NotFoundError, StateError
+from cachemigrate.service import quotas
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import backups as brepo
 from cachemigrate.service.db import repo
@@ -89,6 +90,10 @@ class BackupService:
     ) -> Backup:
         """Record a backup of the instance and run it (in the background unless ``wait``)."""
         inst = await self.instance(project_id, instance_id)
+        await quotas.check(
+            self.db, brepo.count_backups, project_id=project_id, limit=self.settings.max_backups_per_project,
+            what="backup",
+        )
         backup_id = repo.new_id()
         try:
             location = self._location(project_id, inst.id, backup_id)

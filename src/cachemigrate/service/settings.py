@@ -81,7 +81,11 @@ class Settings(BaseModel):
     status_interval_seconds: float = 1.0
     # Address the migrator connects from (shown as ecs_tenant_private_ip).
     migrator_ip: str = ""
-    max_tasks_per_project: int = 1000
+    # Per-project quotas (400 DCS.4039 when used up): live tasks, registered instances, backup
+    # records of any status (deleting a backup frees its place).
+    max_tasks_per_project: int = Field(default=1000, ge=0)
+    max_instances_per_project: int = Field(default=1000, ge=0)
+    max_backups_per_project: int = Field(default=1000, ge=0)
     # Largest request body accepted (bytes); a larger one is answered 413 before it is read.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     # True: the pure-Python RDB path instead of the C walker (same bytes, slower; for diagnosis).

@@ -42,6 +42,11 @@ def get_backup(session: Session, /, *, project_id: str, backup_id: str) -> Backu
     return row if row is not None and row.project_id == project_id else None
 
 
+def count_backups(session: Session, /, *, project_id: str) -> int:
+    q = select(func.count()).select_from(Backup).where(Backup.project_id == project_id)
+    return session.scalar(q) or 0
+
+
 def update_backup(session: Session, /, *, backup_id: str, **fields: Any) -> Backup | None:
     return update_row(session, Backup, backup_id, fields)
 
