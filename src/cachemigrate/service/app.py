@@ -66,6 +66,10 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   `copy_instance`; an RDB fetched over replication) and listed by `list_backup_records`; an
   unknown, foreign or unfinished backup is 400 `DCS.4087`. Record `error_code`: `dcs.08.0001`
   (the backup could not be taken), `dcs.08.0004` (the store refused the credentials).
+  `DELETE .../instances/{instance_id}/backups/{backup_id}` (the SDK's `delete_backup_file`)
+  deletes one, file and record: 204; 400 `DCS.4096` while it is taken, 400 `DCS.4097` while a
+  running import reads it. Retention (`backup_retention_count` = N > 0): when a backup
+  succeeds, its instance keeps the N newest succeeded backups and the older ones are deleted.
 """
 
 

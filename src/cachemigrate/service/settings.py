@@ -76,6 +76,9 @@ class Settings(BaseModel):
     # Where instance backups go: empty = file://<data_dir>/backups; a name from `buckets`; or a
     # file:// or s3:// URL.
     backup_store: str = ""
+    # Retention: an instance keeps its N newest succeeded backups; older ones are deleted when a
+    # new one succeeds (0 keeps all). Failed backups stay until deleted (service/backups.py).
+    backup_retention_count: int = Field(default=0, ge=0)
     # Seconds a stop waits for a pipeline to wind down before cancelling it.
     stop_grace_seconds: float = 10.0
     status_interval_seconds: float = 1.0

@@ -101,11 +101,16 @@ def test_backup_quota(live: LiveService, redis_factory: Callable[..., RedisServe
     server.client().set("k", "v")
     a = register(live, creds, "backed-a", server).json()["instance_id"]
     b = register(live, creds, "backed-b", server).json()["instance_id"]
+    taken = []
     for instance_id in (a, b):  # the quota is the project's, over all its instances
         r = take_backup(live, creds, instance_id)
         assert r.status_code == 200, r.text
-        assert finished(live, creds, instance_id, r.json()["backup_id"])["status"] == "succeed"
+        taken.append(r.json()["backup_id"])
+        assert finished(live, creds, instance_id, taken[-1])["status"] == "succeed"
     assert_quota(take_backup(live, creds, a), "backup")
     other = live.credentials(OTHER)
     c = register(live, other, "backed-c", server).json()["instance_id"]
     assert take_backup(live, other, c).status_code == 200
+    r = signed(live, creds, "DELETE", f"/v2/{PID}/instances/{a}/backups/{taken[0]}")
+    assert r.status_code == 204, r.text
+    assert take_backup(live, creds, a).status_code == 200  # a deleted backup frees its place

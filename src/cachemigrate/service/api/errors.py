@@ -69,8 +69,13 @@ _NOT_FOUND: dict[str, tuple[int, str, str]] = {
     "backup": (400, "DCS.4087", "The backup record {ident} does not exist."),
     "job": (400, "DCS.4063", "Invalid job_id parameter in the request: no such job."),
 }
-# StateError.kind -> code (always a 400).
+# StateError.kind -> code (always a 400); first (kind, operation, state) for those with their own.
 _WRONG_STATE = {"task": "DCS.4957", "backup": "DCS.4087"}
+_WRONG_STATE_OF = {
+    ("backup", "delete", "waiting"): "DCS.4096",  # being backed up
+    ("backup", "delete", "backuping"): "DCS.4096",
+    ("backup", "delete", "restoring"): "DCS.4097",  # being restored: a running import reads it
+}
 
 
 def dcs_error(exc: CacheMigrateError) -> DcsError | None:
@@ -79,6 +84,8 @@ def dcs_error(exc: CacheMigrateError) -> DcsError | None:
         case NotFoundError(kind=kind, ident=ident) if kind in _NOT_FOUND:
             status, code, text = _NOT_FOUND[kind]
             return DcsError(status, code, text.format(ident=ident))
+        case StateError(kind=kind, operation=op, state=state) if (kind, op, state) in _WRONG_STATE_OF:
+            return DcsError(400, _WRONG_STATE_OF[kind, op, state], str(exc))
         case StateError(kind=kind) if kind in _WRONG_STATE:
             return DcsError(400, _WRONG_STATE[kind], str(exc))
         case InvalidParameterError(field=field, reason=reason):
