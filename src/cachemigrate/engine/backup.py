@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from cachemigrate.engine.private_files import create_private, private_dir
 from cachemigrate.engine.s3_objects import parse_s3_url, s3_client, s3_error
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import CacheMigrateError, MigrationError, ProtocolError
@@ -82,7 +83,8 @@ async def fetch_rdb(
 
 
 class FileSink:
-    """A local file: written as ``<path>.part`` and renamed to ``path`` once complete."""
+    """A local file: written as ``<path>.part`` and renamed to ``path`` once complete; the file is
+    0600 and the directories it creates 0700 (a backup is the server's data: engine.private_files)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -93,8 +95,8 @@ class FileSink:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     def _open(self) -> BinaryIO:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return open(self.partial, "wb")
+        private_dir(self.path.parent)
+        return os.fdopen(create_private(self.partial), "wb")
 
     async def write(self, data: bytes) -> None:
         try:
