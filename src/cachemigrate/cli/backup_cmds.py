@@ -1,4 +1,4 @@
-"""`cachemigrate backups create | list`: instance backups in the service's database and store."""
+"""`cachemigrate backups create | list | delete`: instance backups in the service's database and store."""
 
 from __future__ import annotations
 
@@ -72,9 +72,35 @@ def backups_list(instance: InstanceOpt, project_id: ProjectOpt = None, database:
     print_table(table, width=200)
 
 
+def backups_delete(
+    backup_id: Annotated[str, typer.Argument(help="Backup ID (see `cachemigrate backups list`)")],
+    project_id: ProjectOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Delete a backup: its file in the backup store and its record (not while an import reads it)."""
+    from cachemigrate.service.backups import BackupService
+    from cachemigrate.service.crypto import Cipher
+    from cachemigrate.service.db import backups as brepo
+
+    settings = service_settings(database)
+    db = open_database(settings)
+    try:
+        row = db.run_sync(brepo.get_backup, project_id=project_id, backup_id=backup_id)
+        if row is None:
+            raise ConfigError(f"no backup {backup_id}" + (f" in project {project_id}" if project_id else ""))
+        service = BackupService(db, settings, Cipher.from_settings(settings))
+        asyncio.run(service.delete(row.project_id, row.instance_id, row.id))
+    finally:
+        db.dispose()
+    typer.echo(f"deleted: {backup_id}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add `backups create` and `backups list` to the `cachemigrate` typer app."""
-    backups = typer.Typer(help="Back up registered instances; list their backups.", no_args_is_help=True)
+    """Add `backups create`, `backups list` and `backups delete` to the `cachemigrate` typer app."""
+    backups = typer.Typer(
+        help="Back up registered instances; list and delete their backups.", no_args_is_help=True
+    )
     backups.command("create")(backups_create)
     backups.command("list")(backups_list)
+    backups.command("delete")(backups_delete)
     app.add_typer(backups, name="backups")

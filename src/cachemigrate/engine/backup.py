@@ -6,6 +6,7 @@ and keeps no replica state) and falls back to a plain ``PSYNC ? -1`` on older se
 command stream after the RDB is simply not read. Chunks go to the sink as they arrive: nothing is
 held whole in memory. Sinks: ``FileSink`` (a local file, written under a temporary name and
 renamed when complete) and ``S3Sink`` (an S3 multipart upload, aborted on failure).
+``remove_rdb`` deletes what either of them wrote.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from cachemigrate.engine.s3_objects import s3_client, s3_error
+from cachemigrate.engine.private_files import create_private, private_dir
+from cachemigrate.engine.s3_objects import parse_s3_url, s3_client, s3_error
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import CacheMigrateError, MigrationError, ProtocolError
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import ReplicationLink
 
-__all__ = ["BackupResult", "FileSink", "RdbSink", "S3Sink", "fetch_rdb"]
+__all__ = ["BackupResult", "FileSink", "RdbSink", "S3Sink", "fetch_rdb", "remove_rdb"]
 
 _PART = 8 << 20  # S3 multipart part size (the minimum is 5 MiB except for the last part)
 
@@ -81,7 +83,8 @@ async def fetch_rdb(
 
 
 class FileSink:
-    """A local file: written as ``<path>.part`` and renamed to ``path`` once complete."""
+    """A local file: written as ``<path>.part`` and renamed to ``path`` once complete; the file is
+    0600 and the directories it creates 0700 (a backup is the server's data: engine.private_files)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -92,8 +95,8 @@ class FileSink:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     def _open(self) -> BinaryIO:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return open(self.partial, "wb")
+        private_dir(self.path.parent)
+        return os.fdopen(create_private(self.partial), "wb")
 
     async def write(self, data: bytes) -> None:
         try:
@@ -186,3 +189,35 @@ class S3Sink:
             upload, self._upload_id = self._upload_id, None
             with contextlib.suppress(CacheMigrateError):
                 await self._call("abort_multipart_upload", Bucket=self.bucket, Key=self.key, UploadId=upload)
+
+
+async def remove_rdb(location: str, s3: S3Settings | None = None) -> None:
+    """Delete the backup a sink wrote at ``location`` (a path, or an s3:// URL reached with ``s3``).
+
+    Already gone is fine (so is a leftover ``.part`` of a local file, removed too); any other
+    failure is a MigrationError or the S3 error naming the object, and nothing is deleted.
+    """
+    loop = asyncio.get_running_loop()
+    if location.startswith("s3://"):
+        bucket, key = parse_s3_url(location)
+
+        def delete_object() -> None:  # S3 answers a missing key with success
+            s3_client(s3 or S3Settings()).delete_object(Bucket=bucket, Key=key)
+
+        try:
+            await loop.run_in_executor(None, delete_object)
+        except CacheMigrateError:
+            raise
+        except Exception as exc:
+            raise s3_error(location, exc) from exc
+        return
+    path = Path(location)
+
+    def unlink() -> None:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".part").unlink(missing_ok=True)
+
+    try:
+        await loop.run_in_executor(None, unlink)
+    except OSError as exc:
+        raise MigrationError(f"{path}: cannot delete the backup: {exc.strerror or exc}") from exc

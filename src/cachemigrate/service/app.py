@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from cachemigrate import __version__
 from cachemigrate.service import metrics
 from cachemigrate.service.api import errors
+from cachemigrate.service.api.body_limit import BodyLimitMiddleware
 from cachemigrate.service.api.deps import Services
 from cachemigrate.service.api.routes import (
     backups,
@@ -44,6 +45,11 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   `migration.resume`, `migration.restart`, `migration.stop`, `migration.event`, `migration.warn`,
   `migration.error.<kind>` (auth, connection, resume, format, protocol, incompatible, server, config,
   internal, interrupted, migration).
+* Request bodies: at most `max_body_bytes` (default 1 MiB); a larger one is 413 `APIG.0201`,
+  answered before the body is read (a `Content-Length` over the limit at once, a chunked body as
+  soon as it passes it).
+* Quotas per project (`max_tasks_per_project`, `max_instances_per_project`,
+  `max_backups_per_project`): one more is 400 `DCS.4039`; deleting one frees its place.
 * Passwords are write-only: never returned, never logged, encrypted at rest.
 * Endpoints (`POST .../instances`, `source_instance`, `target_instance`): `addrs` is
   `host:port[,host:port...]` (IPv6 in brackets; ports, `db` and `bandwidth_limit_mb` are ASCII
@@ -62,6 +68,10 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   `copy_instance`; an RDB fetched over replication) and listed by `list_backup_records`; an
   unknown, foreign or unfinished backup is 400 `DCS.4087`. Record `error_code`: `dcs.08.0001`
   (the backup could not be taken), `dcs.08.0004` (the store refused the credentials).
+  `DELETE .../instances/{instance_id}/backups/{backup_id}` (the SDK's `delete_backup_file`)
+  deletes one, file and record: 204; 400 `DCS.4096` while it is taken, 400 `DCS.4097` while a
+  running import reads it. Retention (`backup_retention_count` = N > 0): when a backup
+  succeeds, its instance keeps the N newest succeeded backups and the older ones are deleted.
 """
 
 
@@ -135,6 +145,8 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     )
     app.state.services = services
     errors.install(app)
+    # Added first, so it runs inside RequestIdMiddleware: its 413s carry the request id too.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
     for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
         app.include_router(module.router)

@@ -4,6 +4,12 @@ A backup is recorded first (``waiting``), then runs in the background (``backupi
 ``succeed`` with its size, or ``failed`` with ``error_code`` (spec §7: dcs.08.0001 the backup
 could not run, dcs.08.0004 the store refused our credentials) and a message kept for the CLI.
 Backups interrupted by a restart are marked failed at the next start.
+
+Retention (Settings ``backup_retention_count``, 0 = keep all): when a backup of an instance
+succeeds, the instance keeps its N newest succeeded backups and the older ones are deleted, file
+and record. Failed backups hold no file; they stay listed (with their error) until deleted, and
+count against the project's backup quota like the others. ``delete`` removes one backup, file and
+record; not while it is being taken, nor while a running import reads it.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ import contextlib
 import logging
 from pathlib import Path
 
-from cachemigrate.engine.backup import FileSink, RdbSink, S3Sink, fetch_rdb
+from cachemigrate.engine.backup import FileSink, RdbSink, S3Sink, fetch_rdb, remove_rdb
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import CacheMigrateError, ConfigError, NotFoundError, StateError
+from cachemigrate.service import quotas
+from cachemigrate.service import states as st
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import backups as brepo
 from cachemigrate.service.db import repo
@@ -29,6 +37,7 @@ log = logging.getLogger(__name__)
 SUCCEED = "succeed"
 FAILED = "failed"
 RUNNING = ("waiting", "backuping")
+IN_USE = "restoring"  # the StateError state of a backup a running import reads
 
 
 class BackupService:
@@ -56,6 +65,53 @@ class BackupService:
                 operation="restore",
             )
         return row
+
+    # --- deleting ----------------------------------------------------------------------------------
+
+    async def delete(self, project_id: str, instance_id: str, backup_id: str) -> None:
+        """Delete a backup of the instance, its file first (a record without a file would still
+        look restorable). The instance itself may be gone: its backups can still be cleaned up."""
+        row = await self.db.call(brepo.get_backup, project_id=project_id, backup_id=backup_id)
+        if row is None or row.instance_id != instance_id:
+            await self.instance(project_id, instance_id)  # an unknown instance is that error
+            raise NotFoundError("backup", backup_id)
+        if row.status in RUNNING:
+            raise StateError(
+                f"The backup {backup_id} is still being taken ({row.status}).",
+                kind="backup", state=row.status, operation="delete",
+            )
+        if await self._in_use(row):
+            raise StateError(
+                f"The backup {backup_id} is being imported by a running migration task.",
+                kind="backup", state=IN_USE, operation="delete",
+            )
+        await self._remove(row)
+
+    async def _in_use(self, row: Backup) -> bool:
+        return await self.db.call(
+            brepo.backup_in_use, project_id=row.project_id, backup_id=row.id, statuses=sorted(st.ACTIVE)
+        )
+
+    async def _remove(self, row: Backup) -> None:
+        await remove_rdb(row.location, self.s3_settings_for(row.location))
+        await self.db.call(brepo.delete_backup, backup_id=row.id)
+        log.info("backup %s of instance %s deleted", row.id, row.instance_id)
+
+    async def _retain(self, project_id: str, instance_id: str) -> None:
+        """Retention after a backup of the instance succeeded (see the module docstring)."""
+        keep = self.settings.backup_retention_count
+        if keep <= 0:
+            return
+        rows = await self.db.call(
+            brepo.succeeded_beyond, project_id=project_id, instance_id=instance_id, keep=keep
+        )
+        for row in rows:
+            if await self._in_use(row):  # kept until a later backup, when the import is over
+                continue
+            try:
+                await self._remove(row)
+            except CacheMigrateError as exc:  # the new backup stands; the old one waits for the next
+                log.warning("retention could not delete backup %s: %s", row.id, exc)
 
     def _location(self, project_id: str, instance_id: str, backup_id: str) -> str:
         store = self.settings.backup_location()
@@ -89,6 +145,10 @@ class BackupService:
     ) -> Backup:
         """Record a backup of the instance and run it (in the background unless ``wait``)."""
         inst = await self.instance(project_id, instance_id)
+        await quotas.check(
+            self.db, brepo.count_backups, project_id=project_id, limit=self.settings.max_backups_per_project,
+            what="backup",
+        )
         backup_id = repo.new_id()
         try:
             location = self._location(project_id, inst.id, backup_id)
@@ -132,10 +192,12 @@ class BackupService:
                 brepo.update_backup, backup_id=backup_id, status=FAILED, error_code=code,
                 error_message=message[:4000],
             )
-        return await self.db.call(
+        done = await self.db.call(
             brepo.update_backup, backup_id=backup_id, status=SUCCEED, size=result.size, progress="100.00",
             error_code=None, error_message=None,
         )
+        await self._retain(inst.project_id, inst.id)
+        return done
 
     async def fail_interrupted(self) -> None:
         """At start-up: a backup that was running when the service stopped cannot continue."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from cachemigrate.engine.private_files import create_private, private_dir
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.settings import Settings
 
@@ -54,10 +55,9 @@ class Cipher:
         path = settings.data_dir / "dev-secret.key"
         if path.exists():
             return cls(path.read_text().strip())
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         key = Fernet.generate_key()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(create_private(path, exclusive=True), "wb") as fh:
             fh.write(key)
         log.warning("dev mode: generated a secret key in %s (do not use in production)", path)
         return cls(key)

@@ -97,12 +97,21 @@ class Settings(BaseModel):
     # Where instance backups go: empty = file://<data_dir>/backups; a name from `buckets`; or a
     # file:// or s3:// URL.
     backup_store: str = ""
+    # Retention: an instance keeps its N newest succeeded backups; older ones are deleted when a
+    # new one succeeds (0 keeps all). Failed backups stay until deleted (service/backups.py).
+    backup_retention_count: int = Field(default=0, ge=0)
     # Seconds a stop waits for a pipeline to wind down before cancelling it.
     stop_grace_seconds: float = 10.0
     status_interval_seconds: float = 1.0
     # Address the migrator connects from (shown as ecs_tenant_private_ip).
     migrator_ip: str = ""
-    max_tasks_per_project: int = 1000
+    # Per-project quotas (400 DCS.4039 when used up): live tasks, registered instances, backup
+    # records of any status (deleting a backup frees its place).
+    max_tasks_per_project: int = Field(default=1000, ge=0)
+    max_instances_per_project: int = Field(default=1000, ge=0)
+    max_backups_per_project: int = Field(default=1000, ge=0)
+    # Largest request body accepted (bytes); a larger one is answered 413 before it is read.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
     # True: the pure-Python RDB path instead of the C walker (same bytes, slower; for diagnosis).
     pure_python: bool = False
     # The networks (CIDR) the service may connect to for any caller: instance checks, task

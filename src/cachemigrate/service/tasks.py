@@ -13,10 +13,9 @@ from cachemigrate.errors import (
     ConfigError,
     InvalidParameterError,
     NotFoundError,
-    QuotaError,
     StateError,
 )
-from cachemigrate.service import endpoints
+from cachemigrate.service import endpoints, quotas
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.backups import BackupService
@@ -120,12 +119,10 @@ class TaskService:
     # --- create ----------------------------------------------------------------------------------
 
     async def _check_quota(self, project_id: str) -> None:
-        if await self.db.call(repo.count_tasks, project_id=project_id) >= self.settings.max_tasks_per_project:
-            raise QuotaError(
-                "The migration task quota of the project is used up.",
-                what="migration tasks",
-                limit=self.settings.max_tasks_per_project,
-            )
+        await quotas.check(
+            self.db, repo.count_tasks, project_id=project_id, limit=self.settings.max_tasks_per_project,
+            what="migration task",
+        )
 
     async def _backup_files(self, project_id: str, body: s.BackupFilesBody | None) -> dict[str, Any]:
         if body is None:

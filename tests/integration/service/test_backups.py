@@ -299,3 +299,150 @@ def test_backup_commands(env: Env, redis_factory: Any, tmp_path: Path) -> None:
         check=False,
     )
     assert unknown.returncode == 1 and "no instance nope" in unknown.stderr
+
+
+def stored_file(env: Env, instance_id: str, backup_id: str) -> Path:
+    root = env.live.settings.data_dir.resolve() / "backups"
+    return root / env.creds.project_id / instance_id / f"{backup_id}.rdb"
+
+
+def delete(env: Env, instance_id: str, backup_id: str) -> Any:
+    return env.client.delete_backup_file(
+        env.v2.DeleteBackupFileRequest(instance_id=instance_id, backup_id=backup_id)
+    )
+
+
+def delete_error(env: Env, instance_id: str, backup_id: str) -> tuple[int, str, str]:
+    with pytest.raises(env.error) as exc:
+        delete(env, instance_id, backup_id)
+    return exc.value.status_code, exc.value.error_code, exc.value.error_msg
+
+
+@pytest.fixture
+def slow_env(service_factory: Any, sdk: Any, fake_executor: Any, tmp_path: Path) -> Env:
+    """Imports that run until stopped (the fake executor's full phase lasts a minute)."""
+    from conftest import make_settings
+
+    fake_executor.full_seconds = 60.0
+    settings = make_settings(tmp_path, stop_grace_seconds=0.2, backup_retention_count=2)
+    return Env(service_factory(settings, executor=fake_executor), sdk)
+
+
+def test_backup_delete(slow_env: Env, sdk: Any, redis_factory: Any) -> None:
+    env = slow_env
+    source = redis_factory("source", args=FAST)
+    fill(source, 100)
+    source_id = env.register("delete-source", source)
+    backup_id = env.backup(source_id)
+    assert env.finished(source_id, backup_id).status == "succeed"
+    path = stored_file(env, source_id, backup_id)
+    assert path.is_file()
+
+    # In use: a running import of it keeps it (file and record) until the import is over.
+    target_id = env.register("delete-target", redis_factory("target"))
+    task_id = env.restore(backup_id, target_id)
+    v2 = env.v2
+
+    def status() -> str:
+        return str(env.client.show_migration_task(v2.ShowMigrationTaskRequest(task_id=task_id)).status)
+
+    wait_for(lambda: status() == "MIGRATING")
+    code = delete_error(env, source_id, backup_id)
+    assert code[:2] == (400, "DCS.4097") and "running migration task" in code[2]
+    assert path.is_file() and env.records(source_id).total_num == 1
+    env.client.stop_migration_task(v2.StopMigrationTaskRequest(task_id=task_id))
+    wait_for(lambda: status() == "TERMINATED")
+
+    # Another project does not see it; a wrong instance, no such backup, no such instance.
+    other = Env(env.live, sdk, OTHER_PROJECT)
+    assert delete_error(other, source_id, backup_id)[:2] == (404, "DCS.3022")
+    other_id = other.register("other-source", source)
+    assert delete_error(other, other_id, backup_id)[:2] == (400, "DCS.4087")
+    assert delete_error(env, target_id, backup_id)[:2] == (400, "DCS.4087")
+    assert delete_error(env, source_id, "no-such-backup")[:2] == (400, "DCS.4087")
+    assert delete_error(env, "no-such-instance", backup_id)[:2] == (404, "DCS.3022")
+    assert path.is_file()
+
+    res = delete(env, source_id, backup_id)
+    assert res.status_code == 204
+    assert not path.exists() and env.records(source_id).total_num == 0
+    assert delete_error(env, source_id, backup_id)[:2] == (400, "DCS.4087")
+    # The task that imported it now fails on a restart, naming the backup.
+    env.client.batch_restart_online_migration_tasks(
+        v2.BatchRestartOnlineMigrationTasksRequest(
+            body=v2.BatchRestartOnlineMigrationTasksBody(migration_tasks=[task_id])
+        )
+    )
+    wait_for(lambda: status() == "FAILED")
+
+    # A backup still being taken cannot be deleted either.
+    from cachemigrate.service.db import backups as brepo
+
+    taking = env.live.services.db.run_sync(
+        brepo.add_backup, project_id=env.creds.project_id, instance_id=source_id, name="taking",
+        remark="", location=str(path),
+    )
+    code = delete_error(env, source_id, taking.id)
+    assert code[:2] == (400, "DCS.4096") and "still being taken" in code[2]
+
+
+def test_backup_retention_keeps_the_newest(slow_env: Env, redis_factory: Any) -> None:
+    env = slow_env  # backup_retention_count=2
+    source = redis_factory("source", args=FAST)
+    fill(source, 100)
+    source_id = env.register("kept-source", source)
+    gone = redis_factory("gone")
+    gone_id = env.register("gone-source", gone)
+    gone.stop()
+    failed = env.backup(gone_id)
+    assert env.finished(gone_id, failed).status == "failed"
+    taken = []
+    for _ in range(4):
+        taken.append(env.backup(source_id))
+        assert env.finished(source_id, taken[-1]).status == "succeed"
+        kept = [r.backup_id for r in env.records(source_id, limit=100).backup_record_response]
+        assert kept == taken[::-1][:2]  # newest first, at most two
+    assert [p.name for p in sorted(stored_file(env, source_id, "x").parent.iterdir())] == sorted(
+        f"{b}.rdb" for b in taken[-2:]
+    )
+    # Another instance's backups (here a failed one) are not touched.
+    assert [r.backup_id for r in env.records(gone_id).backup_record_response] == [failed]
+
+
+def test_backup_delete_command(env: Env, redis_factory: Any, tmp_path: Path) -> None:
+    source = redis_factory("cli-source", args=FAST)
+    fill(source, 50)
+    source_id = env.register("cli-delete", source)
+    backup_id = env.backup(source_id)
+    assert env.finished(source_id, backup_id).status == "succeed"
+    path = stored_file(env, source_id, backup_id)
+    settings = env.live.settings
+    cli_env = {
+        **os.environ,
+        "CACHEMIGRATE_SECRET_KEY": SECRET,
+        "CACHEMIGRATE_DATA_DIR": str(settings.data_dir),
+        "CACHEMIGRATE_DATABASE_URL": settings.sqlalchemy_url(),
+        "HOME": str(tmp_path),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, "backups", "delete", *args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    wrong = cli(backup_id, "--project-id", OTHER_PROJECT)
+    assert wrong.returncode == 1 and wrong.stderr.strip() == (
+        f"cachemigrate: error: no backup {backup_id} in project {OTHER_PROJECT}"
+    )
+    assert path.is_file()
+    done = cli(backup_id)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"deleted: {backup_id}"
+    assert not path.exists() and env.records(source_id).total_num == 0
+    again = cli(backup_id)
+    assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1

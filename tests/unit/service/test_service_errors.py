@@ -41,6 +41,18 @@ BACKUP_STATE = StateError(
         (TASK_STATE, 400, "DCS.4957", "Operation stop is not allowed when the task is SUCCESS."),
         (BACKUP_STATE, 400, "DCS.4087",
          "The backup record b-1 is failed; only a succeed backup can be restored."),
+        (
+            StateError("b-2 is backuping", kind="backup", state="backuping", operation="restore"),
+            400, "DCS.4087", "b-2 is backuping",
+        ),
+        (
+            StateError("b-2 is backuping", kind="backup", state="backuping", operation="delete"),
+            400, "DCS.4096", "b-2 is backuping",
+        ),
+        (
+            StateError("b-3 is imported", kind="backup", state="restoring", operation="delete"),
+            400, "DCS.4097", "b-3 is imported",
+        ),
         (InvalidParameterError("resume_mode"), 400, "DCS.4063",
          "Invalid resume_mode parameter in the request."),
         (

@@ -130,6 +130,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "X-Auth-Token asked for a token (only AK/SK-signed requests get one)",
     },
     404: {"model": ErrorBody, "description": "DCS.3022 unknown instance, DCS.4001 unknown URL"},
+    413: {"model": ErrorBody, "description": "APIG.0201: the request body is over max_body_bytes"},
     500: {"model": ErrorBody, "description": "DCS.5000: internal error"},
 }
 Offset = Annotated[int, Query(ge=0, le=2**31, description="Record offset (not a page number)")]

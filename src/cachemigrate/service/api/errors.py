@@ -49,6 +49,15 @@ class DcsError(Exception):
         self.extra = extra or {}
 
 
+# The gateway's code for a request it will not take in (status 413 here: the body is too large).
+TOO_LARGE_CODE = "APIG.0201"
+
+
+def body_too_large(limit: int) -> DcsError:
+    message = f"Request entity too large: a request body may have at most {limit} bytes."
+    return DcsError(413, TOO_LARGE_CODE, message)
+
+
 def invalid(field: str, why: str = "") -> DcsError:
     suffix = f": {why}" if why else "."
     return DcsError(400, "DCS.4063", f"Invalid {field} parameter in the request{suffix}")
@@ -61,8 +70,13 @@ _NOT_FOUND: dict[str, tuple[int, str, str]] = {
     "backup": (400, "DCS.4087", "The backup record {ident} does not exist."),
     "job": (400, "DCS.4063", "Invalid job_id parameter in the request: no such job."),
 }
-# StateError.kind -> code (always a 400).
+# StateError.kind -> code (always a 400); first (kind, operation, state) for those with their own.
 _WRONG_STATE = {"task": "DCS.4957", "backup": "DCS.4087"}
+_WRONG_STATE_OF = {
+    ("backup", "delete", "waiting"): "DCS.4096",  # being backed up
+    ("backup", "delete", "backuping"): "DCS.4096",
+    ("backup", "delete", "restoring"): "DCS.4097",  # being restored: a running import reads it
+}
 
 
 def dcs_error(exc: CacheMigrateError) -> DcsError | None:
@@ -71,6 +85,8 @@ def dcs_error(exc: CacheMigrateError) -> DcsError | None:
         case NotFoundError(kind=kind, ident=ident) if kind in _NOT_FOUND:
             status, code, text = _NOT_FOUND[kind]
             return DcsError(status, code, text.format(ident=ident))
+        case StateError(kind=kind, operation=op, state=state) if (kind, op, state) in _WRONG_STATE_OF:
+            return DcsError(400, _WRONG_STATE_OF[kind, op, state], str(exc))
         case StateError(kind=kind) if kind in _WRONG_STATE:
             return DcsError(400, _WRONG_STATE[kind], str(exc))
         case InvalidParameterError(field=field, reason=reason):
@@ -105,7 +121,11 @@ def request_id_of(request: Request) -> str:
 
 def render(request: Request, exc: DcsError) -> DcsJSONResponse:
     content = body(request_id_of(request), exc.code, exc.message, **exc.extra)
-    return DcsJSONResponse(content, status_code=exc.status)
+    response = DcsJSONResponse(content, status_code=exc.status)
+    if exc.status == 413:
+        # The rest of the body stays unread: the server must not wait for it on this connection.
+        response.headers["connection"] = "close"
+    return response
 
 
 def _validation_error(exc: RequestValidationError) -> DcsError:
@@ -150,6 +170,8 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
             err = DcsError(404, "DCS.4001", "The requested URL does not exist.")
+        elif exc.status_code == 413:  # api/body_limit.py: the detail is body_too_large's message
+            err = DcsError(413, TOO_LARGE_CODE, str(exc.detail))
         elif exc.status_code == 405:
             err = DcsError(405, "DCS.5001", "The HTTP method is not allowed.")
         elif exc.status_code >= 500:

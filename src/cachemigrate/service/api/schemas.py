@@ -1,23 +1,44 @@
 """Wire models, named after the SDK's models. Inputs ignore unknown keys (the SDK echoes output-only
-fields back); outputs never carry a password (spec §9.8)."""
+fields back); outputs never carry a password (spec §9.8).
+
+Every input string and list is bounded (``maxLength`` / ``maxItems`` in /openapi.json); an input
+over a bound is 400 DCS.4063 naming the field (api/errors.py). The bounds follow the spec where it
+has one (names §2.2, descriptions ≤1024, at most 50 IDs per batch call) and are generous
+elsewhere: they exist so that no field can carry more than a request plausibly needs.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
-
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # The docs send numbers where the SDK types strings: accept both, keep strings.
 LooseStr = Annotated[
     str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
 ]
+# Spec §2.2: the DCS instance-name rule.
+Name = Annotated[
+    str,
+    Field(
+        min_length=4,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="4 to 64 characters from letters, digits, _ and -",
+    ),
+]
 Description = Annotated[str, Field(max_length=1024)]
+# Task, instance and backup IDs: UUIDs here, 32 hex digits in the docs.
+Id = Annotated[str, Field(max_length=64)]
+# An enumerated value (migration_type, resume_mode, file_source...): checked where it is used.
+Word = Annotated[str, Field(max_length=32)]
+# host:port[,host:port...]: a cluster's nodes fit.
+Addrs = Annotated[str, Field(max_length=1024)]
+# Write-only. DCS's own rule is 8-64 characters; a self-hosted Redis may use a longer one.
+Password = Annotated[str, Field(max_length=512, description="Write-only: never returned, never logged")]
 # A decimal number sent as a string or a JSON number: ASCII digits only (str.isdigit() also takes
 # "²" and "٦٣٧٩"); "" means absent.
-Digits = Annotated[LooseStr, Field(pattern=r"^[0-9]{0,5}$")]
+Digits = Annotated[LooseStr, Field(max_length=5, pattern=r"^[0-9]{0,5}$")]
 # Our extensions of an endpoint (named as in the DCS instance models; service/endpoints.py).
 EnableSsl = Annotated[
     bool | None, Field(description="Extension: connect with TLS (what rediss:// says in a URL)")
@@ -29,12 +50,9 @@ AccessUser = Annotated[
     str | None,
     Field(max_length=256, description="Extension: the ACL user to log in as (default user if absent)"),
 ]
-
-
-def check_name(value: str) -> str:
-    if not NAME_RE.match(value):
-        raise ValueError("4 to 64 characters from letters, digits, _ and -")
-    return value
+MAX_FILES = 1000  # backup_files.files: one per shard of a cluster source, a bucket's worth at most
+MAX_BATCH = 50  # spec §6.10, §6.11
+MAX_DELETE = 1000
 
 
 class In(BaseModel):
@@ -46,27 +64,27 @@ class In(BaseModel):
 
 class Files(In):
     file_name: Annotated[str, Field(min_length=1, max_length=1024)]
-    size: LooseStr | None = None
-    update_at: str | None = None
+    size: Annotated[LooseStr, Field(max_length=64)] | None = None  # free-form ("754.0MB")
+    update_at: Annotated[str, Field(max_length=64)] | None = None  # YYYY-MM-DD HH:MM:SS
 
 
 class BackupFilesBody(In):
-    file_source: str | None = None
-    bucket_name: str | None = None
-    files: list[Files] | None = None
-    backup_id: str | None = None
+    file_source: Word | None = None
+    bucket_name: Annotated[str, Field(max_length=255)] | None = None
+    files: Annotated[list[Files], Field(max_length=MAX_FILES)] | None = None
+    backup_id: Id | None = None
 
 
 class BackupInstanceBody(In):
-    remark: Annotated[str, Field(max_length=1024)] | None = None
-    backup_format: str | None = None
+    remark: Description | None = None
+    backup_format: Word | None = None
 
 
 class SourceInstanceBody(In):
-    addrs: str | None = None
-    password: str | None = None
-    id: str | None = None
-    name: str | None = None
+    addrs: Addrs | None = None
+    password: Password | None = None
+    id: Id | None = None
+    name: Annotated[str, Field(max_length=64)] | None = None  # an echo of the output; ignored
     proxy_multi_db: bool | None = None
     db: Digits | None = None
     enable_ssl: EnableSsl = None
@@ -79,32 +97,28 @@ class TargetInstanceBody(SourceInstanceBody):
 
 
 class CreateMigrationTaskBody(In):
-    task_name: str
+    task_name: Name
     description: Description | None = None
-    migration_type: str
-    migration_method: str
+    migration_type: Word
+    migration_method: Word
     backup_files: BackupFilesBody | None = None
-    network_type: str | None = None
+    network_type: Word | None = None
     source_instance: SourceInstanceBody | None = None
     target_instance: TargetInstanceBody
 
-    _name = field_validator("task_name")(check_name)
-
 
 class CreateOnlineMigrationTaskBody(In):
-    name: str
+    name: Name
     description: Description | None = None
-    vpc_id: Annotated[str, Field(max_length=64)]
-    subnet_id: Annotated[str, Field(max_length=64)]
-    security_group_id: Annotated[str, Field(max_length=64)]
-
-    _name = field_validator("name")(check_name)
+    vpc_id: Id
+    subnet_id: Id
+    security_group_id: Id
 
 
 class ConfigMigrationInstanceBody(In):
-    id: str | None = None
-    addrs: str | None = None
-    password: str | None = None
+    id: Id | None = None
+    addrs: Addrs | None = None
+    password: Password | None = None
     db: Digits | None = None
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
@@ -112,46 +126,45 @@ class ConfigMigrationInstanceBody(In):
 
 
 class SetOnlineMigrationTaskBody(In):
-    migration_method: str
-    resume_mode: str
-    bandwidth_limit_mb: Digits | None = None
+    migration_method: Word
+    resume_mode: Word
+    bandwidth_limit_mb: Annotated[Digits, Field(description="MB/s, 1-10240; absent: unlimited")] | None = None
     source_instance: ConfigMigrationInstanceBody
     target_instance: ConfigMigrationInstanceBody
 
 
 class BatchStopMigrationTasksBody(In):
-    migration_tasks: Annotated[list[str], Field(min_length=1, max_length=50)]
+    migration_tasks: Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class BatchRestartOnlineMigrationTasksBody(In):
-    migration_tasks: Annotated[list[str], Field(min_length=1, max_length=50)]
+    migration_tasks: Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class DeleteMigrateTaskRequest(In):
-    task_id_list: Annotated[list[str], Field(min_length=1, max_length=1000)]
+    task_id_list: Annotated[list[Id], Field(min_length=1, max_length=MAX_DELETE)]
 
 
 class MigrationUpdateRequestEntity(In):
-    resume_mode: str | None = "auto"
+    resume_mode: Word | None = "auto"
 
 
 class IpExchangeRequest(In):
-    exchanged_ip: Annotated[list[str], Field(min_length=1)]
+    # IPv4 or IPv6 addresses (at most 45 characters; 64 leaves room for a zone).
+    exchanged_ip: Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=16)]
     is_exchange_domain: bool | None = None
 
 
 class CreateInstanceBody(In):
     """Our extension (spec §9.12): register an existing Redis endpoint in the inventory."""
 
-    name: str
+    name: Name
     addrs: Annotated[str, Field(min_length=3, max_length=1024)]
-    password: str | None = None
+    password: Password | None = None
     description: Description | None = None
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
     access_user: AccessUser = None
-
-    _name = field_validator("name")(check_name)
 
 
 # --- outputs ------------------------------------------------------------------------------------

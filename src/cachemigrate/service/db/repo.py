@@ -193,6 +193,11 @@ def list_instances(
     return total, rows
 
 
+def count_instances(session: Session, /, *, project_id: str) -> int:
+    q = select(func.count()).select_from(Instance).where(Instance.project_id == project_id)
+    return session.scalar(q) or 0
+
+
 def delete_instance(session: Session, /, *, project_id: str, instance_id: str) -> bool:
     inst = get_instance(session, project_id=project_id, instance_id=instance_id)
     if inst is None:

@@ -9,8 +9,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import anyio.to_thread
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from cachemigrate.engine.private_files import private_dir, touch_private
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -18,10 +20,22 @@ R = TypeVar("R")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for memory and URI (file:...) databases."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and ":memory:" not in url:
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(url)
+        if path is not None:
+            # The tasks' secrets are encrypted, but the rest is the projects' business: 0600 in a
+            # 0700 directory. SQLite gives its -wal, -shm and -journal files the database's mode.
+            private_dir(path.parent)
+            touch_private(path)  # an empty file is an empty SQLite database
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -1,6 +1,7 @@
-"""/v2/{project_id}/instances/{instance_id}/backups: take a backup (SDK copy_instance) and list the
+"""/v2/{project_id}/instances/{instance_id}/backups: take a backup (SDK copy_instance), list the
 records (list_backup_records, spec §6.16: 200 with a possibly empty list, never 204; an unknown
-instance is 404 DCS.3022; another project's instance is unknown too).
+instance is 404 DCS.3022; another project's instance is unknown too), and delete one
+(delete_backup_file: DELETE .../backups/{backup_id}, 204).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from cachemigrate.errors import InvalidParameterError
 from cachemigrate.service.api import schemas as s
@@ -82,3 +83,22 @@ async def list_backup_records(
         limit=limit,
     )
     return s.ListBackupRecordsResponse(total_num=total, backup_record_response=[record(r) for r in rows])
+
+
+@router.delete(
+    "/instances/{instance_id}/backups/{backup_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Deleted: the backup file and its record"}},
+)
+async def delete_backup_file(instance_id: str, backup_id: str, who: Principal, svc: ServicesDep) -> Response:
+    """Delete a backup: `DELETE /v2/{project_id}/instances/{instance_id}/backups/{backup_id}` (the
+    SDK's `delete_backup_file`). The file leaves the backup store, the record the list.
+
+    400 `DCS.4087`: no such backup of this instance (another project's is unknown too); 400
+    `DCS.4096`: it is still being taken; 400 `DCS.4097`: a running migration task imports it
+    (stop it first). 404 `DCS.3022`: no such instance. The backups of an instance that was
+    removed from the inventory can still be deleted.
+    """
+    await svc.backups.delete(who.project_id, instance_id, backup_id)
+    return Response(status_code=204)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cachemigrate.errors import ConfigError, InvalidParameterError, NotFoundError
-from cachemigrate.service import endpoints
+from cachemigrate.service import endpoints, quotas
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Offset, Principal, ServicesDep
@@ -44,6 +44,10 @@ async def create_instance(
     ``enable_ssl``, ``ssl_verify`` and ``access_user`` (as the DCS instance models name them) say
     how to reach it: TLS, whether to verify the server's certificate, which ACL user to log in as.
     """
+    await quotas.check(
+        svc.db, repo.count_instances, project_id=who.project_id, limit=svc.settings.max_instances_per_project,
+        what="instance",
+    )
     fields = endpoints.connection_fields(
         enable_ssl=body.enable_ssl, ssl_verify=body.ssl_verify, access_user=body.access_user
     )
