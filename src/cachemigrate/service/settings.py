@@ -14,13 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import ConfigError
 
+ALL_PROJECTS = "*"
+
 
 class BucketConfig(BaseModel):
-    """A bucket given as an object: its URL plus how to reach an S3-compatible store."""
+    """A bucket given as an object: its URL, the projects it serves, how to reach an S3 store.
+
+    ``projects``: the project IDs whose imports may read the bucket; ``["*"]`` is every project.
+    Unbound (empty, and every plain-string entry) serves no project: a bucket is a tenant's data,
+    and one forgotten setting must not hand it to every tenant of the service. Such a bucket can
+    still be the ``backup_store``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str  # file:///directory or s3://bucket[/prefix]
+    projects: tuple[str, ...] = ()
     endpoint_url: str | None = None
     region: str | None = None
     access_key_id: str | None = None
@@ -64,8 +73,10 @@ class Settings(BaseModel):
     clock_skew_seconds: int = 15 * 60
     token_ttl_seconds: int = 24 * 3600
     # Bucket name -> "file:///directory", "s3://bucket[/prefix]" (S3 settings below), or an object
-    # {"url": "s3://...", "endpoint_url", "region", "access_key_id", "secret_access_key",
-    # "path_style"} whose fields override the s3_* defaults. Imports read bucket_name/file_name.
+    # {"url": "s3://...", "projects": ["<project id>", ...] or ["*"], "endpoint_url", "region",
+    # "access_key_id", "secret_access_key", "path_style"} whose fields override the s3_* defaults.
+    # Imports read bucket_name/file_name, and only from a bucket bound to the task's project (a
+    # plain string is bound to no project; see BucketConfig).
     buckets: dict[str, str | BucketConfig] = Field(default_factory=dict)
     # Defaults for s3:// buckets (unset: boto3's own lookup: AWS_* variables, profiles...).
     s3_endpoint_url: str | None = None
@@ -91,11 +102,27 @@ class Settings(BaseModel):
         return f"sqlite:///{(self.data_dir / 'cachemigrate.db').resolve()}"
 
     def bucket_location(self, bucket: str) -> BucketLocation | None:
-        """Where ``bucket`` is, or None for an unknown bucket; ConfigError for a bad URL."""
+        """Where ``bucket`` is, or None for an unknown bucket; ConfigError for a bad URL.
+
+        The operator's view (every configured bucket); a project's imports use ``project_bucket``.
+        """
         conf = self.buckets.get(bucket)
         if conf is None:
             return None
         return self._location(bucket, conf)
+
+    def bucket_projects(self, bucket: str) -> tuple[str, ...]:
+        """The projects ``bucket`` serves (``("*",)``: all); () for unbound and unknown buckets."""
+        conf = self.buckets.get(bucket)
+        return conf.projects if isinstance(conf, BucketConfig) else ()
+
+    def project_bucket(self, project_id: str, bucket: str) -> BucketLocation | None:
+        """Where ``bucket`` is for ``project_id``'s imports: None both when there is no such bucket
+        and when it is not bound to the project, so a caller cannot tell the two apart."""
+        projects = self.bucket_projects(bucket)
+        if not project_id or (ALL_PROJECTS not in projects and project_id not in projects):
+            return None
+        return self.bucket_location(bucket)
 
     def _location(self, name: str, conf: str | BucketConfig) -> BucketLocation:
         url = conf if isinstance(conf, str) else conf.url

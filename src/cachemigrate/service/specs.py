@@ -22,7 +22,7 @@ from cachemigrate.service.db import repo
 from cachemigrate.service.db.models import Task
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.endpoints import endpoint_of
-from cachemigrate.service.settings import Settings
+from cachemigrate.service.settings import BucketLocation, Settings
 
 RDB_SUFFIXES = (".rdb",)
 AOF_SUFFIXES = (".aof", ".manifest")
@@ -38,11 +38,20 @@ def check_relative(file_name: str) -> None:
         raise ConfigError(f"file {file_name!r} is outside the bucket")
 
 
-def resolve_backup_file(settings: Settings, bucket: str, file_name: str) -> Path:
+def bucket_of(settings: Settings, project_id: str, bucket: str) -> BucketLocation:
+    """``bucket`` as ``project_id`` may read it; the same ConfigError for a bucket that does not
+    exist and for one not bound to the project (no existence oracle)."""
+    loc = settings.project_bucket(project_id, bucket)
+    if loc is None:
+        raise ConfigError(f"bucket {bucket!r} is not configured for this project")
+    return loc
+
+
+def resolve_backup_file(settings: Settings, project_id: str, bucket: str, file_name: str) -> Path:
     """The local path of ``bucket/file_name``; ConfigError for unknown buckets and escapes."""
-    root = settings.bucket_directory(bucket)
+    root = bucket_of(settings, project_id, bucket).directory
     if root is None:
-        raise ConfigError(f"bucket {bucket!r} is not configured on this service")
+        raise ConfigError(f"bucket {bucket!r} is an s3:// bucket, not a file:// directory")
     if "\x00" in file_name or file_name.startswith(("/", "\\")):
         raise ConfigError(f"file {file_name!r} must be a path relative to the bucket")
     path = (root / file_name).resolve()
@@ -65,17 +74,19 @@ def file_kind(paths: list[Path] | list[str]) -> SourceKind:
     return SourceKind.AOF_FILES if SourceKind.AOF_FILES in kinds else SourceKind.RDB_FILES
 
 
-def import_source(settings: Settings, files: Mapping[str, Any]) -> SourceSpec:
-    """The engine source of a ``self_build_obs`` import: local paths or s3:// objects."""
+def import_source(settings: Settings, project_id: str, files: Mapping[str, Any]) -> SourceSpec:
+    """The engine source of ``project_id``'s ``self_build_obs`` import: local paths or s3:// objects.
+
+    The bucket's binding is checked again when the task runs: a bucket the operator has unbound
+    since the task was created is not read.
+    """
     bucket = str(files.get("bucket_name") or "")
     names = [str(f["file_name"]) for f in files.get("files") or []]
     if not names:
         raise ConfigError("the import names no backup files")
-    loc = settings.bucket_location(bucket)
-    if loc is None:
-        raise ConfigError(f"bucket {bucket!r} is not configured on this service")
+    loc = bucket_of(settings, project_id, bucket)
     if loc.directory is not None:
-        paths = [resolve_backup_file(settings, bucket, n) for n in names]
+        paths = [resolve_backup_file(settings, project_id, bucket, n) for n in names]
         return SourceSpec(kind=file_kind(paths), paths=tuple(str(p) for p in paths))
     for n in names:
         check_relative(n)
@@ -104,7 +115,7 @@ def build(
         raise ConfigError("the task has no target configured")
     target = endpoint_of(task.target, cipher.decrypt_optional(task.target_password_enc))
     if task.migration_type == st.IMPORT:
-        source = backup_source or import_source(settings, task.backup_files or {})
+        source = backup_source or import_source(settings, task.project_id, task.backup_files or {})
         options = options_of(task, None, c_walker=not settings.pure_python)
         return PipelineSpec(source=source, target=target, options=options, name=task.name)
     if task.source is None:

@@ -24,7 +24,7 @@ from cachemigrate.service.db.models import Task
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
-from cachemigrate.service.specs import check_relative, file_kind, resolve_backup_file
+from cachemigrate.service.specs import bucket_of, check_relative, file_kind, resolve_backup_file
 from cachemigrate.service.tasklogs import LogLine
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() takes "²", which int() refuses
@@ -136,11 +136,16 @@ class TaskService:
         if not body.files:
             raise InvalidParameterError("backup_files.files", "required for self_build_obs")
         try:
-            loc = self.settings.bucket_location(body.bucket_name)
-            if loc is None or loc.directory is not None:
+            loc = bucket_of(self.settings, project_id, body.bucket_name)
+        except ConfigError as exc:
+            raise InvalidParameterError("backup_files.bucket_name", str(exc)) from None
+        try:
+            if loc.directory is not None:
                 # A local bucket is checked now; an s3:// one when the task runs (FAILED + log).
                 bucket = body.bucket_name
-                paths = [resolve_backup_file(self.settings, bucket, f.file_name) for f in body.files]
+                paths = [
+                    resolve_backup_file(self.settings, project_id, bucket, f.file_name) for f in body.files
+                ]
                 file_kind(paths)
             else:
                 paths = []

@@ -24,7 +24,7 @@ import boto3
 import pytest
 
 from cachemigrate.service.settings import BucketConfig
-from conftest import LiveService, make_settings, signed, wait_for
+from conftest import PROJECT, LiveService, make_settings, signed, wait_for
 from support.compare import cluster_nodes, compare_servers
 from support.corpus import CORPUS
 from support.servers import ROOT, RedisCluster, RedisServer, free_port
@@ -43,9 +43,12 @@ class S3:
     secret: str
     client: Any
 
-    def bucket(self, *, secret: str | None = None, prefix: str = "") -> BucketConfig:
+    def bucket(
+        self, *, secret: str | None = None, prefix: str = "", projects: tuple[str, ...] = (PROJECT,)
+    ) -> BucketConfig:
         return BucketConfig(
             url=f"s3://{BUCKET}/{prefix}".rstrip("/"),
+            projects=projects,
             endpoint_url=self.url,
             region="us-east-1",
             access_key_id=self.key_id,
@@ -175,7 +178,7 @@ class Env:
 
 def service(service_factory: Any, sdk: Any, tmp_path: Path, s3: S3, **kw: Any) -> Env:
     buckets: dict[str, Any] = {
-        "local": f"file://{tmp_path / 'bucket'}",
+        "local": BucketConfig(url=f"file://{tmp_path / 'bucket'}", projects=(PROJECT,)),
         "obs": s3.bucket(),
         "obs-badkey": s3.bucket(secret="not-the-secret"),
     }

@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from cachemigrate.cli.service_cmds import service_settings as cli_settings
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.crypto import Cipher
-from cachemigrate.service.settings import Settings
+from cachemigrate.service.settings import BucketConfig, Settings
 from cachemigrate.service.specs import file_kind, resolve_backup_file
 from cachemigrate.service.states import normalize_status
 
@@ -60,17 +60,43 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 def test_backup_paths_stay_inside_the_bucket(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    s = Settings(buckets={"b": f"file://{tmp_path}"})
-    assert resolve_backup_file(s, "b", "dump.rdb") == tmp_path.resolve() / "dump.rdb"
-    assert resolve_backup_file(s, "b", "sub/x.rdb") == tmp_path.resolve() / "sub" / "x.rdb"
+    s = Settings(buckets={"b": BucketConfig(url=f"file://{tmp_path}", projects=("p1",))})
+    assert resolve_backup_file(s, "p1", "b", "dump.rdb") == tmp_path.resolve() / "dump.rdb"
+    assert resolve_backup_file(s, "p1", "b", "sub/x.rdb") == tmp_path.resolve() / "sub" / "x.rdb"
     for bad in ("../x.rdb", "sub/../../x.rdb", "/etc/passwd", "a\x00b"):
         with pytest.raises(ConfigError):
-            resolve_backup_file(s, "b", bad)
+            resolve_backup_file(s, "p1", "b", bad)
     (tmp_path / "link").symlink_to("/etc")
     with pytest.raises(ConfigError, match="outside"):
-        resolve_backup_file(s, "b", "link/passwd")
+        resolve_backup_file(s, "p1", "b", "link/passwd")
     with pytest.raises(ConfigError, match="not configured"):
-        resolve_backup_file(s, "other", "x.rdb")
+        resolve_backup_file(s, "p1", "other", "x.rdb")
+
+
+def test_buckets_serve_only_the_projects_bound_to_them(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}"
+    s = Settings(buckets={
+        "plain": url,  # a plain string still parses: bound to no project
+        "unbound": BucketConfig(url=url),
+        "mine": BucketConfig(url=url, projects=("p1", "p2")),
+        "shared": BucketConfig(url=url, projects=("*",)),
+    })
+    assert s.bucket_location("plain") is not None  # the operator's view: still a bucket (backup_store)
+    for bucket in ("plain", "unbound", "nope"):
+        assert s.project_bucket("p1", bucket) is None
+    assert s.project_bucket("p1", "mine") == s.project_bucket("p2", "mine") == s.bucket_location("mine")
+    assert s.project_bucket("p3", "mine") is None and s.project_bucket("", "mine") is None
+    assert s.project_bucket("p3", "shared") is not None
+    # From the environment: JSON objects with "projects".
+    env = Settings.model_validate({"buckets": {"b": {"url": url, "projects": ["p1"]}}})
+    assert env.bucket_projects("b") == ("p1",) and env.bucket_projects("nope") == ()
+    # Not bound and not there: one answer, word for word.
+    answers = set()
+    for bucket in ("unbound", "nope"):
+        with pytest.raises(ConfigError) as exc:
+            resolve_backup_file(s, "p1", bucket, "x.rdb")
+        answers.add(str(exc.value).replace(repr(bucket), "B"))
+    assert len(answers) == 1
 
 
 def test_file_kinds(tmp_path: Path) -> None:
