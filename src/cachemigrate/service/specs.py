@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cachemigrate.engine.confine import check_name, shown
+from cachemigrate.engine.sources import BucketFiles
 from cachemigrate.engine.spec import (
     DbMode,
     PipelineOptions,
     PipelineSpec,
     ResumeMode,
+    S3Settings,
     SourceKind,
     SourceSpec,
 )
@@ -30,14 +32,6 @@ ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
 UNSUPPORTED = "unsupported backup file type; a backup file must be .rdb, .aof, .zip or .tar.gz"
 
 
-def check_relative(file_name: str) -> None:
-    """A file name inside a bucket: relative, no NUL, no ``..`` segment."""
-    if "\x00" in file_name or file_name.startswith(("/", "\\")):
-        raise ConfigError(f"file {file_name!r} must be a path relative to the bucket")
-    if ".." in file_name.replace("\\", "/").split("/"):
-        raise ConfigError(f"file {file_name!r} is outside the bucket")
-
-
 def bucket_of(settings: Settings, project_id: str, bucket: str) -> BucketLocation:
     """``bucket`` as ``project_id`` may read it; the same ConfigError for a bucket that does not
     exist and for one not bound to the project (no existence oracle)."""
@@ -47,51 +41,70 @@ def bucket_of(settings: Settings, project_id: str, bucket: str) -> BucketLocatio
     return loc
 
 
-def resolve_backup_file(settings: Settings, project_id: str, bucket: str, file_name: str) -> Path:
-    """The local path of ``bucket/file_name``; ConfigError for unknown buckets and escapes."""
-    root = bucket_of(settings, project_id, bucket).directory
-    if root is None:
-        raise ConfigError(f"bucket {bucket!r} is an s3:// bucket, not a file:// directory")
-    if "\x00" in file_name or file_name.startswith(("/", "\\")):
-        raise ConfigError(f"file {file_name!r} must be a path relative to the bucket")
-    path = (root / file_name).resolve()
-    if not path.is_relative_to(root):
-        raise ConfigError(f"file {file_name!r} is outside bucket {bucket!r}")
-    return path
+def bucket_files(loc: BucketLocation) -> BucketFiles:
+    """The engine's view of a bucket: every file an import opens is confined to it."""
+    root = str(loc.directory) if loc.directory is not None else loc.url_of("")
+    return BucketFiles(root, loc.s3)
 
 
-def file_kind(paths: list[Path] | list[str]) -> SourceKind:
-    """RDB_FILES when every file is a plain RDB; AOF_FILES (which reads RDBs too) otherwise."""
+def file_kind(names: Sequence[str], is_dir: Callable[[str], bool] = lambda _: False) -> SourceKind:
+    """RDB_FILES when every file is a plain RDB; AOF_FILES (which reads RDBs too) otherwise.
+
+    ``is_dir``: whether a name without a known suffix is a directory (a multi-part AOF's).
+    """
     kinds = set()
-    for p in paths:
-        name = str(p).lower()
-        if name.endswith(RDB_SUFFIXES):
+    for name in names:
+        low = name.lower()
+        if low.endswith(RDB_SUFFIXES):
             kinds.add(SourceKind.RDB_FILES)
-        elif name.endswith(AOF_SUFFIXES + ARCHIVE_SUFFIXES) or (isinstance(p, Path) and p.is_dir()):
+        elif low.endswith(AOF_SUFFIXES + ARCHIVE_SUFFIXES) or is_dir(name):
             kinds.add(SourceKind.AOF_FILES)
         else:
-            raise ConfigError(f"{str(p).rsplit('/', 1)[-1]}: {UNSUPPORTED}")
+            raise ConfigError(f"{shown(name.rsplit('/', 1)[-1])}: {UNSUPPORTED}")
     return SourceKind.AOF_FILES if SourceKind.AOF_FILES in kinds else SourceKind.RDB_FILES
 
 
+def check_import(settings: Settings, project_id: str, bucket: str, names: Sequence[str]) -> None:
+    """What an import will read, checked before its task is accepted (ConfigError naming the file).
+
+    A file bucket is checked file by file, the files a manifest lists and the manifest of a
+    directory included, each confined to the bucket; an s3:// one only by name (its objects are
+    read when the task runs: a missing one fails the task with a log line).
+    """
+    files = bucket_files(bucket_of(settings, project_id, bucket))
+    if files.directory is None:
+        for name in names:
+            check_name(name)
+        return
+    file_kind(names, files.is_dir)
+    from cachemigrate.engine.readers.aof_file import plan  # the reader's own planning: one check
+
+    plan(files, names)
+
+
 def import_source(settings: Settings, project_id: str, files: Mapping[str, Any]) -> SourceSpec:
-    """The engine source of ``project_id``'s ``self_build_obs`` import: local paths or s3:// objects.
+    """The engine source of ``project_id``'s ``self_build_obs`` import: names in the bucket.
 
     The bucket's binding is checked again when the task runs: a bucket the operator has unbound
-    since the task was created is not read.
+    since the task was created is not read. The engine confines every file it opens to the
+    bucket and names files as given (bucket-relative) in its log lines and errors.
     """
     bucket = str(files.get("bucket_name") or "")
     names = [str(f["file_name"]) for f in files.get("files") or []]
     if not names:
         raise ConfigError("the import names no backup files")
     loc = bucket_of(settings, project_id, bucket)
-    if loc.directory is not None:
-        paths = [resolve_backup_file(settings, project_id, bucket, n) for n in names]
-        return SourceSpec(kind=file_kind(paths), paths=tuple(str(p) for p in paths))
-    for n in names:
-        check_relative(n)
-    urls = [loc.url_of(n) for n in names]
-    return SourceSpec(kind=file_kind(urls), paths=tuple(urls), s3=loc.s3)
+    bucket_view = bucket_files(loc)
+    for name in names:
+        check_name(name)
+    kind = file_kind(names, bucket_view.is_dir)
+    return SourceSpec(kind=kind, paths=tuple(names), root=bucket_view.root, s3=loc.s3)
+
+
+def backup_record_source(location: str, s3: S3Settings | None) -> SourceSpec:
+    """A backup record's RDB: named by its file name, inside its folder of the backup store."""
+    folder, _, name = location.rpartition("/")
+    return SourceSpec(kind=SourceKind.RDB_FILES, paths=(name,), root=f"{folder}/", s3=s3)
 
 
 def options_of(task: Task, source: Mapping[str, Any] | None, *, c_walker: bool = True) -> PipelineOptions:
@@ -153,9 +166,5 @@ class SpecBuilder:
                 raise ConfigError(f"the backup record {backup_id} no longer exists") from None
             except StateError as exc:
                 raise ConfigError(str(exc)) from None
-            backup_source = SourceSpec(
-                kind=SourceKind.RDB_FILES,
-                paths=(row.location,),
-                s3=self.backups.s3_settings_for(row.location),
-            )
+            backup_source = backup_record_source(row.location, self.backups.s3_settings_for(row.location))
         return build(self.settings, self.cipher, task, backup_source)

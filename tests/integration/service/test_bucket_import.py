@@ -242,7 +242,7 @@ def test_single_rdb_from_the_bucket(env: Env, s3: S3, redis_factory: Any) -> Non
     messages = env.succeed(env.create_import(target_id, ["nightly/dump.rdb"]))
     assert same(source, target) == 2005
     assert any(
-        m.startswith("file 1/1 s3://dumps/nightly/dump.rdb: done: 2005 keys written") for m in messages
+        m.startswith("file 1/1 nightly/dump.rdb: done: 2005 keys written") for m in messages
     )
     stats = env.client.show_migration_task_stats(
         env.v2.ShowMigrationTaskStatsRequest(
@@ -267,9 +267,9 @@ def test_shard_rdbs_into_a_cluster(env: Env, s3: S3, redis_factory: Any, redis_c
     result = compare_servers([s.client() for s in shards], cluster_nodes(redis_cluster))
     assert result.ok and result.compared == 3 * 705, result.summary()
     for i in range(3):  # each file has its own start and end line
-        assert f"file {i + 1}/3 s3://dumps/cluster/shard{i}.rdb: import started" in messages
+        assert f"file {i + 1}/3 cluster/shard{i}.rdb: import started" in messages
         assert any(
-            m.startswith(f"file {i + 1}/3 s3://dumps/cluster/shard{i}.rdb: done: 705 keys written")
+            m.startswith(f"file {i + 1}/3 cluster/shard{i}.rdb: done: 705 keys written")
             for m in messages
         ), messages
     detail = env.client.show_migration_task(env.v2.ShowMigrationTaskRequest(task_id=task_id)).to_json_object()
@@ -329,11 +329,11 @@ def test_archives_from_the_bucket(kind: str, env: Env, s3: S3, redis_factory: An
 @pytest.mark.parametrize(
     ("file_name", "bucket", "expected"),
     [
-        ("nightly/missing.rdb", "obs", "s3://dumps/nightly/missing.rdb: no such object in the bucket"),
+        ("nightly/missing.rdb", "obs", "nightly/missing.rdb: no such object in the bucket"),
         (
             "wrong-key/dump.rdb",
             "obs-badkey",
-            "s3://dumps/wrong-key/dump.rdb: access denied (SignatureDoesNotMatch",
+            "wrong-key/dump.rdb: access denied (SignatureDoesNotMatch",
         ),
         (
             "notes/readme.txt",

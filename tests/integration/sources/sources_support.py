@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cachemigrate.engine.readers.aof_file import AofFileReader
 from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
-from cachemigrate.engine.readers.rdb_file import Opener, open_local
+from cachemigrate.engine.sources import BucketFiles
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import RecordingSink
 from cachemigrate.engine.transform import Transformer
@@ -41,7 +41,7 @@ async def import_paths(
     paths: Sequence[str],
     target: RedisServer,
     *,
-    opener: Opener = open_local,
+    files: BucketFiles | None = None,
     options: PipelineOptions | None = None,
 ) -> Imported:
     """Drive AofFileReader into a real target with the engine's writer (what run_pipeline does)."""
@@ -53,7 +53,7 @@ async def import_paths(
         return Transformer(opts, header, info)
 
     sink = RecordingSink()
-    reader = AofFileReader(paths, ReaderContext(opts, factory, sink), opener=opener)
+    reader = AofFileReader(paths, ReaderContext(opts, factory, sink), files=files)
     writer = await open_writer(ep, WriterOptions(multi_db=True), info=info)
     try:
         try:

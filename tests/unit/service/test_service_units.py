@@ -11,7 +11,7 @@ from cachemigrate.cli.service_cmds import service_settings as cli_settings
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.settings import BucketConfig, Settings
-from cachemigrate.service.specs import file_kind, resolve_backup_file
+from cachemigrate.service.specs import check_import, file_kind, import_source
 from cachemigrate.service.states import normalize_status
 
 
@@ -60,17 +60,20 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 def test_backup_paths_stay_inside_the_bucket(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
+    (tmp_path / "dump.rdb").write_bytes(b"REDIS0009")
+    (tmp_path / "sub" / "x.rdb").write_bytes(b"REDIS0009")
     s = Settings(buckets={"b": BucketConfig(url=f"file://{tmp_path}", projects=("p1",))})
-    assert resolve_backup_file(s, "p1", "b", "dump.rdb") == tmp_path.resolve() / "dump.rdb"
-    assert resolve_backup_file(s, "p1", "b", "sub/x.rdb") == tmp_path.resolve() / "sub" / "x.rdb"
-    for bad in ("../x.rdb", "sub/../../x.rdb", "/etc/passwd", "a\x00b"):
-        with pytest.raises(ConfigError):
-            resolve_backup_file(s, "p1", "b", bad)
+    check_import(s, "p1", "b", ["dump.rdb", "sub/x.rdb"])
+    spec = import_source(s, "p1", {"bucket_name": "b", "files": [{"file_name": "sub/x.rdb"}]})
+    assert spec.paths == ("sub/x.rdb",) and spec.root == str(tmp_path.resolve())  # names stay relative
     (tmp_path / "link").symlink_to("/etc")
-    with pytest.raises(ConfigError, match="outside"):
-        resolve_backup_file(s, "p1", "b", "link/passwd")
+    cases = {"../x.rdb": "outside", "sub/../../x.rdb": "outside", "/etc/passwd.rdb": "relative",
+             "a\x00b.rdb": "not a file name", "link/passwd.rdb": "outside", "missing.rdb": "not found"}
+    for bad, words in cases.items():
+        with pytest.raises(ConfigError, match=words):
+            check_import(s, "p1", "b", [bad])
     with pytest.raises(ConfigError, match="not configured"):
-        resolve_backup_file(s, "p1", "other", "x.rdb")
+        check_import(s, "p1", "other", ["x.rdb"])
 
 
 def test_buckets_serve_only_the_projects_bound_to_them(tmp_path: Path) -> None:
@@ -94,18 +97,19 @@ def test_buckets_serve_only_the_projects_bound_to_them(tmp_path: Path) -> None:
     answers = set()
     for bucket in ("unbound", "nope"):
         with pytest.raises(ConfigError) as exc:
-            resolve_backup_file(s, "p1", bucket, "x.rdb")
+            check_import(s, "p1", bucket, ["x.rdb"])
         answers.add(str(exc.value).replace(repr(bucket), "B"))
     assert len(answers) == 1
 
 
 def test_file_kinds(tmp_path: Path) -> None:
-    assert file_kind([tmp_path / "a.rdb", tmp_path / "b.RDB"]).value == "rdb_files"
-    assert file_kind([tmp_path / "a.aof"]).value == "aof_files"
+    assert file_kind(["a.rdb", "b.RDB"]).value == "rdb_files"
+    assert file_kind(["a.aof"]).value == "aof_files"
     # Archives are read (their members are RDB/AOF files); RDB files may come with AOF ones.
-    assert file_kind([tmp_path / "a.zip", tmp_path / "b.tar.gz"]).value == "aof_files"
-    assert file_kind([tmp_path / "a.rdb", tmp_path / "b.aof"]).value == "aof_files"
-    for bad in ([tmp_path / "a.7z"], [tmp_path / "a.rdb", tmp_path / "notes.txt"]):
+    assert file_kind(["a.zip", "b.tar.gz"]).value == "aof_files"
+    assert file_kind(["a.rdb", "b.aof"]).value == "aof_files"
+    assert file_kind(["appendonlydir"], lambda name: name == "appendonlydir").value == "aof_files"
+    for bad in (["a.7z"], ["a.rdb", "notes.txt"], ["appendonlydir"]):
         with pytest.raises(ConfigError, match="unsupported backup file type"):
             file_kind(bad)
 
