@@ -94,7 +94,7 @@ class _Run:
             raise
         except OSError as exc:
             self.phase = Phase.FAILED
-            msg = f"{name}: {exc.strerror or exc}"
+            msg = f"{name}: {exc.strerror or type(exc).__name__}"  # strerror: never the file's path
             self.events.status(self.snapshot(message=msg))
             self.events.log(LogLevel.ERROR, msg)
             raise MigrationError(msg) from exc

@@ -79,6 +79,8 @@ class DcsApp(FastAPI):
 
 
 def build_services(settings: Settings, executor: Executor | None = None) -> Services:
+    for name in settings.check_buckets():  # ConfigError: a bad URL, a bound bucket over our files
+        log.warning("bucket %r is bound to no project: no import can read it (set its \"projects\")", name)
     cipher = Cipher.from_settings(settings)  # refuses to start without a key (unless dev_mode)
     engine = make_engine(settings.sqlalchemy_url())
     upgrade(engine)

@@ -152,6 +152,31 @@ class Settings(BaseModel):
             raise ConfigError(f"bucket {bucket!r} is an s3:// bucket, not a file:// directory")
         return loc.directory
 
+    def check_buckets(self) -> list[str]:
+        """At start-up: ConfigError for a bucket URL that does not parse, or a bucket bound to
+        projects that overlaps the service's own files (the data directory: database, keys,
+        default backups; the backup store: every project's backups). Returns the names of the
+        buckets that serve no project (the caller warns about them)."""
+        own = [("the data directory", BucketLocation("data_dir", directory=self.data_dir.resolve()))]
+        store = self.backup_location()
+        own.append(("the backup store", store))
+        unbound = []
+        for name, conf in self.buckets.items():
+            loc = self._location(name, conf)
+            if not self.bucket_projects(name):
+                unbound.append(name)
+                continue
+            if self.backup_store == name:
+                raise ConfigError(f"bucket {name!r} is the backup store, which holds every project's "
+                                  "backups: it cannot be bound to projects")
+            for what, other in own:
+                if _overlap(loc, other):
+                    raise ConfigError(
+                        f"bucket {name!r} is bound to projects but overlaps {what}: a tenant would "
+                        "read the service's own files; give it a directory or prefix of its own"
+                    )
+        return unbound
+
     def default_s3(self) -> S3Settings:
         """The s3_* defaults (for an s3:// location no configured bucket describes)."""
         return self._location("s3", "s3://default").s3 or S3Settings()
@@ -164,3 +189,12 @@ class Settings(BaseModel):
         if store in self.buckets:
             return self._location(store, self.buckets[store])
         return self._location("backup_store", store)
+
+
+def _overlap(a: BucketLocation, b: BucketLocation) -> bool:
+    """Whether one location holds (part of) the other."""
+    if a.directory is not None and b.directory is not None:
+        return a.directory.is_relative_to(b.directory) or b.directory.is_relative_to(a.directory)
+    if a.directory is None and b.directory is None and a.s3_bucket == b.s3_bucket:
+        return a.s3_prefix.startswith(b.s3_prefix) or b.s3_prefix.startswith(a.s3_prefix)
+    return False

@@ -367,8 +367,14 @@ def test_failures_fail_the_task_with_a_log_entry(
 def test_backup_record_in_an_s3_store(
     service_factory: Any, sdk: Any, tmp_path: Path, s3: S3, redis_factory: Any
 ) -> None:
-    """The backup store may be a configured bucket: the RDB goes there by multipart upload."""
-    env = service(service_factory, sdk, tmp_path, s3, backup_store="obs")
+    """The backup store may be a configured bucket: the RDB goes there by multipart upload.
+
+    A bucket bound to projects cannot hold the store (a tenant would read every project's
+    backups): the store is a bucket of its own, bound to no project."""
+    settings = make_settings(tmp_path, buckets={"store": s3.bucket(projects=())}, backup_store="store")
+    live = service_factory(settings)
+    creds = live.credentials()
+    env = Env(live, sdk.client(live.url, creds), sdk.v2, creds)
     source = redis_factory("source", password="s-pw", args=["--repl-diskless-sync-delay", "0"])
     fill(source, "store", 3000)
     source_id = env.register("s3-source", f"127.0.0.1:{source.port}", "s-pw")

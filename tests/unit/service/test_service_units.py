@@ -130,3 +130,42 @@ def test_settings_are_read_at_the_edge() -> None:
             if needle in text:
                 readers.append(f"{path.relative_to(SERVICE)}: {needle}")
     assert not readers, readers
+
+
+def test_bound_buckets_never_hold_the_services_own_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+
+    def settings(url: str, *, projects: tuple[str, ...] = ("p1",), **kw: object) -> Settings:
+        return Settings.model_validate(
+            {"data_dir": data, "buckets": {"b": BucketConfig(url=url, projects=projects)}, **kw}
+        )
+
+    assert settings(f"file://{tmp_path / 'bucket'}").check_buckets() == []
+    assert settings(f"file://{tmp_path}", projects=()).check_buckets() == ["b"]  # unbound: only warned
+    for url in (f"file://{tmp_path}", f"file://{data / 'uploads'}", f"file://{data / 'backups'}"):
+        with pytest.raises(ConfigError, match="overlaps the data directory"):
+            settings(url).check_buckets()
+    with pytest.raises(ConfigError, match="is the backup store"):
+        settings("s3://bkt/tenant", backup_store="b").check_buckets()
+    with pytest.raises(ConfigError, match="overlaps the backup store"):
+        settings("s3://bkt", backup_store="s3://bkt/backups").check_buckets()
+    assert settings("s3://bkt/tenant", backup_store="s3://bkt/backups").check_buckets() == []
+    with pytest.raises(ConfigError, match="expected file:///directory or s3://bucket"):
+        settings("ftp://x").check_buckets()
+
+
+def test_import_file_lists_are_bounded_and_without_repeats() -> None:
+    from pydantic import ValidationError
+
+    from cachemigrate.service.api.schemas import MAX_IMPORT_FILES, BackupFilesBody
+
+    def body(count: int) -> BackupFilesBody:
+        return BackupFilesBody.model_validate({"files": [{"file_name": f"{i}.rdb"} for i in range(count)]})
+
+    ok = body(MAX_IMPORT_FILES)
+    assert ok.files is not None and len(ok.files) == MAX_IMPORT_FILES
+    with pytest.raises(ValidationError, match="at most 1000"):
+        body(MAX_IMPORT_FILES + 1)
+    for names in (["a.rdb", "a.rdb"], ["d/a.rdb", "d/./a.rdb"], ["a.rdb", "b.rdb", "./a.rdb"]):
+        with pytest.raises(ValidationError, match="named more than once"):
+            BackupFilesBody.model_validate({"files": [{"file_name": n} for n in names]})

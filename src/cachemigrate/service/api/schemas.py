@@ -3,6 +3,7 @@ fields back); outputs never carry a password (spec §9.8)."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Annotated
 
@@ -50,11 +51,26 @@ class Files(In):
     update_at: str | None = None
 
 
+MAX_IMPORT_FILES = 1000  # files[] of one import (a 1000-shard cluster's RDBs)
+
+
 class BackupFilesBody(In):
     file_source: str | None = None
     bucket_name: str | None = None
-    files: list[Files] | None = None
+    files: Annotated[list[Files], Field(max_length=MAX_IMPORT_FILES)] | None = None
     backup_id: str | None = None
+
+    @field_validator("files")
+    @classmethod
+    def _unique(cls, files: list[Files] | None) -> list[Files] | None:
+        """A file named twice would be imported twice: refused (``./a.rdb`` is ``a.rdb``)."""
+        seen: set[str] = set()
+        for f in files or []:
+            key = posixpath.normpath(f.file_name)
+            if key in seen:
+                raise ValueError(f"the file {f.file_name[:120]!r} is named more than once")
+            seen.add(key)
+        return files
 
 
 class BackupInstanceBody(In):
