@@ -9,13 +9,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from cachemigrate.service.settings import BucketConfig
 from conftest import PROJECT, LiveService, make_settings, signed, wait_for
 from support.compare import cluster_nodes, compare_servers
 from support.corpus import CORPUS
-from support.servers import ROOT, RedisCluster, RedisServer, free_port
+from support.servers import ROOT, RedisCluster, RedisServer, free_port, native_aof
 
 GENERATED = CORPUS / "generated-local"
 PLAIN = GENERATED / "redis-6.0.9-single-aof-plain" / "appendonly.aof"
@@ -212,27 +211,6 @@ def fill(server: RedisServer, prefix: str, n: int) -> None:
     pipe.execute()
 
 
-def native_aof(factory: Callable[..., RedisServer], tmp: Path, name: str, source: Path) -> RedisServer:
-    """A redis-server that loaded ``source`` (one AOF file, or a multi-part folder) itself."""
-    server_dir = tmp / name
-    server_dir.mkdir(parents=True)
-    if source.is_dir():
-        shutil.copytree(source, server_dir / "appendonlydir")
-    else:
-        shutil.copy(source, server_dir / "appendonly.aof")
-    args = [
-        "--appendonly",
-        "yes",
-        "--appendfilename",
-        "appendonly.aof",
-        "--aof-load-truncated",
-        "yes",
-        "--appenddirname",
-        "appendonlydir",
-    ]
-    return factory(name, args=args)
-
-
 def test_single_rdb_from_the_bucket(env: Env, s3: S3, redis_factory: Any) -> None:
     source = redis_factory("source")
     fill(source, "one", 2000)
@@ -288,7 +266,7 @@ def test_aof_forms_from_the_bucket(form: str, env: Env, s3: S3, redis_factory: A
         source = PLAIN if form == "plain" else PREAMBLE
         file_name = f"aof-{form}/appendonly.aof"
         s3.client.upload_file(str(source), BUCKET, file_name)
-    native = native_aof(redis_factory, tmp_path, "native", source)
+    native = native_aof(redis_factory, tmp_path, "native", source, multipart=source.is_dir())
     target = redis_factory("target")
     target_id = env.register("aof-target", f"127.0.0.1:{target.port}")
     messages = env.succeed(env.create_import(target_id, [file_name], name=f"aof-{form}"))
@@ -302,7 +280,7 @@ def test_aof_forms_from_the_bucket(form: str, env: Env, s3: S3, redis_factory: A
 def test_archives_from_the_bucket(kind: str, env: Env, s3: S3, redis_factory: Any, tmp_path: Path) -> None:
     note = b"not a backup\n"
     if kind == "zip":
-        reference = native_aof(redis_factory, tmp_path, "native", PREAMBLE)
+        reference = native_aof(redis_factory, tmp_path, "native", PREAMBLE, multipart=False)
         archive = tmp_path / "backup.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.write(PREAMBLE, "backup/appendonly.aof")

@@ -17,13 +17,13 @@ from typing import Any
 
 import boto3
 import pytest
-from sources_support import GENERATED, compare_servers, import_paths, native_aof
+from sources_support import GENERATED, compare_servers, import_paths
 
 from cachemigrate.engine.s3_objects import s3_client
 from cachemigrate.engine.sources import BucketFiles
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import ConfigError
-from support.servers import ROOT, RedisServer, free_port
+from support.servers import ROOT, RedisServer, free_port, native_aof
 
 PREAMBLE = GENERATED / "redis-6.0.9-single-aof-rdbpreamble"  # its dump.rdb holds what its AOF does
 MULTIPART = GENERATED / "redis-7.0.15-multipart-rdbpreamble" / "appendonlydir"
