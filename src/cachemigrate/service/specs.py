@@ -76,7 +76,10 @@ def check_import(settings: Settings, project_id: str, bucket: str, names: Sequen
         for name in names:
             check_name(name)
         return
-    file_kind(names, files.is_dir)
+    if file_kind(names, files.is_dir) is SourceKind.RDB_FILES:  # read as they are named
+        for name in names:
+            files.check_file(name)
+        return
     from cachemigrate.engine.readers.aof_file import plan  # the reader's own planning: one check
 
     plan(files, names)
