@@ -132,7 +132,8 @@ def confine(root: Path | None, name: str, *, want: Want = Want.FILE) -> Path:
     except (OSError, ValueError) as exc:
         why = _os_reason(exc, confined=False) if isinstance(exc, OSError) else "not a file name"
         raise _refused(name, why) from None
-    _kind(name, st, want)
+    if want is not Want.ANY:  # the operator may name a device or a FIFO where a folder could be
+        _kind(name, st, want)
     return path
 
 

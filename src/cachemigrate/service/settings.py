@@ -49,7 +49,7 @@ class BucketLocation:
     s3: S3Settings | None = None
 
     def url_of(self, file_name: str) -> str:
-        """The engine path of ``file_name`` (s3 buckets only; file buckets use ``resolve``)."""
+        """The s3:// URL of ``file_name`` (s3 buckets only; ``url_of("")`` is the bucket's root)."""
         return f"s3://{self.s3_bucket}/{self.s3_prefix}{file_name}"
 
 

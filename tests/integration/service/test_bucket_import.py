@@ -374,3 +374,32 @@ def test_backup_record_in_an_s3_store(
     target_id = env.register("s3-restore", f"127.0.0.1:{target.port}")
     env.succeed(env.create_import(target_id, [], backup_id=backup_id, name="restore-from-s3"))
     assert same(source, target) == 3005
+
+
+def test_keys_stay_under_the_buckets_prefix(
+    service_factory: Any, sdk: Any, tmp_path: Path, s3: S3, redis_factory: Any
+) -> None:
+    """A bucket over s3://dumps/tenant-a/ reads keys under that prefix only, and names them
+    relative to it: the store's bucket and prefix are not the tenant's to see."""
+    other = redis_factory("other-tenant")
+    fill(other, "b", 10)
+    s3.client.upload_file(str(other.save()), BUCKET, "tenant-b/dump.rdb")
+    mine = redis_factory("mine")
+    fill(mine, "a", 300)
+    s3.client.upload_file(str(mine.save()), BUCKET, "tenant-a/nightly/dump.rdb")
+    buckets = {"tenant-a": s3.bucket(prefix="tenant-a")}
+    live = service_factory(make_settings(tmp_path, buckets=buckets))
+    creds = live.credentials()
+    env = Env(live, sdk.client(live.url, creds), sdk.v2, creds)
+    target = redis_factory("target")
+    target_id = env.register("prefix-target", f"127.0.0.1:{target.port}")
+    for name in ("../tenant-b/dump.rdb", "nightly/../../tenant-b/dump.rdb", "/tenant-b/dump.rdb"):
+        with pytest.raises(sdk.ClientRequestException) as exc:
+            env.create_import(target_id, [name], bucket="tenant-a")
+        assert (exc.value.status_code, exc.value.error_code) == (400, "DCS.4063"), name
+        assert "outside the bucket" in exc.value.error_msg or "relative to the bucket" in exc.value.error_msg
+    assert target.client().dbsize() == 0
+    messages = env.succeed(env.create_import(target_id, ["nightly/dump.rdb"], bucket="tenant-a"))
+    assert same(mine, target) == 305
+    assert any(m.startswith("file 1/1 nightly/dump.rdb: done: 305 keys written") for m in messages), messages
+    assert not any("s3://" in m or "tenant-a/" in m for m in messages), messages
