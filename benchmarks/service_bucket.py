@@ -134,7 +134,8 @@ class Service:
         self.dir = work / "service"
         home = self.dir / "home"
         home.mkdir(parents=True, exist_ok=True)
-        bucket = {"url": "s3://bench", "endpoint_url": moto.url, "region": "us-east-1",
+        bucket = {"url": "s3://bench", "projects": [PROJECT], "endpoint_url": moto.url,
+                  "region": "us-east-1",
                   "access_key_id": moto.env["AWS_ACCESS_KEY_ID"],
                   "secret_access_key": moto.env["AWS_SECRET_ACCESS_KEY"], "path_style": True}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CACHEMIGRATE_")}

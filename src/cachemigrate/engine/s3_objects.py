@@ -16,10 +16,10 @@ from __future__ import annotations
 import io
 from typing import Any, BinaryIO, cast
 
+from cachemigrate.engine.confine import Source
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import ConfigError, MigrationError
 
-Source = tuple[BinaryIO, int | None, str]
 _RANGE_BLOCK = 8 << 20
 
 
@@ -74,9 +74,11 @@ def s3_error(url: str, exc: Exception) -> Exception:
 class S3RangeFile(io.RawIOBase):
     """A read-only seekable file over one S3 object: ranged GETs of ``block`` bytes, one cached."""
 
-    def __init__(self, client: Any, bucket: str, key: str, size: int, *, block: int = _RANGE_BLOCK) -> None:
+    def __init__(
+        self, client: Any, bucket: str, key: str, size: int, *, block: int = _RANGE_BLOCK, name: str = ""
+    ) -> None:
         super().__init__()
-        self.name = f"s3://{bucket}/{key}"
+        self.name = name or f"s3://{bucket}/{key}"  # what errors call it
         self._client, self._bucket, self._key = client, bucket, key
         self.size = size
         self._block = max(block, 1)
@@ -139,9 +141,9 @@ class S3RangeFile(io.RawIOBase):
 class S3Stream(io.RawIOBase):
     """``get_object()['Body']`` read as it comes; a dropped connection resumes with a ranged GET."""
 
-    def __init__(self, client: Any, bucket: str, key: str, *, retries: int = 3) -> None:
+    def __init__(self, client: Any, bucket: str, key: str, *, retries: int = 3, name: str = "") -> None:
         super().__init__()
-        self.name = f"s3://{bucket}/{key}"
+        self.name = name or f"s3://{bucket}/{key}"  # what errors call it
         self._client, self._bucket, self._key = client, bucket, key
         self._retries = retries
         self._pos = 0
@@ -186,17 +188,24 @@ class S3Stream(io.RawIOBase):
         super().close()
 
 
-def open_s3(url: str, settings: S3Settings, clients: list[Any], *, seekable: bool) -> Source:
-    """One object as a source; ``clients`` caches the boto3 client (made on first need)."""
+def open_s3(url: str, settings: S3Settings, clients: list[Any], *, seekable: bool, name: str = "") -> Source:
+    """One object as a source named ``name`` (default: its URL) in messages; ``clients`` caches
+    the boto3 client (made on first need)."""
     if not clients:
         clients.append(s3_client(settings))
     client = clients[0]
-    bucket, key = parse_s3_url(url)
+    name = name or url
+    try:
+        bucket, key = parse_s3_url(url)
+    except ConfigError:
+        if name == url:
+            raise
+        raise ConfigError(f"{name}: expected the name of one object in the bucket") from None
     if not seekable:
-        stream = S3Stream(client, bucket, key)
-        return cast(BinaryIO, io.BufferedReader(stream, 1 << 20)), stream.size or None, url
+        stream = S3Stream(client, bucket, key, name=name)
+        return cast(BinaryIO, io.BufferedReader(stream, 1 << 20)), stream.size or None, name
     try:
         size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except Exception as exc:
-        raise s3_error(url, exc) from exc
-    return cast(BinaryIO, S3RangeFile(client, bucket, key, size)), size, url
+        raise s3_error(name, exc) from exc
+    return cast(BinaryIO, S3RangeFile(client, bucket, key, size, name=name)), size, name

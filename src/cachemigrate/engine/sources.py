@@ -9,17 +9,26 @@ stream: nothing is read whole into memory or downloaded whole to disk.
 - ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz`` are read in stream mode (``r|*``);
   single-file ``.gz``/``.bz2``/``.xz`` are decompressed as they are read.
 Each archive member is its own source: ``archive_members`` yields them one at a time, in archive
-order, named ``archive!member``.
+order, named ``archive!member``. Member names pass ``confine.check_name`` (no ``../``, no absolute
+name); a symlink or hardlink member pointing outside the archive is refused, one inside it is
+skipped (members are never extracted, so a link has nothing to follow). A zip's members are all
+checked before the first is read; a tar stream's as they come (a .tar.gz has no directory).
+
+``BucketFiles`` is where an import's files are (a bucket's directory or S3 prefix, or the CLI's
+own paths) and opens each of them through ``confine``.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import posixpath
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, cast
 
-from cachemigrate.engine.readers.rdb_file import Opener, open_local
-from cachemigrate.engine.s3_objects import S3RangeFile, S3Stream, Source, open_s3, parse_s3_url
+from cachemigrate.engine.confine import Source, Want, check_name, confine, open_confined, shown
+from cachemigrate.engine.s3_objects import S3RangeFile, S3Stream, open_s3, parse_s3_url
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import CacheMigrateError, ConfigError, FormatError
 
@@ -29,13 +38,13 @@ from cachemigrate.errors import CacheMigrateError, ConfigError, FormatError
 __all__ = [
     "ArchiveKind",
     "ArchiveMemberReader",
+    "BucketFiles",
     "CountingReader",
     "S3RangeFile",
     "S3Stream",
     "Source",
     "archive_kind",
     "archive_members",
-    "make_opener",
     "parse_s3_url",
 ]
 
@@ -47,20 +56,85 @@ _UNSUPPORTED = (".7z", ".rar", ".zst", ".zstd", ".lz4", ".br", ".z", ".lzma", ".
 _SPOOL_MEMORY = 16 << 20
 
 
-def make_opener(s3: S3Settings | None = None) -> Opener:
-    """An opener for local paths and ``s3://`` URLs (``.zip`` objects come back seekable);
-    ``s3`` None: boto3's own lookup of the endpoint and credentials."""
-    client: list[Any] = []
-    settings = s3 or S3Settings()
+class BucketFiles:
+    """Where an import's files are; every one of them is located and opened here.
 
-    def open_any(path: str) -> Source:
-        if path.startswith("s3://"):
-            return open_s3(path, settings, client, seekable=archive_kind(path) == "zip")
-        if "://" in path:
-            raise ConfigError(f"{path}: unsupported URL scheme (use a local path or s3://bucket/key)")
-        return open_local(path)
+    ``root``: a local directory (names are relative to it and confined to it: ``confine``), an
+    ``s3://bucket/prefix/`` URL (names are keys under the prefix, ``check_name``: no ``..``), or ""
+    (the CLI: local paths and ``s3://`` URLs as given, not confined). A file is named as given in
+    every message and log line, never by the server's path. ``s3`` None: boto3's own lookup of
+    the endpoint and credentials. ``.zip`` objects are opened seekable.
+    """
 
-    return open_any
+    def __init__(self, root: str = "", s3: S3Settings | None = None) -> None:
+        if root.startswith("s3://") and not root.endswith("/"):
+            root += "/"
+        self.root = root
+        self.s3 = s3 or S3Settings()
+        # The directory of a file bucket, resolved (the anchor of every containment check).
+        self.directory: Path | None = None if not root or root.startswith("s3://") else Path(root).resolve()
+        self._clients: list[Any] = []
+
+    def _url(self, name: str) -> str:
+        if not self.root:
+            return name
+        check_name(name)
+        return self.root + name
+
+    def _on_s3(self, name: str) -> bool:
+        if self.root.startswith("s3://") or (not self.root and name.startswith("s3://")):
+            return True
+        if not self.root and "://" in name:
+            raise ConfigError(f"{name}: unsupported URL scheme (use a local path or s3://bucket/key)")
+        return False
+
+    def open(self, name: str) -> Source:
+        """``name`` as a stream (an ``Opener``)."""
+        if self._on_s3(name):
+            return open_s3(self._url(name), self.s3, self._clients, seekable=archive_kind(name) == "zip",
+                           name=name)
+        return open_confined(self.directory, name)
+
+    def check_file(self, name: str) -> None:
+        """Refuse ``name`` unless it is a regular file inside the bucket (S3: a key under it)."""
+        if self._on_s3(name):
+            self._url(name)
+        else:
+            confine(self.directory, name, want=Want.FILE)
+
+    def is_dir(self, name: str) -> bool:
+        """True for a directory of the bucket (never on S3); ConfigError for what is not there."""
+        if self._on_s3(name):
+            return False
+        return confine(self.directory, name, want=Want.ANY).is_dir()
+
+    def entries(self, name: str) -> list[str]:
+        """The names in directory ``name``, sorted (bare names: ``beside`` makes them paths)."""
+        real = confine(self.directory, name, want=Want.DIR)
+        try:
+            return sorted(os.listdir(real))
+        except OSError as exc:
+            raise ConfigError(f"cannot list {shown(name)}: {(exc.strerror or '').lower()}") from None
+
+    def inside(self, folder: str, entry: str) -> str:
+        """The name of ``entry`` (one bare name) of directory ``folder``."""
+        check_name(entry)
+        if "/" in entry or "\\" in entry:
+            raise ConfigError(f"{shown(entry)!r} is a path, not a file name")
+        return posixpath.join(folder, entry) if folder else entry
+
+    def beside(self, name: str, entry: str) -> str:
+        """The name of ``entry`` (one bare name) in the folder of file ``name`` (a manifest's files)."""
+        return self.inside(posixpath.dirname(name), entry)
+
+    def size(self, name: str) -> int | None:
+        """The size of a local file, None on S3 (known once it is opened)."""
+        if self._on_s3(name):
+            return None
+        try:
+            return confine(self.directory, name, want=Want.FILE).stat().st_size
+        except (CacheMigrateError, OSError):
+            return None  # opening it says why
 
 
 # ---- archives --------------------------------------------------------------------------------
@@ -99,6 +173,8 @@ def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Generator[Sou
         elif kind == "tar":
             with tarfile.open(fileobj=fh, mode="r|*") as tf:
                 for m in tf:
+                    check_member(name, m.name, symlink=m.linkname if m.issym() else None,
+                                 hardlink=m.linkname if m.islnk() else None)
                     if m.isfile():
                         extracted = tf.extractfile(m)
                         if extracted is not None:
@@ -121,6 +197,27 @@ def archive_members(fh: BinaryIO, name: str, kind: ArchiveKind) -> Generator[Sou
         if damage is None:
             raise
         raise damage from exc
+
+
+def check_member(
+    archive: str, member: str, *, symlink: str | None = None, hardlink: str | None = None
+) -> None:
+    """Refuse a member named outside the archive, or a link member whose target is outside it.
+
+    ``symlink``: the target relative to the member's folder (or absolute); ``hardlink``: the
+    target relative to the archive's top.
+    """
+    where = f"the archive {archive}"
+    check_name(member, where=where)
+    if symlink is not None:
+        target = symlink if symlink.startswith("/") else posixpath.join(posixpath.dirname(member), symlink)
+    elif hardlink is not None:
+        target = hardlink
+    else:
+        return
+    top = posixpath.normpath(target) if target else ""
+    if not top or top == ".." or top.startswith(("../", "/")):
+        raise ConfigError(f"{archive}!{shown(member)}: a link to outside {where}")
 
 
 def _archive_damage(where: str, exc: BaseException) -> FormatError | None:
@@ -203,6 +300,7 @@ class ArchiveMemberReader:
 
 def _zip_members(fh: BinaryIO, name: str) -> Iterator[Source]:
     import shutil
+    import stat
     import tempfile
     import zipfile
 
@@ -214,8 +312,17 @@ def _zip_members(fh: BinaryIO, name: str) -> Iterator[Source]:
         fh = spool
     try:
         with zipfile.ZipFile(fh) as zf:
+            links = set()
+            for info in zf.infolist():  # every member is checked before the first is read
+                if stat.S_ISLNK(info.external_attr >> 16):  # a symlink: its target is its content
+                    with zf.open(info) as link:
+                        target = link.read(4096).decode("utf-8", "surrogateescape")
+                    check_member(name, info.filename, symlink=target)
+                    links.add(info.filename)
+                else:
+                    check_member(name, info.filename)
             for info in zf.infolist():
-                if info.is_dir():
+                if info.is_dir() or info.filename in links:
                     continue
                 with zf.open(info) as member:
                     yield cast(BinaryIO, member), info.file_size, f"{name}!{info.filename}"

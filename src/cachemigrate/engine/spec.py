@@ -47,7 +47,11 @@ class S3Settings:
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     kind: SourceKind
-    paths: tuple[str, ...] = ()  # RDB_FILES / AOF_FILES
+    paths: tuple[str, ...] = ()  # RDB_FILES / AOF_FILES: names relative to ``root``
+    # Where ``paths`` are: a local directory, or "s3://bucket/prefix/" (ending in "/"); every file
+    # opened stays inside it (engine/confine.py) and is named relative to it in logs and errors.
+    # "": the paths are local paths or s3:// URLs as given (the CLI: the operator's own files).
+    root: str = ""
     endpoint: Endpoint | None = None  # SYNC / SCAN (a cluster source is detected by itself)
     s3: S3Settings | None = None  # how to reach s3:// paths (None: boto3's own lookup)
 

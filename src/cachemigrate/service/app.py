@@ -64,6 +64,14 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   configured bucket (`file://` directory or `s3://` store; .rdb, .aof, multi-part .manifest, .zip,
   .tar.gz), one file after the other, each with its own log lines; a missing object, refused
   credentials or an unsupported file end the task FAILED with a message naming the file.
+  A bucket serves only the projects bound to it (`projects` in the bucket's settings); another
+  project's bucket answers exactly like one that does not exist. Every file an import opens (the
+  names in `files`, the files a manifest lists, a directory's manifest, archive members and their
+  links) stays inside the bucket after symlinks are resolved; names are bucket-relative (no `..`
+  part, no part over 255 bytes), at most 1000 in `files`, none twice. A name that leaves the
+  bucket, a symlink loop, a missing file or a directory where a file is expected is 400
+  `DCS.4063` when the task is created (an archive member: the task FAILED); messages and task
+  logs name files bucket-relative, never by the server's paths.
   `backup_record` imports a backup taken by `POST .../instances/{instance_id}/backups` (the SDK's
   `copy_instance`; an RDB fetched over replication) and listed by `list_backup_records`; an
   unknown, foreign or unfinished backup is 400 `DCS.4087`. Record `error_code`: `dcs.08.0001`
@@ -91,6 +99,8 @@ class DcsApp(FastAPI):
 
 
 def build_services(settings: Settings, executor: Executor | None = None) -> Services:
+    for name in settings.check_buckets():  # ConfigError: a bad URL, a bound bucket over our files
+        log.warning("bucket %r is bound to no project: no import can read it (set its \"projects\")", name)
     cipher = Cipher.from_settings(settings)  # refuses to start without a key (unless dev_mode)
     engine = make_engine(settings.sqlalchemy_url())
     upgrade(engine)

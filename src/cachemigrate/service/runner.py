@@ -256,7 +256,9 @@ class Runner:
             raise
         except Exception as exc:
             log.exception("task %s crashed", run.task_id)
-            message = f"internal error: {type(exc).__name__}: {exc}"
+            # The tenant's line names the kind only: the text of an exception that is not ours may
+            # carry the server's paths (the operator's log above has all of it).
+            message = f"internal error ({type(exc).__name__}); the service log has the details"
             return ("failed", message, LogLine("ERROR", "migration.error.internal", message, []))
 
     async def _conclude(self, run: _Run, kind: str, message: str | None, line: LogLine | None) -> None:

@@ -24,14 +24,22 @@ from cachemigrate.errors import ConfigError
 # service that listens on other addresses should name them instead of loopback (create_app
 # warns when it does not), or tenants could copy this host's own passwordless servers.
 DEFAULT_ALLOWED_NETWORKS = ("127.0.0.0/8", "::1/128")
+ALL_PROJECTS = "*"
 
 
 class BucketConfig(BaseModel):
-    """A bucket given as an object: its URL plus how to reach an S3-compatible store."""
+    """A bucket given as an object: its URL, the projects it serves, how to reach an S3 store.
+
+    ``projects``: the project IDs whose imports may read the bucket; ``["*"]`` is every project.
+    Unbound (empty, and every plain-string entry) serves no project: a bucket is a tenant's data,
+    and one forgotten setting must not hand it to every tenant of the service. Such a bucket can
+    still be the ``backup_store``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str  # file:///directory or s3://bucket[/prefix]
+    projects: tuple[str, ...] = ()
     endpoint_url: str | None = None
     region: str | None = None
     access_key_id: str | None = None
@@ -51,7 +59,7 @@ class BucketLocation:
     s3: S3Settings | None = None
 
     def url_of(self, file_name: str) -> str:
-        """The engine path of ``file_name`` (s3 buckets only; file buckets use ``resolve``)."""
+        """The s3:// URL of ``file_name`` (s3 buckets only; ``url_of("")`` is the bucket's root)."""
         return f"s3://{self.s3_bucket}/{self.s3_prefix}{file_name}"
 
 
@@ -85,8 +93,10 @@ class Settings(BaseModel):
     clock_skew_seconds: int = 15 * 60
     token_ttl_seconds: int = 24 * 3600
     # Bucket name -> "file:///directory", "s3://bucket[/prefix]" (S3 settings below), or an object
-    # {"url": "s3://...", "endpoint_url", "region", "access_key_id", "secret_access_key",
-    # "path_style"} whose fields override the s3_* defaults. Imports read bucket_name/file_name.
+    # {"url": "s3://...", "projects": ["<project id>", ...] or ["*"], "endpoint_url", "region",
+    # "access_key_id", "secret_access_key", "path_style"} whose fields override the s3_* defaults.
+    # Imports read bucket_name/file_name, and only from a bucket bound to the task's project (a
+    # plain string is bound to no project; see BucketConfig).
     buckets: dict[str, str | BucketConfig] = Field(default_factory=dict)
     # Defaults for s3:// buckets (unset: boto3's own lookup: AWS_* variables, profiles...).
     s3_endpoint_url: str | None = None
@@ -187,11 +197,27 @@ class Settings(BaseModel):
         return f"sqlite:///{(self.data_dir / 'cachemigrate.db').resolve()}"
 
     def bucket_location(self, bucket: str) -> BucketLocation | None:
-        """Where ``bucket`` is, or None for an unknown bucket; ConfigError for a bad URL."""
+        """Where ``bucket`` is, or None for an unknown bucket; ConfigError for a bad URL.
+
+        The operator's view (every configured bucket); a project's imports use ``project_bucket``.
+        """
         conf = self.buckets.get(bucket)
         if conf is None:
             return None
         return self._location(bucket, conf)
+
+    def bucket_projects(self, bucket: str) -> tuple[str, ...]:
+        """The projects ``bucket`` serves (``("*",)``: all); () for unbound and unknown buckets."""
+        conf = self.buckets.get(bucket)
+        return conf.projects if isinstance(conf, BucketConfig) else ()
+
+    def project_bucket(self, project_id: str, bucket: str) -> BucketLocation | None:
+        """Where ``bucket`` is for ``project_id``'s imports: None both when there is no such bucket
+        and when it is not bound to the project, so a caller cannot tell the two apart."""
+        projects = self.bucket_projects(bucket)
+        if not project_id or (ALL_PROJECTS not in projects and project_id not in projects):
+            return None
+        return self.bucket_location(bucket)
 
     def _location(self, name: str, conf: str | BucketConfig) -> BucketLocation:
         url = conf if isinstance(conf, str) else conf.url
@@ -221,6 +247,31 @@ class Settings(BaseModel):
             raise ConfigError(f"bucket {bucket!r} is an s3:// bucket, not a file:// directory")
         return loc.directory
 
+    def check_buckets(self) -> list[str]:
+        """At start-up: ConfigError for a bucket URL that does not parse, or a bucket bound to
+        projects that overlaps the service's own files (the data directory: database, keys,
+        default backups; the backup store: every project's backups). Returns the names of the
+        buckets that serve no project (the caller warns about them)."""
+        own = [("the data directory", BucketLocation("data_dir", directory=self.data_dir.resolve()))]
+        store = self.backup_location()
+        own.append(("the backup store", store))
+        unbound = []
+        for name, conf in self.buckets.items():
+            loc = self._location(name, conf)
+            if not self.bucket_projects(name):
+                unbound.append(name)
+                continue
+            if self.backup_store == name:
+                raise ConfigError(f"bucket {name!r} is the backup store, which holds every project's "
+                                  "backups: it cannot be bound to projects")
+            for what, other in own:
+                if _overlap(loc, other):
+                    raise ConfigError(
+                        f"bucket {name!r} is bound to projects but overlaps {what}: a tenant would "
+                        "read the service's own files; give it a directory or prefix of its own"
+                    )
+        return unbound
+
     def default_s3(self) -> S3Settings:
         """The s3_* defaults (for an s3:// location no configured bucket describes)."""
         return self._location("s3", "s3://default").s3 or S3Settings()
@@ -233,3 +284,12 @@ class Settings(BaseModel):
         if store in self.buckets:
             return self._location(store, self.buckets[store])
         return self._location("backup_store", store)
+
+
+def _overlap(a: BucketLocation, b: BucketLocation) -> bool:
+    """Whether one location holds (part of) the other."""
+    if a.directory is not None and b.directory is not None:
+        return a.directory.is_relative_to(b.directory) or b.directory.is_relative_to(a.directory)
+    if a.directory is None and b.directory is None and a.s3_bucket == b.s3_bucket:
+        return a.s3_prefix.startswith(b.s3_prefix) or b.s3_prefix.startswith(a.s3_prefix)
+    return False

@@ -11,6 +11,7 @@ from typing import Any
 from cachemigrate.errors import (
     CacheMigrateError,
     ConfigError,
+    FormatError,
     InvalidParameterError,
     NotFoundError,
     StateError,
@@ -25,8 +26,8 @@ from cachemigrate.service.db.models import Task
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
+from cachemigrate.service.specs import bucket_of, check_import
 from cachemigrate.service.specs import build as build_spec
-from cachemigrate.service.specs import check_relative, file_kind, resolve_backup_file
 from cachemigrate.service.tasklogs import LogLine
 
 log = logging.getLogger(__name__)
@@ -139,24 +140,16 @@ class TaskService:
             raise InvalidParameterError("backup_files.bucket_name", "required for self_build_obs")
         if not body.files:
             raise InvalidParameterError("backup_files.files", "required for self_build_obs")
+        names = [f.file_name for f in body.files]
         try:
-            loc = self.settings.bucket_location(body.bucket_name)
-            if loc is None or loc.directory is not None:
-                # A local bucket is checked now; an s3:// one when the task runs (FAILED + log).
-                bucket = body.bucket_name
-                paths = [resolve_backup_file(self.settings, bucket, f.file_name) for f in body.files]
-                file_kind(paths)
-            else:
-                paths = []
-                for f in body.files:
-                    check_relative(f.file_name)
+            bucket_of(self.settings, project_id, body.bucket_name)
         except ConfigError as exc:
-            raise InvalidParameterError("backup_files", str(exc)) from None
-        for f, p in zip(body.files, paths, strict=False):
-            if not p.exists():
-                raise InvalidParameterError(
-                    "backup_files.files", f"{f.file_name} not found in bucket {body.bucket_name}"
-                )
+            raise InvalidParameterError("backup_files.bucket_name", str(exc)) from None
+        try:
+            # In a thread: it reads the file system (and a manifest, at most 1 MiB).
+            await asyncio.to_thread(check_import, self.settings, project_id, body.bucket_name, names)
+        except (ConfigError, FormatError) as exc:  # FormatError: a manifest that does not parse
+            raise InvalidParameterError("backup_files.files", str(exc)) from None
         return {
             "file_source": source,
             "bucket_name": body.bucket_name,

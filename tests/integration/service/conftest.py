@@ -27,10 +27,13 @@ from cachemigrate.errors import MigrationError
 from cachemigrate.service import serving
 from cachemigrate.service.app import create_app
 from cachemigrate.service.db import repo
-from cachemigrate.service.settings import Settings
+from cachemigrate.service.settings import BucketConfig, Settings
 from support.poll import wait_until
 
 SECRET = Fernet.generate_key().decode()
+PROJECT = "0123456789abcdef0123456789abcdef"  # LiveService.credentials()'s default project
+
+
 CLI = str(Path(sys.executable).parent / "cachemigrate")
 
 
@@ -104,7 +107,7 @@ class LiveService:
     def services(self) -> Any:
         return self.app.state.services
 
-    def credentials(self, project_id: str = "0123456789abcdef0123456789abcdef") -> Creds:
+    def credentials(self, project_id: str = PROJECT) -> Creds:
         from cachemigrate.service.auth import new_access_key
 
         ak, sk = new_access_key()
@@ -208,6 +211,7 @@ def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[types.SimpleNamesp
 
 
 def make_settings(tmp: Path, **kw: Any) -> Settings:
+    """Settings of a test service; its bucket "local" (tmp/bucket) serves the default PROJECT."""
     bucket = tmp / "bucket"
     bucket.mkdir(parents=True, exist_ok=True)
     base: dict[str, Any] = {
@@ -215,7 +219,7 @@ def make_settings(tmp: Path, **kw: Any) -> Settings:
         "secret_key": SECRET,
         "status_interval_seconds": 0.2,
         "stop_grace_seconds": 5.0,
-        "buckets": {"local": f"file://{bucket}"},
+        "buckets": {"local": BucketConfig(url=f"file://{bucket}", projects=(PROJECT,))},
     }
     base.update(kw)
     return Settings(**base)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,10 @@ import boto3
 import pytest
 
 from cachemigrate.service.settings import BucketConfig
-from conftest import LiveService, make_settings, signed, wait_for
+from conftest import PROJECT, LiveService, make_settings, signed, wait_for
 from support.compare import cluster_nodes, compare_servers
 from support.corpus import CORPUS
-from support.servers import ROOT, RedisCluster, RedisServer, free_port
+from support.servers import ROOT, RedisCluster, RedisServer, free_port, native_aof
 
 GENERATED = CORPUS / "generated-local"
 PLAIN = GENERATED / "redis-6.0.9-single-aof-plain" / "appendonly.aof"
@@ -43,9 +42,12 @@ class S3:
     secret: str
     client: Any
 
-    def bucket(self, *, secret: str | None = None, prefix: str = "") -> BucketConfig:
+    def bucket(
+        self, *, secret: str | None = None, prefix: str = "", projects: tuple[str, ...] = (PROJECT,)
+    ) -> BucketConfig:
         return BucketConfig(
             url=f"s3://{BUCKET}/{prefix}".rstrip("/"),
+            projects=projects,
             endpoint_url=self.url,
             region="us-east-1",
             access_key_id=self.key_id,
@@ -175,7 +177,7 @@ class Env:
 
 def service(service_factory: Any, sdk: Any, tmp_path: Path, s3: S3, **kw: Any) -> Env:
     buckets: dict[str, Any] = {
-        "local": f"file://{tmp_path / 'bucket'}",
+        "local": BucketConfig(url=f"file://{tmp_path / 'bucket'}", projects=(PROJECT,)),
         "obs": s3.bucket(),
         "obs-badkey": s3.bucket(secret="not-the-secret"),
     }
@@ -209,27 +211,6 @@ def fill(server: RedisServer, prefix: str, n: int) -> None:
     pipe.execute()
 
 
-def native_aof(factory: Callable[..., RedisServer], tmp: Path, name: str, source: Path) -> RedisServer:
-    """A redis-server that loaded ``source`` (one AOF file, or a multi-part folder) itself."""
-    server_dir = tmp / name
-    server_dir.mkdir(parents=True)
-    if source.is_dir():
-        shutil.copytree(source, server_dir / "appendonlydir")
-    else:
-        shutil.copy(source, server_dir / "appendonly.aof")
-    args = [
-        "--appendonly",
-        "yes",
-        "--appendfilename",
-        "appendonly.aof",
-        "--aof-load-truncated",
-        "yes",
-        "--appenddirname",
-        "appendonlydir",
-    ]
-    return factory(name, args=args)
-
-
 def test_single_rdb_from_the_bucket(env: Env, s3: S3, redis_factory: Any) -> None:
     source = redis_factory("source")
     fill(source, "one", 2000)
@@ -239,7 +220,7 @@ def test_single_rdb_from_the_bucket(env: Env, s3: S3, redis_factory: Any) -> Non
     messages = env.succeed(env.create_import(target_id, ["nightly/dump.rdb"]))
     assert same(source, target) == 2005
     assert any(
-        m.startswith("file 1/1 s3://dumps/nightly/dump.rdb: done: 2005 keys written") for m in messages
+        m.startswith("file 1/1 nightly/dump.rdb: done: 2005 keys written") for m in messages
     )
     stats = env.client.show_migration_task_stats(
         env.v2.ShowMigrationTaskStatsRequest(
@@ -264,9 +245,9 @@ def test_shard_rdbs_into_a_cluster(env: Env, s3: S3, redis_factory: Any, redis_c
     result = compare_servers([s.client() for s in shards], cluster_nodes(redis_cluster))
     assert result.ok and result.compared == 3 * 705, result.summary()
     for i in range(3):  # each file has its own start and end line
-        assert f"file {i + 1}/3 s3://dumps/cluster/shard{i}.rdb: import started" in messages
+        assert f"file {i + 1}/3 cluster/shard{i}.rdb: import started" in messages
         assert any(
-            m.startswith(f"file {i + 1}/3 s3://dumps/cluster/shard{i}.rdb: done: 705 keys written")
+            m.startswith(f"file {i + 1}/3 cluster/shard{i}.rdb: done: 705 keys written")
             for m in messages
         ), messages
     detail = env.client.show_migration_task(env.v2.ShowMigrationTaskRequest(task_id=task_id)).to_json_object()
@@ -285,7 +266,7 @@ def test_aof_forms_from_the_bucket(form: str, env: Env, s3: S3, redis_factory: A
         source = PLAIN if form == "plain" else PREAMBLE
         file_name = f"aof-{form}/appendonly.aof"
         s3.client.upload_file(str(source), BUCKET, file_name)
-    native = native_aof(redis_factory, tmp_path, "native", source)
+    native = native_aof(redis_factory, tmp_path, "native", source, multipart=source.is_dir())
     target = redis_factory("target")
     target_id = env.register("aof-target", f"127.0.0.1:{target.port}")
     messages = env.succeed(env.create_import(target_id, [file_name], name=f"aof-{form}"))
@@ -299,7 +280,7 @@ def test_aof_forms_from_the_bucket(form: str, env: Env, s3: S3, redis_factory: A
 def test_archives_from_the_bucket(kind: str, env: Env, s3: S3, redis_factory: Any, tmp_path: Path) -> None:
     note = b"not a backup\n"
     if kind == "zip":
-        reference = native_aof(redis_factory, tmp_path, "native", PREAMBLE)
+        reference = native_aof(redis_factory, tmp_path, "native", PREAMBLE, multipart=False)
         archive = tmp_path / "backup.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.write(PREAMBLE, "backup/appendonly.aof")
@@ -326,11 +307,11 @@ def test_archives_from_the_bucket(kind: str, env: Env, s3: S3, redis_factory: An
 @pytest.mark.parametrize(
     ("file_name", "bucket", "expected"),
     [
-        ("nightly/missing.rdb", "obs", "s3://dumps/nightly/missing.rdb: no such object in the bucket"),
+        ("nightly/missing.rdb", "obs", "nightly/missing.rdb: no such object in the bucket"),
         (
             "wrong-key/dump.rdb",
             "obs-badkey",
-            "s3://dumps/wrong-key/dump.rdb: access denied (SignatureDoesNotMatch",
+            "wrong-key/dump.rdb: access denied (SignatureDoesNotMatch",
         ),
         (
             "notes/readme.txt",
@@ -364,8 +345,14 @@ def test_failures_fail_the_task_with_a_log_entry(
 def test_backup_record_in_an_s3_store(
     service_factory: Any, sdk: Any, tmp_path: Path, s3: S3, redis_factory: Any
 ) -> None:
-    """The backup store may be a configured bucket: the RDB goes there by multipart upload."""
-    env = service(service_factory, sdk, tmp_path, s3, backup_store="obs")
+    """The backup store may be a configured bucket: the RDB goes there by multipart upload.
+
+    A bucket bound to projects cannot hold the store (a tenant would read every project's
+    backups): the store is a bucket of its own, bound to no project."""
+    settings = make_settings(tmp_path, buckets={"store": s3.bucket(projects=())}, backup_store="store")
+    live = service_factory(settings)
+    creds = live.credentials()
+    env = Env(live, sdk.client(live.url, creds), sdk.v2, creds)
     source = redis_factory("source", password="s-pw", args=["--repl-diskless-sync-delay", "0"])
     fill(source, "store", 3000)
     source_id = env.register("s3-source", f"127.0.0.1:{source.port}", "s-pw")
@@ -387,3 +374,32 @@ def test_backup_record_in_an_s3_store(
     target_id = env.register("s3-restore", f"127.0.0.1:{target.port}")
     env.succeed(env.create_import(target_id, [], backup_id=backup_id, name="restore-from-s3"))
     assert same(source, target) == 3005
+
+
+def test_keys_stay_under_the_buckets_prefix(
+    service_factory: Any, sdk: Any, tmp_path: Path, s3: S3, redis_factory: Any
+) -> None:
+    """A bucket over s3://dumps/tenant-a/ reads keys under that prefix only, and names them
+    relative to it: the store's bucket and prefix are not the tenant's to see."""
+    other = redis_factory("other-tenant")
+    fill(other, "b", 10)
+    s3.client.upload_file(str(other.save()), BUCKET, "tenant-b/dump.rdb")
+    mine = redis_factory("mine")
+    fill(mine, "a", 300)
+    s3.client.upload_file(str(mine.save()), BUCKET, "tenant-a/nightly/dump.rdb")
+    buckets = {"tenant-a": s3.bucket(prefix="tenant-a")}
+    live = service_factory(make_settings(tmp_path, buckets=buckets))
+    creds = live.credentials()
+    env = Env(live, sdk.client(live.url, creds), sdk.v2, creds)
+    target = redis_factory("target")
+    target_id = env.register("prefix-target", f"127.0.0.1:{target.port}")
+    for name in ("../tenant-b/dump.rdb", "nightly/../../tenant-b/dump.rdb", "/tenant-b/dump.rdb"):
+        with pytest.raises(sdk.ClientRequestException) as exc:
+            env.create_import(target_id, [name], bucket="tenant-a")
+        assert (exc.value.status_code, exc.value.error_code) == (400, "DCS.4063"), name
+        assert "outside the bucket" in exc.value.error_msg or "relative to the bucket" in exc.value.error_msg
+    assert target.client().dbsize() == 0
+    messages = env.succeed(env.create_import(target_id, ["nightly/dump.rdb"], bucket="tenant-a"))
+    assert same(mine, target) == 305
+    assert any(m.startswith("file 1/1 nightly/dump.rdb: done: 305 keys written") for m in messages), messages
+    assert not any("s3://" in m or "tenant-a/" in m for m in messages), messages

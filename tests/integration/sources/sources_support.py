@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cachemigrate.engine.readers.aof_file import AofFileReader
 from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
-from cachemigrate.engine.readers.rdb_file import Opener, open_local
+from cachemigrate.engine.sources import BucketFiles
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import RecordingSink
 from cachemigrate.engine.transform import Transformer
@@ -41,7 +39,7 @@ async def import_paths(
     paths: Sequence[str],
     target: RedisServer,
     *,
-    opener: Opener = open_local,
+    files: BucketFiles | None = None,
     options: PipelineOptions | None = None,
 ) -> Imported:
     """Drive AofFileReader into a real target with the engine's writer (what run_pipeline does)."""
@@ -53,7 +51,7 @@ async def import_paths(
         return Transformer(opts, header, info)
 
     sink = RecordingSink()
-    reader = AofFileReader(paths, ReaderContext(opts, factory, sink), opener=opener)
+    reader = AofFileReader(paths, ReaderContext(opts, factory, sink), files=files)
     writer = await open_writer(ep, WriterOptions(multi_db=True), info=info)
     try:
         try:
@@ -64,32 +62,6 @@ async def import_paths(
     finally:
         await writer.close()
     return Imported(reader, sink, writer.stats.commands_written, list(writer.failures))
-
-
-def native_aof(
-    factory: Callable[..., RedisServer],
-    tmp: Path,
-    name: str,
-    source: Path,
-    *,
-    multipart: bool,
-    binary: str | None = None,
-) -> RedisServer:
-    """A real redis-server that loaded ``source`` itself (one AOF file, or a multi-part folder).
-
-    Redis 7 (the default) adopts a single file as the base of a new multi-part set
-    (aofUpgradePrepare); ``binary`` may be the 6.0.9 one for single files.
-    """
-    server_dir = tmp / name
-    server_dir.mkdir(parents=True, exist_ok=True)
-    if multipart:
-        shutil.copytree(source, server_dir / "appendonlydir")
-    else:
-        shutil.copy(source, server_dir / "appendonly.aof")
-    args = ["--appendonly", "yes", "--appendfilename", "appendonly.aof", "--aof-load-truncated", "yes"]
-    if binary is None:
-        args += ["--appenddirname", "appendonlydir"]
-    return factory(name, args=args, binary=binary)
 
 
 async def compare_servers(a: RedisServer, b: RedisServer) -> Comparison:

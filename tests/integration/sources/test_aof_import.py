@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sources_support import GENERATED, compare_servers, import_paths, native_aof
+from sources_support import GENERATED, compare_servers, import_paths
 
 from cachemigrate.errors import AofFormatError
 from support.corpus import CORPUS, manifest
-from support.servers import RedisServer, require_redis6
+from support.servers import RedisServer, native_aof, require_redis6
 
 CASES = [
     ("redis-6.0.9-single-aof-plain/appendonly.aof", False, 25),

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sources_support import GENERATED, compare_servers, native_aof
+from sources_support import GENERATED, compare_servers
 
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import Endpoint, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import Phase, RecordingSink
 from cachemigrate.errors import AofFormatError
 from support.corpus import CORPUS
-from support.servers import RedisServer
+from support.servers import RedisServer, native_aof
 
 
 async def _run(paths: list[str], target: RedisServer) -> RecordingSink:

@@ -17,13 +17,13 @@ from typing import Any
 
 import boto3
 import pytest
-from sources_support import GENERATED, compare_servers, import_paths, native_aof
+from sources_support import GENERATED, compare_servers, import_paths
 
 from cachemigrate.engine.s3_objects import s3_client
-from cachemigrate.engine.sources import make_opener
+from cachemigrate.engine.sources import BucketFiles
 from cachemigrate.engine.spec import S3Settings
 from cachemigrate.errors import ConfigError
-from support.servers import ROOT, RedisServer, free_port
+from support.servers import ROOT, RedisServer, free_port, native_aof
 
 PREAMBLE = GENERATED / "redis-6.0.9-single-aof-rdbpreamble"  # its dump.rdb holds what its AOF does
 MULTIPART = GENERATED / "redis-7.0.15-multipart-rdbpreamble" / "appendonlydir"
@@ -99,7 +99,7 @@ async def test_rdb_from_bucket(s3: tuple[S3Settings, Any], redis_factory: Callab
     client.upload_file(str(rdb), BUCKET, "nightly/dump.rdb")
     native = _native_rdb(redis_factory, tmp_path, rdb)
     target = redis_factory("target")
-    done = await import_paths([f"s3://{BUCKET}/nightly/dump.rdb"], target, opener=make_opener(settings))
+    done = await import_paths([f"s3://{BUCKET}/nightly/dump.rdb"], target, files=BucketFiles(s3=settings))
     report = await compare_servers(native, target)
     assert report.ok and report.compared == 25, report.summary()
     [src] = done.reader.sources
@@ -117,7 +117,7 @@ async def test_multipart_aof_from_bucket(
     native = native_aof(redis_factory, tmp_path, "native", MULTIPART, multipart=True)
     target = redis_factory("target")
     url = f"s3://{BUCKET}/mp/appendonlydir/appendonly.aof.manifest"
-    done = await import_paths([url], target, opener=make_opener(settings))
+    done = await import_paths([url], target, files=BucketFiles(s3=settings))
     report = await compare_servers(native, target)
     assert report.ok and report.compared == 26, report.summary()
     assert [s.name.rsplit("/", 1)[1] for s in done.reader.sources] == [
@@ -139,7 +139,7 @@ async def test_archive_members_are_sources(kind: str, where: str, s3: tuple[S3Se
     reference = redis_factory("reference")
     await import_paths([str(PREAMBLE / "dump.rdb"), str(PREAMBLE / "appendonly.aof")], reference)
     target = redis_factory("target")
-    done = await import_paths([path], target, opener=make_opener(settings))
+    done = await import_paths([path], target, files=BucketFiles(s3=settings))
     report = await compare_servers(reference, target)
     assert report.ok and report.compared == 27, report.summary()
     got = [(s.name, s.size, s.bytes_read, s.state) for s in done.reader.sources]
@@ -175,7 +175,7 @@ async def test_bucket_errors_name_the_object(key: str, creds: dict[str, str], ex
     bad = dataclasses.replace(settings, **creds)
     target = redis_factory("target")
     with pytest.raises(ConfigError) as err:
-        await import_paths([f"s3://{BUCKET}/{key}"], target, opener=make_opener(bad))
+        await import_paths([f"s3://{BUCKET}/{key}"], target, files=BucketFiles(s3=bad))
     assert f"s3://{BUCKET}/{key}" in str(err.value) and expected in str(err.value)
     assert target.client().dbsize() == 0
 
@@ -185,7 +185,7 @@ async def test_missing_bucket_and_bad_urls(
 ) -> None:
     settings, _ = s3
     target = redis_factory("target")
-    opener = make_opener(settings)
+    files = BucketFiles(s3=settings)
     cases = {
         "s3://no-such-bucket/dump.rdb": "no such bucket",
         "s3://backups/": "expected s3://bucket/key",
@@ -195,7 +195,7 @@ async def test_missing_bucket_and_bad_urls(
     }
     for path, expected in cases.items():
         with pytest.raises(ConfigError) as err:
-            await import_paths([path], target, opener=opener)
+            await import_paths([path], target, files=files)
         assert path.rstrip("/") in str(err.value) and expected in str(err.value), str(err.value)
 
 
@@ -245,7 +245,7 @@ async def test_zip_on_s3_is_read_with_few_ranged_gets(s3: tuple[S3Settings, Any]
     settings, client = s3
     archive = _archive(tmp_path, "zip")
     client.upload_file(str(archive), BUCKET, "archives/few.zip")
-    fh, size, name = make_opener(settings)(f"s3://{BUCKET}/archives/few.zip")
+    fh, size, name = BucketFiles(s3=settings).open(f"s3://{BUCKET}/archives/few.zip")
     assert isinstance(fh, S3RangeFile) and size == archive.stat().st_size
     with zipfile.ZipFile(archive) as zf:
         expected = {i.filename: zf.read(i) for i in zf.infolist()}
@@ -285,7 +285,7 @@ def test_any_key_streams_through_the_one_s3_client(key: str, s3: tuple[S3Setting
     settings, client = s3
     data = os.urandom(3 << 20)
     client.put_object(Bucket=BUCKET, Key=key, Body=data)
-    fh, size, _name = make_opener(settings)(f"s3://{BUCKET}/{key}")
+    fh, size, _name = BucketFiles(s3=settings).open(f"s3://{BUCKET}/{key}")
     assert isinstance(fh, io.BufferedReader) and isinstance(fh.raw, S3Stream) and size == len(data)
     assert fh.read() == data
     fh.close()

@@ -10,8 +10,8 @@ from cryptography.fernet import Fernet
 from cachemigrate.cli.service_cmds import service_settings as cli_settings
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.crypto import Cipher
-from cachemigrate.service.settings import Settings
-from cachemigrate.service.specs import file_kind, resolve_backup_file
+from cachemigrate.service.settings import BucketConfig, Settings
+from cachemigrate.service.specs import check_import, file_kind, import_source
 from cachemigrate.service.states import normalize_status
 
 
@@ -98,26 +98,56 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 def test_backup_paths_stay_inside_the_bucket(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    s = Settings(buckets={"b": f"file://{tmp_path}"})
-    assert resolve_backup_file(s, "b", "dump.rdb") == tmp_path.resolve() / "dump.rdb"
-    assert resolve_backup_file(s, "b", "sub/x.rdb") == tmp_path.resolve() / "sub" / "x.rdb"
-    for bad in ("../x.rdb", "sub/../../x.rdb", "/etc/passwd", "a\x00b"):
-        with pytest.raises(ConfigError):
-            resolve_backup_file(s, "b", bad)
+    (tmp_path / "dump.rdb").write_bytes(b"REDIS0009")
+    (tmp_path / "sub" / "x.rdb").write_bytes(b"REDIS0009")
+    s = Settings(buckets={"b": BucketConfig(url=f"file://{tmp_path}", projects=("p1",))})
+    check_import(s, "p1", "b", ["dump.rdb", "sub/x.rdb"])
+    spec = import_source(s, "p1", {"bucket_name": "b", "files": [{"file_name": "sub/x.rdb"}]})
+    assert spec.paths == ("sub/x.rdb",) and spec.root == str(tmp_path.resolve())  # names stay relative
     (tmp_path / "link").symlink_to("/etc")
-    with pytest.raises(ConfigError, match="outside"):
-        resolve_backup_file(s, "b", "link/passwd")
+    cases = {"../x.rdb": "outside", "sub/../../x.rdb": "outside", "/etc/passwd.rdb": "relative",
+             "a\x00b.rdb": "not a file name", "link/passwd.rdb": "outside", "missing.rdb": "not found"}
+    for bad, words in cases.items():
+        with pytest.raises(ConfigError, match=words):
+            check_import(s, "p1", "b", [bad])
     with pytest.raises(ConfigError, match="not configured"):
-        resolve_backup_file(s, "other", "x.rdb")
+        check_import(s, "p1", "other", ["x.rdb"])
+
+
+def test_buckets_serve_only_the_projects_bound_to_them(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}"
+    s = Settings(buckets={
+        "plain": url,  # a plain string still parses: bound to no project
+        "unbound": BucketConfig(url=url),
+        "mine": BucketConfig(url=url, projects=("p1", "p2")),
+        "shared": BucketConfig(url=url, projects=("*",)),
+    })
+    assert s.bucket_location("plain") is not None  # the operator's view: still a bucket (backup_store)
+    for bucket in ("plain", "unbound", "nope"):
+        assert s.project_bucket("p1", bucket) is None
+    assert s.project_bucket("p1", "mine") == s.project_bucket("p2", "mine") == s.bucket_location("mine")
+    assert s.project_bucket("p3", "mine") is None and s.project_bucket("", "mine") is None
+    assert s.project_bucket("p3", "shared") is not None
+    # From the environment: JSON objects with "projects".
+    env = Settings.model_validate({"buckets": {"b": {"url": url, "projects": ["p1"]}}})
+    assert env.bucket_projects("b") == ("p1",) and env.bucket_projects("nope") == ()
+    # Not bound and not there: one answer, word for word.
+    answers = set()
+    for bucket in ("unbound", "nope"):
+        with pytest.raises(ConfigError) as exc:
+            check_import(s, "p1", bucket, ["x.rdb"])
+        answers.add(str(exc.value).replace(repr(bucket), "B"))
+    assert len(answers) == 1
 
 
 def test_file_kinds(tmp_path: Path) -> None:
-    assert file_kind([tmp_path / "a.rdb", tmp_path / "b.RDB"]).value == "rdb_files"
-    assert file_kind([tmp_path / "a.aof"]).value == "aof_files"
+    assert file_kind(["a.rdb", "b.RDB"]).value == "rdb_files"
+    assert file_kind(["a.aof"]).value == "aof_files"
     # Archives are read (their members are RDB/AOF files); RDB files may come with AOF ones.
-    assert file_kind([tmp_path / "a.zip", tmp_path / "b.tar.gz"]).value == "aof_files"
-    assert file_kind([tmp_path / "a.rdb", tmp_path / "b.aof"]).value == "aof_files"
-    for bad in ([tmp_path / "a.7z"], [tmp_path / "a.rdb", tmp_path / "notes.txt"]):
+    assert file_kind(["a.zip", "b.tar.gz"]).value == "aof_files"
+    assert file_kind(["a.rdb", "b.aof"]).value == "aof_files"
+    assert file_kind(["appendonlydir"], lambda name: name == "appendonlydir").value == "aof_files"
+    for bad in (["a.7z"], ["a.rdb", "notes.txt"], ["appendonlydir"]):
         with pytest.raises(ConfigError, match="unsupported backup file type"):
             file_kind(bad)
 
@@ -138,3 +168,42 @@ def test_settings_are_read_at_the_edge() -> None:
             if needle in text:
                 readers.append(f"{path.relative_to(SERVICE)}: {needle}")
     assert not readers, readers
+
+
+def test_bound_buckets_never_hold_the_services_own_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+
+    def settings(url: str, *, projects: tuple[str, ...] = ("p1",), **kw: object) -> Settings:
+        return Settings.model_validate(
+            {"data_dir": data, "buckets": {"b": BucketConfig(url=url, projects=projects)}, **kw}
+        )
+
+    assert settings(f"file://{tmp_path / 'bucket'}").check_buckets() == []
+    assert settings(f"file://{tmp_path}", projects=()).check_buckets() == ["b"]  # unbound: only warned
+    for url in (f"file://{tmp_path}", f"file://{data / 'uploads'}", f"file://{data / 'backups'}"):
+        with pytest.raises(ConfigError, match="overlaps the data directory"):
+            settings(url).check_buckets()
+    with pytest.raises(ConfigError, match="is the backup store"):
+        settings("s3://bkt/tenant", backup_store="b").check_buckets()
+    with pytest.raises(ConfigError, match="overlaps the backup store"):
+        settings("s3://bkt", backup_store="s3://bkt/backups").check_buckets()
+    assert settings("s3://bkt/tenant", backup_store="s3://bkt/backups").check_buckets() == []
+    with pytest.raises(ConfigError, match="expected file:///directory or s3://bucket"):
+        settings("ftp://x").check_buckets()
+
+
+def test_import_file_lists_are_bounded_and_without_repeats() -> None:
+    from pydantic import ValidationError
+
+    from cachemigrate.service.api.schemas import MAX_IMPORT_FILES, BackupFilesBody
+
+    def body(count: int) -> BackupFilesBody:
+        return BackupFilesBody.model_validate({"files": [{"file_name": f"{i}.rdb"} for i in range(count)]})
+
+    ok = body(MAX_IMPORT_FILES)
+    assert ok.files is not None and len(ok.files) == MAX_IMPORT_FILES
+    with pytest.raises(ValidationError, match="at most 1000"):
+        body(MAX_IMPORT_FILES + 1)
+    for names in (["a.rdb", "a.rdb"], ["d/a.rdb", "d/./a.rdb"], ["a.rdb", "b.rdb", "./a.rdb"]):
+        with pytest.raises(ValidationError, match="named more than once"):
+            BackupFilesBody.model_validate({"files": [{"file_name": n} for n in names]})

@@ -17,24 +17,22 @@ is an error naming the file and offset, raised after every whole command before 
 from __future__ import annotations
 
 import asyncio
-import os
-import posixpath
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.confine import shown
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.readers._aof_load import FileLoad, SourceProgress
 from cachemigrate.engine.readers.base import ReaderContext, ReaderProgress, RecordTransform
-from cachemigrate.engine.readers.rdb_file import Opener, open_local
-from cachemigrate.engine.sources import CountingReader, Source, archive_kind, archive_members
+from cachemigrate.engine.sources import BucketFiles, CountingReader, Source, archive_kind, archive_members
 from cachemigrate.engine.status import LogLevel, Phase
 from cachemigrate.errors import AofFormatError, ConfigError, FormatError
 from cachemigrate.formats.aof import parse_manifest
 from cachemigrate.formats.rdb.model import RdbHeader
 
-__all__ = ["AofFileReader", "SourceProgress"]
+__all__ = ["AofFileReader", "SourceProgress", "Unit", "plan"]
 
 CHUNK = 8 << 20
 BATCH_ENTRIES = 2048
@@ -44,7 +42,9 @@ _COMMANDS_HEADER = RdbHeader("REDIS", 9)  # the transform of a file without RDB:
 
 
 @dataclass(frozen=True, slots=True)
-class _Unit:
+class Unit:
+    """One file to read: a name of the reader's ``BucketFiles``."""
+
     path: str
     archive: bool = False
     last_of_set: bool = True  # a truncated tail is accepted only in the last file of a set
@@ -61,14 +61,14 @@ class AofFileReader:
         paths: Sequence[str],
         context: ReaderContext,
         *,
-        opener: Opener = open_local,
+        files: BucketFiles | None = None,
         read_hook: Callable[[int], object] | None = None,
         accelerated: bool | None = None,
     ) -> None:
         self.paths = list(paths)
         self.context = context
         self.events = context.events
-        self.opener = opener
+        self.files = files or BucketFiles()  # where the paths are; every file is opened through it
         self.read_hook = read_hook  # awaited per chunk when it returns an awaitable (bandwidth)
         self.accelerated = accelerated
         self.sources: list[SourceProgress] = []  # one per file or archive member, as reached
@@ -104,17 +104,9 @@ class AofFileReader:
 
     # ---- planning ------------------------------------------------------------------------
 
-    def _plan(self) -> list[_Unit]:
-        units: list[_Unit] = []
-        for given in self.paths:
-            path = _find_manifest(given) if not given.startswith("s3://") and os.path.isdir(given) else given
-            if path.endswith(".manifest"):
-                units += self._manifest_units(path)
-            elif archive_kind(path) is not None:
-                units.append(_Unit(path, archive=True))
-            else:
-                units.append(_Unit(path))
-        self._sizes = [_local_size(u.path) for u in units]
+    def _plan(self) -> list[Unit]:
+        units = plan(self.files, self.paths)
+        self._sizes = [self.files.size(u.path) for u in units]
         self._total()
         return units
 
@@ -122,30 +114,13 @@ class AofFileReader:
         sizes = self._sizes
         self._bytes_total = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
 
-    def _manifest_units(self, path: str) -> list[_Unit]:
-        fh, _, name = self.opener(path)
-        try:
-            data = fh.read(_MANIFEST_MAX + 1)
-        finally:
-            fh.close()
-        if len(data) > _MANIFEST_MAX:
-            raise AofFormatError("AOF manifest is too large", offset=_MANIFEST_MAX, source=name)
-        files = parse_manifest(data, source=name).replay
-        join = posixpath.join if path.startswith("s3://") else os.path.join
-        folder = posixpath.dirname(path) if path.startswith("s3://") else os.path.dirname(path)
-        for f in files:
-            p = join(folder, f.name)
-            if not path.startswith("s3://") and not os.path.isfile(p):
-                raise ConfigError(f"{p}: listed in {name} but missing")
-        return [_Unit(join(folder, f.name), False, i == len(files) - 1, name) for i, f in enumerate(files)]
-
     # ---- reading -------------------------------------------------------------------------
 
     async def batches(self) -> AsyncIterator[list[Entry]]:
         loop = asyncio.get_running_loop()
         units = await loop.run_in_executor(None, self._plan)
         for i, unit in enumerate(units):
-            fh, size, name = await loop.run_in_executor(None, self.opener, unit.path)
+            fh, size, name = await loop.run_in_executor(None, self.files.open, unit.path)
             if size is not None:
                 self._sizes[i] = size
                 self._total()
@@ -248,16 +223,51 @@ class AofFileReader:
         return self._command_tf
 
 
-def _find_manifest(folder: str) -> str:
-    found = sorted(f for f in os.listdir(folder) if f.endswith(".manifest"))
-    if len(found) != 1:
-        what = "no *.manifest" if not found else f"several manifests ({', '.join(found)})"
-        raise ConfigError(f"{folder}: {what}; give the multi-part AOF's manifest file")
-    return os.path.join(folder, found[0])
+def plan(files: BucketFiles, paths: Sequence[str]) -> list[Unit]:
+    """The files ``paths`` make an AOF reader read, each checked by ``files`` (in its bucket).
+
+    A directory is its one ``*.manifest``; a manifest is the files it lists, in order (it is read:
+    at most 1 MiB). Nothing else is read, so the service checks an import with this before it
+    accepts the task.
+    """
+    units: list[Unit] = []
+    for given in paths:
+        archive = archive_kind(given)  # by name: refuses the formats we do not read, first
+        path = _find_manifest(files, given) if archive is None and files.is_dir(given) else given
+        if path.endswith(".manifest"):
+            units += _manifest_units(files, path)
+        elif archive_kind(path) is not None:
+            files.check_file(path)
+            units.append(Unit(path, archive=True))
+        else:
+            files.check_file(path)
+            units.append(Unit(path))
+    return units
 
 
-def _local_size(path: str) -> int | None:
+def _manifest_units(files: BucketFiles, path: str) -> list[Unit]:
+    fh, _, name = files.open(path)
     try:
-        return None if path.startswith("s3://") else os.path.getsize(path)
-    except OSError:
-        return None
+        data = fh.read(_MANIFEST_MAX + 1)
+    finally:
+        fh.close()
+    if len(data) > _MANIFEST_MAX:
+        raise AofFormatError("AOF manifest is too large", offset=_MANIFEST_MAX, source=name)
+    listed = parse_manifest(data, source=name).replay
+    units = []
+    for i, f in enumerate(listed):
+        try:
+            member = files.beside(path, f.name)
+            files.check_file(member)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (listed in {name})") from None
+        units.append(Unit(member, False, i == len(listed) - 1, name))
+    return units
+
+
+def _find_manifest(files: BucketFiles, folder: str) -> str:
+    found = [f for f in files.entries(folder) if f.endswith(".manifest")]
+    if len(found) != 1:
+        what = "no *.manifest" if not found else f"several manifests ({', '.join(shown(f) for f in found)})"
+        raise ConfigError(f"{shown(folder)}: {what}; give the multi-part AOF's manifest file")
+    return files.inside(folder, found[0])

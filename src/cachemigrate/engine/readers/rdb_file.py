@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import BinaryIO
 
 from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.confine import Opener, Source, open_confined
 from cachemigrate.engine.entry import Entry
 from cachemigrate.engine.readers.base import ReaderContext, ReaderProgress
 from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.status import Phase
-from cachemigrate.errors import ConfigError, RdbFormatError
+from cachemigrate.errors import RdbFormatError
 
 CHUNK = (1 << 20) - (16 << 10)  # bytes per read: about 1 MiB, one parser feed each
 
-# An opener returns (stream, size or None, display name); the bucket reader plugs in here.
-Opener = Callable[[str], tuple[BinaryIO, int | None, str]]
 
-
-def open_local(path: str) -> tuple[BinaryIO, int | None, str]:
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
-    except OSError as exc:
-        raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
-    return fh, os.fstat(fh.fileno()).st_size, path
+def open_local(path: str) -> Source:
+    """The default opener: a local path as given (a bucket's files: ``sources.BucketFiles.open``)."""
+    return open_confined(None, path)
 
 
 class RdbFileReader:

@@ -9,9 +9,10 @@ elsewhere: they exist so that no field can carry more than a request plausibly n
 
 from __future__ import annotations
 
+import posixpath
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 # The docs send numbers where the SDK types strings: accept both, keep strings.
 LooseStr = Annotated[
@@ -50,7 +51,6 @@ AccessUser = Annotated[
     str | None,
     Field(max_length=256, description="Extension: the ACL user to log in as (default user if absent)"),
 ]
-MAX_FILES = 1000  # backup_files.files: one per shard of a cluster source, a bucket's worth at most
 MAX_BATCH = 50  # spec §6.10, §6.11
 MAX_DELETE = 1000
 
@@ -68,11 +68,26 @@ class Files(In):
     update_at: Annotated[str, Field(max_length=64)] | None = None  # YYYY-MM-DD HH:MM:SS
 
 
+MAX_IMPORT_FILES = 1000  # files[] of one import (a 1000-shard cluster's RDBs)
+
+
 class BackupFilesBody(In):
     file_source: Word | None = None
     bucket_name: Annotated[str, Field(max_length=255)] | None = None
-    files: Annotated[list[Files], Field(max_length=MAX_FILES)] | None = None
+    files: Annotated[list[Files], Field(max_length=MAX_IMPORT_FILES)] | None = None
     backup_id: Id | None = None
+
+    @field_validator("files")
+    @classmethod
+    def _unique(cls, files: list[Files] | None) -> list[Files] | None:
+        """A file named twice would be imported twice: refused (``./a.rdb`` is ``a.rdb``)."""
+        seen: set[str] = set()
+        for f in files or []:
+            key = posixpath.normpath(f.file_name)
+            if key in seen:
+                raise ValueError(f"the file {f.file_name[:120]!r} is named more than once")
+            seen.add(key)
+        return files
 
 
 class BackupInstanceBody(In):
