@@ -180,14 +180,17 @@ async def cutover(
     reverse_store: CheckpointStore,
     options: CutoverOptions | None = None,
     events: EventSink | None = None,
+    stop: asyncio.Event | None = None,
 ) -> tuple[LiveMigration, CutoverReport]:
     """Move the writes from ``forward``'s source to its target; see the module docstring.
 
     Returns the reverse sync (running) and what was done. CutoverError when the cutover did not
     happen (``forward`` runs again then), FrontError / ConfigError from the checks before it.
+    ``stop`` set while it waits for the catch-up ends it there (CutoverError, nothing paused);
+    once writes are paused it runs to its end (bounded by ``max_pause``).
     """
     return await _Cutover(forward, fronts, reverse_store, options or CutoverOptions(),
-                          events or forward.events).run()
+                          events or forward.events, stop or asyncio.Event()).run()
 
 
 class _Abort(Exception):
@@ -196,8 +199,9 @@ class _Abort(Exception):
 
 class _Cutover:
     def __init__(self, forward: LiveMigration, fronts: Sequence[Front], reverse_store: CheckpointStore,
-                 options: CutoverOptions, events: EventSink) -> None:
+                 options: CutoverOptions, events: EventSink, stop: asyncio.Event) -> None:
         self.forward = forward
+        self.stop = stop
         self.fronts = fronts
         self.reverse_store = reverse_store
         self.options = options
@@ -309,6 +313,8 @@ class _Cutover:
                     lag = int(info.get("master_repl_offset", "0")) - pos.offset
                     if lag <= o.max_lag_bytes:
                         return
+            if self.stop.is_set():
+                raise CutoverError(f"cutover {self.arrow} stopped before the pause: nothing moved")
             if time.monotonic() > deadline:
                 behind = "not in its incremental phase" if lag is None else f"{lag} bytes behind"
                 raise CutoverError(f"the migration {self.arrow} is still {behind} after "
