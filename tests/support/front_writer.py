@@ -26,6 +26,8 @@ from redis.retry import Retry
 
 from support.poll import until, wait_until
 
+LONG_GAP = 0.005  # seconds: gaps above this are kept one by one (the first 1000)
+
 
 @dataclass
 class WriterResult:
@@ -35,6 +37,8 @@ class WriterResult:
     max_gap_at: float = 0.0  # when it ended, seconds after the start
     errors: list[str] = field(default_factory=list)  # what the client saw, in order (first 200)
     error_count: int = 0
+    started: float = 0.0  # time.monotonic() of the start (the same clock in every process)
+    long_gaps: list[tuple[float, float]] = field(default_factory=list)  # (end, gap) over LONG_GAP
 
     @property
     def writes(self) -> int:
@@ -63,7 +67,7 @@ def _run(port: int, prefix: str, rate: float, stop: Any, done: Any, out: Pipe) -
                          retry=Retry(NoBackoff(), 0), retry_on_error=[])
     result = WriterResult()
     counter, seq = f"{prefix}:counter", f"{prefix}:seq"
-    start = last_ack = time.monotonic()
+    start = last_ack = result.started = time.monotonic()
 
     def write(*args: object) -> None:
         nonlocal last_ack
@@ -76,8 +80,11 @@ def _run(port: int, prefix: str, rate: float, stop: Any, done: Any, out: Pipe) -
                     result.errors.append(f"{time.monotonic() - start:.3f} s {type(exc).__name__}: {exc}")
                 continue
             now = time.monotonic()
-            if now - last_ack > result.max_gap:
-                result.max_gap, result.max_gap_at = now - last_ack, now - start
+            gap = now - last_ack
+            if gap > result.max_gap:
+                result.max_gap, result.max_gap_at = gap, now - start
+            if gap > LONG_GAP and len(result.long_gaps) < 1000:
+                result.long_gaps.append((now, gap))
             last_ack = now
             return
 

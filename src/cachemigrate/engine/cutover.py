@@ -98,6 +98,9 @@ class CutoverReport:
     reverse_from: Checkpoint  # where the reverse sync new → old starts
     moved: tuple[str, ...]  # "front: a -> b" for each front switched
     failed: tuple[str, ...] = ()  # fronts that could not be switched after the first one moved
+    # (step, ms after the pause began) for: paused, stopped, marked, probed, switched,
+    # reverse started, unpaused: where the pause went
+    timeline: tuple[tuple[str, float], ...] = ()
 
 
 class LiveMigration:
@@ -209,6 +212,11 @@ class _Cutover:
         self.old = forward.source
         self.new = forward.spec.target
         self.arrow = f"{self.old.address} -> {self.new.address}"
+        self.started = 0.0
+        self.timeline: list[tuple[str, float]] = []
+
+    def mark(self, step: str) -> None:
+        self.timeline.append((step, (time.monotonic() - self.started) * 1000))
 
     def log(self, level: LogLevel, message: str) -> None:
         self.events.log(level, f"cutover {self.arrow}: {message}")
@@ -246,9 +254,10 @@ class _Cutover:
             pause_ms, limit = round((o.max_pause + o.pause_guard) * 1000), o.max_pause
         else:  # no CLIENT UNPAUSE: the pause runs its course; keep a quarter of it as margin
             pause_ms, limit = round(o.max_pause * 1000), o.max_pause * 0.75
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         deadline = started + limit
         replid, offset = await self._pause(old_conn, pause_ms, write_only)
+        self.mark("paused")
         try:
             stopped, reverse_from = await self._quiesce(new_conn, replid, offset, deadline)
         except (_Abort, CacheMigrateError, OSError, TimeoutError) as exc:
@@ -259,23 +268,26 @@ class _Cutover:
                                f"{why}") from None
         try:
             moved, failed = await self._switch(plan)
+            self.mark("switched")
         except FrontError as exc:
             await self._put_back(old_conn, write_only)
             raise CutoverError(f"cutover {self.arrow} aborted (nothing moved, the migration goes on): "
                                f"{exc}") from None
         reverse = await self._start_reverse(reverse_from)
+        self.mark("reverse started")
         if write_only:
             try:
                 await old_conn.execute("CLIENT", "UNPAUSE", timeout=10)
             except (CacheMigrateError, OSError, TimeoutError) as exc:
                 self.log(LogLevel.ERROR, f"CLIENT UNPAUSE failed ({exc}): {self.old.address} unpauses by "
                          f"itself {o.max_pause + o.pause_guard:g} s after the pause began")
+        self.mark("unpaused")
         paused_ms = (time.monotonic() - started) * 1000
         self.log(LogLevel.INFO, f"done: writes paused {paused_ms:.1f} ms; {'; '.join(moved)}; reverse "
                  f"sync {self.new.address} -> {self.old.address} from offset {reverse_from.offset}")
         await self._reverse_continued(reverse)
         report = CutoverReport(self.old.address, self.new.address, paused_ms, stopped, reverse_from,
-                               tuple(moved), tuple(failed))
+                               tuple(moved), tuple(failed), tuple(self.timeline))
         return reverse, report
 
     # ---- before the pause ----------------------------------------------------------------------
@@ -343,6 +355,7 @@ class _Cutover:
         except TimeoutError:
             raise _Abort(f"{self.new.address} had not applied {self.old.address}'s offset {offset} "
                          f"within {self.options.max_pause:g} s") from None
+        self.mark("stopped")
         stopped = forward.pipeline.applied_position() if forward.pipeline is not None else None
         if stopped is None or stopped.replid != replid or stopped.offset < offset:
             raise _Abort(f"the migration stopped at {stopped}, not at {replid} {offset}")
@@ -350,12 +363,14 @@ class _Cutover:
         info = await _transaction(new_conn, ["SET", marker_key(self.old.address), marker],
                                   ["INFO", "replication"])
         new_replid, new_offset = _position(info[1], self.new)
+        self.mark("marked")
         reverse_from = Checkpoint(self.new.address, new_replid, new_offset, phase="incremental",
                                   extra={"db": 0})
         async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
             if not await _continues(self.new, new_replid, new_offset):
                 raise _Abort(f"{self.new.address} cannot continue its replication stream from offset "
                              f"{new_offset} (it answered FULLRESYNC)")
+        self.mark("probed")
         if time.monotonic() > deadline:
             raise _Abort(f"the pause would last longer than {self.options.max_pause:g} s")
         return stopped, reverse_from
