@@ -93,7 +93,7 @@ class CutoverOptions:
 class CutoverReport:
     old: str  # the server that took the writes before (host:port)
     new: str  # the one that takes them now
-    paused_ms: float  # from the pause to the unpause, as seen from here
+    paused_ms: float  # from the pause to the unpause (Redis < 6.2: to the switch), seen from here
     stopped_at: Checkpoint  # where the migration old → new ended (old's offset at the pause)
     reverse_from: Checkpoint  # where the reverse sync new → old starts
     moved: tuple[str, ...]  # "front: a -> b" for each front switched
@@ -281,7 +281,9 @@ class _Cutover:
             except (CacheMigrateError, OSError, TimeoutError) as exc:
                 self.log(LogLevel.ERROR, f"CLIENT UNPAUSE failed ({exc}): {self.old.address} unpauses by "
                          f"itself {o.max_pause + o.pause_guard:g} s after the pause began")
-        self.mark("unpaused")
+            self.mark("unpaused")
+        else:
+            self.timeline.append(("the pause runs out (no CLIENT UNPAUSE before Redis 6.2)", pause_ms))
         paused_ms = (time.monotonic() - started) * 1000
         self.log(LogLevel.INFO, f"done: writes paused {paused_ms:.1f} ms; {'; '.join(moved)}; reverse "
                  f"sync {self.new.address} -> {self.old.address} from offset {reverse_from.offset}")

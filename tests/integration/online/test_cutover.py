@@ -21,7 +21,7 @@ from cachemigrate.protocol.endpoint import Endpoint
 from support.front_writer import FrontWriter, verify
 from support.haproxy import HAProxy, start_haproxy
 from support.poll import until
-from support.servers import RedisServer
+from support.servers import RedisServer, require_redis6
 
 
 @dataclass
@@ -149,3 +149,35 @@ async def test_ensure_backlog_keeps_offsets_continuable(redis_factory: Callable[
     assert await ensure_backlog(Endpoint.from_url(server.url))
     assert c.info("replication")["repl_backlog_active"] == 1
     assert not await ensure_backlog(Endpoint.from_url(server.url))
+
+
+async def test_cutover_from_redis_6_0_with_plain_client_pause(
+    tmp_path: Path, redis_factory: Callable[..., RedisServer]
+) -> None:
+    """Redis 6.0 knows neither CLIENT PAUSE ... WRITE nor CLIENT UNPAUSE: the whole server is
+    paused until the pause runs out, and the clients moved to the target before that."""
+    a = redis_factory("a6", binary=require_redis6(), args=FAST)
+    b = redis_factory("b7", args=FAST)
+    seed(a.client(), dbs=(0,))
+    hx = start_haproxy(tmp_path / "haproxy", {"a": ("127.0.0.1", a.port), "b": ("127.0.0.1", b.port)})
+    try:
+        fronts = [open_front(hx.url("a")), open_front(hx.url("b"))]
+        forward = migration(a, b, RecordingSink())
+        await in_stream(forward)
+        writer = FrontWriter(hx.port("a")).start()
+        try:
+            await writer.more(300)
+            reverse, report = await cutover(forward, fronts, reverse_store=MemoryCheckpointStore(),
+                                            options=CutoverOptions(max_pause=2))
+            assert "the pause runs out" in report.timeline[-1][0]
+            assert await backends(fronts) == [b.port, a.port]
+            await writer.more(300)
+        finally:
+            result = writer.stop()
+        assert verify(b.client(), result).ok
+        await applied(reverse, b)  # once the pause is over the reverse sync writes to a
+        await reverse.stop()
+        assert verify(a.client(), result).ok
+        check_equal([a.client()], [b.client()])
+    finally:
+        hx.stop()
