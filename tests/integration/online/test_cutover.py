@@ -18,6 +18,7 @@ from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, 
 from cachemigrate.engine.status import RecordingSink
 from cachemigrate.errors import CutoverError
 from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.replication import ReplicationLink
 from support.front_writer import FrontWriter, verify
 from support.haproxy import HAProxy, start_haproxy
 from support.poll import until
@@ -143,12 +144,28 @@ async def test_refuses_fronts_that_point_elsewhere(
 
 
 async def test_ensure_backlog_keeps_offsets_continuable(redis_factory: Callable[..., RedisServer]) -> None:
+    """A master that never had a replica cannot continue any PSYNC; once ensure_backlog ran it
+    can, from any offset it reaches later (what the reverse sync starts with)."""
     server = redis_factory("fresh")
+    endpoint = Endpoint.from_url(server.url)
     c = server.client()
+    c.set("before", 1)
     assert c.info("replication")["repl_backlog_active"] == 0
-    assert await ensure_backlog(Endpoint.from_url(server.url))
-    assert c.info("replication")["repl_backlog_active"] == 1
-    assert not await ensure_backlog(Endpoint.from_url(server.url))
+    assert await ensure_backlog(endpoint)
+    assert not await ensure_backlog(endpoint)  # once is enough
+    c.set("after", 1)
+    info = c.info("replication")
+    assert info["repl_backlog_active"] == 1
+    link = ReplicationLink(endpoint)
+    try:
+        await link.connect()
+        res = await link.psync(info["master_replid"], info["master_repl_offset"] + 1)
+        assert not res.full
+        c.set("later", "x")
+        batch = await anext(link.commands())
+        assert [argv for argv, _ in batch if argv[0].upper() != b"SELECT"] == [[b"SET", b"later", b"x"]]
+    finally:
+        await link.close()
 
 
 async def test_cutover_from_redis_6_0_with_plain_client_pause(
