@@ -51,6 +51,7 @@ test: install parts
 	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests
 
 demo: install
+	@.ci/provision haproxy
 	$(BIN)/python scripts/demo.py
 
 # Bytecode for the CLI's start-up (PYTHONDONTWRITEBYTECODE may be set: Python still reads it).

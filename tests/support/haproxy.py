@@ -85,9 +85,12 @@ def _listening(port: int) -> bool:
         return False
 
 
-def start_haproxy(directory: Path, fronts: Mapping[str, tuple[str, int]]) -> HAProxy:
-    """haproxy with a front per name, each forwarding to its (host, port) at start."""
-    binary = require_haproxy()
+def start_haproxy(
+    directory: Path, fronts: Mapping[str, tuple[str, int]], *, binary: str | None = None
+) -> HAProxy:
+    """haproxy with a front per name, each forwarding to its (host, port) at start (``binary``:
+    the haproxy to run; by default the one on PATH, required as support.require says)."""
+    binary = binary or require_haproxy()
     directory.mkdir(parents=True, exist_ok=True)
     admin = directory / "admin.sock"
     ports = {name: free_port() for name in fronts}

@@ -298,6 +298,9 @@ class _Cutover:
         """Each front with the server it is at and the one it goes to, the ones at old first."""
         to_new: list[tuple[Front, Endpoint, Endpoint]] = []
         to_old: list[tuple[Front, Endpoint, Endpoint]] = []
+        names = [f.name for f in self.fronts]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"a front is named twice: {', '.join(names)}")
         for front in self.fronts:
             health = await front.health()
             if not health.up:

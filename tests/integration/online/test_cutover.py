@@ -16,7 +16,7 @@ from cachemigrate.engine.cutover import CutoverOptions, LiveMigration, cutover, 
 from cachemigrate.engine.fronts import Front, open_front
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import RecordingSink
-from cachemigrate.errors import CutoverError
+from cachemigrate.errors import ConfigError, CutoverError
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import ReplicationLink
 from support.front_writer import FrontWriter, verify
@@ -139,6 +139,8 @@ async def test_refuses_fronts_that_point_elsewhere(
     await in_stream(forward)
     with pytest.raises(CutoverError, match="neither"):
         await cutover(forward, setup.fronts, reverse_store=MemoryCheckpointStore())
+    with pytest.raises(ConfigError, match="named twice"):
+        await cutover(forward, [setup.fronts[0]] * 2, reverse_store=MemoryCheckpointStore())
     await forward.stop()
     assert b.client().dbsize() == 0
 
