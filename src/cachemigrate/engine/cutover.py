@@ -55,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from typing import Any
 
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
 from cachemigrate.engine.exactly_once import Marker, marker_key
-from cachemigrate.engine.fronts.base import Front
+from cachemigrate.engine.fronts.base import Front, resolve
 from cachemigrate.engine.pipeline import Pipeline
 from cachemigrate.engine.readers.source_offsets import read_info
 from cachemigrate.engine.spec import DbMode, PipelineSpec, SourceKind, SourceSpec
@@ -485,14 +484,4 @@ async def _same_server(a: Endpoint, b: Endpoint) -> bool:
     """The same port and an address in common (a front reports IPs, a URL may name a host)."""
     if a.port != b.port:
         return False
-    if a.host == b.host:
-        return True
-    return bool(await _addresses(a) & await _addresses(b))
-
-
-async def _addresses(e: Endpoint) -> set[str]:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(e.host, e.port, type=socket.SOCK_STREAM)
-    except OSError:
-        return set()
-    return {str(i[4][0]) for i in infos}
+    return a.host == b.host or bool(set(await resolve(a.host)) & set(await resolve(b.host)))

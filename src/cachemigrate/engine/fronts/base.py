@@ -10,9 +10,13 @@ that no client keeps writing there after the cutover; clients reconnect through 
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Protocol
 
+from cachemigrate.errors import FrontError
 from cachemigrate.protocol.endpoint import Endpoint
 
 
@@ -40,3 +44,17 @@ class Front(Protocol):
     async def switch_to(self, server: Endpoint) -> None: ...
 
     async def health(self) -> FrontHealth: ...
+
+
+async def resolve(host: str) -> list[str]:
+    """The IP addresses of ``host`` (itself when it is one): a front reports and takes IPs, a URL
+    may name a host. FrontError when it does not resolve."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise FrontError(f"cannot resolve {host!r}: {exc}") from None
+    return list(dict.fromkeys(str(i[4][0]) for i in infos))

@@ -23,12 +23,10 @@ URL form (the CLI): ``haproxy:///path/to/admin.sock?server=<backend>/<server>`` 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from cachemigrate.engine.fronts.base import FrontHealth
+from cachemigrate.engine.fronts.base import FrontHealth, resolve
 from cachemigrate.errors import ConfigError, FrontError
 from cachemigrate.protocol.endpoint import Endpoint, split_host_port
 
@@ -109,14 +107,14 @@ class HAProxyFront:
 
     async def switch_to(self, server: Endpoint) -> None:
         o = self.options
-        ip = await _ip_of(server.host)
+        ip = (await resolve(server.host))[0]
         slot = f"{o.backend}/{o.server}"
         reply = await self.request(f"set server {slot} addr {ip} port {server.port}; "
                                    f"shutdown sessions server {slot}")
         if not any(ok in reply for ok in _SET_OK):
             raise FrontError(f"{self.name}: HAProxy refused to switch to {ip}:{server.port}: {_words(reply)}")
         now = await self.backend()
-        if (await _ip_of(now.host), now.port) != (ip, server.port):
+        if (now.host, now.port) != (ip, server.port):
             raise FrontError(f"{self.name}: asked for {ip}:{server.port}, HAProxy reports {now.address}")
 
     # ---- the Runtime API ---------------------------------------------------------------------
@@ -160,18 +158,6 @@ class HAProxyFront:
                 if row.get("be_name") == o.backend and row.get("srv_name") == o.server:
                     return row
         raise FrontError(f"{self.name}: backend {o.backend} has no server {o.server}")
-
-
-async def _ip_of(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise FrontError(f"cannot resolve {host!r} for HAProxy (it takes IP addresses): {exc}") from None
-    return str(infos[0][4][0])
 
 
 def _words(reply: str) -> str:
