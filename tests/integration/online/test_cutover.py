@@ -98,10 +98,12 @@ async def test_cutover_and_rollback_lose_and_double_nothing(setup: Setup) -> Non
     verdict = verify(a.client(), result)
     print(f"\ncutover paused {report.paused_ms:.1f} ms, rollback {rollback.paused_ms:.1f} ms; "
           f"{result.writes} writes at {result.rate:.0f}/s, longest gap {result.max_gap * 1000:.1f} ms, "
-          f"{result.error_count} errors; lost {len(verdict.lost)}, doubled {len(verdict.doubled)}")
+          f"{result.error_count} errors ({result.errors[:3]}); lost {len(verdict.lost)}, "
+          f"doubled {len(verdict.doubled)}")
     assert verdict.acknowledged == result.steps > 1500
     assert verdict.ok, verdict
-    assert result.error_count > 0  # the old sessions were closed: the client saw it and retried
+    # (The errors are not counted on: a client idle when its session is closed reconnects by
+    # itself, redis-py's pool sees the closed socket before it sends.)
 
     await applied(back, a)  # b gets what was written on a after the rollback
     await back.stop()
