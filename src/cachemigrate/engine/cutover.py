@@ -370,10 +370,14 @@ class _Cutover:
         self.mark("marked")
         reverse_from = Checkpoint(self.new.address, new_replid, new_offset, phase="incremental",
                                   extra={"db": 0})
-        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-            if not await _continues(self.new, new_replid, new_offset):
-                raise _Abort(f"{self.new.address} cannot continue its replication stream from offset "
-                             f"{new_offset} (it answered FULLRESYNC)")
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                continues = await _continues(self.new, new_replid, new_offset)
+        except TimeoutError:
+            raise _Abort(f"{self.new.address} did not answer a PSYNC within the pause") from None
+        if not continues:
+            raise _Abort(f"{self.new.address} cannot continue its replication stream from offset "
+                         f"{new_offset} (it answered FULLRESYNC)")
         self.mark("probed")
         if time.monotonic() > deadline:
             raise _Abort(f"the pause would last longer than {self.options.max_pause:g} s")
