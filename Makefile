@@ -38,7 +38,7 @@ redis-server:
 # The machine parts the tests use beside their own redis-servers (.ci/provision: installed with
 # apt-get when missing, started when stopped). In CI a part still missing fails its tests.
 parts:
-	@.ci/provision redis-server postgres
+	@.ci/provision redis-server postgres haproxy
 
 check: install
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -51,6 +51,7 @@ test: install parts
 	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests
 
 demo: install
+	@.ci/provision haproxy
 	$(BIN)/python scripts/demo.py
 
 # Bytecode for the CLI's start-up (PYTHONDONTWRITEBYTECODE may be set: Python still reads it).

@@ -37,8 +37,13 @@
     │   └── PayloadRejectedError        "DUMP payload version or checksum are wrong", "Bad data format"
     ├── IncompatibleTargetError         the target cannot hold what the source has (db count,
     │                                   version), detected before anything is written
+    ├── FrontError                      a front (client-facing address: engine/fronts/) cannot be
+    │                                   read or switched: its control socket is unreachable, or
+    │                                   it refused a command (carries the driver's own words)
     └── MigrationError                  a pipeline gave up; its message is what the user reads
-        └── ResumeError                 a checkpoint cannot be continued (manual resume mode)
+        ├── ResumeError                 a checkpoint cannot be continued (manual resume mode)
+        └── CutoverError                a cutover or rollback did not happen: it was aborted and
+                                        everything put back (the message says why and what)
 
 The service's errors are domain errors like the others: what went wrong and about what. Which
 HTTP status and DCS code a client sees is decided at the HTTP edge (service/api/errors.py).
@@ -266,12 +271,20 @@ class IncompatibleTargetError(CacheMigrateError):
     """The target cannot hold what the source has; found before anything was written."""
 
 
+class FrontError(CacheMigrateError):
+    """A front cannot be read or switched; the message names the front and quotes its driver."""
+
+
 class MigrationError(CacheMigrateError):
     """A pipeline gave up; the message is what the user reads."""
 
 
 class ResumeError(MigrationError):
     """A checkpoint cannot be continued."""
+
+
+class CutoverError(MigrationError):
+    """A cutover (or rollback) was refused before it began, or aborted and undone."""
 
 
 def _ascii_digits(text: str) -> bool:

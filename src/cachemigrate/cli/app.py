@@ -16,6 +16,7 @@ import typer
 from cachemigrate.cli import (
     backup_cmds,
     compare_cmd,
+    cutover_cmd,
     import_cmd,
     inspect_cmd,
     migrate_cmd,
@@ -59,7 +60,7 @@ def _group() -> None:
     # A group callback keeps `cachemigrate COMMAND` working when only one command is registered.
 
 
-for _module in (import_cmd, migrate_cmd, inspect_cmd, compare_cmd, service_cmds, backup_cmds):
+for _module in (import_cmd, migrate_cmd, cutover_cmd, inspect_cmd, compare_cmd, service_cmds, backup_cmds):
     _module.register(app)
 
 

@@ -3,6 +3,10 @@
 ``run_pipeline`` runs a migration to its end (files, full sync) or until ``stop`` is set
 (incremental), reports a status snapshot about once a second, saves checkpoints, and raises a
 ``CacheMigrateError`` with a readable message when it gives up (after logging it).
+
+A ``Pipeline`` is one such run; who holds it can also ask where a replication source stands
+(``applied_position``) and stop it at an exact replication offset (``stop_at``): the cutover
+(engine/cutover.py) does, with the source's writes paused.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
-from cachemigrate.engine.checkpoint import CheckpointStore
+from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
 from cachemigrate.engine.entry import Command
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.presence import PresenceCheck
@@ -29,6 +33,7 @@ from cachemigrate.protocol.probe import TargetInfo, probe_target
 
 if TYPE_CHECKING:  # imported where used: a file import's start-up does without them
     from cachemigrate.engine.exactly_once import ExactlyOnceApplier
+    from cachemigrate.engine.readers.sync import SyncReader
 
 STATUS_PERIOD = 1.0
 FAILURES_LOGGED = 100  # failed keys named one by one in the log; the rest are counted
@@ -42,10 +47,12 @@ async def run_pipeline(
     stop: asyncio.Event | None = None,
 ) -> StatusSnapshot:
     """Run one migration; see the module docstring."""
-    return await _Run(spec, events, checkpoints, stop or asyncio.Event()).run()
+    return await Pipeline(spec, events, checkpoints, stop or asyncio.Event()).run()
 
 
-class _Run:
+class Pipeline:
+    """One run of ``spec``: ``run()`` once; see the module docstring."""
+
     def __init__(
         self, spec: PipelineSpec, events: EventSink, checkpoints: CheckpointStore | None, stop: asyncio.Event
     ) -> None:
@@ -62,6 +69,7 @@ class _Run:
         self.presence: PresenceCheck | None = None  # only when the target already had keys
         self.target: TargetInfo | None = None
         self.failures_seen = 0
+        self._stop_at: tuple[str, int] | None = None
         self._last_rate = (time.monotonic(), 0, 0)
         self._saving: asyncio.Future[None] | None = None  # the checkpoint save under way
         self._rates = (0.0, 0.0)
@@ -127,9 +135,46 @@ class _Run:
         presence = self.presence
         async for batch in reader.batches():
             await write(batch if presence is None else await presence.filter(batch))
+            if self._stop_at is not None:
+                self._check_stop_at()
             if stop.is_set():
                 reader.stop()
                 break
+
+    # ---- a replication source: where it stands, stopping at an offset ---------------------------
+
+    def _sync_reader(self) -> SyncReader | None:
+        from cachemigrate.engine.readers.sync import SyncReader
+
+        return self.reader if isinstance(self.reader, SyncReader) else None
+
+    def applied_position(self) -> Checkpoint | None:
+        """The replication position of the source that the target has applied, None until the
+        stream is known (or when the source is not one replicated server)."""
+        reader = self._sync_reader()
+        return reader.position(self._applied_offset()) if reader is not None else None
+
+    def stop_at(self, replid: str, offset: int) -> None:
+        """Stop once every entry of the source up to its replication ``offset`` (in history
+        ``replid``) has been handed to the writer; the run then ends as a stop does: the writer
+        flushed, the checkpoint saved. With the source's writes paused that is exactly
+        ``offset`` (plus PINGs): nothing is read past it that the target would miss."""
+        self._stop_at = (replid, offset)
+        self._check_stop_at()
+
+    def clear_stop_at(self) -> None:
+        """Forget ``stop_at`` (a run it has already stopped is not started again)."""
+        self._stop_at = None
+
+    def _check_stop_at(self) -> None:
+        reader = self._sync_reader()
+        if self._stop_at is None or reader is None:
+            return
+        replid, offset = self._stop_at
+        cp = reader.delivered_position()
+        if cp is not None and cp.phase == "incremental" and cp.replid == replid and cp.offset >= offset:
+            self.stop.set()
+            reader.stop()  # a pump waiting for the next batch stops waiting
 
     # ---- construction ------------------------------------------------------------------------
 

@@ -114,13 +114,13 @@ def test_refused_keys_in_packed_runs_are_named_and_counted(
 
         monkeypatch.setattr(c_walk, "walk", counting)
     failures: list[KeyFailure] = []
-    on_failure = pipeline_mod._Run._on_failure
+    on_failure = pipeline_mod.Pipeline._on_failure
 
-    def record(self: pipeline_mod._Run, failure: KeyFailure) -> None:
+    def record(self: pipeline_mod.Pipeline, failure: KeyFailure) -> None:
         failures.append(failure)
         on_failure(self, failure)
 
-    monkeypatch.setattr(pipeline_mod._Run, "_on_failure", record)
+    monkeypatch.setattr(pipeline_mod.Pipeline, "_on_failure", record)
 
     target = _acl_target(redis_factory, "target")
     snap = _import(rdb, target)

@@ -94,7 +94,9 @@ def rdb(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", ["", "import", "migrate", "inspect", "compare", "serve", "backups"])
+@pytest.mark.parametrize("command", [
+    "", "import", "migrate", "cutover", "rollback", "inspect", "compare", "serve", "backups",
+])
 def test_every_help_prints(command: str) -> None:
     res = cli(*([command] if command else []), "--help")
     assert res.returncode == 0 and "Usage" in res.stdout, res.stderr

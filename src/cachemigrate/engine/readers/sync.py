@@ -146,6 +146,10 @@ class SyncReader:
         of engine/exactly_once.py); None when not known (no stream yet, the SCAN fallback)."""
         return None if self.delegate is not None else self._at.position(offset)
 
+    def delivered_position(self) -> Checkpoint | None:
+        """The checkpoint of the last entry handed out (``position`` of it)."""
+        return self.position(self._at.delivered)
+
     async def batches(self) -> AsyncIterator[list[Entry]]:
         self._control = asyncio.get_running_loop().create_task(self._sampler.run(lambda: self._stopped))
         try:
