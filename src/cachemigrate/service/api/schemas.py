@@ -25,6 +25,8 @@ EnableSsl = Annotated[
 SslVerify = Annotated[
     bool | None, Field(description="Extension, with enable_ssl: false skips verifying the server certificate")
 ]
+# Write-only (spec §9.8): never answered, and kept out of repr() (a logged model shows no password).
+Password = Annotated[str | None, Field(repr=False)]
 AccessUser = Annotated[
     str | None,
     Field(max_length=256, description="Extension: the ACL user to log in as (default user if absent)"),
@@ -64,7 +66,7 @@ class BackupInstanceBody(In):
 
 class SourceInstanceBody(In):
     addrs: str | None = None
-    password: str | None = None
+    password: Password = None
     id: str | None = None
     name: str | None = None
     proxy_multi_db: bool | None = None
@@ -104,7 +106,7 @@ class CreateOnlineMigrationTaskBody(In):
 class ConfigMigrationInstanceBody(In):
     id: str | None = None
     addrs: str | None = None
-    password: str | None = None
+    password: Password = None
     db: Digits | None = None
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
@@ -145,7 +147,7 @@ class CreateInstanceBody(In):
 
     name: str
     addrs: Annotated[str, Field(min_length=3, max_length=1024)]
-    password: str | None = None
+    password: Password = None
     description: Description | None = None
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
@@ -393,5 +395,5 @@ class ShowJobInfoResponse(Out):
 
 
 class TokenResponse(Out):
-    token: str
+    token: Annotated[str, Field(repr=False)]  # a bearer credential: out of repr()
     expires_at: str
