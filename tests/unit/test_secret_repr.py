@@ -87,9 +87,7 @@ CLASSES = _classes()
 
 
 def _secret(cls: type, name: str) -> bool:
-    return bool(SECRET_NAME.search(name)) or any(
-        (klass.__name__, name) in CARRIERS for klass in cls.__mro__
-    )
+    return bool(SECRET_NAME.search(name)) or any((klass.__name__, name) in CARRIERS for klass in cls.__mro__)
 
 
 def _fields(cls: type) -> dict[str, bool]:
