@@ -18,14 +18,16 @@ code. Exits 1 when a 5xx or a malformed error answer was seen.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import shutil
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import httpx  # noqa: E402
 import hypothesis  # noqa: E402
 import requests  # noqa: E402
 import schemathesis  # noqa: E402
@@ -43,9 +46,21 @@ from hypothesis import HealthCheck, Phase  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
+from cachemigrate.service import states  # noqa: E402
 from support.servers import RedisServer, start_redis  # noqa: E402
 
 CLI = str(ROOT / ".venv" / "bin" / "cachemigrate")
+# Fields the OpenAPI document types as free strings that the service takes a few values of: the
+# real cases pick one of those (the vocabulary of service/states.py).
+CHOICES = {
+    "migration_type": [states.IMPORT, states.ONLINE],
+    "migration_method": [states.FULL, states.INCREMENTAL],
+    "resume_mode": list(states.RESUME_MODES),
+    "file_source": ["self_build_obs", "backup_record"],
+    "network_type": ["vpc", "vpn"],
+    "task_name": ["fuzz-task", "fuzz_task-2"],
+    "name": ["fuzz-name", "fuzz_name-2"],
+}
 REDIS_PASSWORD = "fuzz-pw"
 # Never a request that names the machine's own redis-server (the tests' rule: port 6379 is not ours).
 FORBIDDEN = "6379"
@@ -59,9 +74,12 @@ class Tally:
     malformed: list[str] = field(default_factory=list)  # an error answer without a DCS body / request id
     rejected_valid: Counter[str] = field(default_factory=Counter)  # positive-mode 4xx by DCS code
     rejected_where: dict[str, Counter[str]] = field(default_factory=dict)  # code -> operations
+    rejected_why: dict[str, Counter[str]] = field(default_factory=dict)  # code -> error_msg
     accepted_invalid: Counter[str] = field(default_factory=Counter)  # negative-mode 2xx by operation
     accepted_example: dict[str, str] = field(default_factory=dict)
     not_sent: int = 0
+    ok_by_operation: Counter[str] = field(default_factory=Counter)  # 2xx answers per operation
+    operations: list[str] = field(default_factory=list)
     no_cases: list[str] = field(default_factory=list)  # operation + mode with nothing to generate
     seconds: float = 0.0
 
@@ -80,6 +98,9 @@ class Tally:
         for code, n in self.rejected_valid.most_common():
             where = ", ".join(f"{op} {k}" for op, k in self.rejected_where[code].most_common(3))
             lines.append(f"  {code}: {n}  (most: {where})")
+            lines += [f"      {k} x {why}" for why, k in self.rejected_why[code].most_common(4)]
+        never = [op for op in self.operations if not self.ok_by_operation[op]]
+        lines.append(f"operations never answered 2xx: {', '.join(never) or '-'}")
         lines.append(f"operations with no case of a mode: {', '.join(self.no_cases) or '-'}")
         lines.append(f"schema-invalid requests answered 2xx: {sum(self.accepted_invalid.values())}")
         for op, n in self.accepted_invalid.most_common(10):
@@ -87,59 +108,136 @@ class Tally:
         return "\n".join(lines)
 
 
+# Operations a running task refuses: their real cases get a task that is not configured yet.
+IDLE_TASK_OPERATIONS = {"POST /migration/{task_id}/task", "DELETE /migration-tasks/delete"}
+# The locator an endpoint of each body keeps when a real case has both: the service wants exactly
+# one of id and addrs (a task's source by addrs, its target by a registered id).
+LOCATOR = {"source_instance": "addrs", "target_instance": "id"}
+
+
 @dataclass
 class Real:
-    """The things that exist in the service, put into a case in place of generated values."""
+    """The things that exist in the service, put into a case in place of generated values: path
+    ids, and a valid body (per operation) under the generated one, its values made real."""
 
     service: Service
-    redis: RedisServer
+    source: RedisServer
+    target: RedisServer
     ids: dict[str, str] = field(default_factory=dict)
 
     def refresh(self) -> None:
-        """Fresh ones before each operation: the one before may have deleted or stopped them."""
-        addrs = f"127.0.0.1:{self.redis.port}"
-        inst = self.service.signed(
-            "POST",
-            f"/v2/{PROJECT}/instances",
-            {"name": "fuzz-real", "addrs": addrs, "password": REDIS_PASSWORD},
-        )
+        """Fresh ones before each operation: the one before may have deleted or stopped them. The
+        task is an incremental migration (running until stopped) from the source to the target."""
+        if "task_id" in self.ids:  # one replica of the source at a time
+            self._try("POST", f"/migration-task/{self.ids['task_id']}/stop")
+        inst = self.service.signed("POST", f"/v2/{PROJECT}/instances", self.template("POST /instances"))
+        self.ids = {"instance_id": inst["instance_id"]}
         job = self.service.signed(
-            "POST",
-            f"/v2/{PROJECT}/migration/instance",
-            {"name": "fuzz-real", "vpc_id": "v", "subnet_id": "s", "security_group_id": "g"},
+            "POST", f"/v2/{PROJECT}/migration/instance", self.template("POST /migration/instance")
         )
-        self.ids = {
-            "instance_id": inst["instance_id"],
-            "task_id": job["instance_id"],
-            "job_id": job["job_id"],
-        }
+        self.ids |= {"task_id": job["instance_id"], "job_id": job["job_id"]}
+        body = self.template("POST /migration/{task_id}/task") | {"migration_method": states.INCREMENTAL}
+        self.service.signed("POST", f"/v2/{PROJECT}/migration/{job['instance_id']}/task", body)
+        # And one created but not configured yet: set_online and delete take it.
+        idle = self.service.signed(
+            "POST", f"/v2/{PROJECT}/migration/instance", self.template("POST /migration/instance")
+        )
+        self.ids["idle_task_id"] = idle["instance_id"]
         backup = self.service.signed("POST", f"/v2/{PROJECT}/instances/{inst['instance_id']}/backups", {})
         self.ids["backup_id"] = backup["backup_id"]
 
-    def put_in(self, case: Any) -> None:
+    def _try(self, method: str, path: str) -> None:
+        # Already stopped, failed or deleted by the operation before: nothing to do.
+        with contextlib.suppress(httpx.HTTPStatusError):
+            self.service.signed(method, f"/v2/{PROJECT}{path}", {})
+
+    def template(self, operation: str) -> dict[str, Any]:
+        """A body the service accepts for ``operation`` ("METHOD /path" after the project)."""
+        source = {"addrs": self._addrs(self.source), "password": REDIS_PASSWORD}
+        target = {"id": self.ids.get("instance_id", "")}
+        task, idle = [self.ids.get("task_id", "")], [self.ids.get("idle_task_id", "")]
+        bodies: dict[str, dict[str, Any]] = {
+            "POST /instances": {
+                "name": "fuzz-real",
+                "addrs": self._addrs(self.target),
+                "password": REDIS_PASSWORD,
+            },
+            "POST /migration/instance": {
+                "name": "fuzz-real",
+                "vpc_id": "v",
+                "subnet_id": "s",
+                "security_group_id": "g",
+            },
+            "POST /migration/{task_id}/task": {
+                "migration_method": states.FULL,
+                "resume_mode": "auto",
+                "source_instance": source,
+                "target_instance": target,
+            },
+            "POST /migration-task": {
+                "task_name": "fuzz-task",
+                "migration_type": states.IMPORT,
+                "migration_method": states.FULL,
+                "backup_files": {
+                    "file_source": "self_build_obs",
+                    "bucket_name": "local",
+                    "files": [{"file_name": "dump.rdb"}],
+                },
+                "source_instance": source,
+                "target_instance": target,
+            },
+            "POST /migration-task/batch-stop": {"migration_tasks": task},
+            "POST /migration-tasks/batch-restart": {"migration_tasks": task},
+            "DELETE /migration-tasks/delete": {"task_id_list": idle},
+            "PUT /migration-task/{task_id}": {"resume_mode": "auto"},
+        }
+        return bodies.get(operation, {})
+
+    @staticmethod
+    def _addrs(server: RedisServer) -> str:
+        return f"127.0.0.1:{server.port}"
+
+    def put_in(self, case: Any, operation: str) -> None:
+        idle = operation in IDLE_TASK_OPERATIONS
         for name in case.path_parameters or {}:
             if name in self.ids:
-                case.path_parameters[name] = self.ids[name]
-        if isinstance(case.body, dict):
-            case.body = self._body(case.body)
+                case.path_parameters[name] = self.ids["idle_task_id" if idle else name]
+        template = self.template(operation)
+        if isinstance(case.body, dict) or (template and case.body is None):
+            case.body = self._merge(template, self._real(case.body or {}))
 
-    def _body(self, value: Any, key: str = "") -> Any:
+    def _merge(self, base: dict[str, Any], top: dict[str, Any], key: str = "") -> dict[str, Any]:
+        out = dict(base)
+        for k, v in top.items():
+            if isinstance(v, dict) and isinstance(base.get(k), dict):
+                out[k] = self._merge(base[k], v, k)
+            elif v is not None or k not in base:
+                out[k] = v
+        if key in LOCATOR and "id" in out and "addrs" in out:
+            out.pop("addrs" if LOCATOR[key] == "id" else "id")
+        return out
+
+    def _real(self, value: Any, key: str = "", parent: str = "") -> Any:
         if isinstance(value, dict):
-            return {k: self._body(v, k) for k, v in value.items()}
+            return {k: self._real(v, k, key) for k, v in value.items()}
+        if key in CHOICES and isinstance(value, str):
+            # A valid value, but which one the generated value decides (cases differ).
+            options = CHOICES[key]
+            return options[zlib.crc32(value.encode("utf-8", "surrogatepass")) % len(options)]
         replacement = {
             "id": self.ids["instance_id"],
             "backup_id": self.ids["backup_id"],
-            "addrs": f"127.0.0.1:{self.redis.port}",
+            "addrs": self._addrs(self.source if parent == "source_instance" else self.target),
             "password": REDIS_PASSWORD,
             "bucket_name": "local",
             "file_name": "dump.rdb",
             "migration_tasks": [self.ids["task_id"]],
-            "task_id_list": [self.ids["task_id"]],
+            "task_id_list": [self.ids["idle_task_id"]],
         }
         if key in replacement and type(replacement[key]) is type(value):
             return replacement[key]
         if isinstance(value, list):
-            return [self._body(v, key) for v in value]
+            return [self._real(v, key, parent) for v in value]
         return value
 
 
@@ -169,7 +267,13 @@ def _dcs_shaped(response: requests.Response) -> bool:
 
 
 def fuzz(
-    service: Service, real: Real, *, examples: int, modes: list[GenerationMode], seed: int | None
+    service: Service,
+    real: Real,
+    *,
+    examples: int,
+    modes: list[GenerationMode],
+    seed: int | None,
+    only: str = "",
 ) -> Tally:
     tally = Tally()
     schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
@@ -178,6 +282,9 @@ def fuzz(
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
+        if only and only not in label:
+            continue
+        tally.operations.append(label)
         for mode in modes:
             real.refresh()
             check = _check(service, real, session, tally, label, mode)
@@ -212,7 +319,7 @@ def _check(
         if "project_id" in (case.path_parameters or {}):
             case.path_parameters["project_id"] = PROJECT
         if real_things:
-            real.put_in(case)
+            real.put_in(case, f"{case.method.upper()} {case.path.removeprefix('/v2/{project_id}')}")
         if FORBIDDEN in json.dumps([case.path_parameters, case.query, case.body], default=str):
             tally.not_sent += 1
             return
@@ -224,6 +331,8 @@ def _check(
         tally.requests += 1
         status = response.status_code
         tally.by_class[f"{status // 100}xx"] += 1
+        if status < 300:
+            tally.ok_by_operation[label] += 1
         where = f"{case.method.upper()} {case.formatted_path}"
         if status >= 500:
             tally.server_errors.append(f"{where} [{mode.value}]: {status} {response.text[:300]}")
@@ -233,6 +342,8 @@ def _check(
             code = response.json()["error_code"]
             tally.rejected_valid[code] += 1
             tally.rejected_where.setdefault(code, Counter())[label] += 1
+            why = re.sub(r"[0-9a-f-]{36}", "<id>", str(response.json()["error_msg"]))[:90]
+            tally.rejected_why.setdefault(code, Counter())[why] += 1
         if status < 300 and mode is GenerationMode.NEGATIVE:
             tally.accepted_invalid[label] += 1
             sent = {"query": case.query, "body": case.body, "path": case.path_parameters}
@@ -241,17 +352,20 @@ def _check(
     return check
 
 
-@contextmanager
+@contextlib.contextmanager
 def fuzz_target(work: Path) -> Iterator[tuple[Service, Real]]:
-    """A redis-server with some keys and its RDB in a bucket, and the service in front of it."""
-    redis = start_redis(work / "redis", password=REDIS_PASSWORD, args=["--repl-diskless-sync-delay", "0"])
+    """Two redis-servers behind a password (the source with some keys, its RDB in a bucket), and
+    the service in front of them."""
+    fast = ["--repl-diskless-sync-delay", "0"]
+    source = start_redis(work / "source", password=REDIS_PASSWORD, args=fast)
+    target = start_redis(work / "target", password=REDIS_PASSWORD, args=fast)
     try:
-        client = redis.client()
+        client = source.client()
         for i in range(50):
             client.set(f"k:{i}", i)
         bucket = work / "bucket"
         bucket.mkdir()
-        shutil.copy(redis.save(), bucket / "dump.rdb")
+        shutil.copy(source.save(), bucket / "dump.rdb")
         env = {
             "CACHEMIGRATE_BUCKETS": json.dumps({"local": f"file://{bucket}"}),
             "CACHEMIGRATE_MAX_TASKS_PER_PROJECT": "1000000",
@@ -259,19 +373,20 @@ def fuzz_target(work: Path) -> Iterator[tuple[Service, Real]]:
         }
         service = Service(CLI, work, env=env)
         try:
-            yield service, Real(service, redis)
+            yield service, Real(service, source, target)
         finally:
             service.stop()
     finally:
-        redis.stop()
+        source.stop()
+        target.stop()
 
 
-def run(examples: int, modes: list[GenerationMode], seed: int | None = None) -> Tally:
+def run(examples: int, modes: list[GenerationMode], seed: int | None = None, only: str = "") -> Tally:
     with (
         tempfile.TemporaryDirectory(prefix="cachemigrate-fuzz-") as tmp,
         fuzz_target(Path(tmp)) as (svc, real),
     ):
-        return fuzz(svc, real, examples=examples, modes=modes, seed=seed)
+        return fuzz(svc, real, examples=examples, modes=modes, seed=seed, only=only)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=50, help="examples per operation and mode")
     parser.add_argument("--mode", choices=["positive", "negative", "both"], default="both")
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (default: derandomized)")
+    parser.add_argument("--only", default="", help="only operations whose 'METHOD /path' holds this")
     args = parser.parse_args(argv)
     modes = [GenerationMode(args.mode)] if args.mode != "both" else list(GenerationMode)
-    tally = run(args.examples, modes, args.seed)
+    tally = run(args.examples, modes, args.seed, args.only)
     print(tally.report())
     return 1 if tally.server_errors or tally.malformed else 0
 

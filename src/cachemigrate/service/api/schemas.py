@@ -6,18 +6,23 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 
+
+
+def _number_as_text(value: object) -> object:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 # The docs send numbers where the SDK types strings: accept both, keep strings.
-LooseStr = Annotated[
-    str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
-]
+LooseStr = Annotated[str, BeforeValidator(_number_as_text)]
 Description = Annotated[str, Field(max_length=1024)]
 # A decimal number sent as a string or a JSON number: ASCII digits only (str.isdigit() also takes
-# "²" and "٦٣٧٩"); "" means absent.
-Digits = Annotated[LooseStr, Field(pattern=r"^[0-9]{0,5}$")]
+# "²" and "٦٣٧٩"); "" means absent. The pattern sits inside the number conversion so that the
+# OpenAPI document shows it (outside, pydantic checks it in a step the document leaves out).
+Digits = Annotated[str, Field(pattern=r"^[0-9]{0,5}$"), BeforeValidator(_number_as_text)]
 # Our extensions of an endpoint (named as in the DCS instance models; service/endpoints.py).
 EnableSsl = Annotated[
     bool | None, Field(description="Extension: connect with TLS (what rediss:// says in a URL)")
@@ -37,6 +42,11 @@ def check_name(value: str) -> str:
     if not NAME_RE.match(value):
         raise ValueError("4 to 64 characters from letters, digits, _ and -")
     return value
+
+
+# A task or instance name; the pattern is in the OpenAPI document too (a generated client or a
+# fuzzer then sends names the service takes), the validator keeps the message.
+Name = Annotated[str, AfterValidator(check_name), Field(json_schema_extra={"pattern": NAME_RE.pattern})]
 
 
 class In(BaseModel):
@@ -81,7 +91,7 @@ class TargetInstanceBody(SourceInstanceBody):
 
 
 class CreateMigrationTaskBody(In):
-    task_name: str
+    task_name: Name
     description: Description | None = None
     migration_type: str
     migration_method: str
@@ -90,17 +100,13 @@ class CreateMigrationTaskBody(In):
     source_instance: SourceInstanceBody | None = None
     target_instance: TargetInstanceBody
 
-    _name = field_validator("task_name")(check_name)
-
 
 class CreateOnlineMigrationTaskBody(In):
-    name: str
+    name: Name
     description: Description | None = None
     vpc_id: Annotated[str, Field(max_length=64)]
     subnet_id: Annotated[str, Field(max_length=64)]
     security_group_id: Annotated[str, Field(max_length=64)]
-
-    _name = field_validator("name")(check_name)
 
 
 class ConfigMigrationInstanceBody(In):
@@ -145,15 +151,13 @@ class IpExchangeRequest(In):
 class CreateInstanceBody(In):
     """Our extension (spec §9.12): register an existing Redis endpoint in the inventory."""
 
-    name: str
+    name: Name
     addrs: Annotated[str, Field(min_length=3, max_length=1024)]
     password: Password = None
     description: Description | None = None
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
     access_user: AccessUser = None
-
-    _name = field_validator("name")(check_name)
 
 
 # --- outputs ------------------------------------------------------------------------------------
