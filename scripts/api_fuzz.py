@@ -47,6 +47,7 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
 from cachemigrate.service import states  # noqa: E402
+from support.pg import pg_schema  # noqa: E402
 from support.servers import RedisServer, start_redis  # noqa: E402
 
 CLI = str(ROOT / ".venv" / "bin" / "cachemigrate")
@@ -353,9 +354,9 @@ def _check(
 
 
 @contextlib.contextmanager
-def fuzz_target(work: Path) -> Iterator[tuple[Service, Real]]:
+def fuzz_target(work: Path, database_url: str = "") -> Iterator[tuple[Service, Real]]:
     """Two redis-servers behind a password (the source with some keys, its RDB in a bucket), and
-    the service in front of them."""
+    the service in front of them (SQLite in the data dir, or ``database_url``)."""
     fast = ["--repl-diskless-sync-delay", "0"]
     source = start_redis(work / "source", password=REDIS_PASSWORD, args=fast)
     target = start_redis(work / "target", password=REDIS_PASSWORD, args=fast)
@@ -370,6 +371,7 @@ def fuzz_target(work: Path) -> Iterator[tuple[Service, Real]]:
             "CACHEMIGRATE_BUCKETS": json.dumps({"local": f"file://{bucket}"}),
             "CACHEMIGRATE_MAX_TASKS_PER_PROJECT": "1000000",
             "CACHEMIGRATE_STOP_GRACE_SECONDS": "2",
+            "CACHEMIGRATE_DATABASE_URL": database_url,
         }
         service = Service(CLI, work, env=env)
         try:
@@ -381,11 +383,17 @@ def fuzz_target(work: Path) -> Iterator[tuple[Service, Real]]:
         target.stop()
 
 
-def run(examples: int, modes: list[GenerationMode], seed: int | None = None, only: str = "") -> Tally:
-    with (
-        tempfile.TemporaryDirectory(prefix="cachemigrate-fuzz-") as tmp,
-        fuzz_target(Path(tmp)) as (svc, real),
-    ):
+def run(
+    examples: int,
+    modes: list[GenerationMode],
+    seed: int | None = None,
+    only: str = "",
+    postgres: bool = False,
+) -> Tally:
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cachemigrate-fuzz-")))
+        url = stack.enter_context(pg_schema("fuzz"))[1] if postgres else ""
+        svc, real = stack.enter_context(fuzz_target(work, url))
         return fuzz(svc, real, examples=examples, modes=modes, seed=seed, only=only)
 
 
@@ -394,10 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=50, help="examples per operation and mode")
     parser.add_argument("--mode", choices=["positive", "negative", "both"], default="both")
     parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (default: derandomized)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="PostgreSQL (tests/support/pg.py), not SQLite"
+    )
     parser.add_argument("--only", default="", help="only operations whose 'METHOD /path' holds this")
     args = parser.parse_args(argv)
     modes = [GenerationMode(args.mode)] if args.mode != "both" else list(GenerationMode)
-    tally = run(args.examples, modes, args.seed, args.only)
+    tally = run(args.examples, modes, args.seed, args.only, args.postgres)
     print(tally.report())
     return 1 if tally.server_errors or tally.malformed else 0
 

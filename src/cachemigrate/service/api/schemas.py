@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 
@@ -49,8 +49,32 @@ def check_name(value: str) -> str:
 Name = Annotated[str, AfterValidator(check_name), Field(json_schema_extra={"pattern": NAME_RE.pattern})]
 
 
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be kept as sent (None when it can): PostgreSQL refuses NUL in text, and
+    a lone surrogate (JSON lets "\\ud800" through) has no UTF-8 form for any database."""
+    if "\x00" in text:
+        return "NUL characters are not allowed"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _storable(value: object) -> object:
+    for text in value if isinstance(value, list) else [value]:
+        why = unstorable(text) if isinstance(text, str) else None
+        if why:
+            raise ValueError(why)
+    return value
+
+
 class In(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    # Every string of every input (lists of strings too: pydantic lets their surrogates through),
+    # whichever database is behind: the same 400 on SQLite and PostgreSQL, never a 500.
+    _strings_storable = field_validator("*")(_storable)
 
 
 # --- inputs -------------------------------------------------------------------------------------
