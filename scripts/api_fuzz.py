@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -83,6 +83,18 @@ class Tally:
     operations: list[str] = field(default_factory=list)
     no_cases: list[str] = field(default_factory=list)  # operation + mode with nothing to generate
     seconds: float = 0.0
+
+    def record(self, label: str, where: str, mode: str, response: requests.Response) -> None:
+        """What every answer is counted for, whichever phase sent it."""
+        self.requests += 1
+        status = response.status_code
+        self.by_class[f"{status // 100}xx"] += 1
+        if status < 300:
+            self.ok_by_operation[label] += 1
+        if status >= 500:
+            self.server_errors.append(f"{where} [{mode}]: {status} {response.text[:300]}")
+        if status >= 400 and not (_dcs_shaped(response) and response.headers.get("x-request-id")):
+            self.malformed.append(f"{where} [{mode}]: {status} {response.text[:200]}")
 
     def report(self) -> str:
         classes = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_class.items()))
@@ -246,14 +258,16 @@ def _send(service: Service, session: requests.Session, case: Any) -> requests.Re
     """The case as a request signed like the SDK's (SDK-HMAC-SHA256 over the bytes sent)."""
     kwargs = case.as_transport_kwargs(base_url=service.url)
     kwargs.pop("timeout", None)
-    prepared = requests.Request(**kwargs).prepare()
+    return _signed_send(service, session, requests.Request(**kwargs).prepare())
+
+
+def _signed_send(service: Service, session: requests.Session, prepared: Any) -> requests.Response:
     body = prepared.body or b""
     body = body.encode() if isinstance(body, str) else body
     parts = urlsplit(prepared.url)
     extra = {"content-type": prepared.headers["content-type"]} if "content-type" in prepared.headers else {}
-    for name, value in service.signed_headers(
-        case.method.upper(), parts.path, parts.query, body, extra
-    ).items():
+    method = str(prepared.method).upper()
+    for name, value in service.signed_headers(method, parts.path, parts.query, body, extra).items():
         prepared.headers[name] = value
     prepared.headers.pop("x-auth-token", None)
     return session.send(prepared, timeout=30)
@@ -275,6 +289,7 @@ def fuzz(
     modes: list[GenerationMode],
     seed: int | None,
     only: str = "",
+    with_hostile: bool = True,
 ) -> Tally:
     tally = Tally()
     schema = schemathesis.openapi.from_url(f"{service.url}/openapi.json")
@@ -308,9 +323,82 @@ def fuzz(
                 test()
             except hypothesis.errors.Unsatisfiable:  # nothing of this mode to generate (no input)
                 tally.no_cases.append(f"{label} [{mode.value}]")
+    if with_hostile:
+        hostile(service, real, session, tally, only)
     session.close()
     tally.seconds = time.monotonic() - started
     return tally
+
+
+# Text every string of a request may be made of, whatever the schema says: NUL (PostgreSQL keeps
+# none), a lone surrogate (JSON carries one, UTF-8 cannot), a long run, a path out of a bucket.
+HOSTILE = {
+    "NUL": "a\x00b",
+    "lone surrogate": "a\ud800b",
+    "long": "x" * 5000,
+    "traversal": "../../../../etc/passwd",
+}
+
+
+def _leaves(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Where the strings of a JSON value are (key and index paths)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(item, str):
+            yield (*at, key)
+        else:
+            yield from _leaves(item, (*at, key))
+
+
+def _with(value: Any, at: tuple[Any, ...], text: str) -> Any:
+    if not at:
+        return text
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[at[0]] = _with(value[at[0]], at[1:], text)
+    return copy
+
+
+def hostile(service: Service, real: Real, session: requests.Session, tally: Tally, only: str = "") -> None:
+    """Each string of a real request (path and query parameters, body values) replaced, one at a
+    time, by each HOSTILE text: the answers must be DCS 4xx (or 2xx), never a 5xx."""
+    doc = session.get(f"{service.url}/openapi.json", timeout=30).json()
+    for path, item in doc["paths"].items():
+        for method, spec in item.items():
+            label = f"{method.upper()} {path}"
+            if only and only not in label:
+                continue
+            real.refresh()
+            op = f"{method.upper()} {path.removeprefix('/v2/{project_id}')}"
+            ids = dict(real.ids, task_id=real.ids["idle_task_id"]) if op in IDLE_TASK_OPERATIONS else real.ids
+            values = {"project_id": PROJECT, **ids}
+            params = spec.get("parameters", [])
+            body = real.template(op) if "requestBody" in spec else None
+            variants: list[tuple[dict[str, str], dict[str, str], Any]] = []
+            for p in params:
+                for text in HOSTILE.values():
+                    if p["in"] == "path" and p["name"] != "project_id":
+                        variants.append(({**values, p["name"]: text}, {}, body))
+                    elif p["in"] == "query":
+                        variants.append((values, {p["name"]: text}, body))
+            for at in _leaves(body or {}):
+                variants += [(values, {}, _with(body, at, text)) for text in HOSTILE.values()]
+            for path_values, query, sent in variants:
+                quoted = {k: quote(v, safe="", errors="surrogatepass") for k, v in path_values.items()}
+                url = service.url + path.format_map(quoted)
+                url += ("?" + urlencode(query, quote_via=_quote_any)) if query else ""
+                data = None if sent is None else json.dumps(sent).encode()
+                headers = {"content-type": "application/json"} if data is not None else {}
+                request = requests.Request(method.upper(), url, data=data, headers=headers)
+                try:
+                    response = _signed_send(service, session, request.prepare())
+                except requests.RequestException as exc:
+                    tally.server_errors.append(f"{label} [hostile]: {type(exc).__name__}: {exc}")
+                    continue
+                tally.record(label, f"{label} {query or ''}", "hostile", response)
+
+
+def _quote_any(text: str, safe: str = "", encoding: str | None = None, errors: str | None = None) -> str:
+    return quote(text, safe=safe, errors="surrogatepass")
 
 
 def _check(
@@ -329,16 +417,8 @@ def _check(
         except requests.RequestException as exc:  # the service hung up or died: as bad as a 5xx
             tally.server_errors.append(f"{label}: {type(exc).__name__}: {exc}")
             return
-        tally.requests += 1
+        tally.record(label, f"{case.method.upper()} {case.formatted_path}", mode.value, response)
         status = response.status_code
-        tally.by_class[f"{status // 100}xx"] += 1
-        if status < 300:
-            tally.ok_by_operation[label] += 1
-        where = f"{case.method.upper()} {case.formatted_path}"
-        if status >= 500:
-            tally.server_errors.append(f"{where} [{mode.value}]: {status} {response.text[:300]}")
-        if status >= 400 and not (_dcs_shaped(response) and response.headers.get("x-request-id")):
-            tally.malformed.append(f"{where}: {status} {response.text[:200]}")
         if 400 <= status < 500 and mode is GenerationMode.POSITIVE and _dcs_shaped(response):
             code = response.json()["error_code"]
             tally.rejected_valid[code] += 1
@@ -389,12 +469,15 @@ def run(
     seed: int | None = None,
     only: str = "",
     postgres: bool = False,
+    with_hostile: bool = True,
 ) -> Tally:
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cachemigrate-fuzz-")))
         url = stack.enter_context(pg_schema("fuzz"))[1] if postgres else ""
         svc, real = stack.enter_context(fuzz_target(work, url))
-        return fuzz(svc, real, examples=examples, modes=modes, seed=seed, only=only)
+        return fuzz(
+            svc, real, examples=examples, modes=modes, seed=seed, only=only, with_hostile=with_hostile
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,10 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres", action="store_true", help="PostgreSQL (tests/support/pg.py), not SQLite"
     )
+    parser.add_argument("--no-hostile", action="store_true", help="skip the HOSTILE text phase")
     parser.add_argument("--only", default="", help="only operations whose 'METHOD /path' holds this")
     args = parser.parse_args(argv)
     modes = [GenerationMode(args.mode)] if args.mode != "both" else list(GenerationMode)
-    tally = run(args.examples, modes, args.seed, args.only, args.postgres)
+    tally = run(args.examples, modes, args.seed, args.only, args.postgres, not args.no_hostile)
     print(tally.report())
     return 1 if tally.server_errors or tally.malformed else 0
 
