@@ -15,6 +15,7 @@ import binascii
 import json
 import secrets
 import shutil
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_no_secret_in_files_logs_or_responses(tmp_path: Path, redis_factory: Any
     seen = Haystacks()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    remote = type("Remote", (), {"url": url})()
+    remote = types.SimpleNamespace(url=url)  # what signed() needs of a LiveService
     log = tmp_path / "serve.log"
     token = target_id = ""
 
