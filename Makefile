@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: all demo test check bench install redis-server parts clean
+.PHONY: all demo test check bench fuzz-api install redis-server parts clean
 
 all: test
 
@@ -53,6 +53,12 @@ test: install parts
 demo: install
 	@.ci/provision haproxy
 	$(BIN)/python scripts/demo.py
+
+# Schemathesis over every operation of /openapi.json against `cachemigrate serve`, SDK-signed:
+# prints requests, status classes, 5xx (must be 0) and the 4xx of schema-valid requests by DCS code.
+FUZZ_EXAMPLES ?= 50
+fuzz-api: install
+	$(BIN)/python scripts/api_fuzz.py --examples $(FUZZ_EXAMPLES)
 
 # Bytecode for the CLI's start-up (PYTHONDONTWRITEBYTECODE may be set: Python still reads it).
 bench: install

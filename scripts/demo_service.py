@@ -43,13 +43,13 @@ def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
 class Service:
     """`cachemigrate serve` in a subprocess with its own data dir (SQLite) and dev-mode key."""
 
-    def __init__(self, cli: str, work: Path) -> None:
+    def __init__(self, cli: str, work: Path, env: dict[str, str] | None = None) -> None:
         self.cli = cli
         # The demo's redis-servers listen on 127.0.0.1: the only network the service may reach
         # (the default allows all of loopback; said here as an operator would say it).
         self.env = {**os.environ, "CACHEMIGRATE_DATA_DIR": str(work / "service"),
                     "CACHEMIGRATE_DEV_MODE": "true", "HOME": str(work / "home"),
-                    "CACHEMIGRATE_ALLOWED_NETWORKS": "127.0.0.1/32"}
+                    "CACHEMIGRATE_ALLOWED_NETWORKS": "127.0.0.1/32", **(env or {})}
         (work / "home").mkdir(exist_ok=True)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,14 +68,21 @@ class Service:
         except httpx.HTTPError:
             return False
 
-    def signed(self, method: str, path: str, body: Any) -> Any:
-        raw = json.dumps(body).encode()
+    def signed_headers(self, method: str, path: str, query: str, body: bytes,
+                       extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The headers of a request signed as the SDK signs it (``extra`` signed too)."""
         headers = {
             "content-type": "application/json;charset=utf-8", "host": urlsplit(self.url).netloc,
             "x-project-id": PROJECT, "x-sdk-date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+            **{k.lower(): v for k, v in (extra or {}).items()},
         }
-        req = SignedRequest(method, path, "", list(headers.items()), raw)
+        req = SignedRequest(method, path, query, list(headers.items()), body)
         headers["authorization"] = sign(req, access_key=self.ak, secret_key=self.sk, signed=sorted(headers))
+        return headers
+
+    def signed(self, method: str, path: str, body: Any) -> Any:
+        raw = json.dumps(body).encode()
+        headers = self.signed_headers(method, path, "", raw)
         r = httpx.request(method, self.url + path, content=raw, headers=headers, timeout=30)
         r.raise_for_status()
         return r.json()

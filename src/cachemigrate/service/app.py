@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from cachemigrate import __version__
 from cachemigrate.service import metrics
 from cachemigrate.service.api import errors
 from cachemigrate.service.api.body_limit import BodyLimitMiddleware
-from cachemigrate.service.api.deps import Services
+from cachemigrate.service.api.deps import Services, storable_parameters
 from cachemigrate.service.api.routes import (
     backups,
     instances,
@@ -159,7 +159,7 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
     for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(storable_parameters)])
 
     # No /metrics here: they name every project's tasks (service/serving.py serves them apart).
     @app.get("/healthz", include_in_schema=False)

@@ -10,7 +10,7 @@ import secrets
 import time
 from calendar import timegm
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote
 
 from cachemigrate.errors import CredentialsError, ProjectIdError, ScopeError
@@ -41,8 +41,9 @@ class SignedRequest:
     method: str
     raw_path: str
     raw_query: str
-    headers: Sequence[tuple[str, str]]
-    body: bytes
+    # Out of repr(): the headers carry Authorization or X-Auth-Token, the body Redis passwords.
+    headers: Sequence[tuple[str, str]] = field(repr=False)
+    body: bytes = field(repr=False)
 
 
 def canonical_uri(raw_path: str) -> str:

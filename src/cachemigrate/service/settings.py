@@ -84,7 +84,8 @@ class Settings(BaseModel):
     metrics_port: int | None = None
     data_dir: Path = Path("var")
     # SQLAlchemy URL; empty means a SQLite file in data_dir. PostgreSQL: postgresql+psycopg://...
-    database_url: str = ""
+    # (out of repr(): the URL may carry the database password).
+    database_url: str = Field(default="", repr=False)
     # Fernet keys (urlsafe base64, 32 bytes) encrypting SKs, Redis passwords and X-Auth-Tokens:
     # one, or several comma-separated, newest first (the newest encrypts, any of them decrypts).
     secret_key: str | None = Field(default=None, repr=False)

@@ -51,14 +51,33 @@ def cli_env(tmp: Path, secret: str = SECRET) -> dict[str, str]:
     }
 
 
+# `cachemigrate` with every logger of the process at DEBUG on stderr: what an operator sees who
+# turns logging up (SQLAlchemy's statements and rows included), for tests that read the log.
+CLI_DEBUG_LOGGING = [
+    sys.executable,
+    "-c",
+    "import logging, sys; logging.basicConfig(level=logging.DEBUG); sys.argv[0] = 'cachemigrate'; "
+    "from cachemigrate.cli.app import main; main()",
+]
+
+
 @contextmanager
-def serve_cli(env: dict[str, str], *args: str, url: str, log: Path, verify: Any = True) -> Iterator[Any]:
+def serve_cli(
+    env: dict[str, str],
+    *args: str,
+    url: str,
+    log: Path,
+    verify: Any = True,
+    command: list[str] | None = None,
+) -> Iterator[Any]:
     """`cachemigrate serve ARGS` in its own process, once GET ``url``/healthz answers (``verify``
-    as httpx takes it, for https); SIGTERM and reaped on the way out."""
+    as httpx takes it, for https); SIGTERM and reaped on the way out. ``command`` replaces the
+    `cachemigrate` executable (CLI_DEBUG_LOGGING)."""
     import httpx
 
     with log.open("ab") as out:
-        proc = subprocess.Popen([CLI, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        argv = [*(command or [CLI]), "serve", *args]
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
 
             def answers() -> bool:

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request
 from prometheus_client import CollectorRegistry
 
-from cachemigrate.errors import ConfigError, CredentialsError
+from cachemigrate.errors import ConfigError, CredentialsError, InvalidParameterError, NotFoundError
 from cachemigrate.service import auth
-from cachemigrate.service.api.schemas import ErrorBody
+from cachemigrate.service.api.schemas import ErrorBody, unstorable
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
@@ -114,6 +114,24 @@ async def authenticate(request: Request, project_id: ProjectIdPath, services: Se
 
 
 Principal = Annotated[auth.Principal, Depends(authenticate)]
+
+# Path parameters that name a thing: one whose name cannot be stored cannot exist either.
+_KIND_OF_PATH_PARAM = {"task_id": "task", "instance_id": "instance", "job_id": "job"}
+
+
+async def storable_parameters(request: Request, _who: Principal) -> None:
+    """Path and query parameters a database can take (schemas.unstorable), checked after the
+    signature on every API route: what SQLite answers, PostgreSQL answers too (not a 500)."""
+    for name, value in request.path_params.items():
+        why = unstorable(value)
+        if why and name in _KIND_OF_PATH_PARAM:
+            raise NotFoundError(_KIND_OF_PATH_PARAM[name], value)
+        if why:
+            raise InvalidParameterError(name, why)
+    for name, value in request.query_params.multi_items():
+        why = unstorable(value)
+        if why:
+            raise InvalidParameterError(name, why)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {

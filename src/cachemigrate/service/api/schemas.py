@@ -14,10 +14,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+
+def _number_as_text(value: object) -> object:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 # The docs send numbers where the SDK types strings: accept both, keep strings.
-LooseStr = Annotated[
-    str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
-]
+LooseStr = Annotated[str, BeforeValidator(_number_as_text)]
 # Spec §2.2: the DCS instance-name rule.
 Name = Annotated[
     str,
@@ -35,11 +38,15 @@ Id = Annotated[str, Field(max_length=64)]
 Word = Annotated[str, Field(max_length=32)]
 # host:port[,host:port...]: a cluster's nodes fit.
 Addrs = Annotated[str, Field(max_length=1024)]
-# Write-only. DCS's own rule is 8-64 characters; a self-hosted Redis may use a longer one.
-Password = Annotated[str, Field(max_length=512, description="Write-only: never returned, never logged")]
+# Write-only (spec §9.8): never answered, and kept out of repr() (a logged model shows no password).
+# DCS's own rule is 8-64 characters; a self-hosted Redis may use a longer one.
+Password = Annotated[
+    str | None, Field(max_length=512, repr=False, description="Write-only: never returned, never logged")
+]
 # A decimal number sent as a string or a JSON number: ASCII digits only (str.isdigit() also takes
-# "²" and "٦٣٧٩"); "" means absent.
-Digits = Annotated[LooseStr, Field(max_length=5, pattern=r"^[0-9]{0,5}$")]
+# "²" and "٦٣٧٩"); "" means absent. The pattern sits inside the number conversion so that the
+# OpenAPI document shows it (outside, pydantic checks it in a step the document leaves out).
+Digits = Annotated[str, Field(max_length=5, pattern=r"^[0-9]{0,5}$"), BeforeValidator(_number_as_text)]
 # Our extensions of an endpoint (named as in the DCS instance models; service/endpoints.py).
 EnableSsl = Annotated[
     bool | None, Field(description="Extension: connect with TLS (what rediss:// says in a URL)")
@@ -55,8 +62,34 @@ MAX_BATCH = 50  # spec §6.10, §6.11
 MAX_DELETE = 1000
 
 
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be kept as sent (None when it can): PostgreSQL refuses NUL in text, and
+    a lone surrogate (JSON lets "\\ud800" through) has no UTF-8 form for any database."""
+    if "\x00" in text:
+        return "NUL characters are not allowed"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _storable(value: object) -> object:
+    for text in value if isinstance(value, list) else [value]:
+        why = unstorable(text) if isinstance(text, str) else None
+        if why:
+            raise ValueError(why)
+    return value
+
+
 class In(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    # Every string of every input (lists of strings too: pydantic lets their surrogates through),
+    # whichever database is behind: the same 400 on SQLite and PostgreSQL, never a 500.
+    _strings_storable = field_validator("*")(_storable)
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -97,7 +130,7 @@ class BackupInstanceBody(In):
 
 class SourceInstanceBody(In):
     addrs: Addrs | None = None
-    password: Password | None = None
+    password: Password = None
     id: Id | None = None
     name: Annotated[str, Field(max_length=64)] | None = None  # an echo of the output; ignored
     proxy_multi_db: bool | None = None
@@ -133,7 +166,7 @@ class CreateOnlineMigrationTaskBody(In):
 class ConfigMigrationInstanceBody(In):
     id: Id | None = None
     addrs: Addrs | None = None
-    password: Password | None = None
+    password: Password = None
     db: Digits | None = None
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
@@ -175,7 +208,7 @@ class CreateInstanceBody(In):
 
     name: Name
     addrs: Annotated[str, Field(min_length=3, max_length=1024)]
-    password: Password | None = None
+    password: Password = None
     description: Description | None = None
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
@@ -421,5 +454,5 @@ class ShowJobInfoResponse(Out):
 
 
 class TokenResponse(Out):
-    token: str
+    token: Annotated[str, Field(repr=False)]  # a bearer credential: out of repr()
     expires_at: str
