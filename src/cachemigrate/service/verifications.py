@@ -38,6 +38,7 @@ class VerificationService:
         self.cipher = cipher
         self.tasks = tasks
         self._running: set[asyncio.Task[None]] = set()
+        self._starting = asyncio.Lock()  # the one-at-a-time check and the insert, together
 
     async def create(
         self, project_id: str, task_id: str, *, mode: str, sample: int | None, rounds: int, repair: bool
@@ -45,15 +46,16 @@ class VerificationService:
         """Record a verification of the task and start it in the background."""
         task = await self.tasks.get(project_id, task_id)  # another project's: unknown (DCS.4133)
         _check_verifiable(task)
-        if await self.db.call(vrepo.count_running, task_id=task.id):
-            raise StateError(
-                "A verification of this task is already running; wait for it to end.",
-                kind="task", state=task.status, operation="verify",
+        async with self._starting:
+            if await self.db.call(vrepo.count_running, task_id=task.id):
+                raise StateError(
+                    "A verification of this task is already running; wait for it to end.",
+                    kind="task", state=task.status, operation="verify",
+                )
+            row = await self.db.call(
+                vrepo.add_verification, project_id=project_id, task_id=task.id, mode=mode,
+                sample=sample if mode == SAMPLED else None, rounds=rounds, repair=repair,
             )
-        row = await self.db.call(
-            vrepo.add_verification, project_id=project_id, task_id=task.id, mode=mode,
-            sample=sample if mode == SAMPLED else None, rounds=rounds, repair=repair,
-        )
         job = asyncio.create_task(self.run(row, task), name=f"verification-{row.id}")
         self._running.add(job)
         job.add_done_callback(self._running.discard)
@@ -138,5 +140,13 @@ def _check_verifiable(task: Task) -> None:
         raise StateError(
             "A verification compares the task's target with its live source: configure the "
             "task's source and target first (set_online_migration_task).",
+            kind="task", state=task.status, operation="verify",
+        )
+    if task.source.get("db") not in (None, ""):
+        # The migration copies that db only; a verification compares every db index to index
+        # and would count the source's other dbs as missing on the target.
+        raise StateError(
+            f"A task that migrates only db {task.source['db']} cannot be verified yet: a "
+            "verification compares every database of the source with the target.",
             kind="task", state=task.status, operation="verify",
         )

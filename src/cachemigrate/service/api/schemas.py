@@ -433,7 +433,8 @@ MAX_VERIFY_ROUNDS = 10
 
 class CreateVerificationBody(In):
     mode: Literal["full", "sampled"] = Field(
-        default="full", description="full: every key of both sides; sampled: about `sample` random keys of each"
+        default="full",
+        description="full: every key of both sides; sampled: about `sample` random keys of each",
     )
     sample: Annotated[int, Field(ge=1, le=MAX_VERIFY_SAMPLE)] | None = Field(
         default=None, description="With mode sampled (required there): about this many random keys per side"
