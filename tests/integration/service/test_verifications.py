@@ -235,3 +235,27 @@ def test_verifications_in_openapi(service_factory: Any) -> None:
     props = doc["components"]["schemas"]["CreateVerificationBody"]["properties"]
     assert props["rounds"]["maximum"] == 10
     assert any(alt.get("maximum") == 100_000 for alt in props["sample"].get("anyOf", [props["sample"]]))
+
+
+def test_a_verification_running_at_a_restart_is_failed(service_factory: Any) -> None:
+    from cachemigrate.service.db import repo
+    from cachemigrate.service.db import verifications as vrepo
+    from cachemigrate.service.verifications import INTERRUPTED
+
+    live: LiveService = service_factory()
+    creds = live.credentials()
+    db = live.services.db
+    task = db.run_sync(
+        repo.add_task, project_id=creds.project_id, name="was-verified", migration_type="online_migration",
+        status="TERMINATED",
+    )
+    row = db.run_sync(
+        vrepo.add_verification, project_id=creds.project_id, task_id=task.id, mode="full", sample=None,
+        rounds=3, repair=False,
+    )
+    live.stop()
+    again = service_factory(live.settings)
+    r = signed(again, creds, "GET", path(creds, task.id, f"/{row.id}"))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "FAILED" and r.json()["error_message"] == INTERRUPTED
+    assert r.json()["report"] is None
