@@ -15,6 +15,7 @@ import contextlib
 import logging
 from typing import Any
 
+from cachemigrate.engine.status import LogLevel, StatusSnapshot
 from cachemigrate.errors import CacheMigrateError, NotFoundError, StateError
 from cachemigrate.service import states as st
 from cachemigrate.service.crypto import Cipher
@@ -29,6 +30,22 @@ log = logging.getLogger(__name__)
 
 FULL, SAMPLED = "full", "sampled"
 INTERRUPTED = "the service restarted while the verification was running"
+MAX_LOG_LINES = 20  # what a verification's report keeps of what the engine said (the repair's)
+MAX_LOG_CHARS = 512
+
+
+class _Lines:
+    """EventSink keeping the first MAX_LOG_LINES log lines, as ``LEVEL message`` (bounded)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def status(self, snapshot: StatusSnapshot) -> None:
+        return None
+
+    def log(self, level: LogLevel, message: str) -> None:
+        if len(self.lines) < MAX_LOG_LINES:
+            self.lines.append(f"{level.name} {message}"[:MAX_LOG_CHARS])
 
 
 class VerificationService:
@@ -94,11 +111,16 @@ class VerificationService:
             target = endpoint_of(
                 task.target, self.cipher.decrypt_optional(task.target_password_enc), network=network
             )
+            lines = _Lines()
             report = await verify(
                 source, target, sample=row.sample if row.mode == SAMPLED else None, rounds=row.rounds,
-                repair=row.repair,
+                repair=row.repair, events=lines,
             )
-            fields = {"status": vrepo.SUCCESS, "report": report.as_dict(), "error_message": None}
+            fields = {
+                "status": vrepo.SUCCESS,
+                "report": {**report.as_dict(), "log": lines.lines},
+                "error_message": None,
+            }
         except asyncio.CancelledError:
             raise  # the service stops: fail_interrupted records it at the next start
         except (CacheMigrateError, OSError) as exc:

@@ -110,6 +110,7 @@ def test_verify_a_full_migration_find_by_kind_and_repair(env: Any, sdk: Any) -> 
     repaired = run_verification(live, creds, task_id, mode="full", repair=True, rounds=1)["report"]
     assert repaired["repaired"] == 7 and repaired["repair_failed"] == 0, repaired
     assert repaired["mismatches"] == 0 and repaired["ok"] is True
+    assert not any(line.startswith("ERROR") for line in repaired["log"]), repaired["log"]
     assert repaired["first_pass"] == found["by_kind"]
     assert compare_servers([source.client()], [tgt]).mismatches == []
     assert run_verification(live, creds, task_id)["report"]["mismatches"] == 0

@@ -480,6 +480,9 @@ class VerificationReport(Out):
     untracked: int
     examples: list[MismatchExample] = Field(description="At most 50 of the keys still different")
     seconds: float
+    log: list[str] = Field(
+        default_factory=list, description="At most 20 lines of what the repair said (keys refused)"
+    )
 
 
 class VerificationInfo(Out):
