@@ -21,6 +21,7 @@ from cachemigrate.service.api.routes import (
     migration_tasks,
     online_migration,
     tokens,
+    verifications,
 )
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
@@ -30,6 +31,7 @@ from cachemigrate.service.runner import Executor, Runner, engine_executor
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import SpecBuilder
 from cachemigrate.service.tasks import TaskService
+from cachemigrate.service.verifications import VerificationService
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,11 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   deletes one, file and record: 204; 400 `DCS.4096` while it is taken, 400 `DCS.4097` while a
   running import reads it. Retention (`backup_retention_count` = N > 0): when a backup
   succeeds, its instance keeps the N newest succeeded backups and the older ones are deleted.
+* Verifications (a cachemigrate extension, not in the SDK: signed requests):
+  `POST .../migration-task/{task_id}/verifications` compares an online task's target with its
+  live source (full or sampled, re-checks, optional repair) in the background: 202 with its id;
+  `GET .../verifications/{verification_id}` shows its status (RUNNING, SUCCESS, FAILED) and report;
+  `GET .../verifications` lists them. A task without a live source is 400 `DCS.4957`.
 """
 
 
@@ -113,13 +120,15 @@ def build_services(settings: Settings, executor: Executor | None = None) -> Serv
         interval=settings.status_interval_seconds,
         stop_grace=settings.stop_grace_seconds,
     )
+    tasks = TaskService(db, settings, cipher, runner, backups)
     return Services(
         settings=settings,
         db=db,
         cipher=cipher,
         runner=runner,
-        tasks=TaskService(db, settings, cipher, runner, backups),
+        tasks=tasks,
         backups=backups,
+        verifications=VerificationService(db, settings, cipher, tasks),
         registry=metrics.make_registry(db, runner),
         version=__version__,
     )
@@ -138,11 +147,13 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await services.backups.fail_interrupted()
+        await services.verifications.fail_interrupted()
         await services.runner.resume_all()
         try:
             yield
         finally:
             await services.backups.close()
+            await services.verifications.close()
             await services.runner.close()
             services.db.dispose()
 
@@ -158,7 +169,7 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     # Added first, so it runs inside RequestIdMiddleware: its 413s carry the request id too.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
-    for module in (migration_tasks, online_migration, instances, backups, jobs, tokens):
+    for module in (migration_tasks, online_migration, instances, backups, jobs, tokens, verifications):
         app.include_router(module.router, dependencies=[Depends(storable_parameters)])
 
     # No /metrics here: they name every project's tasks (service/serving.py serves them apart).

@@ -20,6 +20,7 @@ from cachemigrate.service.db.session import Database
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.tasks import TaskService
+from cachemigrate.service.verifications import VerificationService
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Services:
     runner: Runner
     tasks: TaskService
     backups: BackupService
+    verifications: VerificationService
     registry: CollectorRegistry
     version: str
 

@@ -69,6 +69,9 @@ _NOT_FOUND: dict[str, tuple[int, str, str]] = {
     "instance": (404, "DCS.3022", "The DCS instance does not exist."),
     "backup": (400, "DCS.4087", "The backup record {ident} does not exist."),
     "job": (400, "DCS.4063", "Invalid job_id parameter in the request: no such job."),
+    "verification": (
+        400, "DCS.4063", "Invalid verification_id parameter in the request: no such verification."
+    ),
 }
 # StateError.kind -> code (always a 400); first (kind, operation, state) for those with their own.
 _WRONG_STATE = {"task": "DCS.4957", "backup": "DCS.4087"}

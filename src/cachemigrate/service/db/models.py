@@ -139,6 +139,27 @@ class Backup(Base):
     execution_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
+
+class Verification(Base):
+    """A verification of a migration task's target against its source (engine/verify.py):
+    ``report`` is ``VerifyReport.as_dict()`` once it has run (key names are the tenant's data)."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (Index("ix_verifications_task", "task_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(String(64), ForeignKey("tasks.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # RUNNING, SUCCESS, FAILED
+    mode: Mapped[str] = mapped_column(String(16))  # full, sampled
+    sample: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rounds: Mapped[int] = mapped_column(Integer)
+    repair: Mapped[bool] = mapped_column(Boolean, default=False)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+
 # Every encrypted column, by table: `secrets rotate` re-encrypts exactly these (a test checks that
 # each ``*_enc`` column of the models is here).
 ENCRYPTED: dict[type[Base], tuple[str, ...]] = {

@@ -24,9 +24,10 @@ from cachemigrate.service.db.models import (
     Task,
     TaskCheckpoint,
     TaskLog,
+    Verification,
 )
 
-Row = TypeVar("Row", Task, Backup)  # the tables with an updated_at
+Row = TypeVar("Row", Task, Backup, Verification)  # the tables with an updated_at
 
 
 def now_iso() -> str:
