@@ -158,6 +158,13 @@ class Real:
         self.ids["idle_task_id"] = idle["instance_id"]
         backup = self.service.signed("POST", f"/v2/{PROJECT}/instances/{inst['instance_id']}/backups", {})
         self.ids["backup_id"] = backup["backup_id"]
+        # A verification of the running task (the GET routes read it).
+        ver = self.service.signed(
+            "POST",
+            f"/v2/{PROJECT}/migration-task/{job['instance_id']}/verifications",
+            self.template("POST /migration-task/{task_id}/verifications"),
+        )
+        self.ids["verification_id"] = ver["verification_id"]
 
     def _try(self, method: str, path: str) -> None:
         # Already stopped, failed or deleted by the operation before: nothing to do.
@@ -203,6 +210,7 @@ class Real:
             "POST /migration-tasks/batch-restart": {"migration_tasks": task},
             "DELETE /migration-tasks/delete": {"task_id_list": idle},
             "PUT /migration-task/{task_id}": {"resume_mode": "auto"},
+            "POST /migration-task/{task_id}/verifications": {"mode": "sampled", "sample": 10, "rounds": 0},
         }
         return bodies.get(operation, {})
 
