@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from cachemigrate.service import states as st
+
 
 def _number_as_text(value: object) -> object:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
@@ -34,10 +36,22 @@ Name = Annotated[
 Description = Annotated[str, Field(max_length=1024)]
 # Task, instance and backup IDs: UUIDs here, 32 hex digits in the docs.
 Id = Annotated[str, Field(max_length=64)]
-# An enumerated value (migration_type, resume_mode, file_source...): checked where it is used.
+# An enumerated value: checked where it is used (tasks.py, with the DCS error the spec names); the
+# values are in the OpenAPI document too, so a generated client or a fuzzer sends what is accepted.
 Word = Annotated[str, Field(max_length=32)]
-# host:port[,host:port...]: a cluster's nodes fit.
-Addrs = Annotated[str, Field(max_length=1024)]
+MigrationType = Annotated[str, Field(max_length=32, json_schema_extra={"enum": [st.ONLINE, st.IMPORT]})]
+MigrationMethod = Annotated[str, Field(max_length=32, json_schema_extra={"enum": [st.FULL, st.INCREMENTAL]})]
+ResumeMode = Annotated[str, Field(max_length=32, json_schema_extra={"enum": list(st.RESUME_MODES)})]
+FileSource = Annotated[
+    str, Field(max_length=32, json_schema_extra={"enum": ["self_build_obs", "backup_record"]})
+]
+NetworkType = Annotated[str, Field(max_length=32, json_schema_extra={"enum": ["vpc", "vpn"]})]
+# host:port[,host:port...]: a cluster's nodes fit. The pattern documents the shape (the port's
+# range, 1-65535, is checked by protocol.endpoint.split_host_port).
+_HOST_PORT = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}"
+Addrs = Annotated[
+    str, Field(max_length=1024, json_schema_extra={"pattern": f"^{_HOST_PORT}(,{_HOST_PORT})*$"})
+]
 # Write-only (spec §9.8): never answered, and kept out of repr() (a logged model shows no password).
 # DCS's own rule is 8-64 characters; a self-hosted Redis may use a longer one.
 Password = Annotated[
@@ -105,7 +119,7 @@ MAX_IMPORT_FILES = 1000  # files[] of one import (a 1000-shard cluster's RDBs)
 
 
 class BackupFilesBody(In):
-    file_source: Word | None = None
+    file_source: FileSource | None = None
     bucket_name: Annotated[str, Field(max_length=255)] | None = None
     files: Annotated[list[Files], Field(max_length=MAX_IMPORT_FILES)] | None = None
     backup_id: Id | None = None
@@ -147,10 +161,10 @@ class TargetInstanceBody(SourceInstanceBody):
 class CreateMigrationTaskBody(In):
     task_name: Name
     description: Description | None = None
-    migration_type: Word
-    migration_method: Word
+    migration_type: MigrationType
+    migration_method: MigrationMethod
     backup_files: BackupFilesBody | None = None
-    network_type: Word | None = None
+    network_type: NetworkType | None = None
     source_instance: SourceInstanceBody | None = None
     target_instance: TargetInstanceBody
 
@@ -174,8 +188,8 @@ class ConfigMigrationInstanceBody(In):
 
 
 class SetOnlineMigrationTaskBody(In):
-    migration_method: Word
-    resume_mode: Word
+    migration_method: MigrationMethod
+    resume_mode: ResumeMode
     bandwidth_limit_mb: Annotated[Digits, Field(description="MB/s, 1-10240; absent: unlimited")] | None = None
     source_instance: ConfigMigrationInstanceBody
     target_instance: ConfigMigrationInstanceBody
@@ -194,7 +208,7 @@ class DeleteMigrateTaskRequest(In):
 
 
 class MigrationUpdateRequestEntity(In):
-    resume_mode: Word | None = "auto"
+    resume_mode: ResumeMode | None = "auto"
 
 
 class IpExchangeRequest(In):
@@ -207,7 +221,7 @@ class CreateInstanceBody(In):
     """Our extension (spec §9.12): register an existing Redis endpoint in the inventory."""
 
     name: Name
-    addrs: Annotated[str, Field(min_length=3, max_length=1024)]
+    addrs: Annotated[Addrs, Field(min_length=3)]
     password: Password = None
     description: Description | None = None
     enable_ssl: EnableSsl = None

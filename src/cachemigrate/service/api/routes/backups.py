@@ -19,7 +19,9 @@ from cachemigrate.service.db.models import Backup
 
 router = APIRouter(prefix="/v2/{project_id}", tags=["backups"], responses=ERROR_RESPONSES)
 _TIME = re.compile(r"^\d{14}$")
-TimeParam = Annotated[str | None, Query(description="UTC, yyyyMMddHHmmss", max_length=14)]
+TimeParam = Annotated[
+    str | None, Query(description="UTC, yyyyMMddHHmmss", max_length=14, pattern=_TIME.pattern)
+]
 
 
 def _iso(value: str) -> str:
