@@ -145,14 +145,14 @@ async def test_live_writer_gives_no_false_mismatch(redis_factory: Callable[..., 
             src, dst = Endpoint.from_url(source.url), Endpoint.from_url(target.url)
             reports = []
             for _ in range(3):
-                report = await verify(src, dst, rounds=5, delay=0.3)
+                report = await verify(src, dst, rounds=10, delay=0.5)
                 assert report.ok, report.as_dict()
                 assert report.keys_compared > 200
                 reports.append(report)
             # The comparison did see writes in flight: the rounds are what kept them out.
             assert sum(sum(r.first_pass.values()) for r in reports) > 0, [r.as_dict() for r in reports]
             assert sum(r.converged for r in reports) == sum(sum(r.first_pass.values()) for r in reports)
-            sampled = await verify(src, dst, sample=100, rounds=5, delay=0.3)
+            sampled = await verify(src, dst, sample=100, rounds=10, delay=0.5)
             assert sampled.ok, sampled.as_dict()
         finally:
             workload.stop()
