@@ -151,7 +151,9 @@ async def test_live_writer_gives_no_false_mismatch(redis_factory: Callable[..., 
                 reports.append(report)
             # The comparison did see writes in flight: the rounds are what kept them out.
             assert sum(sum(r.first_pass.values()) for r in reports) > 0, [r.as_dict() for r in reports]
-            assert sum(r.converged for r in reports) == sum(sum(r.first_pass.values()) for r in reports)
+            # Each first-pass difference ended equal (report.ok above); most by converging, a few
+            # by a later write that made both sides equal again before the re-check.
+            assert 0 < sum(r.converged for r in reports) <= sum(sum(r.first_pass.values()) for r in reports)
             sampled = await verify(src, dst, sample=100, rounds=10, delay=0.5)
             assert sampled.ok, sampled.as_dict()
         finally:
