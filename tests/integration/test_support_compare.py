@@ -3,6 +3,7 @@ every kind of difference between two real servers, and none between equal ones."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -12,8 +13,15 @@ from support.compare import compare_servers
 from support.servers import RedisServer, require_redis6
 
 
-def _fill(c: redis.Redis) -> None:
-    c.set(b"s", b"v\x00\xff", px=3_600_000)
+def _expiry() -> int:
+    """An absolute expiry (ms) an hour ahead: both sides get the same one however long filling
+    them took (a relative PX would differ by the time between the two fills)."""
+    return int(time.time() * 1000) + 3_600_000
+
+
+def _fill(c: redis.Redis, at: int) -> None:
+    c.set(b"s", b"v\x00\xff")
+    c.pexpireat(b"s", at)  # PEXPIREAT, not SET PXAT: Redis 6.0 has no PXAT
     c.rpush(b"l", b"a", b"b", b"a")
     c.sadd(b"set", b"x", b"y")
     c.zadd(b"z", {b"m1": 0.5, b"m2": -1e300})
@@ -48,19 +56,21 @@ CHANGES: dict[str, Callable[[redis.Redis], object]] = {
 def test_equal_servers_compare_equal(server: str, redis_factory: Callable[..., RedisServer]) -> None:
     binary = require_redis6() if server == "redis6" else None
     source, target = redis_factory("a", binary=binary), redis_factory("b", binary=binary)
-    _fill(source.client())
-    _fill(target.client())
+    at = _expiry()
+    _fill(source.client(), at)
+    _fill(target.client(), at)
     result = compare_servers([source.client()], [target.client()])
     assert result.ok and result.compared == 7, result.summary()
-    target.client().pexpire(b"s", 3_598_000)  # 2 s off: a TTL difference on either version
+    target.client().pexpireat(b"s", at - 2000)  # 2 s off: a TTL difference on either version
     assert not compare_servers([source.client()], [target.client()]).ok
 
 
 def test_each_difference_is_found(source_redis: RedisServer, target_redis: RedisServer) -> None:
-    _fill(source_redis.client())
+    at = _expiry()
+    _fill(source_redis.client(), at)
     for change, make in CHANGES.items():
         target_redis.client().flushall()
-        _fill(target_redis.client())
+        _fill(target_redis.client(), at)
         make(target_redis.client())
         result = compare_servers([source_redis.client()], [target_redis.client()])
         assert not result.ok, change
@@ -70,8 +80,10 @@ def test_each_difference_is_found(source_redis: RedisServer, target_redis: Redis
 def test_a_key_expiring_between_the_reads_is_no_difference(
     source_redis: RedisServer, target_redis: RedisServer
 ) -> None:
-    source_redis.client().set(b"k", b"v", px=300_000)
-    target_redis.client().set(b"k", b"v", px=300_000)
+    at = _expiry()
+    for side in (source_redis, target_redis):
+        side.client().set(b"k", b"v")
+        side.client().pexpireat(b"k", at)
     source_redis.client().set(b"leaving", b"v", px=200)  # gone on the target already
     target_redis.client().set(b"arriving", b"v", px=200)  # gone on the source already
     result = compare_servers([source_redis.client()], [target_redis.client()])
