@@ -290,7 +290,7 @@ class Runner:
         """Compare-and-set the status with its log line in one transaction: whoever reads the new
         status also finds the line that says why (a FAILED task without its error was seen)."""
         await self.db.call(
-            repo.set_status_and_log, task_id=task_id, allowed=allowed, status=status, entry=line.row(),
+            repo.set_status_and_log, task_id=task_id, allowed=allowed, status=status, entries=[line.row()],
             **fields,
         )
 
@@ -306,14 +306,18 @@ class Runner:
         lines = run.sink.take()
         snap = run.sink.last
         if snap is not None and snap.phase == Phase.INCREMENTAL:
+            # The status and the lines that say why in one transaction: whoever sees INCRMIGEATING
+            # finds "incremental synchronization started" in the log too.
             moved = await self.db.call(
-                repo.set_status_if, task_id=run.task_id, allowed=[st.FULLMIGRATING], status=st.INCRMIGEATING
+                repo.set_status_and_log, task_id=run.task_id, allowed=[st.FULLMIGRATING],
+                status=st.INCRMIGEATING, entries=[
+                    *(ln.row() for ln in lines),
+                    LogLine("INFO", "migration.full.done", "full synchronization finished", []).row(),
+                    LogLine("INFO", "migration.incr.start", "incremental synchronization started", []).row(),
+                ],
             )
             if moved:
-                lines.append(LogLine("INFO", "migration.full.done", "full synchronization finished", []))
-                lines.append(
-                    LogLine("INFO", "migration.incr.start", "incremental synchronization started", [])
-                )
+                lines = []  # written with the status
         if lines:
             await self.db.call(repo.add_logs, task_id=run.task_id, entries=[ln.row() for ln in lines])
         if snap is not None:

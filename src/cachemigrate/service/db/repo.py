@@ -300,13 +300,13 @@ def set_status_and_log(
     task_id: str,
     allowed: Sequence[str],
     status: str,
-    entry: tuple[str, str, str, list[str]],
+    entries: Sequence[tuple[str, str, str, list[str]]],
     **fields: Any,
 ) -> bool:
-    """``set_status_if``, and when the status changed, the log ``entry`` in the same transaction."""
+    """``set_status_if``, and when the status changed, the log ``entries`` in the same transaction."""
     changed = set_status_if(session, task_id=task_id, allowed=allowed, status=status, **fields)
     if changed:
-        add_logs(session, task_id=task_id, entries=[entry])
+        add_logs(session, task_id=task_id, entries=list(entries))
     return changed
 
 
