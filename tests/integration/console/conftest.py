@@ -1,0 +1,178 @@
+"""The console in a real browser: Debian's chromium driven by Playwright against the service as
+`cachemigrate serve` runs it (service/serving.py, the real engine) and real redis-servers.
+
+The service fixtures are the service tests' own (tests/integration/service/conftest.py, loaded
+from its file: conftest modules are not importable by name). One service and one browser serve
+a module; each test signs in as a project of its own, so tests see nothing of each other (the
+project scope is the API's, which the console only calls). Screenshots and the measured figures
+go to build/console/ (git-ignored): the artefacts of a run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.require import require, require_module
+from support.servers import ROOT, RedisServer, start_redis
+
+_SERVICE_CONFTEST = Path(__file__).resolve().parents[1] / "service" / "conftest.py"
+_spec = importlib.util.spec_from_file_location("cachemigrate_service_conftest", _SERVICE_CONFTEST)
+assert _spec is not None and _spec.loader is not None
+service_conftest = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = service_conftest  # dataclasses look their module up there
+_spec.loader.exec_module(service_conftest)
+
+CHROMIUM = "/usr/bin/chromium"
+# The flags that work on this machine as root, without a display or network (the machine notes).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+ARTEFACTS = ROOT / "build" / "console"
+SCREENSHOTS = ARTEFACTS / "screenshots"
+# Playwright's auto-waiting expect(): generous, the machine is shared and loaded.
+EXPECT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`cachemigrate serve` (API on a free port, the real engine) for the module's tests."""
+    tmp = tmp_path_factory.mktemp("console-service")
+    settings = service_conftest.make_settings(
+        tmp, host="127.0.0.1", port=service_conftest.free_port(), metrics_port=service_conftest.free_port()
+    )
+    from cachemigrate.service import serving
+    from cachemigrate.service.app import create_app
+
+    app = create_app(settings)
+    servers = serving.servers(app, settings, log_level="warning")
+    import asyncio
+
+    thread = threading.Thread(target=asyncio.run, args=(serving.serve(servers),), daemon=True)
+    thread.start()
+    service_conftest.wait_until(
+        lambda: all(s.started for s in servers) or not thread.is_alive(), timeout=30, what="the service"
+    )
+    assert thread.is_alive(), "the service did not start"
+    svc = service_conftest.LiveService(
+        url=f"http://127.0.0.1:{settings.port}",
+        metrics_url=f"http://127.0.0.1:{settings.metrics_port}/metrics",
+        settings=settings,
+        app=app,
+        servers=servers,
+        thread=thread,
+        port=settings.port,
+    )
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, RedisServer]]:
+    tmp = tmp_path_factory.mktemp("console-redis")
+    source = start_redis(tmp / "source")
+    target = start_redis(tmp / "target")
+    yield source, target
+    source.stop()
+    target.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require(Path(CHROMIUM).exists(), f"Debian's chromium at {CHROMIUM} (.ci/provision chromium)")
+    sync_api = require_module("playwright.sync_api", "pip install playwright (the test extra)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@dataclass
+class Console:
+    """A browser tab on the console, and the project (credentials) it signs in as."""
+
+    page: Any
+    live: Any
+    creds: Any
+    name: str
+    errors: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"{self.live.url}/console/"
+
+    def shot(self, what: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{self.name}-{what}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def sign_in(self) -> None:
+        """With the AK/SK, from the keyboard: type each field, Enter submits."""
+        from playwright.sync_api import expect
+
+        page = self.page
+        page.goto(self.url)
+        page.get_by_label("Project ID").fill(self.creds.project_id)
+        page.get_by_label("Access key (AK)").fill(self.creds.ak)
+        page.get_by_label("Secret key (SK)").fill(self.creds.sk)
+        page.get_by_label("Secret key (SK)").press("Enter")
+        expect(page.get_by_role("heading", name="Migration tasks")).to_be_visible(timeout=EXPECT_MS)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """The same API, signed as the SDK signs (to compare the page with what the API says)."""
+        r = service_conftest.signed(
+            self.live, self.creds, method, f"/v2/{self.creds.project_id}{path}", json_body=body
+        )
+        assert r.status_code < 300, r.text
+        return r.json() if r.content else None
+
+
+@pytest.fixture
+def console(browser: Any, live: Any, request: pytest.FixtureRequest) -> Iterator[Console]:
+    """A fresh browser context (no session) at laptop size, for a new project of its own."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_MS)
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    creds = live.credentials(project_id=uuid.uuid4().hex)
+    c = Console(page, live, creds, request.node.name.removeprefix("test_"), errors)
+    try:
+        yield c
+    finally:
+        context.close()
+    # A failed API call logs a console error in chromium; script errors are ours.
+    script_errors = [e for e in errors if "Failed to load resource" not in e]
+    assert not script_errors, f"errors in the page: {script_errors}"
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[dict[str, Any]]:
+    """Measured figures of the run, written to build/console/figures.json at the end."""
+    out: dict[str, Any] = {}
+    yield out
+    if out:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTEFACTS / "figures.json").write_text(json.dumps(out, indent=2))
