@@ -16,6 +16,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,23 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+# Everything the console's pages load: the HTML, its modules and the stylesheet.
+STATIC_DIR = ROOT / "src" / "cachemigrate" / "service" / "console" / "static"
+STATIC_FILES = sorted(p for p in STATIC_DIR.rglob("*") if p.is_file())
+
+
+@contextmanager
+def chromium_context(browser: Any, session: str | None = None) -> Iterator[Any]:
+    """A page in a new context (an empty cache), signed in with ``session`` when given."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    if session:
+        context.add_init_script(f"sessionStorage.setItem('cachemigrate.session', {json.dumps(session)})")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @dataclass

@@ -1,8 +1,8 @@
 // A line chart of one series over time, drawn as SVG: no library, scales with its box.
 const NS = "http://www.w3.org/2000/svg";
-const W = 600;
+const W = 400;
 const H = 170;
-const PAD = { left: 58, right: 12, top: 12, bottom: 24 };
+const PAD = { left: 62, right: 10, top: 14, bottom: 26 };
 
 function el(name, attrs = {}, text) {
   const node = document.createElementNS(NS, name);
