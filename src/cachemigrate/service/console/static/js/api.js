@@ -97,13 +97,10 @@ export async function signInWithKeys(projectId, ak, sk) {
 export async function signInWithToken(projectId, token) {
   checkProject(projectId);
   if (!token) throw new ApiError(0, "", "Enter a token.");
-  keep(projectId, token.trim(), null);
-  try {
-    await api("GET", "/instances?limit=1"); // the token works for this project
-  } catch (err) {
-    signOut();
-    throw err;
-  }
+  const t = token.trim();
+  // Does the token work for this project? (Asked before it is kept.)
+  await send(`/v2/${projectId}/instances?limit=1`, { headers: { "X-Auth-Token": t, "X-Project-Id": projectId } });
+  keep(projectId, t, null);
 }
 
 // A request of the signed-in project: path is what follows /v2/{project_id}.

@@ -1,6 +1,6 @@
 // Create a task: online full, online full + incremental, bucket import or backup-record import.
 // Nothing is checked here that the API checks: its messages are shown as it gives them.
-import { api } from "./api.js";
+import { ApiError, api } from "./api.js";
 import { field, go, h, messages, select } from "./util.js";
 
 const KINDS = [
@@ -132,8 +132,8 @@ export async function renderCreate(main, params) {
         try {
           await api("POST", `/migration/${created.id}/task`, body);
         } catch (err) {
-          err.text = `${err.text} – the task ${created.name} exists but is not configured: correct the form and press Create task again, or delete it from the task list.`;
-          throw err;
+          const note = `the task ${created.name} exists but is not configured: correct the form and press Create task again, or delete it from the task list.`;
+          throw new ApiError(err.status, "", `${err.text} – ${note}`);
         }
         id = created.id;
       } else {

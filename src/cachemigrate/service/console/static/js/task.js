@@ -1,5 +1,5 @@
 // Task detail: phase, progress, live charts, source/target, actions, verifications, the log.
-import { api, q } from "./api.js";
+import { ApiError, api, q } from "./api.js";
 import { LineChart } from "./chart.js";
 import { EXECUTING, badge, bytes, confirm, field, go, h, messages, num, select, typeOf, when } from "./util.js";
 
@@ -135,7 +135,7 @@ export function renderTask(main, id, params, ctx) {
       await run(b, async () => {
         const r = await api("POST", "/migration-tasks/batch-restart", { migration_tasks: [id] });
         const res = r.migration_tasks[0];
-        if (res.result !== "success") throw Object.assign(new Error(res.error_msg), { text: `${res.error_msg} (${res.error_code})` });
+        if (res.result !== "success") throw new ApiError(400, res.error_code, res.error_msg);
         return "Restarted.";
       });
     }),
