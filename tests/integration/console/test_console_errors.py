@@ -118,6 +118,19 @@ def test_wrong_state(console: Console, redis_factory: Callable[..., RedisServer]
     expect(page.locator("#full-progress")).to_have_attribute("value", "100")
     box = page.locator("#action-messages")
 
+    # From the keyboard: Enter on Stop opens the confirmation with the focus on its button,
+    # Escape closes it and nothing happens; Enter on the confirmation asks the API.
+    page.get_by_role("button", name="Stop", exact=True).focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("button", name="Stop the migration")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(box.get_by_role("alert")).to_have_count(0)
+    page.get_by_role("button", name="Stop", exact=True).press("Enter")
+    expect(dialog.get_by_role("button", name="Stop the migration")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(box.get_by_role("alert")).to_contain_text("DCS.4957")
     # A finished task (SUCCESS) can be neither stopped nor restarted, nor cut over.
     for button, confirm in (("Stop", "Stop the migration"), ("Restart", "Restart"),
                             ("Exchange IP", "Exchange the addresses"), ("Rollback IP", "Roll back")):
