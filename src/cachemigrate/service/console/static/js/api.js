@@ -1,5 +1,4 @@
 // The console's only way to the service: the REST API, with the token of the session.
-import { hmacSha256Hex, sha256Hex } from "./sha256.js";
 
 const KEY = "cachemigrate.session";
 
@@ -73,7 +72,8 @@ function sdkDate(now) {
   return now.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
 }
 
-export function signature({ method, path, host, date, ak, sk, body = "" }) {
+export async function signature({ method, path, host, date, ak, sk, body = "" }) {
+  const { hmacSha256Hex, sha256Hex } = await import("./sha256.js"); // only the sign-in needs it
   const canonicalUri = path.endsWith("/") ? path : `${path}/`;
   const headers = `host:${host}\nx-sdk-date:${date}\n`;
   const canonical = [method, canonicalUri, "", headers, "host;x-sdk-date", sha256Hex(body)].join("\n");
@@ -86,7 +86,7 @@ export async function signInWithKeys(projectId, ak, sk) {
   if (!ak || !sk) throw new ApiError(0, "", "Enter both the access key (AK) and the secret key (SK).");
   const path = `/v2/${projectId}/auth/tokens`;
   const date = sdkDate(new Date());
-  const authorization = signature({ method: "POST", path, host: location.host, date, ak, sk });
+  const authorization = await signature({ method: "POST", path, host: location.host, date, ak, sk });
   const body = await send(path, {
     method: "POST",
     headers: { "X-Sdk-Date": date, Authorization: authorization, "X-Project-Id": projectId },

@@ -1,13 +1,15 @@
 // The console's shell: hash routes, sign-in, the polling every page uses.
 import { ApiError, session, signInWithKeys, signInWithToken, signOut } from "./api.js";
-import { renderBackups } from "./backups.js";
-import { renderCreate } from "./create.js";
-import { renderInstances } from "./instances.js";
-import { renderTask } from "./task.js";
-import { renderTasks } from "./tasks.js";
 import { field, go, h, messages } from "./util.js";
 
 const main = document.getElementById("main");
+const PAGES = {
+  tasks: "./tasks.js",
+  task: "./task.js",
+  create: "./create.js",
+  instances: "./instances.js",
+  backups: "./backups.js",
+};
 let cleanups = [];
 let signInNote = "";
 
@@ -77,14 +79,21 @@ async function route() {
     return;
   }
   shell(true);
-  main.replaceChildren();
   const ctx = context();
+  const mine = cleanups;
   const page = parts[0] || "tasks";
-  if (page === "task" && parts[1]) renderTask(main, decodeURIComponent(parts[1]), params, ctx);
-  else if (page === "create") renderCreate(main, params, ctx);
-  else if (page === "instances") renderInstances(main, params, ctx);
-  else if (page === "backups") renderBackups(main, params, ctx);
-  else renderTasks(main, params, ctx);
+  // Each page's module loads when it is first shown: a link to a task loads only what it needs.
+  let mod;
+  try {
+    mod = await import(PAGES[page] || PAGES.tasks);
+  } catch (err) {
+    main.replaceChildren(h("p", { class: "msg error", role: "alert", text: `The page cannot load: ${err.message}` }));
+    return;
+  }
+  if (cleanups !== mine) return; // another route was taken meanwhile
+  main.replaceChildren();
+  if (page === "task" && parts[1]) mod.render(main, decodeURIComponent(parts[1]), params, ctx);
+  else mod.render(main, params, ctx);
   const heading = main.querySelector("h1");
   if (heading) document.title = `${heading.textContent} – cachemigrate`;
 }

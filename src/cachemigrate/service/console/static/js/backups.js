@@ -2,7 +2,7 @@
 import { api, q } from "./api.js";
 import { bytes, confirm, field, go, h, messages, select, when } from "./util.js";
 
-export async function renderBackups(main, params, ctx) {
+export async function render(main, params, ctx) {
   const box = messages();
   main.append(h("h1", { text: "Backups" }), box);
   let instances;

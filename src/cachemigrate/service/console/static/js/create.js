@@ -40,7 +40,7 @@ function picker(legend, instances, prefix, chosen) {
   return set;
 }
 
-export async function renderCreate(main, params) {
+export async function render(main, params) {
   const box = messages();
   main.append(h("h1", { text: "Create a migration task" }), box);
   let instances = [];

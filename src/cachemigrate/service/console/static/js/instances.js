@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { confirm, field, h, messages, when } from "./util.js";
 
-export function renderInstances(main, _params, ctx) {
+export function render(main, _params, ctx) {
   const listBox = messages();
   const tbody = h("tbody");
   const formBox = messages();

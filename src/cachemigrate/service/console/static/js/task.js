@@ -59,7 +59,7 @@ function counts(c) {
   return `missing ${c.missing}, extra ${c.extra}, type ${c.type}, value ${c.value}, ttl ${c.ttl}`;
 }
 
-export function renderTask(main, id, params, ctx) {
+export function render(main, id, params, ctx) {
   const path = `/migration-task/${encodeURIComponent(id)}`;
   const title = h("h1", { text: "Migration task" });
   const head = h("div", { class: "heading" }, title);

@@ -15,7 +15,7 @@ function progressCell(stats) {
   );
 }
 
-export function renderTasks(main, params, ctx) {
+export function render(main, params, ctx) {
   const name = params.get("name") || "";
   const status = params.get("status") || "";
   const page = Math.max(1, Number(params.get("page")) || 1);
