@@ -164,9 +164,10 @@ class Console:
         return r.json() if r.content else None
 
 
-@pytest.fixture
-def console(browser: Any, live: Any, request: pytest.FixtureRequest) -> Iterator[Console]:
-    """A fresh browser context (no session) at laptop size, for a new project of its own."""
+@contextmanager
+def open_console(browser: Any, live: Any, name: str, creds: Any) -> Iterator[Console]:
+    """A fresh browser context (no session) at laptop size, signing in as ``creds``; no script
+    error may happen in it."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=EXPECT_MS)
@@ -175,15 +176,21 @@ def console(browser: Any, live: Any, request: pytest.FixtureRequest) -> Iterator
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    creds = live.credentials(project_id=uuid.uuid4().hex)
-    c = Console(page, live, creds, request.node.name.removeprefix("test_"), errors)
     try:
-        yield c
+        yield Console(page, live, creds, name, errors)
     finally:
         context.close()
     # A failed API call logs a console error in chromium; script errors are ours.
     script_errors = [e for e in errors if "Failed to load resource" not in e]
     assert not script_errors, f"errors in the page: {script_errors}"
+
+
+@pytest.fixture
+def console(browser: Any, live: Any, request: pytest.FixtureRequest) -> Iterator[Console]:
+    """The console for a new project of its own: the test sees only what it makes."""
+    creds = live.credentials(project_id=uuid.uuid4().hex)
+    with open_console(browser, live, request.node.name.removeprefix("test_"), creds) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,20 @@
-"""Backups and instances in the console, and the project scope: take a backup, import from it,
-delete it and the instance; another project (signed in with a token, or a sign-in link) sees
-none of it."""
+"""Backups, buckets and instances in the console, and the project scope: take a backup, import
+from it, delete it and the instance; import files from a bucket; another project (signed in
+with a token, or a sign-in link) sees none of it."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
-from conftest import Console, chromium_context, service_conftest
+from conftest import Console, chromium_context, open_console, service_conftest
 from support.servers import RedisServer
 
 SLOW_MS = 180_000
@@ -109,3 +113,39 @@ def test_projects_see_only_their_own(console: Console, redis_factory: Callable[.
         assert a_token not in tab.url
         kept = json.loads(tab.evaluate("sessionStorage.getItem('cachemigrate.session')"))
         assert kept["projectId"] == console.creds.project_id
+
+
+def test_bucket_import(browser: Any, live: Any, redis_factory: Callable[..., RedisServer]) -> None:
+    """An import of files from the bucket the operator bound to the project (make_settings: the
+    bucket "local" serves service_conftest.PROJECT): a missing file is the API's error at the
+    create button; the file that is there is imported."""
+    source, target = redis_factory("dumped"), redis_factory("imported")
+    source.client().mset({f"f{i}": i for i in range(300)})
+    bucket = Path(urlsplit(live.settings.buckets["local"].url).path)
+    shutil.copy(source.save(), bucket / "console.rdb")
+    creds = live.credentials(project_id=service_conftest.PROJECT)
+    with open_console(browser, live, "bucket_import", creds) as console:
+        tgt = console.api("POST", "/instances", {"name": "bucket-tgt", "addrs": f"127.0.0.1:{target.port}"})
+        console.sign_in()
+        page = console.page
+        page.get_by_role("link", name="Create task").first.click()
+        page.get_by_label("Import backup files from a bucket").check()
+        expect(page.get_by_role("group", name="Source")).to_be_hidden()
+        page.get_by_label("Task name").fill("from-bucket")
+        page.get_by_role("textbox", name="Bucket").fill("local")
+        page.get_by_role("textbox", name="Files").fill("no-such.rdb")
+        page.get_by_role("group", name="Target").get_by_label("Instance").select_option(tgt["instance_id"])
+        page.get_by_role("button", name="Create task").click()
+        alert = page.get_by_role("form", name="New migration task").get_by_role("alert")
+        expect(alert).to_contain_text("DCS.4063")
+        expect(alert).to_contain_text("no-such.rdb")
+        console.shot("bucket-missing-file")
+        page.get_by_role("textbox", name="Files").fill("console.rdb")
+        page.get_by_role("button", name="Create task").click()
+        expect(page.get_by_role("heading", name="from-bucket")).to_be_visible()
+        expect(page.locator(".status-line .badge")).to_have_text("SUCCESS", timeout=SLOW_MS)
+        expect(page.locator(".endpoints")).to_contain_text("bucket local")
+        expect(page.locator(".endpoints")).to_contain_text("console.rdb")
+        expect(page.locator("#log")).to_contain_text("console.rdb")
+        assert target.client().dbsize() == 300
+        console.shot("task-bucket-import")
