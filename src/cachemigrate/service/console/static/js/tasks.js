@@ -39,7 +39,7 @@ export function render(main, params, ctx) {
   const tbody = h("tbody");
   const table = h(
     "table",
-    { class: "list", "aria-describedby": "tasks-count" },
+    { class: "list tasks", "aria-describedby": "tasks-count" },
     h("caption", { class: "sr-only", text: "Migration tasks" }),
     h("thead", {}, h("tr", {}, ["Name", "Type", "Status", "Progress", "Source", "Target", "Created"].map((c) => h("th", { scope: "col", text: c })))),
     tbody,
