@@ -9,6 +9,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (k === "text") node.textContent = v;
     else if (k === "data") Object.assign(node.dataset, v);
     else if (k === "for") node.htmlFor = v;
+    else if (k === "checked") node.defaultChecked = node.checked = Boolean(v); // a form reset keeps it
     else if (k in node && typeof v !== "string") node[k] = v;
     else node.setAttribute(k, v === true ? "" : v);
   }
