@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
-from conftest import Console, chromium_context, open_console, service_conftest
+from support.console import Console, chromium_context, open_console, service_conftest
 from support.servers import RedisServer
 
 SLOW_MS = 180_000

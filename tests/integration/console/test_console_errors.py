@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import expect
 
-from conftest import Console
+from support.console import Console
 from support.servers import RedisServer, free_port
 
 SLOW_MS = 180_000
