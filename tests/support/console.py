@@ -1,27 +1,48 @@
-"""The web console's browser tests: Debian's chromium driven by Playwright (never `playwright
-install`: its download needs the internet), a tab on the console signed in as a project, and the
-service tests' own fixtures (tests/integration/service/conftest.py, loaded from its file:
-conftest modules are not importable by a name of their own)."""
+"""The web console's browser tests (tests/integration/console/): Debian's chromium driven by
+Playwright (never `playwright install`: its download needs the internet) against the service as
+`cachemigrate serve` runs it (service/serving.py, the real engine) and real redis-servers.
+
+A plugin (tests/conftest.py names it) rather than a conftest: the service tests import their
+conftest by the name ``conftest``, which a second conftest could take from them. The service
+tests' own helpers are used (tests/integration/service/conftest.py, loaded from its file). One
+service and one browser serve a test module; each test signs in as a project of its own, so
+tests see nothing of each other (the project scope is the API's, which the console only calls).
+Screenshots and the measured figures go to build/console/ (git-ignored): the artefacts of a run.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import importlib.util
 import json
 import sys
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from support.require import require, require_module
 from support.servers import ROOT
 
 _SERVICE_CONFTEST = ROOT / "tests" / "integration" / "service" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("cachemigrate_service_conftest", _SERVICE_CONFTEST)
-assert _spec is not None and _spec.loader is not None
-service_conftest = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = service_conftest  # dataclasses look their module up there
-_spec.loader.exec_module(service_conftest)
+
+
+@functools.cache
+def service_conftest() -> Any:
+    """tests/integration/service/conftest.py as a module of its own name (loaded when a console
+    test first needs it: this plugin is loaded for every session)."""
+    spec = importlib.util.spec_from_file_location("cachemigrate_service_conftest", _SERVICE_CONFTEST)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 CHROMIUM = "/usr/bin/chromium"
 # The flags that work on this machine as root, without a display or network (the machine notes).
@@ -92,7 +113,7 @@ class Console:
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """The same API, signed as the SDK signs (to compare the page with what the API says)."""
-        r = service_conftest.signed(
+        r = service_conftest().signed(
             self.live, self.creds, method, f"/v2/{self.creds.project_id}{path}", json_body=body
         )
         assert r.status_code < 300, r.text
@@ -118,3 +139,65 @@ def open_console(browser: Any, live: Any, name: str, creds: Any) -> Iterator[Con
     # A failed API call logs a console error in chromium; script errors are ours.
     script_errors = [e for e in errors if "Failed to load resource" not in e]
     assert not script_errors, f"errors in the page: {script_errors}"
+
+
+@pytest.fixture(scope="module")
+def console_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`cachemigrate serve` (API on a free port, the real engine) for the module's tests."""
+    helpers = service_conftest()
+    tmp = tmp_path_factory.mktemp("console-service")
+    settings = helpers.make_settings(
+        tmp, host="127.0.0.1", port=helpers.free_port(), metrics_port=helpers.free_port()
+    )
+    from cachemigrate.service import serving
+    from cachemigrate.service.app import create_app
+
+    app = create_app(settings)
+    servers = serving.servers(app, settings, log_level="warning")
+    thread = threading.Thread(target=asyncio.run, args=(serving.serve(servers),), daemon=True)
+    thread.start()
+    helpers.wait_until(
+        lambda: all(s.started for s in servers) or not thread.is_alive(), timeout=30, what="the service"
+    )
+    assert thread.is_alive(), "the service did not start"
+    svc = helpers.LiveService(
+        url=f"http://127.0.0.1:{settings.port}",
+        metrics_url=f"http://127.0.0.1:{settings.metrics_port}/metrics",
+        settings=settings,
+        app=app,
+        servers=servers,
+        thread=thread,
+        port=settings.port,
+    )
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium_browser() -> Iterator[Any]:
+    require(Path(CHROMIUM).exists(), f"Debian's chromium at {CHROMIUM} (.ci/provision chromium)")
+    sync_api = require_module("playwright.sync_api", "pip install playwright (the test extra)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def console(chromium_browser: Any, console_service: Any, request: pytest.FixtureRequest) -> Iterator[Console]:
+    """The console for a new project of its own: the test sees only what it makes."""
+    creds = console_service.credentials(project_id=uuid.uuid4().hex)
+    with open_console(chromium_browser, console_service, request.node.name.removeprefix("test_"), creds) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def console_figures() -> Iterator[dict[str, Any]]:
+    """Measured figures of the run, written to build/console/figures.json at the end."""
+    out: dict[str, Any] = {}
+    yield out
+    if out:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTEFACTS / "figures.json").write_text(json.dumps(out, indent=2))

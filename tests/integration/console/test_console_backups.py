@@ -82,7 +82,7 @@ def test_projects_see_only_their_own(console: Console, redis_factory: Callable[.
     })
 
     b = console.live.credentials(project_id=uuid.uuid4().hex)
-    r = service_conftest.signed(console.live, b, "POST", f"/v2/{b.project_id}/auth/tokens")
+    r = service_conftest().signed(console.live, b, "POST", f"/v2/{b.project_id}/auth/tokens")
     assert r.status_code == 200, r.text
     token = r.json()["token"]
     page = console.page
@@ -105,7 +105,7 @@ def test_projects_see_only_their_own(console: Console, redis_factory: Callable[.
         tab.goto(f"{console.url}#/signin?project={console.creds.project_id}&token={token}")
         expect(tab.get_by_role("alert")).to_contain_text("DCS.1004")  # B's token, A's project
         assert token not in tab.url
-        a_token = service_conftest.signed(
+        a_token = service_conftest().signed(
             console.live, console.creds, "POST", f"/v2/{console.creds.project_id}/auth/tokens"
         ).json()["token"]
         tab.goto(f"{console.url}#/signin?project={console.creds.project_id}&token={a_token}")
@@ -115,16 +115,19 @@ def test_projects_see_only_their_own(console: Console, redis_factory: Callable[.
         assert kept["projectId"] == console.creds.project_id
 
 
-def test_bucket_import(browser: Any, live: Any, redis_factory: Callable[..., RedisServer]) -> None:
+def test_bucket_import(
+    chromium_browser: Any, console_service: Any, redis_factory: Callable[..., RedisServer]
+) -> None:
     """An import of files from the bucket the operator bound to the project (make_settings: the
-    bucket "local" serves service_conftest.PROJECT): a missing file is the API's error at the
+    bucket "local" serves the service tests' PROJECT): a missing file is the API's error at the
     create button; the file that is there is imported."""
     source, target = redis_factory("dumped"), redis_factory("imported")
     source.client().mset({f"f{i}": i for i in range(300)})
+    live = console_service
     bucket = Path(urlsplit(live.settings.buckets["local"].url).path)
     shutil.copy(source.save(), bucket / "console.rdb")
-    creds = live.credentials(project_id=service_conftest.PROJECT)
-    with open_console(browser, live, "bucket_import", creds) as console:
+    creds = live.credentials(project_id=service_conftest().PROJECT)
+    with open_console(chromium_browser, live, "bucket_import", creds) as console:
         tgt = console.api("POST", "/instances", {"name": "bucket-tgt", "addrs": f"127.0.0.1:{target.port}"})
         console.sign_in()
         page = console.page

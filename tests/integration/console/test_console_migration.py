@@ -64,7 +64,7 @@ def points(page: Any, chart: str) -> int:
 
 
 def test_incremental_migration(
-    console: Console, redis_factory: Callable[..., RedisServer], figures: dict[str, Any]
+    console: Console, redis_factory: Callable[..., RedisServer], console_figures: dict[str, Any]
 ) -> None:
     source, target = redis_factory("source"), redis_factory("target")
     c = source.client()
@@ -110,7 +110,7 @@ def test_incremental_migration(
         console.shot("task-incremental")
 
         task_id = page.url.rsplit("/", 1)[-1]
-        measure(console, task_id, figures)
+        measure(console, task_id, console_figures)
 
         # A wrong state, where the action was taken: a running task cannot be deleted.
         page.get_by_role("button", name="Delete").click()
