@@ -151,3 +151,23 @@ def test_wrong_state(console: Console, redis_factory: Callable[..., RedisServer]
     dialog.get_by_role("button", name="Delete the task").click()
     expect(page.get_by_role("heading", name="Migration tasks")).to_be_visible()
     expect(page.locator("tbody")).to_contain_text("No migration task yet")
+
+
+def test_revoked_key_signs_out(console: Console) -> None:
+    """A session whose AK is revoked (`cachemigrate credentials revoke`) ends at the next refresh:
+    the sign-in page says why, in the API's words."""
+    from cachemigrate.service.db import repo
+
+    console.sign_in()
+    page = console.page
+    expect(page.locator("#tasks-count")).to_have_text("Tasks 0\u20130 of 0")
+    svc = console.live.services
+    svc.db.run_sync(repo.revoke_credential, access_key=console.creds.ak)
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Signed out: ")
+    expect(alert).to_contain_text("the credentials of this token were revoked")
+    expect(alert).to_contain_text("APIG.0301")
+    assert page.evaluate("sessionStorage.getItem('cachemigrate.session')") is None
+    expect(page.locator("#nav")).to_be_hidden()
+    console.shot("signed-out")
