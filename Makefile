@@ -38,7 +38,7 @@ redis-server:
 # The machine parts the tests use beside their own redis-servers (.ci/provision: installed with
 # apt-get when missing, started when stopped). In CI a part still missing fails its tests.
 parts:
-	@.ci/provision redis-server postgres haproxy
+	@.ci/provision redis-server postgres haproxy chromium
 
 check: install
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -50,9 +50,10 @@ test: install parts
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests
 
+# CONSOLE=1: then the web console, with the online migration running again, until Ctrl-C.
 demo: install
 	@.ci/provision haproxy
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(CONSOLE),--console)
 
 # Schemathesis over every operation of /openapi.json against `cachemigrate serve`, SDK-signed:
 # prints requests, status classes, 5xx (must be 0) and the 4xx of schema-valid requests by DCS code.

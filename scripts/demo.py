@@ -10,7 +10,9 @@
    `rollback` while a client writes through the front; no acknowledged write lost or doubled,
    every key compared.
 
-Prints a summary; exits non-zero if anything differs.
+Prints a summary; exits non-zero if anything differs. With ``--console`` (``make demo CONSOLE=1``)
+it then runs the online migration again and prints the web console's address and a sign-in
+token, and keeps it all up until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def step(msg: str) -> None:
     print(f"\n== {msg}", flush=True)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    console = "--console" in argv
+    held: list[tuple[demo_service.Service, str]] | None = [] if console else None
     with tempfile.TemporaryDirectory(prefix="cachemigrate-demo-") as tmp:
         work = Path(tmp)
         step(f"generating the reference dataset ({SCALE:,} keys)")
@@ -77,21 +81,25 @@ def main() -> int:
                         f"{'IDENTICAL' if report.ok else 'DIFFERENT'}")
             online_target = start_redis(work / "online-target")
             try:
-                online_ok = demo_service.run(cli, work, source, online_target, step)
+                online_ok = demo_service.run(cli, work, source, online_target, step, held)
+                cutover_ok = demo_cutover.run(cli, work, source, target, step)
+                step("summary")
+                print(imported)
+                print(f"online incremental migration through the DCS API: "
+                      f"{'IDENTICAL' if online_ok else 'DIFFERENT'} after stop")
+                print(f"cutover and rollback through haproxy fronts: "
+                      f"{'nothing lost or doubled, IDENTICAL' if cutover_ok else 'FAILED'}")
+                if held:
+                    demo_service.show_console(held.pop(), source, step)
+                return 0 if imported_ok and online_ok and cutover_ok else 1
             finally:
+                for svc, _task in held or []:
+                    svc.stop()
                 online_target.stop()
-            cutover_ok = demo_cutover.run(cli, work, source, target, step)
-            step("summary")
-            print(imported)
-            print(f"online incremental migration through the DCS API: "
-                  f"{'IDENTICAL' if online_ok else 'DIFFERENT'} after stop")
-            print(f"cutover and rollback through haproxy fronts: "
-                  f"{'nothing lost or doubled, IDENTICAL' if cutover_ok else 'FAILED'}")
-            return 0 if imported_ok and online_ok and cutover_ok else 1
         finally:
             source.stop()
             target.stop()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -135,7 +136,10 @@ class Writer(threading.Thread):
             time.sleep(0.01)
 
 
-def run(cli: str, work: Path, source: Any, target: Any, step: Callable[[str], None]) -> bool:
+def run(cli: str, work: Path, source: Any, target: Any, step: Callable[[str], None],
+        held: list[Any] | None = None) -> bool:
+    """The migration; with ``held`` (a list) the service stays up: (service, task ID) is appended
+    for ``show_console``, which stops it."""
     step(f"starting `cachemigrate serve` (SQLite in {work / 'service'})")
     svc = Service(cli, work)
     print(f"service at {svc.url}; AK {svc.ak} for project {PROJECT}")
@@ -198,6 +202,42 @@ def run(cli: str, work: Path, source: Any, target: Any, step: Callable[[str], No
               f"{report.missing}, extra {report.extra}; {writer.ops:,} writes applied while migrating")
         for m in report.examples[:10]:
             print(f"  db {m.db} {m.key!r}: {m.reason}")
+        if held is not None:
+            held.append((svc, task_id))
         return report.ok
     finally:
+        if held is None or not held:
+            svc.stop()
+
+
+def show_console(held: tuple[Service, str], source: Any, step: Callable[[str], None]) -> None:
+    """`make demo CONSOLE=1`: the migration again (restarted, with the writer on the source) and
+    the console's address with a sign-in token, until Ctrl-C."""
+    svc, task_id = held
+    step("the web console: the online migration runs again, with a writer on the source")
+    r = svc.signed("POST", f"/v2/{PROJECT}/migration-tasks/batch-restart", {"migration_tasks": [task_id]})
+    if r["migration_tasks"][0]["result"] != "success":
+        raise RuntimeError(f"cannot restart the task: {r['migration_tasks'][0]}")
+    writer = Writer(source.client())
+    writer.start()
+    token = svc.signed("POST", f"/v2/{PROJECT}/auth/tokens", {})
+    console = f"{svc.url}/console/"
+    print(f"console:     {console}")
+    print(f"sign in:     {console}#/signin?project={PROJECT}&token={token['token']}")
+    print(f"  (or on the sign-in page: project ID {PROJECT} and that token)")
+    print(f"the task:    {console}#/task/{task_id}  (token valid until {token['expires_at']})")
+    print("Open the sign-in link in a browser on this machine; Ctrl-C ends the demo.", flush=True)
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # `kill` ends it as Ctrl-C does: everything stopped
+    signal.signal(signal.SIGINT, interrupt)  # also when started where SIGINT was ignored (nohup, &)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("\nstopping the writer and the service")
+    finally:
+        writer.halt.set()
+        writer.join()
         svc.stop()

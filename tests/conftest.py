@@ -10,6 +10,9 @@ import pytest
 from support.require import check_marks, in_ci
 from support.servers import RedisCluster, RedisServer, start_cluster, start_redis
 
+# The web console's browser fixtures (a plugin: see its docstring).
+pytest_plugins = ["support.console"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(

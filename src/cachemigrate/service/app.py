@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from cachemigrate import __version__
-from cachemigrate.service import metrics
+from cachemigrate.service import console, metrics
 from cachemigrate.service.api import errors
 from cachemigrate.service.api.body_limit import BodyLimitMiddleware
 from cachemigrate.service.api.deps import Services, storable_parameters
@@ -177,4 +177,5 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    console.mount(app)  # the web console: static pages that call the API above
     return app

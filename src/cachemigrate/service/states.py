@@ -32,6 +32,12 @@ RESTARTABLE = frozenset({TERMINATED, FAILED, MIGRATION_FAILED})
 # for a self-hosted migrator, and a caller need not wait the instant it lasts.
 RECONFIGURABLE = frozenset({CREATING, RUNNING, TERMINATED, SUCCESS, FAILED, MIGRATION_FAILED})
 
+# Every value of a task's status (what a status filter may name).
+STATUSES = frozenset(
+    {CREATING, RUNNING, MIGRATING, FULLMIGRATING, INCRMIGEATING, TERMINATING, TERMINATED, SUCCESS, FAILED,
+     MIGRATION_FAILED}
+)
+
 SUPPORTED_FEATURES = ["full", "incremental", "resume", "bandwidth_limit"]
 
 

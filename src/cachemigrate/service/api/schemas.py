@@ -458,6 +458,15 @@ class CreateInstanceResponse(Out):
     name: str
 
 
+class ConnectionTestResponse(Out):
+    """A cachemigrate extension: a registered instance answered just now."""
+
+    instance_id: str
+    reachable: bool
+    engine: str = Field(description="Who answered: redis or valkey")
+    engine_version: str
+
+
 class ShowJobInfoResponse(Out):
     job_id: str
     job_type: str

@@ -77,6 +77,31 @@ async def create_instance(
     return s.CreateInstanceResponse(instance_id=inst.id, name=inst.name)
 
 
+@router.post("/instances/{instance_id}/connection-test", response_model=s.ConnectionTestResponse)
+async def test_instance_connection(
+    instance_id: str, who: Principal, svc: ServicesDep
+) -> s.ConnectionTestResponse:
+    """A cachemigrate extension: reach a registered instance now, as a migration would (connect,
+    TLS, log in, INFO). 200 with what answered; 400 ``DCS.4080`` when it refuses the password or
+    ACL user, 400 ``DCS.4063`` when it cannot be reached (in the same words whatever the reason,
+    as at registration); 404 ``DCS.3022`` no such instance."""
+    inst = await endpoints.registered(svc.db, who.project_id, instance_id)
+    try:
+        endpoint = endpoints.endpoint_of(
+            endpoints.instance_desc(inst),
+            svc.cipher.decrypt_optional(inst.password_enc),
+            network=svc.settings.network_policy(who.project_id),
+        )
+    except ConfigError as exc:
+        raise InvalidParameterError("addrs", str(exc)) from None
+    reached = await endpoints.check(
+        "addrs", endpoint, password_message="Instance password verification failed."
+    )
+    return s.ConnectionTestResponse(
+        instance_id=inst.id, reachable=True, engine=reached.vendor, engine_version=reached.version
+    )
+
+
 @router.delete("/instances/{instance_id}", status_code=204, responses={204: {"description": "Removed"}})
 async def delete_instance(instance_id: str, who: Principal, svc: ServicesDep) -> None:
     if not await svc.db.call(repo.delete_instance, project_id=who.project_id, instance_id=instance_id):

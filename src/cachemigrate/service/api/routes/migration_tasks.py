@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from cachemigrate.errors import InvalidParameterError
+from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
@@ -75,10 +76,21 @@ async def list_migration_task(
     offset: Offset = 0,
     limit: Limit = 10,
     name: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[
+        str | None,
+        Query(max_length=256, description="A cachemigrate extension: only tasks in these statuses "
+              "(comma-separated, e.g. FULLMIGRATING,INCRMIGEATING; INCRMIGRATING is accepted too)"),
+    ] = None,
 ) -> s.ListMigrationTaskResponse:
     """Task names are matched as substrings; ``count`` is the total number of matches."""
+    statuses = None
+    if status:
+        statuses = sorted({st.normalize_status(v) for v in status.split(",") if v.strip()})
+        unknown = [v for v in statuses if v not in st.STATUSES]
+        if unknown:
+            raise InvalidParameterError("status", f"unknown status {unknown[0][:40]!r}")
     total, rows = await svc.db.call(
-        repo.list_tasks, project_id=who.project_id, name=name, offset=offset, limit=limit
+        repo.list_tasks, project_id=who.project_id, name=name, statuses=statuses, offset=offset, limit=limit
     )
     items = [views.task_list_item(t, version=svc.version, migrator_ip=svc.settings.migrator_ip) for t in rows]
     return s.ListMigrationTaskResponse(count=total, migration_tasks=items)
