@@ -65,6 +65,8 @@ from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 
 MARKER_PREFIX = b"__cachemigrate:offset:"
+MARKER_STATE = "marker"  # checkpoint extra: REMOVED once the run removed its marker
+REMOVED = "removed"
 _GROUP = (b"multi", b"exec")
 RESENDS_LOGGED = 10  # a target that refuses something every time must not flood the log
 
@@ -127,17 +129,32 @@ async def remove_marker(target: Endpoint, source: str, *, timeout: float = 10) -
 
 
 def resume_point(start: Checkpoint | None, marker: Marker | None) -> Checkpoint | None:
-    """Where to continue: the marker when it continues the checkpoint's history and is ahead."""
+    """Where to continue: the marker's position when it is in the checkpoint's history, ahead of
+    it (the last save was cut short) or behind it (the target came back from an older snapshot or
+    AOF: it lost its last writes, and holds exactly what the marker says); else the checkpoint.
+    An incremental checkpoint whose marker is gone is ``target_lost`` (the caller decides)."""
     if (
         start is None
         or marker is None
         or start.phase != "incremental"
         or marker.replid != start.replid
-        or marker.offset <= start.offset
+        or marker.offset == start.offset
     ):
         return start
     return Checkpoint(start.source, start.replid, marker.offset, phase="incremental",
                       extra={**start.extra, "db": marker.db})
+
+
+def target_lost(start: Checkpoint | None, marker: Marker | None) -> bool:
+    """Whether a target that should hold the marker of an incremental checkpoint has lost it:
+    it came back empty (restarted without its data) or was flushed. A marker removed on purpose
+    (``REMOVED``: a run that ended) is not missed."""
+    return (
+        start is not None
+        and start.phase == "incremental"
+        and marker is None
+        and start.extra.get(MARKER_STATE) != REMOVED
+    )
 
 
 class ExactlyOnceApplier:
@@ -153,6 +170,7 @@ class ExactlyOnceApplier:
         self.transactions = 0
         self.resent = 0  # batches applied at least once after an EXECABORT
         self._aborted = False
+        self._marked = False  # the marker has been written in this run
 
     @property
     def applied_offset(self) -> int:
@@ -164,12 +182,19 @@ class ExactlyOnceApplier:
             self._aborted = True
 
     async def write(self, batch: Sequence[Entry]) -> None:
-        if not batch:
+        if not batch or _only_pings(batch):
+            # An idle stream. The first one of a run writes the marker: an incremental
+            # checkpoint then always has one in the target (``target_lost`` relies on it), even
+            # when nothing was written on the source since the full sync ended.
+            if batch:
+                await self.writer.write(batch)
+            if not self._marked:
+                await self._mark()
             return
         end = max(e.source_offset for e in batch)
         cp = self.positions.position(end)
-        if cp is None or cp.phase != "incremental" or _only_pings(batch):
-            # The full phase (idempotent RESTOREs), a cluster source, or an idle stream.
+        if cp is None or cp.phase != "incremental":
+            # The full phase (idempotent RESTOREs), a cluster source.
             await self.writer.write(batch)
             return
         marker = Marker(cp.replid, cp.offset, int(cp.extra.get("db", 0))).encode()
@@ -194,12 +219,28 @@ class ExactlyOnceApplier:
             await self.writer.write([*commands, tail[0]])
             await self.writer.flush()
         self.committed = max(self.committed, end)
+        self._marked = True
+
+    async def _mark(self) -> None:
+        """The marker at what the target has applied, once that is a position of the stream."""
+        await self.writer.flush()
+        applied = self.applied_offset
+        cp = self.positions.position(applied)
+        if cp is None or cp.phase != "incremental":
+            return
+        marker = Marker(cp.replid, cp.offset, int(cp.extra.get("db", 0))).encode()
+        await self.writer.write([Command([b"SET", self.key, marker], 0, self.key)])
+        await self.writer.flush()
+        self.committed = max(self.committed, applied)
+        self._marked = True
 
 
 async def resume_from_marker(
     start: Checkpoint | None, target: Endpoint, source: str, events: EventSink
 ) -> Checkpoint | None:
-    """``resume_point`` of the target's marker; a target that cannot be read keeps ``start``."""
+    """``resume_point`` of the target's marker; a target that lost it gets a new full sync (the
+    checkpoint turned "full": the reader empties the target first); a target that cannot be read
+    keeps ``start``."""
     if start is None or start.phase != "incremental" or start.source != source:
         return start
     try:
@@ -208,10 +249,16 @@ async def resume_from_marker(
         events.log(LogLevel.WARNING, f"{source}: cannot read the offset marker in the target ({exc}); "
                    "resuming from the checkpoint: commands after it may be applied twice")
         return start
+    if target_lost(start, marker):
+        events.log(LogLevel.WARNING, f"{source}: the target {target.display_url()} holds no offset marker: "
+                   "it came back empty or was flushed, and lost what was migrated; a new full "
+                   "synchronization loads it again")
+        return Checkpoint(start.source, start.replid, start.offset, phase="full")
     point = resume_point(start, marker)
     if point is not start and point is not None:
+        why = "checkpoint" if point.offset > start.offset else "checkpoint; it lost its last writes"
         events.log(LogLevel.INFO, f"{source}: the target has applied up to offset {point.offset} "
-                   f"(checkpoint: {start.offset}); continuing from there")
+                   f"({why}: {start.offset}); continuing from there")
     return point
 
 
