@@ -314,6 +314,11 @@ class Runner:
                 lines.append(
                     LogLine("INFO", "migration.incr.start", "incremental synchronization started", [])
                 )
+        elif snap is not None and snap.phase == Phase.FULL and await self.db.call(
+            repo.set_status_if, task_id=run.task_id, allowed=[st.INCRMIGEATING], status=st.FULLMIGRATING
+        ):
+            # A new full sync (the backlog lost our offset, the target came back empty): spec §5.4.
+            lines.append(LogLine("WARN", "migration.full.again", "a new full synchronization started", []))
         if lines:
             await self.db.call(repo.add_logs, task_id=run.task_id, entries=[ln.row() for ln in lines])
         if snap is not None:
