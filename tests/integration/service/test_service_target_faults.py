@@ -34,7 +34,9 @@ def _start(sdk: Any, client: Any, source: RedisServer, target_id: str) -> str:
     client.set_online_migration_task(v2.SetOnlineMigrationTaskRequest(task_id=task_id, body=(
         v2.SetOnlineMigrationTaskBody(
             migration_method="incremental_migration", resume_mode="auto",
-            source_instance=v2.ConfigMigrationInstanceBody(addrs=f"127.0.0.1:{source.port}", password="src-pw"),
+            source_instance=v2.ConfigMigrationInstanceBody(
+                addrs=f"127.0.0.1:{source.port}", password="src-pw"
+            ),
             target_instance=v2.ConfigMigrationInstanceBody(id=target_id),
         )
     )))
@@ -64,8 +66,11 @@ def _seed(source: RedisServer) -> None:
 
 
 def _wait_equal(source: RedisServer, target: RedisServer) -> int:
-    result = wait_for(lambda: (r := compare_servers([source.client()], [target.client()])).ok and r, timeout=60)
-    return int(result.compared)
+    def equal() -> Any:
+        result = compare_servers([source.client()], [target.client()])
+        return result if result.ok else None
+
+    return int(wait_for(equal, timeout=60).compared)
 
 
 def _sizes_agree(sdk: Any, client: Any, task_id: str, source: RedisServer) -> bool:
@@ -151,7 +156,8 @@ def test_restart_while_the_source_is_down_keeps_retrying(
     client.stop_migration_task_sync(sdk.v2.StopMigrationTaskSyncRequest(task_id=task_id))
     assert _status(sdk, client, task_id) == "TERMINATED"
     fault_row(fault="service restart while the source is down", injected="service stopped, source SIGKILL",
-              outage_s=round(up - down, 1), load="idle (+1 INCR after)", status="INCRMIGEATING while the source was down",
+              outage_s=round(up - down, 1), load="idle (+1 INCR after)",
+              status="INCRMIGEATING while the source was down",
               recover_s=round(recovered, 1), keys_compared=compared, mismatches=0, lost=0, doubled=0)
 
 
