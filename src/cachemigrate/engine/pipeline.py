@@ -7,6 +7,20 @@
 A ``Pipeline`` is one such run; who holds it can also ask where a replication source stands
 (``applied_position``) and stop it at an exact replication offset (``stop_at``): the cutover
 (engine/cutover.py) does, with the source's writes paused.
+
+Target outages. A run is one or more *sessions*: connect to the target, make the reader from the
+checkpoint store, pump. When the target goes away under a session (its connection lost, or
+LOADING while it restarts), the session ends: its checkpoint is saved (what the target had
+acknowledged), reader and writer are closed, their counters carried into the next session's
+status. A replication source (SYNC) in resume mode auto then waits for the target: a PING every
+``Backoff`` delay (0.5 s doubling to 30 s, a stop ends the wait at once), a log line per attempt,
+the status message "waiting for target ..."; once it answers, a new session resumes like a
+restarted service: from the checkpoint, moved to the exactly-once marker the target holds
+(engine/exactly_once.py ``resume_from_marker``: ahead of the checkpoint, or behind it when the
+target came back from an older snapshot), or a new full sync when the target came back without
+its marker (empty, flushed). Resume mode manual, and file or SCAN sources, fail with the reason.
+A target that cannot be reached when a run starts fails it at once (a wrong address), unless the
+run resumes a checkpoint (a service restart): then it is waited for too.
 """
 
 from __future__ import annotations

@@ -98,6 +98,42 @@ async def test_target_back_empty_gets_a_new_full_sync(redis_factory: Callable[..
     assert any("holds no offset marker" in m for _, m in online.sink.logs)
 
 
+async def test_target_back_from_an_older_snapshot_resumes_from_its_marker(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    """The target comes back with a snapshot older than the checkpoint (it lost its last writes):
+    its marker, saved with its data, says where it is; the stream continues from there."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client(), dbs=(0,))
+    counters = CounterWriter(source.port)
+    counters.start()
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        await counters.more(300)
+        target.client().save()  # the snapshot it will come back with
+        await counters.more(500)
+        # A checkpoint past the snapshot: the target's position is behind what was saved.
+        offset = int(source.client().info("replication")["master_repl_offset"])
+        await online.checkpoint_at(offset)
+        target.kill()
+        await online.wait_for(_waiting)
+        await asyncio.to_thread(target.restart)  # loads dump.rdb: the older state and its marker
+        await online.wait_for(_back, timeout=60)
+        await counters.more(300)
+        counters.stop()
+        await online.wait_applied(source.client())
+        await online.wait_for(lambda s: s.caught_up)
+        check_equal([source.client()], [target.client()])
+        assert counters.lost_and_doubled(target.client()) == (0, 0)
+    finally:
+        counters.stop_event.set()
+    final = await online.finish()
+    assert final.resumes_fullresync == 0
+    assert any("it lost its last writes" in m for _, m in online.sink.logs)
+
+
 async def test_target_lost_during_the_full_sync_starts_it_again(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
