@@ -14,9 +14,17 @@ transaction that also records how far it got, in a marker key of the target::
 
 The commands and the marker are applied together or not at all, so the marker is the exact
 position of the target. On resume the pipeline reads it (``read_marker``) and when it has the
-checkpoint's replid and is ahead of it, PSYNC continues from the marker (``resume_point``). The
-source db is in the marker because the master sends SELECT only on a change: the stream resumed
-mid-way must know which db it is in.
+checkpoint's replid, PSYNC continues from the marker (``resume_point``): ahead of the checkpoint
+(the last save was cut short) or behind it (the target came back from an older snapshot or AOF,
+which holds its marker of that time). The source db is in the marker because the master sends
+SELECT only on a change: the stream resumed mid-way must know which db it is in.
+
+A target without the marker of an incremental checkpoint has lost what was migrated (it came
+back empty, or was flushed): ``target_lost``; it gets a new full sync. So that an incremental
+checkpoint always has its marker, the first idle read of a run (no command since the full sync
+ended, or since a resume) writes it alone (``SET``, at the applied position). A marker removed on
+purpose (below) is noted in the last checkpoint (extra ``marker: removed``): a later run resumed
+from it does not take the target for emptied.
 
 One transaction is in flight at a time (written, then its replies awaited) so that the position
 is known exactly and a discarded transaction is resent before anything after it. The reader keeps
