@@ -400,10 +400,8 @@ class Pipeline:
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")
             start = await self.checkpoints.load() if self.checkpoints else None
-            if src.kind is SourceKind.SYNC and self.target is not None and not self.target.cluster:
-                from cachemigrate.engine.exactly_once import resume_from_marker
-
-                start = await resume_from_marker(start, spec.target, src.endpoint.address, self.events)
+            if src.kind is SourceKind.SYNC and start is not None:
+                start = await self._resume_point(start, src.endpoint)
             if src.kind is SourceKind.SCAN:
                 from cachemigrate.engine.readers.scan import ScanReader
 
@@ -412,6 +410,25 @@ class Pipeline:
 
             return await open_sync_reader(src.endpoint, context, start=start)
         raise ConfigError(f"source kind {src.kind.value} is not supported yet")
+
+    async def _resume_point(self, start: Checkpoint, source: Endpoint) -> Checkpoint:
+        """Where a replication source continues on this target: the exactly-once marker's
+        position on a standalone target (engine/exactly_once.py); a new full sync when a target
+        has lost what was migrated (its marker; a cluster source, without markers: every key)."""
+        from cachemigrate.engine.readers.cluster_source import is_cluster_checkpoint
+
+        target = self.target
+        assert target is not None
+        if not target.cluster and not is_cluster_checkpoint(start):
+            from cachemigrate.engine.exactly_once import resume_from_marker
+
+            return await resume_from_marker(start, self.spec.target, source.address, self.events) or start
+        # A cluster target's probe counts the keys of one node only: no conclusion there.
+        if start.phase == "incremental" and not target.cluster and target.total_keys == 0:
+            self.events.log(LogLevel.WARNING, f"the target {self.spec.target.display_url()} is empty: it "
+                            "came back empty or was flushed; a new full synchronization loads it again")
+            return Checkpoint(start.source, start.replid, start.offset, phase="full")
+        return start
 
     def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:
         """Exactly-once incremental apply (engine/exactly_once.py): standalone targets of a
