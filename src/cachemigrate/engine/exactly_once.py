@@ -68,7 +68,14 @@ from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel
 from cachemigrate.engine.writers.base import Writer
-from cachemigrate.errors import AskError, CacheMigrateError, ClusterDownError, MovedError
+from cachemigrate.errors import (
+    AskError,
+    CacheMigrateError,
+    ClusterDownError,
+    ConnectionLostError,
+    LoadingError,
+    MovedError,
+)
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 
@@ -247,13 +254,15 @@ async def resume_from_marker(
     start: Checkpoint | None, target: Endpoint, source: str, events: EventSink
 ) -> Checkpoint | None:
     """``resume_point`` of the target's marker; a target that lost it gets a new full sync (the
-    checkpoint turned "full": the reader empties the target first); a target that cannot be read
-    keeps ``start``."""
+    checkpoint turned "full": the reader empties the target first); a target that refuses the
+    read (an ACL) keeps ``start``; one that cannot be reached (or is loading) raises that."""
     if start is None or start.phase != "incremental" or start.source != source:
         return start
     try:
         marker = await read_marker(target, source)
-    except (CacheMigrateError, OSError, TimeoutError) as exc:
+    except (ConnectionLostError, LoadingError, OSError, TimeoutError):
+        raise  # the caller waits for the target (resume mode auto) or fails
+    except CacheMigrateError as exc:
         events.log(LogLevel.WARNING, f"{source}: cannot read the offset marker in the target ({exc}); "
                    "resuming from the checkpoint: commands after it may be applied twice")
         return start

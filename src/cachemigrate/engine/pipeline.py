@@ -422,7 +422,11 @@ class Pipeline:
         if not target.cluster and not is_cluster_checkpoint(start):
             from cachemigrate.engine.exactly_once import resume_from_marker
 
-            return await resume_from_marker(start, self.spec.target, source.address, self.events) or start
+            try:
+                point = await resume_from_marker(start, self.spec.target, source.address, self.events)
+            except _TARGET_DOWN as exc:
+                raise _TargetLost(exc) from exc
+            return point or start
         # A cluster target's probe counts the keys of one node only: no conclusion there.
         if start.phase == "incremental" and not target.cluster and target.total_keys == 0:
             self.events.log(LogLevel.WARNING, f"the target {self.spec.target.display_url()} is empty: it "
