@@ -130,6 +130,7 @@ class Pipeline:
         # Target outages: the sessions before the current one, and what the status says meanwhile.
         self.target_reconnects = 0
         self._waiting = ""
+        self._pumped = False  # the current session has written a batch
         self._carried = WriterStats()
         self._carried_reads = (0, 0, 0)  # keys read, +CONTINUE and FULLRESYNC resumes
         self._counts: list[KeyCount] = []  # source and target dbsize (online sources)
@@ -194,9 +195,10 @@ class Pipeline:
                 await self._end_session()
                 self._may_wait(lost, fresh=self.writer is None and not resuming)
                 first = False
+                if self._pumped:  # a session that wrote: a new outage; else the same one goes on
+                    backoff.reset()
                 if not await self._wait_for_target(name, str(lost), backoff):
                     return  # stopped while waiting
-                backoff.reset()
 
     async def _session(self, name: str, *, first: bool) -> None:
         """Connect to the target, read the source from the checkpoint (the marker's position on
@@ -221,6 +223,7 @@ class Pipeline:
         if self.phase is Phase.CONNECTING:
             self.phase = Phase.FULL
         self._waiting = ""
+        self._pumped = False
         await self._pump(self.reader, self.writer)
         await self._on_target(self.writer.flush())
         await self._save_checkpoint()
@@ -309,6 +312,7 @@ class Pipeline:
                     await write(batch if presence is None else await presence.filter(batch))
                 except _TARGET_DOWN as exc:
                     raise _TargetLost(exc) from exc
+                self._pumped = True
                 if self._stop_at is not None:
                     self._check_stop_at()
                 if stop.is_set():
