@@ -5,8 +5,9 @@ run read or wrote, which starts again at 0 when a run resumes with ``+CONTINUE``
 ``KeyCount.sample()`` reads INFO keyspace over one control connection, kept open between samples
 and opened again after a failure; a failed sample leaves the last value (a target that is down
 still holds what it held). One key the migration added itself (the exactly-once marker,
-engine/exactly_once.py) is left out. Standalone servers only: a cluster node's INFO counts its
-own keys, not the cluster's.
+engine/exactly_once.py) is left out; whether it is there is kept too (``excluded``): the
+pipeline sees from it that a target was flushed under a running migration. Standalone servers
+only: a cluster node's INFO counts its own keys, not the cluster's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class KeyCount:
         self.covers = covers
         self.exclude = exclude  # a key in db 0 that is not counted
         self.value: int | None = None
+        self.excluded: bool | None = None  # whether ``exclude`` was there at the last sample
         self._conn: Connection | None = None
 
     async def sample(self) -> None:
@@ -41,8 +43,12 @@ class KeyCount:
             keyspace = parse_keyspace(await read_info(conn, "keyspace"))
             covers = self.covers
             n = sum(keys for db, keys in keyspace.items() if covers is None or covers(db))
-            if self.exclude is not None and keyspace.get(0) and (covers is None or covers(0)):
-                n -= int(await conn.execute("EXISTS", self.exclude, timeout=10))
+            if self.exclude is not None:
+                self.excluded = bool(keyspace.get(0)) and bool(
+                    await conn.execute("EXISTS", self.exclude, timeout=10)
+                )
+                if self.excluded and (covers is None or covers(0)):
+                    n -= 1
             self.value = n
         except (CacheMigrateError, OSError, TimeoutError, ValueError):
             if self._conn is not None:

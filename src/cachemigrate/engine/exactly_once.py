@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Command, Entry
+from cachemigrate.engine.entry import Arg, Command, Entry
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel
 from cachemigrate.engine.writers.base import Writer
 from cachemigrate.errors import (
@@ -83,6 +83,7 @@ MARKER_PREFIX = b"__cachemigrate:offset:"
 MARKER_STATE = "marker"  # checkpoint extra: REMOVED once the run removed its marker
 REMOVED = "removed"
 _GROUP = (b"multi", b"exec")
+_MOVES_KEYS = frozenset((b"flushall", b"flushdb", b"swapdb"))  # commands that may take the marker
 RESENDS_LOGGED = 10  # a target that refuses something every time must not flood the log
 
 
@@ -191,6 +192,11 @@ class ExactlyOnceApplier:
     def applied_offset(self) -> int:
         return max(self.writer.stats.applied_offset, self.committed)
 
+    @property
+    def marked(self) -> bool:
+        """Whether this run has written the marker (it is in the target unless flushed)."""
+        return self._marked
+
     def on_failure(self, failure: KeyFailure) -> None:
         """Sees every failure the writer reports (hooked in by the pipeline)."""
         if failure.command == "EXEC" and failure.error.startswith("EXECABORT"):
@@ -209,14 +215,23 @@ class ExactlyOnceApplier:
         end = max(e.source_offset for e in batch)
         cp = self.positions.position(end)
         if cp is None or cp.phase != "incremental":
-            # The full phase (idempotent RESTOREs), a cluster source.
+            # The full phase (idempotent RESTOREs; a new one flushes the marker away first), a
+            # cluster source.
+            self._marked = False
             await self.writer.write(batch)
             return
         marker = Marker(cp.replid, cp.offset, int(cp.extra.get("db", 0))).encode()
         commands = [e for e in batch if not _group_edge(e)]
+        update = self._marked
         for e in commands:
             e.source_offset = 0
-        tail = [Command([b"SET", self.key, marker], 0, self.key), Command([b"EXEC"], -1)]
+            if update and e.name.lower() in _MOVES_KEYS:
+                update = False
+        # Once written, the marker is only updated (XX): a target flushed under the migration
+        # keeps no marker, which the pipeline notices (and a resume: ``target_lost``). Not after
+        # the source's own FLUSHALL, FLUSHDB or SWAPDB, which take the marker with them.
+        set_marker: list[Arg] = [b"SET", self.key, marker, *([b"XX"] if update else [])]
+        tail = [Command(set_marker, 0, self.key), Command([b"EXEC"], -1)]
         self._aborted = False
         await self.writer.write([Command([b"MULTI"], 0), *commands, *tail])
         await self.writer.flush()

@@ -66,6 +66,7 @@ COUNT_PERIOD = 2.0  # source_dbsize / target_dbsize are read this often
 FAILURES_LOGGED = 100  # failed keys named one by one in the log; the rest are counted
 BACKOFF_FIRST = 0.5  # waiting for a lost target: first delay, doubled up to BACKOFF_MAX
 BACKOFF_MAX = 30.0
+FLUSHED = "the target's offset marker disappeared under the running migration: it was flushed"
 # What a target that went away (or is restarting) looks like to a session.
 _TARGET_DOWN = (ConnectionLostError, LoadingError, OSError, TimeoutError)
 
@@ -131,6 +132,7 @@ class Pipeline:
         self.target_reconnects = 0
         self._waiting = ""
         self._pumped = False  # the current session has written a batch
+        self._target_flushed = False  # its marker vanished under the current session
         self._carried = WriterStats()
         self._carried_reads = (0, 0, 0)  # keys read, +CONTINUE and FULLRESYNC resumes
         self._counts: list[KeyCount] = []  # source and target dbsize (online sources)
@@ -195,6 +197,10 @@ class Pipeline:
                 await self._end_session()
                 self._may_wait(lost, fresh=self.writer is None and not resuming)
                 first = False
+                if self._target_flushed:  # it is up: a new session at once (a new full sync)
+                    self.events.log(LogLevel.WARNING, f"{name}: {FLUSHED}: a new full synchronization "
+                                    "loads it again")
+                    continue
                 if self._pumped:  # a session that wrote: a new outage; else the same one goes on
                     backoff.reset()
                 if not await self._wait_for_target(name, str(lost), backoff):
@@ -224,6 +230,7 @@ class Pipeline:
             self.phase = Phase.FULL
         self._waiting = ""
         self._pumped = False
+        self._target_flushed = False
         await self._pump(self.reader, self.writer)
         await self._on_target(self.writer.flush())
         await self._save_checkpoint()
@@ -313,6 +320,8 @@ class Pipeline:
                 except _TARGET_DOWN as exc:
                     raise _TargetLost(exc) from exc
                 self._pumped = True
+                if self._target_flushed:
+                    raise _TargetLost(MigrationError(FLUSHED))
                 if self._stop_at is not None:
                     self._check_stop_at()
                 if stop.is_set():
@@ -603,7 +612,14 @@ class Pipeline:
     async def _count_loop(self) -> None:
         while True:
             await asyncio.sleep(COUNT_PERIOD)
+            applier = self.applier
+            marked = applier is not None and applier.marked
             await asyncio.gather(*(count.sample() for count in self._counts))
+            # Marked before and after the sample (neither the first marker nor a new full sync's
+            # flush raced it), yet not in the target: it was flushed; the pump ends the session.
+            if (marked and applier is self.applier and applier is not None and applier.marked
+                    and self._counts and self._counts[1].excluded is False):
+                self._target_flushed = True
 
     def _update_rates(self, commands: int, nbytes: int) -> None:
         t, c0, b0 = self._last_rate

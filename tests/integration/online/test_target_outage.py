@@ -134,6 +134,45 @@ async def test_target_back_from_an_older_snapshot_resumes_from_its_marker(
     assert any("it lost its last writes" in m for _, m in online.sink.logs)
 
 
+async def test_target_flushed_under_the_migration_gets_a_new_full_sync(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    """A FLUSHALL on the target while the migration runs (no outage): its marker goes with the
+    data, the pipeline sees it and loads the target again."""
+    source = redis_factory("src", args=FAST)
+    target = redis_factory("dst")
+    seed(source.client())
+    counters = CounterWriter(source.port)
+    workload = Workload(source.port, pause=0.001)  # with the source's own FLUSHDBs in db 1
+    counters.start()
+    workload.start()
+    online = Online(source.url, target.url)
+    try:
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+        await counters.more(300)
+        flushed = time.monotonic()
+        target.client().flushall()
+        await online.wait_for(lambda s: s.resumes_fullresync >= 1, timeout=60)
+        await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL and s.caught_up, timeout=60)
+        recovered = time.monotonic() - flushed
+        writes = await counters.more(300)
+        counters.stop()
+        workload.stop()
+        compared = await _settle(online, source, target)
+        lost, doubled = counters.lost_and_doubled(target.client())
+    finally:
+        counters.stop_event.set()
+        workload.stop_event.set()
+    final = await online.finish()
+    fault_row(fault="target flushed under the migration", injected="FLUSHALL on the target", outage_s=None,
+              load=f"{writes} INCR + {workload.ops} mixed ops", status="new full sync, logged",
+              recover_s=round(recovered, 1), keys_compared=compared, mismatches=0, lost=lost,
+              doubled=doubled, resumes_fullresync=final.resumes_fullresync)
+    assert (lost, doubled) == (0, 0)
+    assert final.resumes_fullresync == 1 and final.target_reconnects == 0
+    assert any("it was flushed" in m for _, m in online.sink.logs)
+
+
 async def test_target_lost_during_the_full_sync_starts_it_again(
     redis_factory: Callable[..., RedisServer],
 ) -> None:
