@@ -32,10 +32,11 @@ class KeyCount:
         self.covers = covers
         self.exclude = exclude  # a key in db 0 that is not counted
         self.value: int | None = None
-        self.excluded: bool | None = None  # whether ``exclude`` was there at the last sample
+        self.excluded: bool | None = None  # whether ``exclude`` was there (None: the sample failed)
         self._conn: Connection | None = None
 
     async def sample(self) -> None:
+        self.excluded = None  # known from this sample only: not a value from before
         try:
             conn = self._conn
             if conn is None or conn.is_closed:

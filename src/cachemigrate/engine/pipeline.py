@@ -71,6 +71,10 @@ FLUSHED = "the target's offset marker disappeared under the running migration: i
 _TARGET_DOWN = (ConnectionLostError, LoadingError, OSError, TimeoutError)
 
 
+class _TargetFlushed(MigrationError):
+    """The target's marker vanished under a session (see ``_count_loop``)."""
+
+
 class _TargetLost(Exception):
     """The target went away under a session; ``cause`` is what said so."""
 
@@ -134,6 +138,8 @@ class Pipeline:
         self._pumped = False  # the current session has written a batch
         self._target_flushed = False  # its marker vanished under the current session
         self._carried = WriterStats()
+        self._uncarried_writer: Writer | None = None  # this session's, not yet in _carried
+        self._uncarried_reader: Reader | None = None
         self._carried_reads = (0, 0, 0)  # keys read, +CONTINUE and FULLRESYNC resumes
         self._counts: list[KeyCount] = []  # source and target dbsize (online sources)
 
@@ -197,7 +203,7 @@ class Pipeline:
                 await self._end_session()
                 self._may_wait(lost, fresh=self.writer is None and not resuming)
                 first = False
-                if self._target_flushed:  # it is up: a new session at once (a new full sync)
+                if isinstance(lost.cause, _TargetFlushed):  # it is up: a new session at once
                     self.events.log(LogLevel.WARNING, f"{name}: {FLUSHED}: a new full synchronization "
                                     "loads it again")
                     continue
@@ -213,10 +219,12 @@ class Pipeline:
         try:
             await _ping(spec.target)  # LOADING (a target restarting with its data) waits too
             self.target = await probe_target(spec.target)
-            self.writer = await open_writer(spec.target, self._writer_options(), info=self.target)
+            self.writer = self._uncarried_writer = await open_writer(
+                spec.target, self._writer_options(), info=self.target
+            )
         except _TARGET_DOWN as exc:
             raise _TargetLost(exc) from exc
-        self.reader = await self._make_reader()
+        self.reader = self._uncarried_reader = await self._make_reader()
         if self.stop.is_set():
             self.reader.stop()  # stopped while connecting: the stop watch has already fired
         self.applier = self._make_applier(self.reader, self.writer)
@@ -284,10 +292,13 @@ class Pipeline:
         with contextlib.suppress(CacheMigrateError, OSError):
             await self._save_checkpoint()
         await self._close_session()
-        r = self.reader.progress() if self.reader is not None else None
-        if self.writer is not None:
-            self._carried.add(self.writer.stats)
-        if r is not None:
+        # Once each: a session that failed before making its own keeps the last ones.
+        writer, self._uncarried_writer = self._uncarried_writer, None
+        if writer is not None:
+            self._carried.add(writer.stats)
+        reader, self._uncarried_reader = self._uncarried_reader, None
+        if reader is not None:
+            r = reader.progress()
             keys, continued, resynced = self._carried_reads
             self._carried_reads = (keys + r.keys_read, continued + r.resumes_continue,
                                    resynced + r.resumes_fullresync)
@@ -321,7 +332,7 @@ class Pipeline:
                     raise _TargetLost(exc) from exc
                 self._pumped = True
                 if self._target_flushed:
-                    raise _TargetLost(MigrationError(FLUSHED))
+                    raise _TargetLost(_TargetFlushed(FLUSHED))
                 if self._stop_at is not None:
                     self._check_stop_at()
                 if stop.is_set():
@@ -539,9 +550,13 @@ class Pipeline:
         r = self.reader.progress() if self.reader is not None else None
         w = WriterStats()
         w.add(self._carried)  # the sessions before a target outage
-        if self.writer is not None:
-            w.add(self.writer.stats)
+        if self._uncarried_writer is not None:
+            w.add(self._uncarried_writer.stats)
         keys_read, continued, resynced = self._carried_reads
+        if r is not None and self._uncarried_reader is not None:
+            keys_read += r.keys_read
+            continued += r.resumes_continue
+            resynced += r.resumes_fullresync
         phase = self.phase
         if r is not None and phase in (Phase.FULL, Phase.INCREMENTAL):
             phase = r.phase
@@ -563,7 +578,7 @@ class Pipeline:
             updated_at=now,
             bytes_read=r.bytes_read if r else 0,
             bytes_total=r.bytes_total if r else None,
-            keys_read=keys_read + (r.keys_read if r else 0),
+            keys_read=keys_read,
             keys_written=w.keys_written,
             keys_replaced=self.presence.replaced if self.presence else 0,
             keys_skipped=w.keys_skipped + (self.presence.skipped if self.presence else 0),
@@ -583,8 +598,8 @@ class Pipeline:
             kb_per_sec=self._rates[1],
             source_dbsize=source_count.value if source_count else None,
             target_dbsize=target_count.value if target_count else None,
-            resumes_continue=continued + (r.resumes_continue if r else 0),
-            resumes_fullresync=resynced + (r.resumes_fullresync if r else 0),
+            resumes_continue=continued,
+            resumes_fullresync=resynced,
             target_reconnects=self.target_reconnects,
             message=message or self._waiting or (r.message if r else ""),
         )
