@@ -79,7 +79,8 @@ async def _outage(
               resumes_fullresync=final.resumes_fullresync)
     assert (lost, doubled) == (0, 0)
     assert final.target_reconnects == 1
-    assert final.keys_read < 3 * compared  # at most two snapshots were read: counted once each
+    # At most two snapshots were read (the source held up to ~2x its final keys): each counted once.
+    assert final.keys_read < 5 * compared
     assert any("waiting for it: attempt 1" in m for _, m in online.sink.logs)
     return final, online
 
