@@ -117,6 +117,10 @@ class LiveSink:
             table.add_row("lag", f"{lag:,} bytes{secs}")
         if s.resumes_continue or s.resumes_fullresync:
             table.add_row("resumes", f"{s.resumes_continue} continued · {s.resumes_fullresync} full resyncs")
+        if s.target_reconnects:
+            table.add_row("target", f"{s.target_reconnects} outages waited out")
+        if s.message.startswith("waiting for target"):
+            table.add_row("", Text(s.message, style="yellow"))
         table.add_row("elapsed", f"{s.elapsed:.0f} s")
         return Group(head, table)
 

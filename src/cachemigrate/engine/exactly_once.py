@@ -14,9 +14,17 @@ transaction that also records how far it got, in a marker key of the target::
 
 The commands and the marker are applied together or not at all, so the marker is the exact
 position of the target. On resume the pipeline reads it (``read_marker``) and when it has the
-checkpoint's replid and is ahead of it, PSYNC continues from the marker (``resume_point``). The
-source db is in the marker because the master sends SELECT only on a change: the stream resumed
-mid-way must know which db it is in.
+checkpoint's replid, PSYNC continues from the marker (``resume_point``): ahead of the checkpoint
+(the last save was cut short) or behind it (the target came back from an older snapshot or AOF,
+which holds its marker of that time). The source db is in the marker because the master sends
+SELECT only on a change: the stream resumed mid-way must know which db it is in.
+
+A target without the marker of an incremental checkpoint has lost what was migrated (it came
+back empty, or was flushed): ``target_lost``; it gets a new full sync. So that an incremental
+checkpoint always has its marker, the first idle read of a run (no command since the full sync
+ended, or since a resume) writes it alone (``SET``, at the applied position). A marker removed on
+purpose (below) is noted in the last checkpoint (extra ``marker: removed``): a later run resumed
+from it does not take the target for emptied.
 
 One transaction is in flight at a time (written, then its replies awaited) so that the position
 is known exactly and a discarded transaction is resent before anything after it. The reader keeps
@@ -57,15 +65,25 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.entry import Command, Entry
+from cachemigrate.engine.entry import Arg, Command, Entry
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel
 from cachemigrate.engine.writers.base import Writer
-from cachemigrate.errors import AskError, CacheMigrateError, ClusterDownError, MovedError
+from cachemigrate.errors import (
+    AskError,
+    CacheMigrateError,
+    ClusterDownError,
+    ConnectionLostError,
+    LoadingError,
+    MovedError,
+)
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 
 MARKER_PREFIX = b"__cachemigrate:offset:"
+MARKER_STATE = "marker"  # checkpoint extra: REMOVED once the run removed its marker
+REMOVED = "removed"
 _GROUP = (b"multi", b"exec")
+_MOVES_KEYS = frozenset((b"flushall", b"flushdb", b"swapdb"))  # commands that may take the marker
 RESENDS_LOGGED = 10  # a target that refuses something every time must not flood the log
 
 
@@ -127,17 +145,32 @@ async def remove_marker(target: Endpoint, source: str, *, timeout: float = 10) -
 
 
 def resume_point(start: Checkpoint | None, marker: Marker | None) -> Checkpoint | None:
-    """Where to continue: the marker when it continues the checkpoint's history and is ahead."""
+    """Where to continue: the marker's position when it is in the checkpoint's history, ahead of
+    it (the last save was cut short) or behind it (the target came back from an older snapshot or
+    AOF: it lost its last writes, and holds exactly what the marker says); else the checkpoint.
+    An incremental checkpoint whose marker is gone is ``target_lost`` (the caller decides)."""
     if (
         start is None
         or marker is None
         or start.phase != "incremental"
         or marker.replid != start.replid
-        or marker.offset <= start.offset
+        or marker.offset == start.offset
     ):
         return start
     return Checkpoint(start.source, start.replid, marker.offset, phase="incremental",
                       extra={**start.extra, "db": marker.db})
+
+
+def target_lost(start: Checkpoint | None, marker: Marker | None) -> bool:
+    """Whether a target that should hold the marker of an incremental checkpoint has lost it:
+    it came back empty (restarted without its data) or was flushed. A marker removed on purpose
+    (``REMOVED``: a run that ended) is not missed."""
+    return (
+        start is not None
+        and start.phase == "incremental"
+        and marker is None
+        and start.extra.get(MARKER_STATE) != REMOVED
+    )
 
 
 class ExactlyOnceApplier:
@@ -153,10 +186,16 @@ class ExactlyOnceApplier:
         self.transactions = 0
         self.resent = 0  # batches applied at least once after an EXECABORT
         self._aborted = False
+        self._marked = False  # the marker has been written in this run
 
     @property
     def applied_offset(self) -> int:
         return max(self.writer.stats.applied_offset, self.committed)
+
+    @property
+    def marked(self) -> bool:
+        """Whether this run has written the marker (it is in the target unless flushed)."""
+        return self._marked
 
     def on_failure(self, failure: KeyFailure) -> None:
         """Sees every failure the writer reports (hooked in by the pipeline)."""
@@ -164,19 +203,35 @@ class ExactlyOnceApplier:
             self._aborted = True
 
     async def write(self, batch: Sequence[Entry]) -> None:
-        if not batch:
+        if not batch or _only_pings(batch):
+            # An idle stream. The first one of a run writes the marker: an incremental
+            # checkpoint then always has one in the target (``target_lost`` relies on it), even
+            # when nothing was written on the source since the full sync ended.
+            if batch:
+                await self.writer.write(batch)
+            if not self._marked:
+                await self._mark()
             return
         end = max(e.source_offset for e in batch)
         cp = self.positions.position(end)
-        if cp is None or cp.phase != "incremental" or _only_pings(batch):
-            # The full phase (idempotent RESTOREs), a cluster source, or an idle stream.
+        if cp is None or cp.phase != "incremental":
+            # The full phase (idempotent RESTOREs; a new one flushes the marker away first), a
+            # cluster source.
+            self._marked = False
             await self.writer.write(batch)
             return
         marker = Marker(cp.replid, cp.offset, int(cp.extra.get("db", 0))).encode()
         commands = [e for e in batch if not _group_edge(e)]
+        update = self._marked
         for e in commands:
             e.source_offset = 0
-        tail = [Command([b"SET", self.key, marker], 0, self.key), Command([b"EXEC"], -1)]
+            if update and e.name.lower() in _MOVES_KEYS:
+                update = False
+        # Once written, the marker is only updated (XX): a target flushed under the migration
+        # keeps no marker, which the pipeline notices (and a resume: ``target_lost``). Not after
+        # the source's own FLUSHALL, FLUSHDB or SWAPDB, which take the marker with them.
+        set_marker: list[Arg] = [b"SET", self.key, marker, *([b"XX"] if update else [])]
+        tail = [Command(set_marker, 0, self.key), Command([b"EXEC"], -1)]
         self._aborted = False
         await self.writer.write([Command([b"MULTI"], 0), *commands, *tail])
         await self.writer.flush()
@@ -194,24 +249,48 @@ class ExactlyOnceApplier:
             await self.writer.write([*commands, tail[0]])
             await self.writer.flush()
         self.committed = max(self.committed, end)
+        self._marked = True
+
+    async def _mark(self) -> None:
+        """The marker at what the target has applied, once that is a position of the stream."""
+        await self.writer.flush()
+        applied = self.applied_offset
+        cp = self.positions.position(applied)
+        if cp is None or cp.phase != "incremental":
+            return
+        marker = Marker(cp.replid, cp.offset, int(cp.extra.get("db", 0))).encode()
+        await self.writer.write([Command([b"SET", self.key, marker], 0, self.key)])
+        await self.writer.flush()
+        self.committed = max(self.committed, applied)
+        self._marked = True
 
 
 async def resume_from_marker(
     start: Checkpoint | None, target: Endpoint, source: str, events: EventSink
 ) -> Checkpoint | None:
-    """``resume_point`` of the target's marker; a target that cannot be read keeps ``start``."""
+    """``resume_point`` of the target's marker; a target that lost it gets a new full sync (the
+    checkpoint turned "full": the reader empties the target first); a target that refuses the
+    read (an ACL) keeps ``start``; one that cannot be reached (or is loading) raises that."""
     if start is None or start.phase != "incremental" or start.source != source:
         return start
     try:
         marker = await read_marker(target, source)
-    except (CacheMigrateError, OSError, TimeoutError) as exc:
+    except (ConnectionLostError, LoadingError, OSError, TimeoutError):
+        raise  # the caller waits for the target (resume mode auto) or fails
+    except CacheMigrateError as exc:
         events.log(LogLevel.WARNING, f"{source}: cannot read the offset marker in the target ({exc}); "
                    "resuming from the checkpoint: commands after it may be applied twice")
         return start
+    if target_lost(start, marker):
+        events.log(LogLevel.WARNING, f"{source}: the target {target.display_url()} holds no offset marker: "
+                   "it came back empty or was flushed, and lost what was migrated; a new full "
+                   "synchronization loads it again")
+        return Checkpoint(start.source, start.replid, start.offset, phase="full")
     point = resume_point(start, marker)
     if point is not start and point is not None:
+        why = "checkpoint" if point.offset > start.offset else "checkpoint; it lost its last writes"
         events.log(LogLevel.INFO, f"{source}: the target has applied up to offset {point.offset} "
-                   f"(checkpoint: {start.offset}); continuing from there")
+                   f"({why}: {start.offset}); continuing from there")
     return point
 
 

@@ -1,7 +1,8 @@
-"""Flow control: a byte budget for bytes in flight and a bandwidth token bucket.
+"""Flow control: a byte budget for bytes in flight, a bandwidth token bucket, and the backoff
+between reconnect attempts.
 
-Neither polls: the budget wakes waiters from ``release()``, the bucket sleeps exactly as long as
-the missing tokens take to accrue.
+None polls: the budget wakes waiters from ``release()``, the bucket sleeps exactly as long as
+the missing tokens take to accrue, a backoff wait ends early when its wake event is set.
 """
 
 from __future__ import annotations
@@ -48,6 +49,35 @@ class ByteBudget:
         """Wake every waiter with ``error`` (the connection under the budget is gone)."""
         self._error = error
         self._space.set()
+
+
+class Backoff:
+    """Capped exponential delays between reconnect attempts (``first``, doubled up to ``cap``).
+
+    ``wait(wake)`` sleeps the current delay, or less when ``wake`` is set (a stop), and doubles
+    the next one; ``reset()`` after a success. The one backoff of the engine: the replication
+    link (readers/sync.py) and the target (pipeline.py) reconnect alike.
+    """
+
+    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.delay = first
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+    async def wait(self, wake: asyncio.Event) -> bool:
+        """Sleep the current delay; True when ``wake`` was set (at once or meanwhile)."""
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.cap)
+        if wake.is_set():
+            return True
+        try:
+            await asyncio.wait_for(wake.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
 
 
 class TokenBucket:

@@ -7,28 +7,54 @@
 A ``Pipeline`` is one such run; who holds it can also ask where a replication source stands
 (``applied_position``) and stop it at an exact replication offset (``stop_at``): the cutover
 (engine/cutover.py) does, with the source's writes paused.
+
+Target outages. A run is one or more *sessions*: connect to the target, make the reader from the
+checkpoint store, pump. When the target goes away under a session (its connection lost, or
+LOADING while it restarts), the session ends: its checkpoint is saved (what the target had
+acknowledged), reader and writer are closed, their counters carried into the next session's
+status. A replication source (SYNC) in resume mode auto then waits for the target: a PING every
+``Backoff`` delay (0.5 s doubling to 30 s, a stop ends the wait at once), a log line per attempt,
+the status message "waiting for target ..."; once it answers, a new session resumes like a
+restarted service: from the checkpoint, moved to the exactly-once marker the target holds
+(engine/exactly_once.py ``resume_from_marker``: ahead of the checkpoint, or behind it when the
+target came back from an older snapshot), or a new full sync when the target came back without
+its marker (empty, flushed). Resume mode manual, and file or SCAN sources, fail with the reason.
+A target that cannot be reached when a run starts fails it at once (a wrong address), unless the
+run resumes a checkpoint (a service restart): then it is waited for too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
+from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore, MemoryCheckpointStore
+from cachemigrate.engine.dbsize import KeyCount
 from cachemigrate.engine.entry import Command
-from cachemigrate.engine.flow import TokenBucket
+from cachemigrate.engine.flow import Backoff, TokenBucket
 from cachemigrate.engine.presence import PresenceCheck
 from cachemigrate.engine.readers.base import Reader, ReaderContext, RecordTransform, TransformFactory
 from cachemigrate.engine.readers.rdb_file import RdbFileReader
-from cachemigrate.engine.spec import PipelineSpec, SourceKind
+from cachemigrate.engine.spec import DbMode, PipelineSpec, ResumeMode, SourceKind
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel, Phase, StatusSnapshot
 from cachemigrate.engine.transform import Transformer
 from cachemigrate.engine.writers import open_writer
-from cachemigrate.engine.writers.base import Writer, WriterOptions
-from cachemigrate.errors import CacheMigrateError, ConfigError, MigrationError
+from cachemigrate.engine.writers.base import Writer, WriterOptions, WriterStats
+from cachemigrate.errors import (
+    CacheMigrateError,
+    ConfigError,
+    ConnectionLostError,
+    LoadingError,
+    MigrationError,
+    ResumeError,
+)
 from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.protocol.connection import Connection
+from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import TargetInfo, probe_target
 
 if TYPE_CHECKING:  # imported where used: a file import's start-up does without them
@@ -36,7 +62,39 @@ if TYPE_CHECKING:  # imported where used: a file import's start-up does without 
     from cachemigrate.engine.readers.sync import SyncReader
 
 STATUS_PERIOD = 1.0
+COUNT_PERIOD = 2.0  # source_dbsize / target_dbsize are read this often
 FAILURES_LOGGED = 100  # failed keys named one by one in the log; the rest are counted
+BACKOFF_FIRST = 0.5  # waiting for a lost target: first delay, doubled up to BACKOFF_MAX
+BACKOFF_MAX = 30.0
+FLUSHED = "the target's offset marker disappeared under the running migration: it was flushed"
+# What a target that went away (or is restarting) looks like to a session.
+_TARGET_DOWN = (ConnectionLostError, LoadingError, OSError, TimeoutError)
+
+
+class _TargetFlushed(MigrationError):
+    """The target's marker vanished under a session (see ``_count_loop``)."""
+
+
+class _TargetLost(Exception):
+    """The target went away under a session; ``cause`` is what said so."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(_reason(cause))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, CacheMigrateError):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+async def _ping(endpoint: Endpoint) -> None:
+    conn = await Connection.open(endpoint, db=0, name="cachemigrate-control")
+    try:
+        await conn.execute("PING", timeout=10)
+    finally:
+        await conn.close()
 
 
 async def run_pipeline(
@@ -58,7 +116,8 @@ class Pipeline:
     ) -> None:
         self.spec = spec
         self.events = events
-        self.checkpoints = checkpoints
+        # Always a store: a session after a target outage resumes from it.
+        self.checkpoints = checkpoints if checkpoints is not None else MemoryCheckpointStore()
         self.stop = stop
         self.started = time.time()
         self.phase = Phase.CONNECTING
@@ -73,6 +132,16 @@ class Pipeline:
         self._last_rate = (time.monotonic(), 0, 0)
         self._saving: asyncio.Future[None] | None = None  # the checkpoint save under way
         self._rates = (0.0, 0.0)
+        # Target outages: the sessions before the current one, and what the status says meanwhile.
+        self.target_reconnects = 0
+        self._waiting = ""
+        self._pumped = False  # the current session has written a batch
+        self._target_flushed = False  # its marker vanished under the current session
+        self._carried = WriterStats()
+        self._uncarried_writer: Writer | None = None  # this session's, not yet in _carried
+        self._uncarried_reader: Reader | None = None
+        self._carried_reads = (0, 0, 0)  # keys read, +CONTINUE and FULLRESYNC resumes
+        self._counts: list[KeyCount] = []  # source and target dbsize (online sources)
 
     # ---- the run -----------------------------------------------------------------------------
 
@@ -80,22 +149,14 @@ class Pipeline:
         spec = self.spec
         name = spec.name or spec.source.kind.value
         self.events.log(LogLevel.INFO, f"{name}: connecting to target {spec.target.display_url()}")
-        reporter: asyncio.Task[None] | None = None
+        helpers: list[asyncio.Task[None]] = []
+        ended = False
         try:
-            self.target = await probe_target(spec.target)
-            self.writer = await open_writer(spec.target, self._writer_options(), info=self.target)
-            self.reader = await self._make_reader()
-            self.applier = self._make_applier(self.reader, self.writer)
-            self.presence = self._make_presence()
-            self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
-                            f"reading {self.reader.source_kind}")
-            if spec.options.flush_target:
-                await self.writer.write([Command([b"FLUSHALL"], db=-1)])
-            self.phase = Phase.FULL
-            reporter = asyncio.create_task(self._report_loop())
-            await self._pump(self.reader, self.writer)
-            await self.writer.flush()
-            await self._save_checkpoint()
+            helpers = [asyncio.create_task(self._report_loop()), asyncio.create_task(self._stop_watch())]
+            if spec.source.kind in (SourceKind.SYNC, SourceKind.SCAN):
+                helpers.append(asyncio.create_task(self._count_loop()))
+            await self._sessions(name)
+            ended = True
         except CacheMigrateError as exc:
             self.phase = Phase.FAILED
             self.events.status(self.snapshot(message=str(exc)))
@@ -108,18 +169,18 @@ class Pipeline:
             self.events.log(LogLevel.ERROR, msg)
             raise MigrationError(msg) from exc
         finally:
-            if reporter is not None:
-                reporter.cancel()
+            for helper in helpers:
+                helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await reporter
-            if self.reader is not None:
-                self.reader.stop()
-            if self.presence is not None:
-                with contextlib.suppress(CacheMigrateError, OSError):
-                    await self.presence.close()
-            if self.writer is not None:
-                with contextlib.suppress(CacheMigrateError, OSError):
-                    await self.writer.close()
+                    await helper
+            await self._close_session()
+            if ended and not self.stop.is_set():
+                # The final status counts what the servers hold at the end (not after a stop,
+                # nor a failure: a cutover's source is paused, a failed server may hang).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*(c.sample() for c in self._counts)), 5)
+            for count in self._counts:
+                await count.close()
         self.phase = Phase.STOPPED if self.stop.is_set() else Phase.DONE
         if self.applier is not None and (self.phase is Phase.DONE or not spec.options.resumable):
             await self._remove_marker()
@@ -129,17 +190,158 @@ class Pipeline:
                         f"{final.keys_failed} failed, {final.keys_skipped} skipped in {final.elapsed:.1f} s")
         return final
 
+    async def _sessions(self, name: str) -> None:
+        """Sessions until one ends (see "Target outages" in the module docstring)."""
+        resuming = self.checkpoints is not None and await self.checkpoints.load() is not None
+        backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
+        first = True
+        while True:
+            try:
+                await self._session(name, first=first)
+                return
+            except _TargetLost as lost:
+                await self._end_session()
+                self._may_wait(lost, fresh=self.writer is None and not resuming)
+                first = False
+                if isinstance(lost.cause, _TargetFlushed):  # it is up: a new session at once
+                    self.events.log(LogLevel.WARNING, f"{name}: {FLUSHED}: a new full synchronization "
+                                    "loads it again")
+                    continue
+                if self._pumped:  # a session that wrote: a new outage; else the same one goes on
+                    backoff.reset()
+                if not await self._wait_for_target(name, str(lost), backoff):
+                    return  # stopped while waiting
+
+    async def _session(self, name: str, *, first: bool) -> None:
+        """Connect to the target, read the source from the checkpoint (the marker's position on
+        a standalone target), pump until the reader ends; a lost target raises _TargetLost."""
+        spec = self.spec
+        try:
+            await _ping(spec.target)  # LOADING (a target restarting with its data) waits too
+            self.target = await probe_target(spec.target)
+            self.writer = self._uncarried_writer = await open_writer(
+                spec.target, self._writer_options(), info=self.target
+            )
+        except _TARGET_DOWN as exc:
+            raise _TargetLost(exc) from exc
+        self.reader = self._uncarried_reader = await self._make_reader()
+        if self.stop.is_set():
+            self.reader.stop()  # stopped while connecting: the stop watch has already fired
+        self.applier = self._make_applier(self.reader, self.writer)
+        self.presence = self._make_presence()
+        self._make_counts()
+        self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
+                        f"reading {self.reader.source_kind}")
+        if first and spec.options.flush_target:
+            await self._on_target(self.writer.write([Command([b"FLUSHALL"], db=-1)]))
+        if self.phase is Phase.CONNECTING:
+            self.phase = Phase.FULL
+        self._waiting = ""
+        self._pumped = False
+        self._target_flushed = False
+        await self._pump(self.reader, self.writer)
+        await self._on_target(self.writer.flush())
+        await self._save_checkpoint()
+
+    async def _on_target(self, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except _TARGET_DOWN as exc:
+            raise _TargetLost(exc) from exc
+
+    def _may_wait(self, lost: _TargetLost, *, fresh: bool) -> None:
+        """Raise unless this run waits for its target to come back: an online source (SYNC) in
+        resume mode auto that has reached the target before (in this run, or the checkpoint's)."""
+        where = self.spec.target.display_url()
+        if fresh:
+            raise lost.cause  # a wrong address, a target that is down: said at once, as it is
+        if self.spec.source.kind is not SourceKind.SYNC:
+            raise MigrationError(f"the target {where} was lost ({lost}): run the migration again")
+        if self.spec.options.resume_mode is ResumeMode.MANUAL:
+            raise ResumeError(
+                f"the target {where} was lost ({lost}); resume mode is manual: restart the task "
+                "(or run the migration again with the same checkpoint) to continue from where it stopped"
+            )
+
+    async def _wait_for_target(self, name: str, reason: str, backoff: Backoff) -> bool:
+        """Until the target answers PING (True), or the run is stopped (False); a log line and a
+        status (message "waiting for target ...") per attempt."""
+        where = self.spec.target.display_url()
+        self.target_reconnects += 1
+        attempt = 0
+        while True:
+            attempt += 1
+            self._waiting = (f"waiting for target {where} (attempt {attempt}, next in "
+                             f"{backoff.delay:g} s): {reason}")
+            self.events.log(LogLevel.WARNING, f"{name}: target {where} unreachable ({reason}); "
+                            f"waiting for it: attempt {attempt}, next in {backoff.delay:g} s")
+            self.events.status(self.snapshot())
+            if await backoff.wait(self.stop):
+                return False
+            try:
+                await _ping(self.spec.target)
+            except _TARGET_DOWN as exc:
+                reason = _reason(exc)
+                continue
+            self.events.log(LogLevel.INFO, f"{name}: target {where} is back after {attempt} attempts; "
+                            "resuming from the last position it holds")
+            return True
+
+    async def _end_session(self) -> None:
+        """A lost target: save where it had got to, close the session, keep its counters."""
+        with contextlib.suppress(CacheMigrateError, OSError):
+            await self._save_checkpoint()
+        await self._close_session()
+        # Once each: a session that failed before making its own keeps the last ones.
+        writer, self._uncarried_writer = self._uncarried_writer, None
+        if writer is not None:
+            self._carried.add(writer.stats)
+        reader, self._uncarried_reader = self._uncarried_reader, None
+        if reader is not None:
+            r = reader.progress()
+            keys, continued, resynced = self._carried_reads
+            self._carried_reads = (keys + r.keys_read, continued + r.resumes_continue,
+                                   resynced + r.resumes_fullresync)
+
+    async def _close_session(self) -> None:
+        if self.reader is not None:
+            self.reader.stop()
+        if self.presence is not None:
+            with contextlib.suppress(CacheMigrateError, OSError):
+                await self.presence.close()
+        if self.writer is not None:
+            with contextlib.suppress(CacheMigrateError, OSError):
+                await self.writer.close()
+
+    async def _stop_watch(self) -> None:
+        """A stop reaches the reader at once, even while it waits to reconnect to its source."""
+        await self.stop.wait()
+        if self.reader is not None:
+            self.reader.stop()
+
     async def _pump(self, reader: Reader, writer: Writer) -> None:
         stop = self.stop
         write = self.applier.write if self.applier is not None else writer.write
         presence = self.presence
-        async for batch in reader.batches():
-            await write(batch if presence is None else await presence.filter(batch))
-            if self._stop_at is not None:
-                self._check_stop_at()
-            if stop.is_set():
-                reader.stop()
-                break
+        batches = reader.batches()
+        try:
+            async for batch in batches:
+                try:
+                    await write(batch if presence is None else await presence.filter(batch))
+                except _TARGET_DOWN as exc:
+                    raise _TargetLost(exc) from exc
+                self._pumped = True
+                if self._target_flushed:
+                    raise _TargetLost(_TargetFlushed(FLUSHED))
+                if self._stop_at is not None:
+                    self._check_stop_at()
+                if stop.is_set():
+                    reader.stop()
+                    break
+        finally:
+            aclose = getattr(batches, "aclose", None)
+            if aclose is not None:
+                await aclose()  # the reader's links close now, not when collected
 
     # ---- a replication source: where it stands, stopping at an offset ---------------------------
 
@@ -222,10 +424,8 @@ class Pipeline:
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")
             start = await self.checkpoints.load() if self.checkpoints else None
-            if src.kind is SourceKind.SYNC and self.target is not None and not self.target.cluster:
-                from cachemigrate.engine.exactly_once import resume_from_marker
-
-                start = await resume_from_marker(start, spec.target, src.endpoint.address, self.events)
+            if src.kind is SourceKind.SYNC and start is not None:
+                start = await self._resume_point(start, src.endpoint)
             if src.kind is SourceKind.SCAN:
                 from cachemigrate.engine.readers.scan import ScanReader
 
@@ -234,6 +434,29 @@ class Pipeline:
 
             return await open_sync_reader(src.endpoint, context, start=start)
         raise ConfigError(f"source kind {src.kind.value} is not supported yet")
+
+    async def _resume_point(self, start: Checkpoint, source: Endpoint) -> Checkpoint:
+        """Where a replication source continues on this target: the exactly-once marker's
+        position on a standalone target (engine/exactly_once.py); a new full sync when a target
+        has lost what was migrated (its marker; a cluster source, without markers: every key)."""
+        from cachemigrate.engine.readers.cluster_source import is_cluster_checkpoint
+
+        target = self.target
+        assert target is not None
+        if not target.cluster and not is_cluster_checkpoint(start):
+            from cachemigrate.engine.exactly_once import resume_from_marker
+
+            try:
+                point = await resume_from_marker(start, self.spec.target, source.address, self.events)
+            except _TARGET_DOWN as exc:
+                raise _TargetLost(exc) from exc
+            return point or start
+        # A cluster target's probe counts the keys of one node only: no conclusion there.
+        if start.phase == "incremental" and not target.cluster and target.total_keys == 0:
+            self.events.log(LogLevel.WARNING, f"the target {self.spec.target.display_url()} is empty: it "
+                            "came back empty or was flushed; a new full synchronization loads it again")
+            return Checkpoint(start.source, start.replid, start.offset, phase="full")
+        return start
 
     def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:
         """Exactly-once incremental apply (engine/exactly_once.py): standalone targets of a
@@ -289,15 +512,18 @@ class Pipeline:
             await self._save_checkpoint()
             self.events.status(self.snapshot())
 
-    async def _save_checkpoint(self) -> None:
+    async def _save_checkpoint(self, **extra: str) -> None:
         """Saves run one at a time, in order, each to its end even when the caller is cancelled
         (a database save runs in a thread, which a cancellation does not stop): a periodic save
-        cut short must not land after the last one, which the marker's removal relies on."""
+        cut short must not land after the last one, which the marker's removal relies on.
+        ``extra`` goes into the checkpoint's extra."""
         if self.checkpoints is None or self.reader is None or self.writer is None:
             return
         if self._saving is not None and not self._saving.done():
             await asyncio.wait([self._saving])  # neither raises its error nor cancels it
         cp = self.reader.checkpoint(self._applied_offset())
+        if cp is not None and extra:
+            cp = dataclasses.replace(cp, extra={**cp.extra, **extra})
         if cp is not None:
             self._saving = saving = asyncio.ensure_future(self.checkpoints.save(cp))
             saving.add_done_callback(_retrieve)  # a save cut short reports nowhere: no warning
@@ -308,9 +534,12 @@ class Pipeline:
         last checkpoint save has completed, the target's marker is deleted. A save that failed,
         or a target that cannot be reached, keeps the marker (a warning says so)."""
         assert self.applier is not None
+        from cachemigrate.engine.exactly_once import MARKER_STATE, REMOVED, remove_marker
+
         try:
-            await self._save_checkpoint()  # after any periodic save cut short by the cancellation
-            from cachemigrate.engine.exactly_once import remove_marker
+            # After any periodic save cut short by the cancellation; it says the marker is gone
+            # on purpose, so that a run resumed from it does not take the target for emptied.
+            await self._save_checkpoint(**{MARKER_STATE: REMOVED})
 
             await remove_marker(self.spec.target, self.applier.source)
         except (CacheMigrateError, OSError, TimeoutError) as exc:
@@ -319,7 +548,15 @@ class Pipeline:
 
     def snapshot(self, message: str = "") -> StatusSnapshot:
         r = self.reader.progress() if self.reader is not None else None
-        w = self.writer.stats if self.writer is not None else None
+        w = WriterStats()
+        w.add(self._carried)  # the sessions before a target outage
+        if self._uncarried_writer is not None:
+            w.add(self._uncarried_writer.stats)
+        keys_read, continued, resynced = self._carried_reads
+        if r is not None and self._uncarried_reader is not None:
+            keys_read += r.keys_read
+            continued += r.resumes_continue
+            resynced += r.resumes_fullresync
         phase = self.phase
         if r is not None and phase in (Phase.FULL, Phase.INCREMENTAL):
             phase = r.phase
@@ -331,8 +568,9 @@ class Pipeline:
             expired += tf.expired + tf.walked_expired
             skipped_filter += tf.unsupported_count
         now = time.time()
-        if w is not None:
+        if self.writer is not None:
             self._update_rates(w.commands_written, w.bytes_written)
+        source_count, target_count = self._counts if self._counts else (None, None)
         return StatusSnapshot(
             phase=phase,
             source_kind=self.reader.source_kind if self.reader is not None else self.spec.source.kind.value,
@@ -340,26 +578,63 @@ class Pipeline:
             updated_at=now,
             bytes_read=r.bytes_read if r else 0,
             bytes_total=r.bytes_total if r else None,
-            keys_read=r.keys_read if r else 0,
-            keys_written=w.keys_written if w else 0,
+            keys_read=keys_read,
+            keys_written=w.keys_written,
             keys_replaced=self.presence.replaced if self.presence else 0,
-            keys_skipped=(w.keys_skipped if w else 0) + (self.presence.skipped if self.presence else 0),
-            keys_failed=(w.keys_failed if w else 0) + skipped_filter,
+            keys_skipped=w.keys_skipped + (self.presence.skipped if self.presence else 0),
+            keys_failed=w.keys_failed + skipped_filter,
             keys_expired=expired,
-            commands_written=w.commands_written if w else 0,
-            commands_failed=w.commands_failed if w else 0,
-            bytes_written=w.bytes_written if w else 0,
+            commands_written=w.commands_written,
+            commands_failed=w.commands_failed,
+            bytes_written=w.bytes_written,
             keys_by_type=by_type,
             source_offset=r.source_offset if r else None,
-            applied_offset=self._applied_offset() if w and r and r.source_offset is not None else None,
+            applied_offset=(
+                self._applied_offset() if self.writer and r and r.source_offset is not None else None
+            ),
             lag_seconds=r.lag_seconds if r else None,
-            caught_up=r.caught_up if r else False,
+            caught_up=r.caught_up if r and not self._waiting else False,
             ops_per_sec=self._rates[0],
             kb_per_sec=self._rates[1],
-            resumes_continue=r.resumes_continue if r else 0,
-            resumes_fullresync=r.resumes_fullresync if r else 0,
-            message=message or (r.message if r else ""),
+            source_dbsize=source_count.value if source_count else None,
+            target_dbsize=target_count.value if target_count else None,
+            resumes_continue=continued,
+            resumes_fullresync=resynced,
+            target_reconnects=self.target_reconnects,
+            message=message or self._waiting or (r.message if r else ""),
         )
+
+    def _make_counts(self) -> None:
+        """source_dbsize and target_dbsize of an online migration between standalone servers."""
+        src = self.spec.source.endpoint
+        if self._counts or src is None or self.target is None or self.target.cluster:
+            return
+        if self.reader is None or self.reader.source_kind == "cluster":
+            return
+        o = self.spec.options
+        covers: Callable[[int], bool] | None = None
+        if o.db_mode is DbMode.ONLY:
+            only, into = o.db, o.db if o.target_db is None else o.target_db
+            source = KeyCount(src, lambda db: db == only)
+            covers = into.__eq__ if into is not None else None
+        else:
+            source = KeyCount(src)
+            if o.db_mode is DbMode.FOLD:
+                covers = (0).__eq__
+        exclude = self.applier.key if self.applier is not None else None
+        self._counts = [source, KeyCount(self.spec.target, covers, exclude=exclude)]
+
+    async def _count_loop(self) -> None:
+        while True:
+            await asyncio.sleep(COUNT_PERIOD)
+            applier = self.applier
+            marked = applier is not None and applier.marked
+            await asyncio.gather(*(count.sample() for count in self._counts))
+            # Marked before and after the sample (neither the first marker nor a new full sync's
+            # flush raced it), yet not in the target: it was flushed; the pump ends the session.
+            if (marked and applier is self.applier and applier is not None and applier.marked
+                    and self._counts and self._counts[1].excluded is False):
+                self._target_flushed = True
 
     def _update_rates(self, commands: int, nbytes: int) -> None:
         t, c0, b0 = self._last_rate

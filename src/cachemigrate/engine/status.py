@@ -67,6 +67,7 @@ class StatusSnapshot:
     target_dbsize: int | None = None
     resumes_continue: int = 0
     resumes_fullresync: int = 0
+    target_reconnects: int = 0  # target outages waited out (resume mode auto)
     message: str = ""
 
     @property

@@ -318,6 +318,17 @@ class Runner:
             )
             if moved:
                 lines = []  # written with the status
+        elif snap is not None and snap.phase == Phase.FULL:
+            # A new full sync (the backlog lost our offset, the target came back empty): spec §5.4.
+            moved = await self.db.call(
+                repo.set_status_and_log, task_id=run.task_id, allowed=[st.INCRMIGEATING],
+                status=st.FULLMIGRATING, entries=[
+                    *(ln.row() for ln in lines),
+                    LogLine("WARN", "migration.full.again", "a new full synchronization started", []).row(),
+                ],
+            )
+            if moved:
+                lines = []
         if lines:
             await self.db.call(repo.add_logs, task_id=run.task_id, entries=[ln.row() for ln in lines])
         if snap is not None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from cachemigrate.engine import flow
-from cachemigrate.engine.flow import ByteBudget, TokenBucket
+from cachemigrate.engine.flow import Backoff, ByteBudget, TokenBucket
 from cachemigrate.errors import ConnectionLostError
 from support.clock import VirtualClock
 
@@ -79,3 +79,21 @@ async def test_bucket_rate_is_respected(monkeypatch: pytest.MonkeyPatch) -> None
     unlimited = TokenBucket(None, clock=clock)
     await unlimited.consume(10**12)
     assert len(clock.sleeps) == 4  # unlimited never sleeps
+
+
+async def test_backoff_doubles_to_its_cap_and_a_wake_ends_the_wait() -> None:
+    backoff = Backoff(first=0.01, cap=0.04)
+    wake = asyncio.Event()
+    delays = []
+    for _ in range(4):
+        delays.append(backoff.delay)
+        assert await backoff.wait(wake) is False  # the delay ran out
+    assert delays == [0.01, 0.02, 0.04, 0.04]
+    backoff.reset()
+    assert backoff.delay == 0.01
+    slow = Backoff(first=600.0)
+    waiting = asyncio.ensure_future(slow.wait(wake))
+    await asyncio.sleep(0)
+    wake.set()
+    assert await asyncio.wait_for(waiting, 30) is True  # woken, not timed out
+    assert await slow.wait(wake) is True  # already set: at once

@@ -38,6 +38,14 @@ HISTORY_MAX = 200_000
 _DONE = object()
 
 
+CLUSTER_REPLID = "cluster"  # the replid of a merged checkpoint (one per shard in its extra)
+
+
+def is_cluster_checkpoint(cp: Checkpoint) -> bool:
+    """Whether ``cp`` is the merged checkpoint of a cluster source (no exactly-once marker)."""
+    return cp.replid == CLUSTER_REPLID
+
+
 async def open_sync_reader(
     endpoint: Endpoint, context: ReaderContext, *, start: Checkpoint | None = None
 ) -> SyncReader | ClusterSourceReader:
@@ -119,7 +127,7 @@ class ClusterSourceReader:
                 continue
             full = full or cp.phase == "full"
             shards[reader.endpoint.address] = dataclasses.asdict(cp)
-        return Checkpoint(self.endpoint.address, "cluster", applied_offset,
+        return Checkpoint(self.endpoint.address, CLUSTER_REPLID, applied_offset,
                           phase="full" if full else "incremental", extra={"shards": shards})
 
     async def batches(self) -> AsyncIterator[list[Entry]]:

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator
 from cachemigrate.engine.checkpoint import Checkpoint
 from cachemigrate.engine.commands import CommandMapper
 from cachemigrate.engine.entry import Command, Entry
-from cachemigrate.engine.flow import TokenBucket
+from cachemigrate.engine.flow import Backoff, TokenBucket
 from cachemigrate.engine.readers.base import Reader, ReaderContext, ReaderProgress
 from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
@@ -87,6 +87,7 @@ class SyncReader:
         # Shards of a cluster share one bucket: the limit is for the whole source.
         self._bucket = bucket or (TokenBucket(options.bandwidth_mb) if options.bandwidth_mb else None)
         self._stopped = False
+        self._wake = asyncio.Event()  # set by stop(): a backoff wait ends at once
         self._connected = False
         self._link: ReplicationLink | None = None
         self._control: asyncio.Task[None] | None = None
@@ -107,6 +108,7 @@ class SyncReader:
 
     def stop(self) -> None:
         self._stopped = True
+        self._wake.set()
         if self.delegate is not None:
             self.delegate.stop()
         if self._link is not None:
@@ -164,7 +166,7 @@ class SyncReader:
     # ---- sessions and resume ---------------------------------------------------------------
 
     async def _sessions(self) -> AsyncIterator[list[Entry]]:
-        delay = BACKOFF_FIRST
+        backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
         while not self._stopped:
             link = self._link = ReplicationLink(
                 self.endpoint, repl_timeout=self.repl_timeout,
@@ -177,14 +179,14 @@ class SyncReader:
                 until: int | None = None
                 if res.full:
                     async for batch in self._full(link, res):
-                        delay = BACKOFF_FIRST
+                        backoff.reset()
                         yield batch
                     if not self.options.incremental or self._stopped:
                         return
                 elif not self.options.incremental:
                     until = await self._catch_up(link)
                 async for batch in self._incremental(link, until=until):
-                    delay = BACKOFF_FIRST
+                    backoff.reset()
                     yield batch
                 return
             except SyncRefusedError as exc:
@@ -193,24 +195,37 @@ class SyncReader:
                 self._fall_back(exc)
                 return
             except RetryLaterError as exc:
-                self._log(LogLevel.WARNING, f"source not ready ({exc}); retrying in {delay:g} s")
+                self._log(LogLevel.WARNING, f"source not ready ({exc}); retrying in {backoff.delay:g} s")
             except _LOST as exc:
                 if self._stopped:
                     return
-                if not self._connected:
-                    raise  # a wrong address or a source that is down: say so at once
-                if self.options.resume_mode is ResumeMode.MANUAL:
-                    raise ResumeError(
-                        f"replication link to {self.endpoint.address} lost ({exc}); resume mode is "
-                        "manual: run the migration again with the same checkpoint to continue"
-                    ) from None
-                self._log(LogLevel.WARNING, f"replication link lost ({exc}); reconnecting in {delay:g} s")
+                self._lost(exc, backoff.delay)
             finally:
                 self._bytes_read += link.bytes_read
                 link.bytes_read = 0
                 await link.close()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
+            if await backoff.wait(self._wake):
+                return  # stopped during the wait: at once, not after it
+
+    def _lost(self, exc: BaseException, delay: float) -> None:
+        """The link is gone or could not be made: raise, or log the retry (resume mode auto).
+
+        A source that cannot be reached at the very start is reported at once (a wrong address,
+        a source that is down); one that has been replicated before, in this run or by the run
+        that saved the checkpoint (a service restart while the source is down), is waited for.
+        """
+        if not self._connected and self.start is None:
+            raise exc
+        if self.options.resume_mode is ResumeMode.MANUAL:
+            what = "lost" if self._connected else "cannot be made"
+            raise ResumeError(
+                f"replication link to {self.endpoint.address} {what} ({exc}); resume mode is "
+                "manual: run the migration again with the same checkpoint to continue"
+            ) from None
+        if self._connected:
+            self._log(LogLevel.WARNING, f"replication link lost ({exc}); reconnecting in {delay:g} s")
+        else:
+            self._log(LogLevel.WARNING, f"source unreachable ({exc}); retrying in {delay:g} s")
 
     async def _psync(self, link: ReplicationLink) -> PsyncResult:
         at = self._at

@@ -33,6 +33,7 @@ RedirectHandler = Callable[[Routable, str], bool]
 """Cluster hook: gets (entry, error text) for MOVED/ASK/TRYAGAIN/CLUSTERDOWN; True: handled."""
 
 _REDIRECTS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
+_FATAL = ("OOM ",)  # refusals that stop the writer: maxmemory reached with noeviction
 _RUN = 256  # entries packed per pass of map()
 _get_db = attrgetter("db")
 _get_size = attrgetter("size")
@@ -279,13 +280,16 @@ class StandaloneWriter:
         st = self._stats
         st.commands_written += b.commands - b.failed
         st.keys_written += b.tagged - b.tagged_bad
-        last = b.entries[b.hi - 1].source_offset
-        st.applied_offset = max(st.applied_offset, last)
+        if self._error is None:  # after a fatal refusal nothing counts as applied any more
+            last = b.entries[b.hi - 1].source_offset
+            st.applied_offset = max(st.applied_offset, last)
         self._prev = b
         self._budget.release(b.nbytes)
 
     def _applied_up_to(self, b: _Batch, pos: int) -> None:
         """Reply ``pos`` of ``b`` is in: its entry's source offset is applied if it was the last."""
+        if self._error is not None:
+            return
         e, sub = self._locate(b, pos)
         if e is not None and sub == e.count - 1 and e.source_offset > self._stats.applied_offset:
             self._stats.applied_offset = e.source_offset
@@ -353,6 +357,17 @@ class StandaloneWriter:
             self._stats.keys_failed += 1
         name = entry.name.decode("ascii", "replace").upper()
         self._record(KeyFailure(entry.db, key, name, message))
+        if message.startswith(_FATAL) and self._error is None:
+            # The target is full: every write after this one would be refused too. Stop here,
+            # with the key and the server's words; the applied offset stays before it.
+            shown = "-" if key is None else key.decode(errors="backslashreplace")
+            self._error = MigrationError(
+                f"{self.endpoint.display_url()} refused {name} of db {entry.db} key {shown!r}: "
+                f"{message}. Nothing after it was applied: free memory on the target (or raise "
+                "its maxmemory) and restart the migration"
+            )
+            self._budget.fail(self._error)
+            self._idle.set()
 
     def _record(self, failure: KeyFailure) -> None:
         self._failures.add(failure)
