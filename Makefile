@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: all demo test check bench fuzz-api install redis-server parts clean
+.PHONY: all demo test check bench fuzz fuzz-api install redis-server parts clean
 
 all: test
 
@@ -61,6 +61,18 @@ test: install parts
 demo: install
 	@.ci/provision haproxy
 	$(BIN)/python scripts/demo.py
+
+# Coverage-guided fuzzing of the RDB parser (atheris: the fuzz extra) and the C walker (gcc's UBSan
+# while fuzzing, then every corpus input again under ASan+UBSan), seeded from $(SHARED)/corpus:
+# prints executions, new inputs and crashes (build/fuzz/crashes/; exit 1 on one). scripts/fuzz_rdb.py.
+FUZZ_SECONDS ?= 60
+$(VENV)/.fuzz: pyproject.toml | $(STAMP)
+	$(BIN)/pip install -q -e '.[test,fuzz]'
+	touch $@
+
+fuzz: install $(VENV)/.fuzz
+	CACHEMIGRATE_CORPUS=$${CACHEMIGRATE_CORPUS:-$(abspath $(SHARED))/corpus} \
+	  $(BIN)/python scripts/fuzz_rdb.py --seconds $(FUZZ_SECONDS)
 
 # Schemathesis over every operation of /openapi.json against `cachemigrate serve`, SDK-signed:
 # prints requests, status classes, 5xx (must be 0) and the 4xx of schema-valid requests by DCS code.
