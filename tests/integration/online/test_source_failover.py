@@ -9,6 +9,8 @@ When the history does not reach that far, a new full sync (resume mode auto) sti
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,8 +81,10 @@ async def test_promoted_replica_continues_without_full_sync(
         after = Counters(b.client())
         after.counts = dict(counters.counts)
         after.start()
+        pointed = time.monotonic()
         second = Online(b.url, target.url, store=store)
         await second.wait_for(lambda s: s.phase is Phase.INCREMENTAL and s.resumes_continue == 1)
+        continued = time.monotonic() - pointed
         await _more(after, 1000)
         after.stop()
         await second.wait_applied(b.client())
@@ -100,6 +104,11 @@ async def test_promoted_replica_continues_without_full_sync(
     # A's marker went with the first transaction on B; B's marks where the target is.
     assert target.client().get(marker_key(f"127.0.0.1:{a.port}")) is None
     assert target.client().get(marker_key(f"127.0.0.1:{b.port}")) is not None
+    print("FAILOVER", json.dumps({"continued_s": round(continued, 2), "writes": writer.ops + after.total,
+                                  "incrs": after.total, "keys_compared": result.compared,
+                                  "sync_full_on_b": int(stats["sync_full"]),
+                                  "sync_partial_ok_on_b": int(stats["sync_partial_ok"]),
+                                  "logs": logs[1:3]}))
 
 
 async def test_replica_behind_the_target_gets_a_new_full_sync(
