@@ -18,7 +18,7 @@ import pytest
 import redis
 from online_workload import FAST, Counters, Online, Workload, check_equal, seed
 
-from cachemigrate.engine.checkpoint import FileCheckpointStore
+from cachemigrate.engine.checkpoint import Checkpoint, FileCheckpointStore, MemoryCheckpointStore
 from cachemigrate.engine.exactly_once import marker_key
 from cachemigrate.engine.status import Phase
 from support.poll import until, wait_until
@@ -138,3 +138,64 @@ async def test_replica_behind_the_target_gets_a_new_full_sync(
     finally:
         final = await second.finish()
     assert target.client().get("only-on-a") is None and final.resumes_continue == 0
+
+
+class _LostSaves(MemoryCheckpointStore):
+    """A store whose saves never land: what a crash right after a resume leaves (the last
+    checkpoint saved is still the old source's)."""
+
+    async def save(self, checkpoint: Checkpoint) -> None:
+        self.saves += 1
+
+
+async def test_crash_on_the_new_master_before_its_first_checkpoint(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    a = redis_factory("a", args=FAST)
+    b = redis_factory("b", args=FAST)
+    target = redis_factory("dst")
+    seed(a.client(), n=50)
+    _replica_of(b, a)
+    counters = Counters(a.client())
+    counters.start()
+    first = Online(a.url, target.url)
+    await first.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
+    await _more(counters, 500)
+    counters.stop()
+    await first.wait_applied(a.client())
+    await first.finish()
+    saved = await first.store.load()
+    assert saved is not None and saved.source == f"127.0.0.1:{a.port}"
+    wait_until(lambda: _in_step(b.client(), a.client()), what="the replica to have every write")
+    a.kill()
+    _promote(b)
+
+    # A run on B applies writes (B's marker replaces A's in the target), then dies before any
+    # checkpoint of B is saved.
+    after = Counters(b.client())
+    after.counts = dict(counters.counts)
+    after.start()
+    second = Online(b.url, target.url, store=_LostSaves(saved))
+    await second.wait_for(lambda s: s.phase is Phase.INCREMENTAL and s.resumes_continue == 1)
+    await _more(after, 500)
+    await second.wait_applied(b.client())
+    second.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second.task
+    assert target.client().get(marker_key(f"127.0.0.1:{a.port}")) is None
+
+    # The next run has only A's checkpoint: B's marker (B's own replid) says where the target is.
+    third = Online(b.url, target.url, store=MemoryCheckpointStore(saved))
+    try:
+        await third.wait_for(lambda s: s.phase is Phase.INCREMENTAL and s.resumes_continue == 1)
+        await _more(after, 500)
+        after.stop()
+        await third.wait_applied(b.client())
+        check_equal([b.client()], [target.client()])
+        after.check(target.client())  # nothing applied twice although the checkpoint is A's
+    finally:
+        after.stop_event.set()
+        final = await third.finish()
+    assert final.resumes_fullresync == 0
+    assert int(b.client().info("stats")["sync_full"]) == 0
+    assert any("the target has applied up to offset" in m for _, m in third.sink.logs), third.sink.logs
