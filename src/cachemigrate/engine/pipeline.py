@@ -424,6 +424,12 @@ class Pipeline:
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")
             start = await self.checkpoints.load() if self.checkpoints else None
+            if src.kind is SourceKind.SYNC and start is not None and start.source != src.endpoint.address:
+                from cachemigrate.engine.failover import follow_failover  # a failed-over source
+
+                standalone = self.target is not None and not self.target.cluster
+                start = await follow_failover(start, src.endpoint, spec.target if standalone else None,
+                                              self.events)
             if src.kind is SourceKind.SYNC and start is not None:
                 start = await self._resume_point(start, src.endpoint)
             if src.kind is SourceKind.SCAN:
@@ -472,8 +478,11 @@ class Pipeline:
         if self.target is None or self.target.cluster:
             return None
         from cachemigrate.engine.exactly_once import ExactlyOnceApplier
+        from cachemigrate.engine.failover import MOVED_FROM
 
-        return ExactlyOnceApplier(writer, reader, reader.endpoint.address, self.events)
+        moved = reader.start.extra.get(MOVED_FROM) if reader.start is not None else None
+        return ExactlyOnceApplier(writer, reader, reader.endpoint.address, self.events,
+                                  obsolete=str(moved) if moved else None)
 
     def _make_presence(self) -> PresenceCheck | None:
         """Counts replaced keys (and keeps existing ones for no-replace rewrites) when the target

@@ -296,7 +296,7 @@ class ReplicationLink:
         ``idle``, an empty list is also yielded after that many seconds without data, so that a
         consumer can look at its stop flag; silence beyond ``repl_timeout`` still fails.
         """
-        parser = CommandStream()
+        parser = CommandStream(inline=False)  # a master's stream is RESP arrays and bare newlines
         data = self._leftover
         self._leftover = b""
         loop = asyncio.get_running_loop()

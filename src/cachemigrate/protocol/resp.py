@@ -174,23 +174,25 @@ Command = list[bytes]
 
 
 def parse_commands(
-    data: bytes, *, accelerated: bool | None = None
+    data: bytes, *, accelerated: bool | None = None, inline: bool = True
 ) -> tuple[list[Command], list[int], int]:
     """Split ``data`` into complete commands.
 
     Returns ``(commands, sizes, consumed)``: ``sizes[i]`` is the number of bytes from the end of
     the previous command (or the start of ``data``) to the end of command ``i`` (so bare ``\\n``
     keepalives count toward the next command), ``consumed`` the bytes fully parsed, including
-    trailing keepalives. A trailing incomplete command is left unconsumed.
+    trailing keepalives. A trailing incomplete command is left unconsumed. Without ``inline``, a
+    line that is not a RESP array is a ProtocolError (a master never sends one: Redis drops such a
+    master as desynchronised).
     """
     if accelerated is None:
         accelerated = HAS_HIREDIS
     if accelerated and hiredis is not None:
-        return _parse_hiredis(data)
-    return _parse_py(data, 0)
+        return _parse_hiredis(data, inline)
+    return _parse_py(data, 0, inline)
 
 
-def _parse_py(buf: bytes, pos: int) -> tuple[list[Command], list[int], int]:
+def _parse_py(buf: bytes, pos: int, inline: bool = True) -> tuple[list[Command], list[int], int]:
     commands: list[Command] = []
     sizes: list[int] = []
     n = len(buf)
@@ -213,7 +215,11 @@ def _parse_py(buf: bytes, pos: int) -> tuple[list[Command], list[int], int]:
                     nl = find(b"\r\n", p)
                     if nl < 0:
                         raise _Incomplete
-                    end = nl + 2 + _int(buf[p + 1 : nl])
+                    size = _int(buf[p + 1 : nl])
+                    if size < 0:  # a request's arguments are never nil (the two bytes after
+                        # one are skipped unread, as the server does)
+                        raise ProtocolError(f"bad bulk length {size} at byte {p}")
+                    end = nl + 2 + size
                     if end + 2 > n:
                         raise _Incomplete
                     args.append(buf[nl + 2 : end])
@@ -225,6 +231,8 @@ def _parse_py(buf: bytes, pos: int) -> tuple[list[Command], list[int], int]:
                 pos += 1
                 continue
             else:  # inline command
+                if not inline:
+                    raise ProtocolError(f"not a RESP array at byte {pos}: {buf[pos:pos + 40]!r}")
                 nl = find(b"\n", pos)
                 if nl < 0:
                     break
@@ -243,10 +251,10 @@ def _parse_py(buf: bytes, pos: int) -> tuple[list[Command], list[int], int]:
 _WINDOW = 16 << 10
 
 
-def _parse_hiredis(buf: bytes) -> tuple[list[Command], list[int], int]:
+def _parse_hiredis(buf: bytes, inline: bool = True) -> tuple[list[Command], list[int], int]:
     n = len(buf)
     if not n or buf[0] != 42 or hiredis is None:
-        return _parse_py(buf, 0)
+        return _parse_py(buf, 0, inline)
     commands: list[Command] = []
     sizes: list[int] = []
     pos = 0
@@ -278,7 +286,7 @@ def _parse_hiredis(buf: bytes) -> tuple[list[Command], list[int], int]:
             sizes.append(end - pos)
             pos = end
     except (ProtocolError, TypeError):
-        more, more_sizes, end = _parse_py(buf, pos)
+        more, more_sizes, end = _parse_py(buf, pos, inline)
         return commands + more, sizes + more_sizes, end
     return commands, sizes, pos
 
@@ -315,13 +323,14 @@ class CommandStream:
     While a large command is still arriving, ``pop`` neither joins nor re-parses the buffer.
     """
 
-    __slots__ = ("_accelerated", "_chunks", "_need", "_size")
+    __slots__ = ("_accelerated", "_chunks", "_inline", "_need", "_size")
 
-    def __init__(self, *, accelerated: bool | None = None) -> None:
+    def __init__(self, *, accelerated: bool | None = None, inline: bool = True) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
         self._need = 0
         self._accelerated = accelerated
+        self._inline = inline
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if data:
@@ -332,7 +341,7 @@ class CommandStream:
         if self._size < self._need or not self._chunks:
             return [], [], 0
         buf = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-        commands, sizes, consumed = parse_commands(buf, accelerated=self._accelerated)
+        commands, sizes, consumed = parse_commands(buf, accelerated=self._accelerated, inline=self._inline)
         rest = buf[consumed:] if consumed else buf
         self._chunks = [rest] if rest else []
         self._size = len(rest)

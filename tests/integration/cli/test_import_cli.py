@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from support.compare import compare_servers
 from support.corpus import CORPUS
-from support.servers import RedisServer
+from support.servers import RedisServer, server_binary
 
 CLI = str(Path(sys.executable).parent / "cachemigrate")
 
@@ -17,7 +20,14 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CLI, *args], check=False, capture_output=True, text=True, timeout=120)
 
 
-def test_import_then_every_key_matches(source_redis: RedisServer, target_redis: RedisServer) -> None:
+@pytest.mark.parametrize(("source_kind", "target_kind"), [
+    ("redis7", "redis7"), ("valkey8", "redis7"), ("redis7", "valkey8"), ("valkey8", "valkey8"),
+])
+def test_import_then_every_key_matches(
+    redis_factory: Callable[..., RedisServer], source_kind: str, target_kind: str
+) -> None:
+    source_redis = redis_factory("source", binary=server_binary(source_kind))  # its own RDB file
+    target_redis = redis_factory("target", binary=server_binary(target_kind))
     c = source_redis.client()
     c.set(b"bin\x00key", b"\xff\x00value")
     c.zadd("z", {"a": 0.1, "b": float("inf")})

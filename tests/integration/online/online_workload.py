@@ -27,8 +27,9 @@ LUA = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); return 
 def seed(client: redis.Redis, n: int = 300, dbs: tuple[int, ...] = (0, 1)) -> None:
     """Every type, with and without TTLs, in each of ``dbs``."""
     for db in dbs:
-        c = client.connection_pool.connection_kwargs
-        r = redis.Redis(port=c["port"], password=c.get("password"), db=db)
+        pool = client.connection_pool  # the same server (a TCP port or a unix socket), in db
+        r = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **{**pool.connection_kwargs, "db": db}))
         p = r.pipeline(transaction=False)
         for i in range(n):
             p.set(f"str:{i}", f"v{i}" * (i % 7 + 1))
@@ -51,11 +52,12 @@ class Workload(threading.Thread):
 
     def __init__(
         self, port: int, password: str | None = None, seed_: int = 1, pause: float = 0.0,
-        dbs: tuple[int, ...] = (0, 1),
+        dbs: tuple[int, ...] = (0, 1), unix: str | None = None,
     ) -> None:
         super().__init__(daemon=True)
         # Multi-key commands use one hash tag so that a cluster target can take them.
-        self.clients = [redis.Redis(port=port, password=password, db=db) for db in dbs]
+        self.clients = [redis.Redis(port=port, password=password, db=db, unix_socket_path=unix)
+                        for db in dbs]
         self.rng = random.Random(seed_)
         self.stop_event = threading.Event()
         self.pause = pause
@@ -140,6 +142,50 @@ class Workload(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.ops
+
+
+class Counters(threading.Thread):
+    """INCRs of ``keys`` counters (``count:<i>``, db 0) until stopped, each counted once its reply
+    came: after the migration the target's counters must equal ``counts`` exactly (a write lost
+    or applied twice shows). ``client`` is the source (a unix-socket client for a NetLab host)."""
+
+    def __init__(self, client: redis.Redis, keys: int = 16, pause: float = 0.0005) -> None:
+        super().__init__(daemon=True)
+        self.client = client
+        self.counts = dict.fromkeys((f"count:{i}" for i in range(keys)), 0)
+        self.pause = pause
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def run(self) -> None:
+        names = list(self.counts)
+        try:
+            i = 0
+            while not self.stop_event.is_set():
+                key = names[i % len(names)]
+                self.client.incr(key)
+                self.counts[key] += 1
+                i += 1
+                if self.pause:
+                    time.sleep(self.pause)
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self) -> int:
+        self.stop_event.set()
+        self.join(10)
+        if self.error is not None:
+            raise self.error
+        return self.total
+
+    def check(self, target: redis.Redis) -> None:
+        """The target holds every counter at exactly the writer's count."""
+        got = {k: int(target.get(k) or 0) for k in self.counts}
+        assert got == self.counts, {k: (got[k], n) for k, n in self.counts.items() if got[k] != n}
 
 
 class Online:

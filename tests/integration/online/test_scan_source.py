@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from online_workload import Online, check_equal, seed
 
 from cachemigrate.engine.spec import DbMode, SourceKind
 from cachemigrate.engine.status import LogLevel, Phase
 from support.compare import cluster_nodes
-from support.servers import RedisCluster, RedisServer
+from support.servers import RedisCluster, RedisServer, server_binary
 
 
-async def test_scan_source_copies_every_db(redis_factory: Callable[..., RedisServer]) -> None:
-    source = redis_factory("src", password="pw")
-    target = redis_factory("dst")
+@pytest.mark.parametrize(("source_kind", "target_kind"), [("redis7", "redis7"), ("valkey8", "valkey8")])
+async def test_scan_source_copies_every_db(
+    redis_factory: Callable[..., RedisServer], source_kind: str, target_kind: str
+) -> None:
+    source = redis_factory("src", password="pw", binary=server_binary(source_kind))
+    target = redis_factory("dst", binary=server_binary(target_kind))
     seed(source.client())
     online = Online(source.url, target.url, kind=SourceKind.SCAN)
     final = await asyncio.wait_for(online.task, 30)

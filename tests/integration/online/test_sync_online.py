@@ -9,7 +9,7 @@ import pytest
 from online_workload import FAST, Online, Workload, check_equal, seed
 
 from cachemigrate.engine.status import Phase
-from support.servers import RedisServer, require_redis6
+from support.servers import RedisServer, server_binary
 
 
 @pytest.mark.parametrize("diskless", [False, True])
@@ -53,10 +53,15 @@ async def test_full_only_ends_by_itself(redis_factory: Callable[..., RedisServer
     assert cp is not None and cp.phase == "incremental" and cp.source == f"127.0.0.1:{source.port}"
 
 
-async def test_redis6_source(redis_factory: Callable[..., RedisServer]) -> None:
-    binary = require_redis6()
-    source = redis_factory("src6", binary=binary, args=["--repl-diskless-sync-delay", "0"])
-    target = redis_factory("dst")
+@pytest.mark.parametrize(
+    ("source_kind", "target_kind"),
+    [("redis6", "redis7"), ("valkey8", "redis7"), ("redis7", "valkey8"), ("valkey8", "valkey8")],
+)
+async def test_full_then_incremental_across_servers(
+    redis_factory: Callable[..., RedisServer], source_kind: str, target_kind: str
+) -> None:
+    source = redis_factory("src", binary=server_binary(source_kind), args=FAST)
+    target = redis_factory("dst", binary=server_binary(target_kind))
     seed(source.client(), n=100)
     writer = Workload(source.port, pause=0.001)
     writer.start()
@@ -67,8 +72,10 @@ async def test_redis6_source(redis_factory: Callable[..., RedisServer]) -> None:
         writer.stop()
         await online.wait_applied(source.client())
         await online.wait_for(lambda s: s.caught_up, timeout=10)
-        check_equal([source.client()], [target.client()])
+        result = check_equal([source.client()], [target.client()])
+        assert result.compared > 200
     finally:
         writer.stop_event.set()
         final = await online.finish()
     assert final.keys_failed == 0 and final.commands_failed == 0, online.sink.logs[-5:]
+    assert final.resumes_fullresync == 0

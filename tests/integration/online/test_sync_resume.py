@@ -14,7 +14,7 @@ from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from cachemigrate.engine.spec import ResumeMode
 from cachemigrate.engine.status import Phase
 from cachemigrate.errors import ResumeError
-from support.servers import RedisServer
+from support.servers import RedisServer, server_binary
 
 
 def _kill_replicas(server: RedisServer) -> int:
@@ -27,8 +27,11 @@ async def _settle(online: Online, source: RedisServer, target: RedisServer) -> N
     check_equal([source.client()], [target.client()])
 
 
-async def test_kill_during_incremental_continues(redis_factory: Callable[..., RedisServer]) -> None:
-    source = redis_factory("src", args=FAST)
+@pytest.mark.parametrize("kind", ["redis7", "valkey8"])
+async def test_kill_during_incremental_continues(
+    redis_factory: Callable[..., RedisServer], kind: str
+) -> None:
+    source = redis_factory("src", binary=server_binary(kind), args=FAST)
     target = redis_factory("dst")
     seed(source.client())
     writer = Workload(source.port, pause=0.0005)

@@ -203,3 +203,22 @@ def test_command_stream_big_value_in_small_pieces(accelerated: bool) -> None:
         got += c
         total += consumed
     assert got == [big, [b"PING"]] and total == len(wire) and stream.pending == 0
+
+
+@pytest.mark.parametrize("accelerated", [False, True])
+def test_negative_argument_length_is_a_protocol_error(accelerated: bool) -> None:
+    # It used to move the parser backwards (an AOF's "SET ''"): a request never has nil arguments.
+    with pytest.raises(ProtocolError, match="bad bulk length -7"):
+        parse_commands(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nSET\r\n$-7\r\nzz\r\n", accelerated=accelerated)
+
+
+def test_a_replication_stream_takes_no_inline_commands() -> None:
+    stream = CommandStream(inline=False)
+    stream.feed(b"\n*1\r\n$4\r\nPING\r\n")  # keepalives and arrays are what a master sends
+    assert stream.pop()[0] == [[b"PING"]]
+    stream.feed(b":garbage\r\n")
+    with pytest.raises(ProtocolError, match="not a RESP array"):
+        stream.pop()
+    inline = CommandStream()
+    inline.feed(b"PING\r\n")
+    assert inline.pop()[0] == [[b"PING"]]  # an AOF / client request may still use them

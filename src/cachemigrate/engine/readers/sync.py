@@ -54,7 +54,7 @@ from cachemigrate.protocol.replication import (
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
-_LOST = (ConnectionLostError, ProtocolError, OSError)
+_LOST = (ConnectionLostError, OSError)  # retried (resume mode auto); a ProtocolError is not
 
 
 class SyncReader:
@@ -196,6 +196,13 @@ class SyncReader:
                 return
             except RetryLaterError as exc:
                 self._log(LogLevel.WARNING, f"source not ready ({exc}); retrying in {backoff.delay:g} s")
+            except ProtocolError as exc:
+                if self._stopped:
+                    return
+                # Not a dropped link: the server answered what a master never sends. Asking it
+                # again gets the same answer (and a new full sync each time).
+                raise ProtocolError(f"{self.endpoint.address} broke the replication protocol: {exc}") \
+                    from None
             except _LOST as exc:
                 if self._stopped:
                     return
@@ -282,6 +289,10 @@ class SyncReader:
                 if self._stopped:
                     return
         pump.close()
+        extra = pump.parser.remainder()
+        if extra:  # a bulk length past the RDB's end would swallow the start of the stream
+            raise ProtocolError(f"{len(extra)} bytes after the end of the RDB in the master's transfer "
+                                f"(a wrong bulk length?): {extra[:40]!r}")
         last = pump.take() or [Command([b"PING"], -1)]
         self._full_batch(last, before)[-1].source_offset = end
         self._at.delivered = end

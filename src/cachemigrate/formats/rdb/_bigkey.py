@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from . import _types as T
-from ._prims import SHORT, i64_from, read_len, read_string, string_raw_len
+from ._prims import SHORT, Malformed, i64_from, read_len, read_string, string_raw_len
 from ._state import H, ParserState
 from ._stream import node_entries, read_stream_meta
 from .decode import GROUP_DECODERS, VALKEY_GROUP_DECODERS, decode_at
@@ -20,6 +20,7 @@ from .model import (
     HashValue,
     ListValue,
     SetValue,
+    StreamId,
     StreamValue,
     StringValue,
     Value,
@@ -64,6 +65,14 @@ def split_value(v: Value, n: int) -> list[Value]:
                            v.entries_added, v.groups)
         return [*heads, last]
     return [v]
+
+
+def _node_entries(nodekey: bytes, lp: bytes) -> list[tuple[StreamId, list[bytes]]]:
+    """A stream node read whole: a SHORT error inside it is damage, not "more bytes needed"."""
+    try:
+        return node_entries(nodekey, lp)
+    except SHORT:
+        raise Malformed("stream node listpack ends early (its entries run past its length)") from None
 
 
 def big_value(p: ParserState[H], t: int, key: bytes, vstart: int) -> Big:
@@ -112,7 +121,7 @@ def big_value(p: ParserState[H], t: int, key: bytes, vstart: int) -> Big:
                     nodekey, j = read_string(buf, p._pos)
                     lp, j = read_string(buf, j)
                     assert isinstance(value, StreamValue)
-                    value.entries.extend(node_entries(nodekey, lp))
+                    value.entries.extend(_node_entries(nodekey, lp))
                 else:
                     # group decoders read everything (raising when short) before they append
                     j = fn(buf, p._pos, value, min_expire)

@@ -111,7 +111,9 @@ def slow_record(p: ParserState[H], start: int) -> Slow:
     try:
         yield from big_value(p, t, key, vstart)
     except _ERRORS as exc:
-        raise p._fail(exc, p.offset, key, t) from None
+        # The record's offset, as for any other value: an error names the same offset however the
+        # file was split into reads (whole in memory, a value walked whole or in chunks).
+        raise p._fail(exc, start, key, t) from None
 
 
 def _walk(p: ParserState[H], t: int, vstart: int) -> Generator[None, None, int]:

@@ -43,6 +43,17 @@ def _score(s: bytes) -> float:
 
 
 # Each decoder takes the value its table entry makes (the assert says which to mypy).
+# A SHORT exception (IndexError...) means "more bytes needed" to the big-key path, which then
+# waits: a blob read whole that is malformed inside must say so instead (_whole), or a damaged
+# node of a big list is taken for a value still arriving (and reported, at the end, as a file
+# that "ended inside a record").
+
+
+def _whole(items: Callable[[bytes], list[bytes]], blob: bytes) -> list[bytes]:
+    try:
+        return items(blob)
+    except SHORT:
+        raise Malformed("blob ends early (its entries run past its length)") from None
 
 
 def _g_list_member(buf: bytes, pos: int, v: Value, _: int) -> int:
@@ -62,7 +73,7 @@ def _g_set_member(buf: bytes, pos: int, v: Value, _: int) -> int:
 def _g_quicklist_node(buf: bytes, pos: int, v: Value, _: int) -> int:
     s, pos = _rs(buf, pos)
     assert isinstance(v, ListValue)
-    v.items.extend(ziplist_items(s))
+    v.items.extend(_whole(ziplist_items, s))
     return pos
 
 
@@ -73,7 +84,7 @@ def _g_quicklist2_node(buf: bytes, pos: int, v: Value, _: int) -> int:
     if container == _PLAIN:
         v.items.append(s)
     elif container == _PACKED:
-        v.items.extend(listpack_items(s))
+        v.items.extend(_whole(listpack_items, s))
     else:
         raise Malformed(f"quicklist node container {container} (expected 1 PLAIN or 2 PACKED)")
     return pos

@@ -1,6 +1,6 @@
 """Against real servers: every key's raw value equals the body of its DUMP payload (the fast path
 is exact), and decoded values equal what the server returns. Redis 7.0.15 (RDB 10) and, when
-installed, 6.0.9 (RDB 9: ziplist/quicklist v1 encodings)."""
+installed, 6.0.9 (RDB 9: ziplist/quicklist v1 encodings) and Valkey 8.0 (RDB 11)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from cachemigrate.formats.rdb import (
     ZSetValue,
     decode_value,
 )
-from support.servers import RedisServer, require_redis6
+from support.servers import RedisServer, require_redis6, require_valkey8
 
 
 def populate(c: redis.Redis) -> None:
@@ -105,3 +105,9 @@ def test_redis7_dump_matches_server(redis_factory: Callable[..., RedisServer]) -
 def test_redis6_dump_matches_server(redis_factory: Callable[..., RedisServer]) -> None:
     binary = require_redis6()
     check(redis_factory("r6", binary=binary))
+
+
+def test_valkey8_dump_matches_server(redis_factory: Callable[..., RedisServer]) -> None:
+    server = redis_factory("v8", binary=require_valkey8())
+    check(server)
+    assert server.rdb_path.read_bytes()[:9] == b"REDIS0011"
