@@ -424,13 +424,17 @@ class Pipeline:
             if src.endpoint is None:
                 raise ConfigError("an online migration needs a source URL")
             start = await self.checkpoints.load() if self.checkpoints else None
+            moved = False
             if src.kind is SourceKind.SYNC and start is not None and start.source != src.endpoint.address:
-                from cachemigrate.engine.failover import follow_failover  # a failed-over source
+                from cachemigrate.engine.failover import MOVED_FROM, follow_failover  # a failed-over source
 
                 standalone = self.target is not None and not self.target.cluster
                 start = await follow_failover(start, src.endpoint, spec.target if standalone else None,
                                               self.events)
-            if src.kind is SourceKind.SYNC and start is not None:
+                moved = start is not None and MOVED_FROM in start.extra
+            if src.kind is SourceKind.SYNC and start is not None and not moved:
+                # (a checkpoint moved to a promoted replica has its resume point already: the
+                # old source's marker, which the new source's marker does not replace yet)
                 start = await self._resume_point(start, src.endpoint)
             if src.kind is SourceKind.SCAN:
                 from cachemigrate.engine.readers.scan import ScanReader
