@@ -30,6 +30,7 @@ from cachemigrate.service.file_import import FileByFileExecutor
 from cachemigrate.service.runner import Executor, Runner, engine_executor
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import SpecBuilder
+from cachemigrate.service.switching import Switcher
 from cachemigrate.service.tasks import TaskService
 from cachemigrate.service.verifications import VerificationService
 
@@ -119,7 +120,9 @@ def build_services(settings: Settings, executor: Executor | None = None) -> Serv
         executor=FileByFileExecutor(executor or engine_executor),
         interval=settings.status_interval_seconds,
         stop_grace=settings.stop_grace_seconds,
+        live=executor is None,
     )
+    runner.switcher = Switcher(db, settings, cipher)
     tasks = TaskService(db, settings, cipher, runner, backups)
     return Services(
         settings=settings,
