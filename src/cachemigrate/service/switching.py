@@ -143,17 +143,16 @@ class Switcher:
         exchange = request.operation == EXCHANGE
         if exchange:
             ending = st.EXCHANGE_SUCCESS if ok else st.EXCHANGE_FAILED
-            status = st.TERMINATED if ok else st.INCRMIGEATING
-            allowed, during = [st.INCRMIGEATING], st.EXCHANGING
+            status, during = st.TERMINATED, st.EXCHANGING
         else:
             ending = st.ROLLBACK_SUCCESS if ok else st.ROLLBACK_FAILED
-            status = st.INCRMIGEATING if ok else st.TERMINATED
-            allowed, during = [st.TERMINATED], st.ROLLBACKING
-        fields: dict[str, Any] = {"task_status": ending, "status": status}
+            status, during = st.INCRMIGEATING, st.ROLLBACKING
+        fields: dict[str, Any] = {"task_status": ending}
+        if ok:  # a failed switch leaves the status as it was
+            fields.update(status=status, error_message=None)
         if error is not None:
             fields["error_message"] = error[:4000]
-        elif ok:
-            fields["error_message"] = None
+        allowed = [st.INCRMIGEATING, st.TERMINATED]
         await self.db.call(repo.set_switch_state, task_id=task_id, statuses=allowed, task_statuses=[during],
                            entry=line.row(), **fields)
 

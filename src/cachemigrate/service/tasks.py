@@ -45,8 +45,9 @@ class BatchResult:
 
 
 def wrong_state(task: Task, operation: str) -> StateError:
+    sub = f" (task_status {task.task_status})" if task.task_status else ""
     return StateError(
-        f"Operation {operation} is not allowed when the task is {task.status}.",
+        f"Operation {operation} is not allowed when the task is {task.status}{sub}.",
         kind="task",
         state=task.status,
         operation=operation,
@@ -259,6 +260,8 @@ class TaskService:
         if task.status == st.TERMINATING and wait:
             await self.runner.stop(task.id, wait=True)
             return await self.get(project_id, task_id)
+        if task.task_status in st.SWITCHING:  # its pause is bounded: wait for its end
+            raise wrong_state(task, "stop")
         if task.status not in st.STOPPABLE or not await self.db.call(
             repo.set_status_if, task_id=task.id, allowed=sorted(st.STOPPABLE), status=st.TERMINATING
         ):

@@ -31,6 +31,7 @@ class Env:
     b: RedisServer  # the target
     hx: HAProxy
     ids: dict[str, str]  # "a"/"b" -> instance id
+    sdk: Any
 
     def front_address(self, name: str) -> str:
         return f"127.0.0.1:{self.hx.port(name)}"
@@ -55,7 +56,7 @@ def env(tmp_path: Path, service_factory: Any, sdk: Any, redis_factory: Any) -> I
                                              exchange_verify="full", exchange_max_pause_seconds=10))
         creds = live.credentials()
         ids = {"a": register(live, creds, "a", a, hx), "b": register(live, creds, "b", b, hx)}
-        yield Env(live, creds, sdk.client(live.url, creds), sdk.v2, a, b, hx, ids)
+        yield Env(live, creds, sdk.client(live.url, creds), sdk.v2, a, b, hx, ids, sdk)
     finally:
         hx.stop()
 
@@ -145,6 +146,9 @@ async def test_exchange_rollback_and_exchange_again_lose_nothing(env: Env) -> No
             messages(e, task_id)
         assert show(e, task_id).status == "TERMINATED"  # spec §9.5
         assert await backends(e) == [e.b.port, e.a.port]
+        with pytest.raises(e.sdk.ClientRequestException) as exc:  # exchanged already
+            exchange(e, task_id, [e.front_address("a")])
+        assert (exc.value.status_code, exc.value.error_code) == (400, "DCS.4957")
         await writer.more(300)  # on b now; the reverse sync carries them to a
         # No trace left: the target holds no key the source does not (the forward marker went);
         # the source holds one more, the marker of the reverse sync that runs now.
@@ -241,6 +245,39 @@ async def test_refusals_and_failures_move_nothing(env: Env, sdk: Any) -> None:
     e.a.client().set("after-front-failure", 1)
     wait_for(lambda: e.b.client().get("after-front-failure") == b"1", timeout=30)
     assert equal(e)
+
+
+async def test_the_reverse_sync_resumes_after_a_service_restart(env: Env, service_factory: Any) -> None:
+    """Exchanged, the service restarts: the reverse sync goes on from its checkpoint in the
+    database (exactly once: the writer's sequence is whole on a), and rollback-ip works."""
+    e = env
+    seed(e.a)
+    task_id = start_task(e)
+    wait_status(e, task_id, "INCRMIGEATING")
+    writer = FrontWriter(e.hx.port("a")).start()
+    try:
+        await writer.more(200)
+        exchange(e, task_id, [e.front_address("a")])
+        assert settle(e, task_id, ("EXCHANGE_SUCCESS", "EXCHANGE_FAILED")) == "EXCHANGE_SUCCESS", \
+            messages(e, task_id)
+        await writer.more(200)
+        e.live.stop()
+        await writer.more(200)  # written to b while no service runs
+        e.live = service_factory(e.live.settings)
+        e.client = e.sdk.client(e.live.url, e.creds)
+        assert show(e, task_id).task_status == "EXCHANGE_SUCCESS"
+        wait_for(lambda: any("resuming the reverse sync" in m for m in messages(e, task_id)), timeout=30)
+        await writer.more(200)
+        wait_for(lambda: e.a.client().get("cutover:counter") == e.b.client().get("cutover:counter"), 60)
+        rollback(e, task_id)
+        assert settle(e, task_id, ("ROLLBACK_SUCCESS", "ROLLBACK_FAILED")) == "ROLLBACK_SUCCESS", \
+            messages(e, task_id)
+        await writer.more(200)
+    finally:
+        result = writer.stop()
+    assert verify(e.a.client(), result).ok, verify(e.a.client(), result)
+    wait_for(lambda: equal(e), timeout=60)
+    assert verify(e.b.client(), result).ok
 
 
 def test_a_front_is_validated_at_registration(env: Env) -> None:
