@@ -342,10 +342,11 @@ class Runner:
                 return ("done", None, None)
         finally:
             stopper.cancel()
-            if live.task is not None and not live.task.done():  # cancelled: the service stops
-                live.task.cancel()
+            current = run.live or live  # (a switch cut short by the service's stop may have moved on)
+            if current.task is not None and not current.task.done():  # cancelled: the service stops
+                current.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, CacheMigrateError, OSError):
-                    await live.task
+                    await current.task
             run.live = None
 
     async def _switch(

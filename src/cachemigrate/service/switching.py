@@ -104,13 +104,13 @@ class Switcher:
             await self._record(task_id, request, ok=False, line=_line("ERROR", f"{_code(word)}.failed",
                                                                        message), error=str(exc))
             return live
-        timeline = ", ".join(f"{step} {ms:.1f} ms" for step, ms in report.timeline)
+        timeline = ", ".join(f"{step} {ms:.1f}" for step, ms in report.timeline)
         moved = "; ".join(report.moved)
-        message = (f"{word} done: writes paused {report.paused_ms:.1f} ms; {moved}; now syncing "
-                   f"{report.new} -> {report.old} (from offset {report.reverse_from.offset})")
+        message = (f"{word} done: writes paused {report.paused_ms:.1f} ms (ms after the pause: "
+                   f"{timeline}); {moved}; now syncing {report.new} -> {report.old} (from offset "
+                   f"{report.reverse_from.offset})")
         if report.failed:
             message += "; NOT switched (switch them by hand): " + "; ".join(report.failed)
-        events.log(LogLevel.INFO, f"{word}: the pause: {timeline}")
         await self._record(task_id, request, ok=True, line=_line("INFO", f"{_code(word)}.done", message))
         await self._drop_marker(live)
         return new_live
