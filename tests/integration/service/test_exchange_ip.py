@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_verifications import run_verification
 
 from conftest import LiveService, make_settings, signed, wait_for
 from support.compare import compare_servers
@@ -155,6 +156,12 @@ async def test_exchange_rollback_and_exchange_again_lose_nothing(env: Env) -> No
         wait_for(lambda: keys(e.b) <= keys(e.a), timeout=30)
         extra = keys(e.a) - keys(e.b)
         assert extra == {f"__cachemigrate:offset:{{127.0.0.1:{e.b.port}}}".encode()}, extra
+        # Exchanged, a repair goes the way the data flows now: the source is repaired from the
+        # target, the target (which takes the writes) is not touched.
+        e.a.client().set("k:3", "changed on the old source")
+        report = run_verification(e.live, e.creds, task_id, mode="full", repair=True)["report"]
+        assert report["repaired"] == 1 and report["ok"] is True, report
+        assert e.a.client().get("k:3") == e.b.client().get("k:3") == b"3"
 
         rollback(e, task_id)
         assert settle(e, task_id, ("ROLLBACK_SUCCESS", "ROLLBACK_FAILED")) == "ROLLBACK_SUCCESS", \
