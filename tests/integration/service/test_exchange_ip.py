@@ -287,6 +287,27 @@ async def test_the_reverse_sync_resumes_after_a_service_restart(env: Env, servic
     assert verify(e.b.client(), result).ok
 
 
+def test_a_restart_during_exchange_ip_settles_it_by_the_checkpoint(env: Env, service_factory: Any) -> None:
+    """The service stopped while task_status was EXCHANGING and before the reverse sync's start
+    was saved: at the next start the exchange is EXCHANGE_FAILED (the checkpoint is still the
+    migration's own) and the migration source -> target goes on."""
+    from cachemigrate.service.db import repo
+
+    e = env
+    seed(e.a)
+    task_id = start_task(e)
+    wait_status(e, task_id, "INCRMIGEATING")
+    e.live.stop()
+    e.live.services.db.run_sync(repo.update_task, task_id=task_id, task_status="EXCHANGING")
+    e.live = service_factory(e.live.settings)
+    e.client = e.sdk.client(e.live.url, e.creds)
+    assert settle(e, task_id, ("EXCHANGE_FAILED", "EXCHANGE_SUCCESS")) == "EXCHANGE_FAILED"
+    assert show(e, task_id).status == "INCRMIGEATING"
+    assert any("restarted during exchange-ip: failed" in m for m in messages(e, task_id)), messages(e, task_id)
+    e.a.client().set("after-restart", 1)
+    wait_for(lambda: e.b.client().get("after-restart") == b"1", timeout=30)
+
+
 def test_a_front_is_validated_at_registration(env: Env) -> None:
     e = env
     path = f"/v2/{e.creds.project_id}/instances"
