@@ -303,7 +303,8 @@ def test_a_restart_during_exchange_ip_settles_it_by_the_checkpoint(env: Env, ser
     e.client = e.sdk.client(e.live.url, e.creds)
     assert settle(e, task_id, ("EXCHANGE_FAILED", "EXCHANGE_SUCCESS")) == "EXCHANGE_FAILED"
     assert show(e, task_id).status == "INCRMIGEATING"
-    assert any("restarted during exchange-ip: failed" in m for m in messages(e, task_id)), messages(e, task_id)
+    log = messages(e, task_id)
+    assert any("restarted during exchange-ip: failed" in m for m in log), log
     e.a.client().set("after-restart", 1)
     wait_for(lambda: e.b.client().get("after-restart") == b"1", timeout=30)
 
