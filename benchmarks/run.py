@@ -1,7 +1,7 @@
 """`make bench`: cachemigrate beside Redis's own ingest, load and replica sync, in one run.
 
     python -m benchmarks.run [--scale 1000000] [--repeat 3] [--bigkey-elems 1000000] [--skip-online]
-                             [--skip-bigkeys] [--skip-service]
+                             [--skip-bigkeys] [--skip-service] [--skip-cutover]
 
 Every figure is a ratio to a reference measured in the same run (these machines are noisy):
 throughput ratio = reference seconds / cachemigrate seconds (above 1.0: faster than the reference).
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +115,8 @@ def main() -> None:
     ap.add_argument("--skip-service", action="store_true",
                     help="skip the bucket import through `cachemigrate serve`")
     ap.add_argument("--incremental-seconds", type=float, default=20.0)
+    ap.add_argument("--skip-cutover", action="store_true",
+                    help="skip exchange-ip / rollback-ip through the service (cutover.py --service)")
     a = ap.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
@@ -124,6 +128,11 @@ def main() -> None:
             bench_incremental(work / "incr", seconds=a.incremental_seconds)
         if not a.skip_bigkeys:
             bench_import(work / "big", scale=a.scale, repeat=1, bigkey_elems=a.bigkey_elems, online=False)
+        if not a.skip_cutover:
+            print("\n== exchange-ip / rollback-ip through the service, 3,000 writes/s through the front ==",
+                  flush=True)
+            subprocess.run([sys.executable, "-m", "benchmarks.cutover", "--service", "--scale", str(a.scale),
+                            "--rate", "1500", "--rounds", "1"], check=False)
     print("\nratio = reference seconds / cachemigrate seconds; medians of", a.repeat, "runs;",
           "CPU seconds per process during each measurement.")
 

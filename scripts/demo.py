@@ -6,9 +6,10 @@
 2. The service: starts `cachemigrate serve` on SQLite, registers a third redis-server as target
    instance, runs an incremental online migration of the first server through the official DCS
    SDK while a writer keeps changing it, shows stats, stops the task and compares every key.
-3. Cutover and rollback: haproxy fronts for the first two servers, `cachemigrate cutover` then
-   `rollback` while a client writes through the front; no acknowledged write lost or doubled,
-   every key compared.
+3. The end of a migration through the SDK: haproxy fronts for the first two servers, both
+   registered with their fronts; an incremental migration under writes, a verification, then
+   exchange-ip, rollback-ip and exchange-ip again while a client writes through the front; the
+   write pause and the lost writes of each switch, every key compared, the task deleted.
 
 Prints a summary; exits non-zero if anything differs. With ``--console`` (``make demo CONSOLE=1``)
 it then runs the online migration again and prints the web console's address and a sign-in
@@ -87,7 +88,7 @@ def main(argv: list[str]) -> int:
                 print(imported)
                 print(f"online incremental migration through the DCS API: "
                       f"{'IDENTICAL' if online_ok else 'DIFFERENT'} after stop")
-                print(f"cutover and rollback through haproxy fronts: "
+                print(f"exchange-ip, rollback-ip, exchange-ip through the SDK and haproxy fronts: "
                       f"{'nothing lost or doubled, IDENTICAL' if cutover_ok else 'FAILED'}")
                 if held:
                     demo_service.show_console(held.pop(), source, step)

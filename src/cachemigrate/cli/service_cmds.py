@@ -39,6 +39,7 @@ def service_settings(database: str | None = None, **overrides: Any) -> Settings:
         allowed_networks: Annotated[list[str], NoDecode] = Field(
             default_factory=lambda: list(DEFAULT_ALLOWED_NETWORKS)
         )
+        front_socket_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
     values = {k: v for k, v in overrides.items() if v is not None}
     if database:

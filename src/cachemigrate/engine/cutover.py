@@ -145,6 +145,20 @@ class LiveMigration:
         return f"{self.source.address} -> {self.spec.target.address}"
 
 
+def reverse_spec(spec: PipelineSpec) -> PipelineSpec:
+    """The migration in the other direction (target -> source) that a cutover of ``spec`` starts,
+    and that a service resuming it after a restart runs again."""
+    if spec.source.endpoint is None:
+        raise ConfigError("a reverse sync needs a replicated source")
+    old, new = spec.source.endpoint, spec.target
+    return PipelineSpec(
+        source=SourceSpec(SourceKind.SYNC, endpoint=new),
+        target=old,
+        options=dataclasses.replace(spec.options, flush_target=False),
+        name=f"reverse sync {new.address} -> {old.address}",
+    )
+
+
 async def ensure_backlog(endpoint: Endpoint, timeout: float = 30.0) -> bool:
     """Make ``endpoint`` keep a replication backlog (see the module docstring); True when it had
     none and one was made."""
@@ -415,15 +429,9 @@ class _Cutover:
         return moved, failed
 
     async def _start_reverse(self, start: Checkpoint) -> LiveMigration:
-        spec = self.forward.spec
-        reverse_spec = PipelineSpec(
-            source=SourceSpec(SourceKind.SYNC, endpoint=self.new),
-            target=self.old,
-            options=dataclasses.replace(spec.options, flush_target=False),
-            name=f"reverse sync {self.new.address} -> {self.old.address}",
-        )
         await self.reverse_store.save(start)
-        reverse = LiveMigration(reverse_spec, events=self.forward.events, store=self.reverse_store)
+        reverse = LiveMigration(reverse_spec(self.forward.spec), events=self.forward.events,
+                                store=self.reverse_store)
         reverse.start()
         return reverse
 

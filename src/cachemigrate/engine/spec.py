@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from cachemigrate.protocol.endpoint import Endpoint
+from cachemigrate.protocol.endpoint import Endpoint, split_host_port
 from cachemigrate.protocol.netpolicy import UNREACHABLE, NetworkPolicy
 
 
@@ -88,8 +88,8 @@ class PipelineSpec:
     options: PipelineOptions = field(default_factory=PipelineOptions)
     name: str = ""  # for log lines
 
-# Endpoint, NetworkPolicy and UNREACHABLE (how a policy'd failure reads) are re-exported: the
-# service layer builds endpoints without importing protocol/.
+# Endpoint, NetworkPolicy, UNREACHABLE (how a policy'd failure reads) and split_host_port are
+# re-exported: the service layer builds endpoints without importing protocol/.
 __all__ = [
     "UNREACHABLE",
     "DbMode",
@@ -101,4 +101,5 @@ __all__ = [
     "S3Settings",
     "SourceKind",
     "SourceSpec",
+    "split_host_port",
 ]

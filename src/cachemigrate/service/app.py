@@ -30,6 +30,7 @@ from cachemigrate.service.file_import import FileByFileExecutor
 from cachemigrate.service.runner import Executor, Runner, engine_executor
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.specs import SpecBuilder
+from cachemigrate.service.switching import Switcher
 from cachemigrate.service.tasks import TaskService
 from cachemigrate.service.verifications import VerificationService
 
@@ -42,11 +43,24 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
 * Unknown or deleted task: 400 `DCS.4133`. Wrong state: 400 `DCS.4957`.
 * Statuses: CREATING, RUNNING, MIGRATING, FULLMIGRATING, INCRMIGEATING (sic), TERMINATING,
   TERMINATED, SUCCESS, FAILED.
-* `supported_features`: `full`, `incremental`, `resume`, `bandwidth_limit`.
+* `supported_features`: `full`, `incremental`, `resume`, `bandwidth_limit`, `ip_exchange`, `verify`.
 * `log_code`: `migration.full.start`, `migration.full.done`, `migration.incr.start`,
   `migration.resume`, `migration.restart`, `migration.stop`, `migration.event`, `migration.warn`,
+  `migration.exchange[.done|.failed]`, `migration.rollback[.done|.failed]`,
   `migration.error.<kind>` (auth, connection, resume, format, protocol, incompatible, server, config,
   internal, interrupted, migration).
+* exchange-ip / rollback-ip: an instance registered with a `front` (our extension: an HAProxy
+  `server` slot its clients connect through, driven by its Runtime API; a unix socket only in the
+  operator's `front_socket_dirs`, a `host:port` only inside the project's networks) can have its
+  clients moved without losing a write: `task_status` EXCHANGING → EXCHANGE_SUCCESS (status
+  TERMINATED, spec §9.5; the reverse sync target → source runs, also across a restart of the
+  service) or EXCHANGE_FAILED (nothing moved, the migration goes on); ROLLBACKING →
+  ROLLBACK_SUCCESS (status INCRMIGEATING again) or ROLLBACK_FAILED. Before the pause a
+  verification gate (`exchange_verify`: sampled, full, off) must find no difference; the pause
+  is bounded (`exchange_max_pause_seconds`). While a switch runs, stop and delete are 400
+  `DCS.4957`; once exchanged, restart and set_online are too (the writes go to the target);
+  stop of an exchanged task is the idempotent success of a TERMINATED one (delete ends the
+  reverse sync).
 * Request bodies: at most `max_body_bytes` (default 1 MiB); a larger one is 413 `APIG.0201`,
   answered before the body is read (a `Content-Length` over the limit at once, a chunked body as
   soon as it passes it).
@@ -119,7 +133,9 @@ def build_services(settings: Settings, executor: Executor | None = None) -> Serv
         executor=FileByFileExecutor(executor or engine_executor),
         interval=settings.status_interval_seconds,
         stop_grace=settings.stop_grace_seconds,
+        live=executor is None,
     )
+    runner.switcher = Switcher(db, settings, cipher)
     tasks = TaskService(db, settings, cipher, runner, backups)
     return Services(
         settings=settings,

@@ -3,6 +3,11 @@
 Status, stats, logs and checkpoints go to the database (never only memory), so after a restart
 ``resume_all`` picks up what was running. The engine is reached through ``Executor`` so another
 executor (remote workers sharing the database) can replace the in-process one.
+
+With the in-process engine (``live=True``) an online incremental task runs as a
+``LiveMigration`` (engine/cutover.py) the task's run holds, so that exchange-ip and rollback-ip
+(service/switching.py) can stop it at an exact offset and run the reverse sync in its place,
+inside the same run. Which way a run goes is where the task's checkpoint's source is.
 """
 
 from __future__ import annotations
@@ -12,16 +17,20 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
-from cachemigrate.engine.spec import PipelineSpec
+from cachemigrate.engine.spec import PipelineSpec, SourceKind
 from cachemigrate.engine.status import EventSink, LogLevel, Phase, StatusSnapshot
 from cachemigrate.errors import CacheMigrateError
 from cachemigrate.service import states as st
 from cachemigrate.service.db import repo
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.tasklogs import LogLine, error_code_of
+
+if TYPE_CHECKING:
+    from cachemigrate.engine.cutover import LiveMigration
+    from cachemigrate.service.switching import Switcher, SwitchRequest
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,11 @@ class _Run:
         # Set once the pipeline has ended; a start() from then on runs the task again afterwards.
         self.finishing = False
         self.again: list[LogLine | None] = []
+        # A live migration (Runner.live): the one running now, which way, a switch asked for.
+        self.live: LiveMigration | None = None
+        self.reverse = False
+        self.switch: SwitchRequest | None = None
+        self.wake = asyncio.Event()
 
 
 class Runner:
@@ -101,8 +115,11 @@ class Runner:
         executor: Executor,
         interval: float = 1.0,
         stop_grace: float = 10.0,
+        live: bool = False,
     ) -> None:
         self.db = db
+        self.live = live  # online incremental tasks as LiveMigrations (the in-process engine)
+        self.switcher: Switcher | None = None  # set by the app (service/switching.py)
         self._build_spec = build_spec
         self.executor = executor
         self.interval = interval
@@ -130,6 +147,20 @@ class Runner:
 
     def is_running(self, task_id: str) -> bool:
         return task_id in self.runs
+
+    def can_switch(self, task_id: str) -> bool:
+        """Whether the task's run holds a live migration a switch can move."""
+        run = self.runs.get(task_id)
+        return run is not None and run.live is not None and not run.finishing and self.switcher is not None
+
+    def request_switch(self, task_id: str, request: SwitchRequest) -> bool:
+        """Hand a checked exchange-ip / rollback-ip to the task's run; False when it cannot take it."""
+        run = self.runs.get(task_id)
+        if run is None or not self.can_switch(task_id) or run.switch is not None or run.stop.is_set():
+            return False
+        run.switch = request
+        run.wake.set()
+        return True
 
     def snapshot(self, task_id: str) -> StatusSnapshot | None:
         run = self.runs.get(task_id)
@@ -170,16 +201,22 @@ class Runner:
                 )
             elif task.status == st.TERMINATING:
                 await self._finish_stop(task.id)
-            elif task.resume_mode == "manual":
-                msg = "the service restarted while the task was running and resume_mode is manual"
-                await self._fail(task.id, msg, "migration.error.interrupted")
-            else:
+            elif task.task_status in st.SWITCHING or task.resume_mode != "manual":
                 self.start(
                     task.id,
                     first_log=LogLine(
                         "INFO", "migration.resume", "service restarted: resuming the migration", []
                     ),
                 )
+            elif task.resume_mode == "manual":
+                msg = "the service restarted while the task was running and resume_mode is manual"
+                await self._fail(task.id, msg, "migration.error.interrupted")
+        # Exchanged: the reverse sync is the task's run (status TERMINATED, spec §9.5).
+        switched = sorted(st.EXCHANGED | st.SWITCHING)
+        for task in await self.db.call(repo.switched_tasks, task_statuses=switched):
+            if task.status == st.TERMINATED:
+                self.start(task.id, first_log=LogLine(
+                    "INFO", "migration.resume", "service restarted: resuming the reverse sync", []))
 
     async def close(self) -> None:
         """Service shutdown: cancel runs but keep their status so ``resume_all`` continues them."""
@@ -231,6 +268,8 @@ class Runner:
                 )
             )
             store = DbCheckpointStore(self.db, run.task_id)
+            if self.live and spec.source.kind is SourceKind.SYNC and spec.options.incremental:
+                return await self._run_live(run, spec, store)
             runner = asyncio.ensure_future(
                 self.executor(spec, events=run.sink, checkpoints=store, stop=run.stop)
             )
@@ -261,9 +300,102 @@ class Runner:
             message = f"internal error ({type(exc).__name__}); the service log has the details"
             return ("failed", message, LogLine("ERROR", "migration.error.internal", message, []))
 
+    async def _run_live(
+        self, run: _Run, spec: PipelineSpec, store: DbCheckpointStore
+    ) -> tuple[str, str | None, LogLine | None]:
+        """A live migration, in the direction its checkpoint says, until it ends or is stopped;
+        a switch asked for meanwhile runs here (Switcher.switch) and leaves the run with the
+        migration that goes on (the reverse one, or the same one again)."""
+        from cachemigrate.engine.cutover import LiveMigration, reverse_spec
+
+        assert spec.source.endpoint is not None
+        start = await store.load()
+        run.reverse = start is not None and start.source == spec.target.address
+        if self.switcher is not None:
+            task = await self.db.call(repo.get_task, project_id=None, task_id=run.task_id)
+            if task is not None:
+                await self.switcher.settle(task, run.reverse)
+        if run.reverse:
+            run.sink.log(LogLevel.INFO, f"the writes go to {spec.target.address}: running the reverse sync "
+                         f"{spec.target.address} -> {spec.source.endpoint.address} (exchange-ip done)")
+        live = run.live = LiveMigration(reverse_spec(spec) if run.reverse else spec, events=run.sink,
+                                        store=store)
+        live.start()
+        stopper = asyncio.ensure_future(run.stop.wait())
+        try:
+            while True:
+                assert live.task is not None
+                waker = asyncio.ensure_future(run.wake.wait())
+                await asyncio.wait({live.task, stopper, waker}, return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+                if run.stop.is_set():
+                    return await self._stop_live(live)
+                if run.wake.is_set():
+                    run.wake.clear()
+                    request, run.switch = run.switch, None
+                    if request is not None and self.switcher is not None:
+                        live = run.live = await self._switch(run, live, store, request)
+                    continue
+                assert live.task is not None
+                final = live.task.result()  # a failure raises (CacheMigrateError)
+                run.sink.last = final
+                return ("done", None, None)
+        finally:
+            stopper.cancel()
+            current = run.live or live  # (a switch cut short by the service's stop may have moved on)
+            if current.task is not None and not current.task.done():  # cancelled: the service stops
+                current.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, CacheMigrateError, OSError):
+                    await current.task
+            run.live = None
+
+    async def _switch(
+        self, run: _Run, live: LiveMigration, store: DbCheckpointStore, request: SwitchRequest
+    ) -> LiveMigration:
+        """The switch runs to its end even when the service stops meanwhile: its pause is bounded
+        and what it leaves must be recorded (the stop just asks it to give up before the pause)."""
+        assert self.switcher is not None
+        job = asyncio.ensure_future(
+            self.switcher.switch(run.task_id, live, store, request, run.sink, run.stop)
+        )
+        try:
+            after = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            run.stop.set()
+            with contextlib.suppress(Exception):
+                run.live = await job
+            raise
+        if after is not live:
+            run.reverse = not run.reverse
+        return after
+
+    async def _stop_live(self, live: LiveMigration) -> tuple[str, str | None, LogLine | None]:
+        live.stop_event.set()
+        assert live.task is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(live.task), self.stop_grace)
+        if not live.task.done():
+            live.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live.task
+            return ("stopped", None, None)
+        live.task.result()
+        return ("done", None, None)
+
     async def _conclude(self, run: _Run, kind: str, message: str | None, line: LogLine | None) -> None:
         if kind == "cancelled" and self._closing:
             return  # status stays active: resume_all continues it at the next start
+        if run.reverse:
+            # Exchanged (status TERMINATED): the reverse sync's end is told, the status stays.
+            if kind == "failed":
+                await self.db.call(repo.update_task, task_id=run.task_id, error_message=message)
+                await self.db.call(repo.add_logs, task_id=run.task_id, entries=[
+                    LogLine("ERROR", line.code if line else "migration.error",
+                            f"the reverse sync stopped: {message}", []).row()])
+            else:
+                await self.db.call(repo.add_logs, task_id=run.task_id, entries=[
+                    LogLine("INFO", "migration.stop", "the reverse sync stopped", []).row()])
+            return
         if run.user_stop or kind in ("stopped", "cancelled"):
             await self._finish_stop(run.task_id)
         elif kind == "failed":

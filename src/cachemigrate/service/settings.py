@@ -10,7 +10,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -133,8 +133,19 @@ class Settings(BaseModel):
     # Project ID -> its own, narrower networks (each inside allowed_networks); other projects
     # get allowed_networks. Variable: JSON, {"<project_id>": ["10.1.0.0/16"]}.
     project_networks: dict[str, list[str]] = Field(default_factory=dict)
+    # exchange-ip / rollback-ip (service/switching.py). Directories where an instance's front may
+    # have its Runtime API unix socket (none: only host:port Runtime APIs, inside the networks).
+    front_socket_dirs: list[Path] = Field(default_factory=list)
+    # The verification before the writes are paused: sampled (exchange_verify_sample keys), full
+    # (every key), off. Mismatches that remain: EXCHANGE_FAILED, nothing paused.
+    exchange_verify: Literal["sampled", "full", "off"] = "sampled"
+    exchange_verify_sample: int = Field(default=1000, ge=1)
+    # How long the writes may stay paused before the switch aborts (and undoes itself).
+    exchange_max_pause_seconds: float = Field(default=2.0, gt=0, le=60)
+    # How long the migration may take to catch up with its source before the pause is given up.
+    exchange_catch_up_seconds: float = Field(default=300.0, gt=0)
 
-    @field_validator("allowed_networks", mode="before")
+    @field_validator("allowed_networks", "front_socket_dirs", mode="before")
     @classmethod
     def _cidr_list(cls, value: Any) -> Any:
         """A JSON list or a comma-separated list, as the environment variable gives it."""

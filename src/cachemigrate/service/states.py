@@ -14,8 +14,20 @@ SUCCESS = "SUCCESS"
 FAILED = "FAILED"
 MIGRATION_FAILED = "MIGRATION_FAILED"
 
+# task_status: the IP switch (spec §5.3, §9.5).
 EXCHANGING = "EXCHANGING"
+EXCHANGE_SUCCESS = "EXCHANGE_SUCCESS"
+EXCHANGE_FAILED = "EXCHANGE_FAILED"
 ROLLBACKING = "ROLLBACKING"
+ROLLBACK_SUCCESS = "ROLLBACK_SUCCESS"
+ROLLBACK_FAILED = "ROLLBACK_FAILED"
+SWITCHING = frozenset({EXCHANGING, ROLLBACKING})
+# exchange-ip may start from these task_status values (None: never switched) of an INCRMIGEATING
+# task: the writes go to the source.
+EXCHANGEABLE: tuple[str | None, ...] = (None, EXCHANGE_FAILED, ROLLBACK_SUCCESS)
+# The writes go to the target and the reverse sync runs (status TERMINATED, spec §9.5):
+# rollback-ip may start from these (a failed rollback left everything as after the exchange).
+EXCHANGED = frozenset({EXCHANGE_SUCCESS, ROLLBACK_FAILED})
 
 ONLINE = "online_migration"
 IMPORT = "backupfile_import"
@@ -38,7 +50,7 @@ STATUSES = frozenset(
      MIGRATION_FAILED}
 )
 
-SUPPORTED_FEATURES = ["full", "incremental", "resume", "bandwidth_limit"]
+SUPPORTED_FEATURES = ["full", "incremental", "resume", "bandwidth_limit", "ip_exchange", "verify"]
 
 
 def normalize_status(value: str) -> str:

@@ -16,13 +16,13 @@ from cachemigrate.errors import (
     NotFoundError,
     StateError,
 )
-from cachemigrate.service import endpoints, quotas
+from cachemigrate.service import endpoints, fronts, quotas
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
-from cachemigrate.service.db.models import Task
+from cachemigrate.service.db.models import Instance, Task
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.runner import Runner
 from cachemigrate.service.settings import Settings
@@ -45,8 +45,9 @@ class BatchResult:
 
 
 def wrong_state(task: Task, operation: str) -> StateError:
+    sub = f" (task_status {task.task_status})" if task.task_status else ""
     return StateError(
-        f"Operation {operation} is not allowed when the task is {task.status}.",
+        f"Operation {operation} is not allowed when the task is {task.status}{sub}.",
         kind="task",
         state=task.status,
         operation=operation,
@@ -214,7 +215,8 @@ class TaskService:
 
     async def configure(self, project_id: str, task_id: str, body: s.SetOnlineMigrationTaskBody) -> Task:
         task = await self.get(project_id, task_id)
-        if task.migration_type != st.ONLINE or task.status not in st.RECONFIGURABLE:
+        if (task.migration_type != st.ONLINE or task.status not in st.RECONFIGURABLE
+                or task.task_status in st.EXCHANGED | st.SWITCHING):
             raise wrong_state(task, "set_online_migration_task")
         if body.migration_method not in (st.FULL, st.INCREMENTAL):
             raise InvalidParameterError("migration_method")
@@ -258,6 +260,8 @@ class TaskService:
         if task.status == st.TERMINATING and wait:
             await self.runner.stop(task.id, wait=True)
             return await self.get(project_id, task_id)
+        if task.task_status in st.SWITCHING:  # its pause is bounded: wait for its end
+            raise wrong_state(task, "stop")
         if task.status not in st.STOPPABLE or not await self.db.call(
             repo.set_status_if, task_id=task.id, allowed=sorted(st.STOPPABLE), status=st.TERMINATING
         ):
@@ -267,7 +271,8 @@ class TaskService:
 
     async def restart(self, project_id: str, task_id: str) -> None:
         task = await self.get(project_id, task_id)
-        if task.status not in st.RESTARTABLE or task.target is None:
+        if task.status not in st.RESTARTABLE or task.target is None or task.task_status in st.EXCHANGED:
+            # Exchanged: the writes go to the target; a migration source -> target would undo them.
             raise wrong_state(task, "restart")
         status = st.MIGRATING if task.migration_type == st.IMPORT else st.FULLMIGRATING
         if not await self.db.call(
@@ -314,11 +319,17 @@ class TaskService:
         from cachemigrate.engine.exactly_once import remove_marker  # late: the engine loads on use
 
         try:
+            if self.runner.is_running(task.id):  # the reverse sync of an exchanged task
+                await self.runner.stop(task.id, wait=True)
             spec = build_spec(self.settings, self.cipher, task)
             if spec.source.endpoint is not None:
                 await asyncio.wait_for(
                     remove_marker(spec.target, spec.source.endpoint.address), MARKER_TIMEOUT
                 )
+                if task.task_status is not None:  # switched once: the reverse sync's marker too
+                    await asyncio.wait_for(
+                        remove_marker(spec.source.endpoint, spec.target.address), MARKER_TIMEOUT
+                    )
         except (CacheMigrateError, OSError, TimeoutError) as exc:
             log.warning("task %s deleted; its offset marker stays in its target: %s", task.id, exc)
 
@@ -329,12 +340,111 @@ class TaskService:
             raise InvalidParameterError("resume_mode")
         await self.db.call(repo.update_task, task_id=task.id, resume_mode=mode)
 
-    async def not_implemented_ip(self, project_id: str, task_id: str, operation: str) -> None:
+    # --- exchange-ip / rollback-ip (service/switching.py) -----------------------------------------
+
+    async def exchange_ip(self, project_id: str, task_id: str, body: s.IpExchangeRequest) -> None:
         task = await self.get(project_id, task_id)
-        raise StateError(
-            f"{operation} is not implemented by cachemigrate yet: self-hosted "
-            "endpoints have no service IP to switch.",
-            kind="task",
-            state=task.status,
-            operation=operation,
-        )
+        if task.status != st.INCRMIGEATING or task.task_status not in st.EXCHANGEABLE:
+            raise wrong_state(task, "exchange-ip")
+        source, target = await self._switch_instances(task, "exchange-ip")
+        own = [(source, "source"), (target, "target")]
+        chosen: list[dict[str, Any]] = []
+        for ip in body.exchanged_ip:
+            hits = [inst.front for inst, _ in own if inst.front is not None and fronts.names(inst.front, ip)]
+            if not hits:
+                raise InvalidParameterError(
+                    "exchanged_ip", f"{ip!r} is not the address of a front of the task's source or target "
+                    "instance (front.address)")
+            chosen += [h for h in hits if h not in chosen]
+        if source.front not in chosen:
+            raise InvalidParameterError(
+                "exchanged_ip", "name the source instance's front: its clients are the ones to move")
+        domain = ("is_exchange_domain: a haproxy front has no name of its own; names that resolve to "
+                  "its address move with it") if body.is_exchange_domain else ""
+        await self._request_switch(task, "exchange-ip", chosen, st.EXCHANGEABLE, st.EXCHANGING, domain)
+
+    async def rollback_ip(self, project_id: str, task_id: str) -> None:
+        from cachemigrate.service.switching import points_at
+
+        task = await self.get(project_id, task_id)
+        if task.task_status not in st.EXCHANGED or task.status != st.TERMINATED:
+            raise wrong_state(task, "rollback-ip")
+        source, target = await self._switch_instances(task, "rollback-ip")
+        assert source.front is not None
+        # Back where they were: the source's front, and the target's if the exchange moved it.
+        chosen: list[dict[str, Any]] = [source.front]
+        if target.front is not None:
+            src_endpoint, _ = self._endpoints_of(task)
+            try:
+                front = await fronts.open_front(target.front, self.settings, project_id)
+                if await points_at(front, src_endpoint):
+                    chosen.append(target.front)
+            except CacheMigrateError as exc:
+                raise StateError(f"rollback-ip: the target's front cannot be read: {exc}", kind="task",
+                                 state=task.status, operation="rollback-ip") from None
+        await self._request_switch(task, "rollback-ip", chosen, sorted(st.EXCHANGED), st.ROLLBACKING, "")
+
+    def _endpoints_of(self, task: Task) -> tuple[Any, Any]:
+        switcher = self.runner.switcher
+        if switcher is None:
+            raise StateError("IP switching needs the in-process engine", kind="task", state=task.status,
+                             operation="switch")
+        return switcher.endpoints(task)
+
+    async def _switch_instances(self, task: Task, operation: str) -> tuple[Instance, Instance]:
+        """The task's source and target as registered instances (spec §6.14: both referenced by
+        id), the source with a front, both logging in alike (clients keep their password)."""
+        def refuse(why: str) -> StateError:
+            return StateError(f"{operation} is not possible: {why}.", kind="task", state=task.status,
+                              operation=operation)
+
+        src_id = (task.source or {}).get("id")
+        tgt_id = (task.target or {}).get("id")
+        if not src_id or not tgt_id:
+            raise refuse("the source and the target must both be registered instances (given by id)")
+        try:
+            source = await endpoints.registered(self.db, task.project_id, src_id)
+            target = await endpoints.registered(self.db, task.project_id, tgt_id)
+        except NotFoundError:
+            raise refuse("an instance of the task is no longer registered") from None
+        if source.front is None:
+            raise refuse("the source instance has no front (register it with \"front\")")
+        src_pw = self.cipher.decrypt_optional(task.source_password_enc)
+        tgt_pw = self.cipher.decrypt_optional(task.target_password_enc)
+        users = [(task.source or {}).get("access_user"), (task.target or {}).get("access_user")]
+        if src_pw != tgt_pw or users[0] != users[1]:
+            raise refuse("the source and the target must take the same user and password: the clients "
+                         "moved keep theirs")
+        if (task.source or {}).get("db") not in (None, ""):
+            raise refuse("the task migrates one db only; a switch moves whole servers")
+        return source, target
+
+    async def _request_switch(
+        self, task: Task, operation: str, chosen: list[dict[str, Any]], allowed: Any, during: str, note: str
+    ) -> None:
+        from cachemigrate.service.switching import EXCHANGE, ROLLBACK, SwitchRequest
+
+        if not self.runner.can_switch(task.id):
+            raise StateError(f"{operation} is not possible now: the task's migration is not running in this "
+                             "service (yet); try again in a moment", kind="task", state=task.status,
+                             operation=operation)
+        where = ", ".join(f"{f['address']} ({f['server']})" for f in chosen)
+        message = f"{operation} requested: fronts {where}" + (f"; {note}" if note else "")
+        status = st.INCRMIGEATING if operation == "exchange-ip" else st.TERMINATED
+        if not await self.db.call(
+            repo.set_switch_state, task_id=task.id, statuses=[status], task_statuses=list(allowed),
+            entry=LogLine("INFO", "migration.exchange" if during == st.EXCHANGING else "migration.rollback",
+                          message, []).row(),
+            task_status=during,
+        ):
+            raise wrong_state(await self.get(task.project_id, task.id), operation)
+        word = EXCHANGE if during == st.EXCHANGING else ROLLBACK
+        request = SwitchRequest(word, tuple(chosen), task.project_id)
+        if not self.runner.request_switch(task.id, request):
+            ending = st.EXCHANGE_FAILED if during == st.EXCHANGING else st.ROLLBACK_FAILED
+            await self.db.call(
+                repo.set_switch_state, task_id=task.id, statuses=[status], task_statuses=[during],
+                entry=LogLine("ERROR", "migration.error.state", f"{operation} failed: the migration "
+                              "stopped meanwhile; nothing moved", []).row(),
+                task_status=ending,
+            )

@@ -6,6 +6,10 @@ Only a task with a live source can be verified: an online migration once its sou
 are configured. A backup import, or an online task not configured yet, is a wrong state
 (DCS.4957) saying so. One verification of a task runs at a time. A verification that was
 running when the service stopped is FAILED at the next start (it is not resumed: run another).
+Once exchange-ip has moved the writes to the target (task_status EXCHANGE_SUCCESS or
+ROLLBACK_FAILED), the comparison goes the way the data flows: the target is the reference and a
+repair writes to the source (what the reverse sync keeps up to date), never to the live target.
+A repair is refused while a switch runs.
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ class VerificationService:
         """Record a verification of the task and start it in the background."""
         task = await self.tasks.get(project_id, task_id)  # another project's: unknown (DCS.4133)
         _check_verifiable(task)
+        if repair and task.task_status in st.SWITCHING:
+            raise StateError(
+                f"A repair cannot run while the task is {task.task_status}: wait for its end.",
+                kind="task", state=task.status, operation="verify",
+            )
         async with self._starting:
             if await self.db.call(vrepo.count_running, task_id=task.id):
                 raise StateError(
@@ -111,6 +120,8 @@ class VerificationService:
             target = endpoint_of(
                 task.target, self.cipher.decrypt_optional(task.target_password_enc), network=network
             )
+            if task.task_status in st.EXCHANGED:  # the writes go to the target (module docstring)
+                source, target = target, source
             lines = _Lines()
             report = await verify(
                 source, target, sample=row.sample if row.mode == SAMPLED else None, rounds=row.rounds,

@@ -170,8 +170,9 @@ def test_online_task_lifecycle(env: Any, sdk: Any) -> None:
                 )
             else:
                 client.rollback_exchange_instance_ip(v2.RollbackExchangeInstanceIpRequest(task_id=task_id))
+        # A stopped task that was never exchanged: neither switch is allowed (spec §5.4).
         assert (exc.value.status_code, exc.value.error_code) == (400, "DCS.4957")
-        assert "not implemented" in exc.value.error_msg
+        assert "TERMINATED" in exc.value.error_msg
 
     deleted = client.delete_migration_task(
         v2.DeleteMigrationTaskRequest(body=v2.DeleteMigrateTaskRequest(task_id_list=[task_id]))

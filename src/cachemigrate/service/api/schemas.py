@@ -213,8 +213,38 @@ class MigrationUpdateRequestEntity(In):
 
 class IpExchangeRequest(In):
     # IPv4 or IPv6 addresses (at most 45 characters; 64 leaves room for a zone).
-    exchanged_ip: Annotated[list[Annotated[str, Field(max_length=64)]], Field(min_length=1, max_length=16)]
-    is_exchange_domain: bool | None = None
+    exchanged_ip: Annotated[
+        list[Annotated[str, Field(max_length=64)]],
+        Field(min_length=1, max_length=16, description="the front addresses to switch: each the host "
+              "(or host:port) of the `front.address` of the task's source or target instance; the "
+              "source's must be among them (400 DCS.4063 otherwise)"),
+    ]
+    is_exchange_domain: bool | None = Field(
+        default=None, description="haproxy fronts have no name of their own: a DNS name that resolves "
+        "to a front's address keeps resolving to it and so moves with it, true or false alike")
+
+
+class FrontBody(In):
+    """Our extension: the instance's front, the stable address its clients connect to (what DCS
+    calls the instance's IP), which exchange-ip and rollback-ip move between servers."""
+
+    driver: Annotated[
+        str, Field(max_length=32, json_schema_extra={"enum": ["haproxy"]},
+                   description="haproxy: one `server` of a `mode tcp` backend, driven through "
+                   "HAProxy's Runtime API (admin level)")
+    ]
+    address: Annotated[
+        str, Field(max_length=300, json_schema_extra={"pattern": f"^{_HOST_PORT}$"},
+                   description="where clients connect (host:port): what `exchanged_ip` names")
+    ]
+    runtime_api: Annotated[
+        str, Field(max_length=300, description="the Runtime API: `host:port`, or the absolute path of "
+                   "its unix socket in a directory the operator allows (`front_socket_dirs`)")
+    ]
+    server: Annotated[
+        str, Field(max_length=200, pattern=r"^[A-Za-z0-9_.:-]+/[A-Za-z0-9_.:-]+$",
+                   description="`<backend>/<server>`: the server slot the front forwards to")
+    ]
 
 
 class CreateInstanceBody(In):
@@ -227,6 +257,7 @@ class CreateInstanceBody(In):
     enable_ssl: EnableSsl = None
     ssl_verify: SslVerify = None
     access_user: AccessUser = None
+    front: FrontBody | None = None
 
 
 # --- outputs ------------------------------------------------------------------------------------
@@ -449,8 +480,16 @@ class ListInstancesResponse(Out):
     instances: list[InstanceListInfo]
 
 
+class FrontInfo(Out):
+    driver: str
+    address: str
+    runtime_api: str
+    server: str
+
+
 class ShowInstanceResponse(InstanceListInfo):
     backend_addrs: str
+    front: FrontInfo | None = None
 
 
 class CreateInstanceResponse(Out):

@@ -174,11 +174,12 @@ def instance_info(inst: Instance) -> s.ShowInstanceResponse:
         ssl_verify=inst.ssl_verify,
         access_user=inst.access_user,
         backend_addrs=inst.addrs,
+        front=None if inst.front is None else s.FrontInfo(**inst.front),
     )
 
 
 def instance_list_item(inst: Instance) -> s.InstanceListInfo:
-    return s.InstanceListInfo(**instance_info(inst).model_dump(exclude={"backend_addrs"}))
+    return s.InstanceListInfo(**instance_info(inst).model_dump(exclude={"backend_addrs", "front"}))
 
 
 def job_info(job: Job) -> s.ShowJobInfoResponse:

@@ -44,6 +44,8 @@ class Instance(Base):
     description: Mapped[str] = mapped_column(String(1024), default="")
     engine_version: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[str] = mapped_column(String(32))
+    # Its front (service/fronts.py): driver, address, runtime_api, server; None: it has none.
+    front: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Task(Base):

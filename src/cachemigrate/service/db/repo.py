@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from sqlalchemy import CursorResult
+    from sqlalchemy import ColumnElement, CursorResult
 
 from cachemigrate.errors import ConfigError
 from cachemigrate.service.db.models import (
@@ -152,8 +152,10 @@ def add_instance(
     access_user: str | None = None,
     enable_ssl: bool = False,
     ssl_verify: bool = True,
+    front: dict[str, Any] | None = None,
 ) -> Instance:
     inst = Instance(
+        front=front,
         id=new_id(),
         project_id=project_id,
         name=name,
@@ -308,6 +310,40 @@ def set_status_and_log(
     if changed:
         add_logs(session, task_id=task_id, entries=list(entries))
     return changed
+
+
+def set_switch_state(
+    session: Session,
+    /,
+    *,
+    task_id: str,
+    statuses: Sequence[str],
+    task_statuses: Sequence[str | None],
+    entry: tuple[str, str, str, list[str]],
+    **fields: Any,
+) -> bool:
+    """Compare-and-set of an IP switch (exchange-ip, rollback-ip): the ``fields`` (task_status,
+    status...) change only when the status is one of ``statuses`` and the task_status one of
+    ``task_statuses`` (None: none yet); the log ``entry`` with them, in the same transaction."""
+    named = [s for s in task_statuses if s is not None]
+    current: ColumnElement[bool] = Task.task_status.in_(named)
+    if None in task_statuses:
+        current = or_(current, Task.task_status.is_(None))
+    res = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.status.in_(list(statuses)), current, Task.deleted.is_(False))
+        .values(updated_at=now_iso(), **fields)
+    )
+    changed = bool(cast("CursorResult[Any]", res).rowcount)
+    if changed:
+        add_logs(session, task_id=task_id, entries=[entry])
+    return changed
+
+
+def switched_tasks(session: Session, /, *, task_statuses: Sequence[str]) -> Sequence[Task]:
+    """Every project's tasks whose task_status is one of ``task_statuses`` (not deleted)."""
+    q = select(Task).where(Task.deleted.is_(False), Task.task_status.in_(list(task_statuses)))
+    return session.scalars(q.order_by(Task.created_at, Task.id)).all()
 
 
 def status_counts(session: Session, /) -> dict[str, int]:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cachemigrate.errors import ConfigError, InvalidParameterError, NotFoundError
-from cachemigrate.service import endpoints, quotas
+from cachemigrate.service import endpoints, fronts, quotas
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.api import views
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Offset, Principal, ServicesDep
@@ -43,6 +43,9 @@ async def create_instance(
 
     ``enable_ssl``, ``ssl_verify`` and ``access_user`` (as the DCS instance models name them) say
     how to reach it: TLS, whether to verify the server's certificate, which ACL user to log in as.
+    ``front`` (our extension) is the address its clients connect to, which exchange-ip and
+    rollback-ip move: an HAProxy `server` slot driven through its Runtime API. It is reached
+    before the instance is accepted: 400 `DCS.4063` naming the field when it cannot be used.
     """
     await quotas.check(
         svc.db, repo.count_instances, project_id=who.project_id, limit=svc.settings.max_instances_per_project,
@@ -62,6 +65,10 @@ async def create_instance(
     reached = await endpoints.check(
         "addrs", endpoint, password_message="Instance password verification failed."
     )
+    front = None
+    if body.front is not None:
+        front = fronts.describe(body.front)
+        await fronts.check(front, svc.settings, who.project_id)
     inst = await svc.db.call(
         repo.add_instance,
         project_id=who.project_id,
@@ -73,6 +80,7 @@ async def create_instance(
         access_user=fields.get("access_user"),
         enable_ssl=bool(fields.get("enable_ssl")),
         ssl_verify=fields.get("ssl_verify", True),
+        front=front,
     )
     return s.CreateInstanceResponse(instance_id=inst.id, name=inst.name)
 

@@ -162,8 +162,21 @@ async def stop_migration_task_sync(task_id: str, who: Principal, svc: ServicesDe
 async def exchange_instance_ip(
     task_id: str, body: s.IpExchangeRequest, who: Principal, svc: ServicesDep
 ) -> Response:
-    """Not implemented yet: always 400 DCS.4957 (never a fake success)."""
-    await svc.tasks.not_implemented_ip(who.project_id, task_id, "exchange-ip")
+    """Move the clients to the target: asynchronous (task_status EXCHANGING, then
+    EXCHANGE_SUCCESS with status TERMINATED and the reverse sync target -> source running, or
+    EXCHANGE_FAILED with everything as it was and the migration going on).
+
+    The fronts (`front` of the task's registered instances) named in `exchanged_ip` move: a
+    verification of the target (setting `exchange_verify`: sampled, full, off) first, then the
+    source's writes are paused (`CLIENT PAUSE WRITE`, at most `exchange_max_pause_seconds`) until
+    the target has applied its last write, the fronts are switched, the reverse sync starts, and
+    the writes resume; each step is in the task's log, with the length of the pause.
+    400 `DCS.4957` unless the task is INCRMIGEATING (never switched, or after EXCHANGE_FAILED or
+    ROLLBACK_SUCCESS), both endpoints are registered instances with the same user and password
+    and the source has a front; 400 `DCS.4063` when an address in `exchanged_ip` is no front of
+    them, or the source's front is not among them.
+    """
+    await svc.tasks.exchange_ip(who.project_id, task_id, body)
     return Response(status_code=204)
 
 
@@ -171,6 +184,11 @@ async def exchange_instance_ip(
     "/migration-task/{task_id}/rollback-ip", status_code=204, response_class=Response, responses=NO_CONTENT
 )
 async def rollback_exchange_instance_ip(task_id: str, who: Principal, svc: ServicesDep) -> Response:
-    """Not implemented yet: always 400 DCS.4957 (never a fake success)."""
-    await svc.tasks.not_implemented_ip(who.project_id, task_id, "rollback-ip")
+    """Move the clients back to the source: asynchronous (task_status ROLLBACKING, then
+    ROLLBACK_SUCCESS with status INCRMIGEATING and the migration source -> target running again,
+    or ROLLBACK_FAILED with the reverse sync going on). The same sequence as exchange-ip, paused
+    on the target; no verification gate. 400 `DCS.4957` unless task_status is EXCHANGE_SUCCESS
+    (or ROLLBACK_FAILED).
+    """
+    await svc.tasks.rollback_ip(who.project_id, task_id)
     return Response(status_code=204)
