@@ -23,9 +23,24 @@ from support.servers import RedisServer
 MAIN = "from cachemigrate.cli.app import main; main()"
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
 def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", MAIN, *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", MAIN, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    _STARTED.append(proc)
+    return proc
+
+
+def _reap() -> None:
+    """Every CLI process this test started ends and its pipes close, also when it failed (an
+    open pipe found by the collector later fails another test with a ResourceWarning)."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> str:
@@ -54,8 +69,9 @@ def test_cutover_then_rollback(redis_factory: Callable[..., RedisServer], tmp_pa
         fronts = ["--front", hx.url("a"), "--front", hx.url("b")]
         files = ["--checkpoint", str(cp), "--reverse-checkpoint", str(rcp)]
         proc = _start("cutover", a.url, b.url, *fronts, *files, "--quiet")
-        wait_until(lambda: _backend(hx.url("a")) == b.port, timeout=60, what="the cutover")
-        assert _backend(hx.url("b")) == a.port
+        # The fronts move one after the other, then the reverse checkpoint is saved: wait for all.
+        wait_until(lambda: _backend(hx.url("a")) == b.port and _backend(hx.url("b")) == a.port
+                   and rcp.exists(), timeout=60, what="the cutover")
         assert json.loads(rcp.read_text())["source"] == f"127.0.0.1:{b.port}"
         assert redis.Redis(port=hx.port("a")).incr("n") == 2  # on b now, from a's value
         wait_until(lambda: a.client().get("n") == b"2", what="the reverse sync")
@@ -63,12 +79,13 @@ def test_cutover_then_rollback(redis_factory: Callable[..., RedisServer], tmp_pa
         assert "writes paused" in err and f"checkpoint (saved in {rcp})" in err
 
         proc = _start("rollback", a.url, b.url, *fronts, *files, "--quiet")
-        wait_until(lambda: _backend(hx.url("a")) == a.port, timeout=60, what="the rollback")
-        assert _backend(hx.url("b")) == b.port
+        wait_until(lambda: _backend(hx.url("a")) == a.port and _backend(hx.url("b")) == b.port,
+                   timeout=60, what="the rollback")
         assert redis.Redis(port=hx.port("a")).incr("n") == 3
         wait_until(lambda: b.client().get("n") == b"3", what="the migration after the rollback")
         err = _interrupt(proc)
         assert f"checkpoint (saved in {cp})" in err
         check_equal([a.client()], [b.client()])
     finally:
+        _reap()
         hx.stop()
