@@ -363,7 +363,7 @@ class Filter:
                     changed = True
             argv = new
         if self.script is not None:
-            out = self.script.run(db, info, argv)
+            out = self.script.run(max(db, 0), info, argv)  # (a command for every db: DB 0)
             if not out:
                 self.commands_dropped += 1
             return out
