@@ -325,6 +325,18 @@ class Filter:
         self.mixed = 0  # multi-key commands dropped because their keys disagree
         self.commands_dropped = 0
 
+    def name_filter(self) -> Callable[[bytes], bytes | None]:
+        """One call per key for the C walker: None, the key stays behind; else its name."""
+        ok, rename = self.key_ok, self.rename
+        if ok is None and rename is None:
+            return lambda k: k
+        if rename is None:
+            assert ok is not None
+            return lambda k: k if ok(k) else None
+        if ok is None:
+            return rename
+        return lambda k: rename(k) if ok(k) else None
+
     def _rename(self, key: bytes) -> bytes:
         for old, new in self._renames:
             if key.startswith(old):

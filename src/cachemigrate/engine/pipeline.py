@@ -333,7 +333,7 @@ class Pipeline:
                 by_type[k] = by_type.get(k, 0) + v
             expired += tf.expired + tf.walked_expired
             skipped_filter += tf.unsupported_count
-            filtered += tf.filtered
+            filtered += tf.keys_filtered
         now = time.time()
         if w is not None:
             self._update_rates(w.commands_written, w.bytes_written)

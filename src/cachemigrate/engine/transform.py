@@ -141,9 +141,18 @@ class Transformer:
         self._by_type: Counter[str] = Counter()
         self._by_type_byte = array("Q", bytes(256 * 8))
         # The parser's batch_hook (runs of keys in one entry: the C walker) or None.
-        runs = PackedRuns(self._footer, replace=options.replace, map_db=self.dbmap.target,
-                          counts=self._by_type_byte, now_ms=now_ms) \
-            if packed and options.c_walker and flt is None else None
+        # With filter rules on names (and types: the walker leaves a type it may not take to the
+        # per-key path, which drops it), the walker asks the rules per key; expiry rules and a
+        # script need the per-key path.
+        walkable = flt is None or not (flt.skip_ms or flt.max_ttl_ms or flt.script is not None)
+        walk_footer = self._footer if flt is None else [
+            v if self._type_ok[t] else None for t, v in enumerate(self._footer[: len(self._type_ok)])
+        ] + [None] * (256 - len(self._type_ok))
+        runs = PackedRuns(walk_footer, replace=options.replace, map_db=self.dbmap.target,
+                          counts=self._by_type_byte, now_ms=now_ms,
+                          key_filter=flt.name_filter() if flt is not None and (flt.key_ok or flt.rename)
+                          else None) \
+            if packed and options.c_walker and walkable else None
         self.batch_hook = runs if runs is not None and runs.usable else None
         self.expired = 0
         self.filtered = 0
@@ -161,6 +170,11 @@ class Transformer:
     def walked_expired(self) -> int:
         """Expired keys the C walker skipped (not in ``expired``)."""
         return 0 if self.batch_hook is None else self.batch_hook.expired
+
+    @property
+    def keys_filtered(self) -> int:
+        """Keys the db and filter rules left out, the C walker's included."""
+        return self.filtered + (0 if self.batch_hook is None else self.batch_hook.filtered)
 
     @property
     def keys_by_type(self) -> Counter[str]:

@@ -42,8 +42,8 @@ CLUSTER_RULES = {
     "db allow/block": {"block_db": [1, 2]},
     "db map": {"allow_db": [1], "db_map": {"1": 0}},
 }
-PATHS = ("rdb", "aof-preamble", "aof-commands", "sync-full", "incremental", "scan", "cluster-source",
-         "cluster-target")
+PATHS = ("rdb", "rdb-python", "aof-preamble", "aof-commands", "sync-full", "incremental", "scan",
+         "cluster-source", "cluster-target")
 
 
 def _cases() -> Iterator[Any]:
@@ -188,13 +188,14 @@ async def test_rule_kind_on_path(servers: Servers, path: str, kind: str) -> None
         random_dataset(src.client(), dbs=dbs)
         source_side = [src.client()]
         before = keyspace(source_side)
+        extra: dict[str, Any] = {}
         kinds = {"rdb": SourceKind.RDB_FILES, "sync-full": SourceKind.SYNC, "scan": SourceKind.SCAN,
                  "cluster-target": SourceKind.SYNC}
-        if path == "rdb":
+        if path in ("rdb", "rdb-python"):  # the C walker (when rules allow), the Python parser
             source = SourceSpec(SourceKind.RDB_FILES, paths=(str(src.save()),))
+            extra["c_walker"] = path == "rdb"
         else:
             source = SourceSpec(kinds[path], endpoint=Endpoint.from_url(src.url))
-        extra: dict[str, Any] = {}
         if path == "cluster-target":
             extra["db_mode"] = DbMode.KEEP
         await _run(_spec(source, target_url, rules, **extra))

@@ -322,13 +322,15 @@ static inline char *put_bulk_head(char *w, Py_ssize_t n)
 /* ---- walk() --------------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(walk_doc,
-"walk(buf, pos, end, footer, now_ms, replace, max_value, out_limit, counts)\n"
-"-> (commands: bytes, pos: int, keys: int, expired: int)\n\n"
+"walk(buf, pos, end, footer, now_ms, replace, max_value, out_limit, counts[, key_filter])\n"
+"-> (commands: bytes, pos: int, keys: int, expired: int[, filtered: int])\n\n"
 "Walk whole key records in buf[pos:end] and write their RESTORE commands. footer: 256 bytes,\n"
 "the RDB version for each type's DUMP footer (0: not on this path). Keys with an expire time\n"
 "before now_ms are skipped and counted. counts: a writable buffer of 256 uint64, keys written per\n"
 "type byte (added to). Stops at the first record it does not take, or once the commands reach\n"
-"out_limit bytes; pos is where the caller goes on.");
+"out_limit bytes; pos is where the caller goes on. key_filter (given: the result has a fifth\n"
+"item): called with each key's name (bytes) once it is known not expired; None leaves the key\n"
+"out (counted in filtered), a bytes object is the name it gets in its RESTORE.");
 
 static PyObject *walk(PyObject *self, PyObject *args)
 {
@@ -336,10 +338,14 @@ static PyObject *walk(PyObject *self, PyObject *args)
     Py_ssize_t pos, end, max_value, out_limit;
     long long now_ms;
     int replace;
+    PyObject *key_filter = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nny*Lpnnw*", &buf, &pos, &end, &footer, &now_ms, &replace,
-                          &max_value, &out_limit, &counts))
+    if (!PyArg_ParseTuple(args, "y*nny*Lpnnw*|O", &buf, &pos, &end, &footer, &now_ms, &replace,
+                          &max_value, &out_limit, &counts, &key_filter))
         return NULL;
+    if (key_filter == Py_None)
+        key_filter = NULL;
+    int with_filter = key_filter != NULL;
     PyObject *result = NULL;
     if (footer.len != 256 || counts.len != 256 * 8 || pos < 0 || end > buf.len || pos > end) {
         PyErr_SetString(PyExc_ValueError, "walk: bad arguments");
@@ -355,7 +361,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
         goto done;
     o.p = PyBytes_AS_STRING(o.obj);
     o.cap = initial;
-    long long keys = 0, expired = 0;
+    long long keys = 0, expired = 0, filtered = 0;
     const char *tail = replace ? "$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n" : "$6\r\nABSTTL\r\n";
     const size_t tail_len = replace ? 25 : 12;
     const char *head = replace ? "*6\r\n$7\r\nRESTORE\r\n" : "*5\r\n$7\r\nRESTORE\r\n";
@@ -451,16 +457,45 @@ static PyObject *walk(PyObject *self, PyObject *args)
             pos = vend;
             continue;
         }
+        PyObject *name = NULL; /* the key's new name (a reference held until it is written) */
+        if (key_filter != NULL) {
+            PyObject *kb = PyBytes_FromStringAndSize(key, klen);
+            if (kb == NULL)
+                goto fail;
+            name = PyObject_CallOneArg(key_filter, kb);
+            Py_DECREF(kb);
+            if (name == NULL)
+                goto fail;
+            if (name == Py_None) {
+                Py_DECREF(name);
+                filtered++;
+                pos = vend;
+                continue;
+            }
+            if (!PyBytes_Check(name)) {
+                Py_DECREF(name);
+                PyErr_SetString(PyExc_TypeError, "walk: key_filter must return bytes or None");
+                goto fail;
+            }
+            key = PyBytes_AS_STRING(name);
+            klen = PyBytes_GET_SIZE(name);
+        }
         /* the command */
         char ttl[24];
         int ttl_len = expire >= 0 ? snprintf(ttl, sizeof ttl, "%lld", expire) : 1;
         if (expire < 0)
             ttl[0] = '0';
         Py_ssize_t need = 17 + 24 + klen + 2 + 24 + ttl_len + 2 + 24 + vlen + 11 + 2 + (Py_ssize_t)tail_len;
-        if (o.len > 0 && o.len + need > out_limit && o.len + need > o.cap)
+        if (o.len > 0 && o.len + need > out_limit && o.len + need > o.cap) {
+            if (name != NULL) { /* the next call asks again */
+                Py_DECREF(name);
+            }
             break; /* the next call starts with it */
-        if (out_reserve(&o, need) < 0)
+        }
+        if (out_reserve(&o, need) < 0) {
+            Py_XDECREF(name);
             goto fail;
+        }
         char *w = o.p + o.len;
         w = put(w, head, 17);
         w = put_bulk_head(w, klen);
@@ -487,13 +522,15 @@ static PyObject *walk(PyObject *self, PyObject *args)
         *w++ = '\n';
         w = put(w, tail, tail_len);
         o.len = w - o.p;
+        Py_XDECREF(name);
         per_type[t]++;
         keys++;
         pos = vend;
     }
     if (_PyBytes_Resize(&o.obj, o.len) < 0)
         goto done;
-    result = Py_BuildValue("NnLL", o.obj, pos, keys, expired);
+    result = with_filter ? Py_BuildValue("NnLLL", o.obj, pos, keys, expired, filtered)
+                         : Py_BuildValue("NnLL", o.obj, pos, keys, expired);
     goto done;
 fail:
     Py_XDECREF(o.obj);
