@@ -59,8 +59,9 @@ async def test_corpus_files_under_rules(servers: tuple[RedisServer, RedisServer]
         ref.rdb_path.chmod(0o644)
         ref.client().execute_command("DEBUG", "RELOAD", "NOSAVE")
         before = keyspace([ref.client()])
+        options = PipelineOptions(filters=FilterRules.from_mapping(rules), c_walker=walker)
         spec = PipelineSpec(SourceSpec(SourceKind.RDB_FILES, paths=(str(f.full),)),
-                            Endpoint.from_url(tgt.url), PipelineOptions(filters=FilterRules.from_mapping(rules), c_walker=walker))
+                            Endpoint.from_url(tgt.url), options)
         sink = RecordingSink()
         try:
             final = await run_pipeline(spec, events=sink)
