@@ -350,7 +350,7 @@ class Pipeline:
             keys_skipped=(w.keys_skipped if w else 0) + (self.presence.skipped if self.presence else 0),
             keys_failed=(w.keys_failed if w else 0) + skipped_filter,
             keys_expired=expired,
-            keys_filtered=filtered,
+            keys_filtered=filtered + (r.keys_filtered if r else 0),
             commands_written=w.commands_written if w else 0,
             commands_failed=w.commands_failed if w else 0,
             bytes_written=w.bytes_written if w else 0,
