@@ -325,6 +325,18 @@ class Filter:
         self.mixed = 0  # multi-key commands dropped because their keys disagree
         self.commands_dropped = 0
 
+    def walker_rules(self) -> tuple[object, ...] | Callable[[bytes], bytes | None] | None:
+        """The rules on names for the C walker (``formats/rdb/walk``): a tuple it asks in C when
+        they are exact names, prefixes and suffixes (and the rename); a Python call per key
+        with regular expressions; None when no rule is about names."""
+        r = self.rules
+        if self.key_ok is None and self.rename is None:
+            return None
+        if r.allow_key.regex or r.block_key.regex:
+            return self.name_filter()
+        return (r.block_key.exact or None, r.block_key.prefix, r.block_key.suffix,
+                r.allow_key.exact or None, r.allow_key.prefix, r.allow_key.suffix, tuple(self._renames))
+
     def name_filter(self) -> Callable[[bytes], bytes | None]:
         """One call per key for the C walker: None, the key stays behind; else its name."""
         ok, rename = self.key_ok, self.rename

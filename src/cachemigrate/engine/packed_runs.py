@@ -30,10 +30,11 @@ class PackedRuns:
         map_db: Callable[[int], int | None],
         counts: array[int],
         now_ms: Callable[[], int],
-        key_filter: Callable[[bytes], bytes | None] | None = None,
+        key_filter: tuple[object, ...] | Callable[[bytes], bytes | None] | None = None,
     ) -> None:
-        """``key_filter``: the filter rules on key names (None leaves a key out; bytes: its new
-        name), run by the walker on each key (engine/filters.py)."""
+        """``key_filter``: the filter rules on key names, run by the walker on each key
+        (``Filter.walker_rules``: a tuple of rules it asks in C, or a call per key that answers
+        None to leave the key out, bytes for its name)."""
         self.footer = c_walk.footer_table(footer_versions)
         self.replace = replace
         self.map_db = map_db

@@ -150,8 +150,7 @@ class Transformer:
         ] + [None] * (256 - len(self._type_ok))
         runs = PackedRuns(walk_footer, replace=options.replace, map_db=self.dbmap.target,
                           counts=self._by_type_byte, now_ms=now_ms,
-                          key_filter=flt.name_filter() if flt is not None and (flt.key_ok or flt.rename)
-                          else None) \
+                          key_filter=flt.walker_rules() if flt is not None else None) \
             if packed and options.c_walker and walkable else None
         self.batch_hook = runs if runs is not None and runs.usable else None
         self.expired = 0

@@ -133,3 +133,38 @@ def test_walker_key_filter_errors_propagate() -> None:
         walk(buf, 0, len(buf), footer, 0, True, 1 << 20, 1 << 20, counts, boom)
     with pytest.raises(TypeError, match="bytes or None"):
         walk(buf, 0, len(buf), footer, 0, True, 1 << 20, 1 << 20, counts, lambda k: 1)
+
+
+@requirement(c_walk.walk is not None, C_WALKER)
+@pytest.mark.parametrize("rules", [
+    {"block_key_prefix": ["user:"], "rename_prefix": {"ca": "CA:", "cache:": "c:"}},
+    {"allow_key": ["7", "cache:1"], "allow_key_suffix": ["9"], "block_key_suffix": ["19"]},
+    {"block_key": ["user:3", "12"], "allow_key_prefix": ["user:", "1"], "rename_prefix": {"user:": ""}},
+    {"block_key_regex": ["[02468]$"], "rename_prefix": {"user:": "u:"}},  # a call per key
+])  # fmt: skip
+def test_walker_rules_in_c_agree_with_the_rules_in_python(rules: dict[str, Any]) -> None:
+    """The walker's view of the rules (a tuple asked in C, or the call per key) keeps and names
+    the keys exactly as ``Filter.key_ok`` and ``Filter.rename`` do."""
+    from array import array
+
+    walk = c_walk.walk
+    assert walk is not None
+    names = [b"user:%d" % i for i in range(30)] + [b"cache:%d" % i for i in range(30)]
+    names += [b"%d" % i for i in range(30)]  # integer-encoded keys: their decimal text
+    buf = b""
+    for n in names:
+        if n.isdigit():
+            buf += b"\x00\xc0" + bytes([int(n)]) + b"\x01v"
+        else:
+            buf += b"\x00" + bytes([len(n)]) + n + b"\x01v"
+    f, _ = _filter(**rules)
+    spec = f.walker_rules()
+    assert spec is not None and (callable(spec) is bool(rules.get("block_key_regex")))
+    counts = array("Q", bytes(256 * 8))
+    out, pos, keys, _expired, filtered = walk(buf, 0, len(buf), bytes([10]) + bytes(255), 0, True,
+                                             1 << 20, 1 << 20, counts, spec)
+    assert f.key_ok is not None
+    want = [(f.rename(n) if f.rename else n) for n in names if f.key_ok(n)]
+    parts = out.split(b"\r\n")
+    got = [parts[i + 2] for i, part in enumerate(parts) if part == b"RESTORE"]
+    assert got == want and keys == len(want) and filtered == len(names) - len(want) and pos == len(buf)
