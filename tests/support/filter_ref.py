@@ -161,3 +161,14 @@ RULE_KINDS: dict[str, dict[str, Any]] = {
     "expiry: cap TTL": {"max_ttl": 7200},
     "rename prefix": {"rename_prefix": {"old:": "new:", "old:deep:": "moved:", "user:": "u:"}},
 }
+
+# Rules of commands (the incremental phase, an AOF's commands), with what they leave behind of
+# the dataset, in the terms of the rules on keys: the commands that build each type are the
+# test's own knowledge (random_dataset writes SET RPUSH SADD ZADD HSET XADD EXPIRE; an AOF
+# rewrite writes SET RPUSH SADD ZADD HMSET XADD XSETID PEXPIREAT).
+COMMAND_KINDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "command (block)": ({"block_command": ["RPUSH", "ZADD"]}, {"block_type": ["list", "zset"]}),
+    "command (allow)": ({"allow_command": ["SET", "SADD", "HSET", "HMSET", "EXPIRE", "PEXPIREAT"]},
+                        {"block_type": ["list", "zset", "stream"]}),
+    "command group": ({"block_command_group": ["HASH", "SET"]}, {"block_type": ["hash", "set"]}),
+}

@@ -29,7 +29,7 @@ from cachemigrate.engine.spec import DbMode, PipelineOptions, PipelineSpec, Sour
 from cachemigrate.engine.status import Phase, RecordingSink, StatusSnapshot
 from cachemigrate.protocol.endpoint import Endpoint
 from support.compare import cluster_nodes, compare_keyspaces, keyspace
-from support.filter_ref import RULE_KINDS, expected, random_dataset
+from support.filter_ref import COMMAND_KINDS, RULE_KINDS, expected, random_dataset
 from support.poll import until
 from support.servers import RedisCluster, RedisServer, start_cluster, start_redis
 
@@ -53,6 +53,9 @@ def _cases() -> Iterator[Any]:
                 continue
             if kind in DB_KINDS and path == "cluster-source":
                 continue
+            yield pytest.param(path, kind, id=f"{path}-{kind}")
+    for path in ("aof-commands", "incremental"):
+        for kind in COMMAND_KINDS:
             yield pytest.param(path, kind, id=f"{path}-{kind}")
 
 
@@ -151,7 +154,9 @@ async def _incremental(src: RedisServer, target: str, rules: dict[str, Any]) -> 
 @pytest.mark.parametrize(("path", "kind"), list(_cases()))
 async def test_rule_kind_on_path(servers: Servers, path: str, kind: str) -> None:
     cluster_path = path.startswith("cluster")
-    rules = CLUSTER_RULES[kind] if cluster_path and kind in DB_KINDS else RULE_KINDS[kind]
+    rules, same_as = COMMAND_KINDS.get(kind) or (RULE_KINDS.get(kind, {}), None)
+    if cluster_path and kind in DB_KINDS:
+        rules = CLUSTER_RULES[kind]
     dbs = (0,) if cluster_path and kind not in DB_KINDS else (0, 1, 2)
     target_side: list[redis.Redis]
     if path == "cluster-target":
@@ -199,7 +204,7 @@ async def test_rule_kind_on_path(servers: Servers, path: str, kind: str) -> None
         if path == "cluster-target":
             extra["db_mode"] = DbMode.KEEP
         await _run(_spec(source, target_url, rules, **extra))
-    want = expected(before, rules)
+    want = expected(before, same_as or rules)
     got = keyspace(target_side)
     result = compare_keyspaces(want, got, ttl_tolerance_ms=_tolerance(rules))
     _record(path, kind, result.compared, len(result.mismatches))
