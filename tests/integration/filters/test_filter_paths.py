@@ -89,6 +89,8 @@ class Servers:
     def the_cluster(self) -> RedisCluster:
         if self.cluster is None:
             self.cluster = start_cluster(self.base / "cluster", masters=3)
+            for n in self.cluster.nodes:  # a full sync starts at once (the default waits 5 s)
+                n.client().config_set("repl-diskless-sync-delay", 0)
         for n in self.cluster.nodes:
             n.client().flushall()
         return self.cluster
