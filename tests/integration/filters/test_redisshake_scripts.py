@@ -232,3 +232,19 @@ def test_cli_rules_file(source_redis: RedisServer, target_redis: RedisServer, tm
                          check=False, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and res.stderr.count("\n") == 1
     assert "block_type[0]: unknown type 'hsh'" in res.stderr
+
+
+def test_cli_migrate_options(redis_factory: Any) -> None:
+    """The filter options of `migrate`, without a file: a full sync that ends by itself."""
+    source, target = redis_factory("src", args=FAST), redis_factory("dst")
+    random_dataset(source.client())
+    before = keyspace([source.client()])
+    res = subprocess.run([CLI, "migrate", source.url, target.url, "-q", "--skip-key-prefix", "temp:",
+                          "--skip-key-prefix", "cache:", "--map-db", "2=0", "--rename-prefix", "user:=u:",
+                          "--skip-type", "zset", "--max-ttl", "86400"],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    want = expected(before, {"block_key_prefix": ["temp:", "cache:"], "db_map": {"2": 0},
+                             "rename_prefix": {"user:": "u:"}, "block_type": ["zset"], "max_ttl": 86400})
+    result = compare_keyspaces(want, keyspace([target.client()]), ttl_tolerance_ms=120_000)
+    assert result.ok and result.compared > 100, result.summary()
