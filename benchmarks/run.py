@@ -1,7 +1,7 @@
 """`make bench`: cachemigrate beside Redis's own ingest, load and replica sync, in one run.
 
     python -m benchmarks.run [--scale 1000000] [--repeat 3] [--bigkey-elems 1000000] [--skip-online]
-                             [--skip-bigkeys] [--skip-service] [--skip-cutover]
+                             [--skip-bigkeys] [--skip-service] [--skip-cutover] [--skip-filtered]
 
 Every figure is a ratio to a reference measured in the same run (these machines are noisy):
 throughput ratio = reference seconds / cachemigrate seconds (above 1.0: faster than the reference).
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmarks.bucket import MotoServer, import_from_bucket
 from benchmarks.cli_run import into_fresh_target
+from benchmarks.filtered import bench_filtered
 from benchmarks.incremental import bench_incremental
 from benchmarks.refs import (
     BENCH_DIR,
@@ -52,7 +53,8 @@ def row(t: Timing, ref: Timing | None = None) -> str:
 
 
 def bench_import(
-    work: Path, *, scale: int, repeat: int, bigkey_elems: int = 0, online: bool, service: bool = False
+    work: Path, *, scale: int, repeat: int, bigkey_elems: int = 0, online: bool, service: bool = False,
+    filtered: bool = False,
 ) -> None:
     """File import (local and bucket, through the CLI and the service) and full sync; with
     ``bigkey_elems`` the dataset adds 4 big keys of that many elements."""
@@ -101,6 +103,8 @@ def bench_import(
             sync = measure(repeat, one_sync)
             print(row(repl))
             print(row(sync, repl) + "  <- vs REF repl")
+        if filtered:
+            bench_filtered(work, src, rdb, keys, online=online)
     finally:
         src.stop()
 
@@ -117,12 +121,13 @@ def main() -> None:
     ap.add_argument("--incremental-seconds", type=float, default=20.0)
     ap.add_argument("--skip-cutover", action="store_true",
                     help="skip exchange-ip / rollback-ip through the service (cutover.py --service)")
+    ap.add_argument("--skip-filtered", action="store_true", help="skip the filter-rules runs")
     a = ap.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
         work = Path(tmp)
         bench_import(work / "plain", scale=a.scale, repeat=a.repeat, online=not a.skip_online,
-                     service=not a.skip_service)
+                     service=not a.skip_service, filtered=not a.skip_filtered)
         if not a.skip_online:
             print("\n== online incremental sync under write load ==", flush=True)
             bench_incremental(work / "incr", seconds=a.incremental_seconds)

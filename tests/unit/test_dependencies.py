@@ -20,7 +20,7 @@ from cachemigrate.cli.app import EXTRAS as EXTRA_OF_MODULE
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "cachemigrate"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-RUNTIME_EXTRAS = ("service", "s3", "postgres")  # what src/ may use; bench and test are for the repo
+RUNTIME_EXTRAS = ("service", "s3", "postgres", "lua")  # what src/ may use; bench and test are for the repo
 
 
 def _dist(requirement: str) -> str:

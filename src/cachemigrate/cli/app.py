@@ -41,6 +41,7 @@ EXTRAS = {
     "boto3": "s3",
     "botocore": "s3",
     "psycopg": "postgres",
+    "lupa": "lua",
 }
 
 app = typer.Typer(

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cachemigrate.cli import filter_opts as fo
 from cachemigrate.cli.options import ascii_int
 
 
@@ -31,6 +32,14 @@ def import_files(
     fold_dbs: Annotated[bool, typer.Option("--fold-dbs", help="put every db into db 0")] = False,
     flush_target: Annotated[bool, typer.Option("--flush-target", help="FLUSHALL the target first")] = False,
     s3_endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint URL")] = None,
+    filter_file: fo.FilterFile = None,
+    key_prefix: fo.AllowPrefix = None,
+    skip_key_prefix: fo.BlockPrefix = None,
+    skip_type: fo.BlockType = None,
+    rename_prefix: fo.Rename = None,
+    map_db: fo.DbMap = None,
+    skip_expiring_within: fo.SkipExpiring = None,
+    max_ttl: fo.MaxTtl = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
 ) -> None:
     """Import RDB/AOF backup files into a target server (a cluster target is detected by itself)."""
@@ -40,4 +49,9 @@ def import_files(
         files=files, target=target, no_replace=no_replace, rewrite=rewrite, big_key_mb=big_key_mb,
         bandwidth_mb=bandwidth_mb, db=db, fold_dbs=fold_dbs, flush_target=flush_target,
         s3_endpoint_url=s3_endpoint_url, quiet=quiet,
+        filters=fo.build_rules(
+            filter_file=filter_file, key_prefix=key_prefix, skip_key_prefix=skip_key_prefix,
+            skip_type=skip_type, rename_prefix=rename_prefix, map_db=map_db,
+            skip_expiring_within=skip_expiring_within, max_ttl=max_ttl,
+        ),
     )

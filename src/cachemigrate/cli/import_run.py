@@ -8,6 +8,7 @@ import os
 
 from cachemigrate.cli import run_env
 from cachemigrate.cli.progress import ProgressSink, err_console, print_summary, stdout_console
+from cachemigrate.engine.filters import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import (
     DbMode,
@@ -33,13 +34,14 @@ def run_import(
     flush_target: bool = False,
     s3_endpoint_url: str | None = None,
     quiet: bool = False,
+    filters: FilterRules | None = None,
 ) -> None:
     """The options of import_cmd.import_files, by the same names."""
     mode = DbMode.FOLD if fold_dbs else DbMode.ONLY if db is not None else DbMode.KEEP
     options = PipelineOptions(
         replace=not no_replace, rewrite=rewrite, big_key_bytes=big_key_mb << 20,
         bandwidth_mb=bandwidth_mb, db_mode=mode, db=db, flush_target=flush_target,
-        c_walker=run_env.c_walker(),
+        c_walker=run_env.c_walker(), filters=filters,
     )
     kind = SourceKind.RDB_FILES if all(_looks_rdb(p) for p in files) else SourceKind.AOF_FILES
     s3 = run_env.s3_settings()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from cachemigrate.cli import filter_opts as fo
 from cachemigrate.cli.options import ascii_int
 
 
@@ -32,6 +33,14 @@ def migrate(
                                                    "keep it up to date")] = None,
     scan: Annotated[bool, typer.Option("--scan", help="copy with SCAN + DUMP (no replication)")] = False,
     flush_target: Annotated[bool, typer.Option("--flush-target", help="FLUSHALL the target first")] = False,
+    filter_file: fo.FilterFile = None,
+    key_prefix: fo.AllowPrefix = None,
+    skip_key_prefix: fo.BlockPrefix = None,
+    skip_type: fo.BlockType = None,
+    rename_prefix: fo.Rename = None,
+    map_db: fo.DbMap = None,
+    skip_expiring_within: fo.SkipExpiring = None,
+    max_ttl: fo.MaxTtl = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live display")] = False,
 ) -> None:
     """Migrate a live server into a target; Ctrl-C stops cleanly and prints the checkpoint."""
@@ -41,4 +50,9 @@ def migrate(
         source_url=source_url, target_url=target_url, incremental=incremental, bandwidth_mb=bandwidth_mb,
         db=db, fold_dbs=fold_dbs, resume=resume, checkpoint=checkpoint, scan=scan,
         flush_target=flush_target, quiet=quiet,
+        filters=fo.build_rules(
+            filter_file=filter_file, key_prefix=key_prefix, skip_key_prefix=skip_key_prefix,
+            skip_type=skip_type, rename_prefix=rename_prefix, map_db=map_db,
+            skip_expiring_within=skip_expiring_within, max_ttl=max_ttl,
+        ),
     )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from cachemigrate.cli import run_env
 from cachemigrate.cli.progress import err_console, print_summary, stdout_console
 from cachemigrate.engine.checkpoint import CheckpointStore, FileCheckpointStore, MemoryCheckpointStore
+from cachemigrate.engine.filters import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import (
     DbMode,
@@ -142,6 +143,7 @@ def run_migrate(
     scan: bool = False,
     flush_target: bool = False,
     quiet: bool = False,
+    filters: FilterRules | None = None,
 ) -> None:
     """The options of migrate_cmd.migrate, by the same names."""
     try:
@@ -151,7 +153,7 @@ def run_migrate(
     mode = DbMode.FOLD if fold_dbs else DbMode.ONLY if db is not None else DbMode.KEEP
     options = PipelineOptions(
         incremental=incremental, bandwidth_mb=bandwidth_mb, resume_mode=resume_mode,
-        db_mode=mode, db=db, flush_target=flush_target, c_walker=run_env.c_walker(),
+        db_mode=mode, db=db, flush_target=flush_target, c_walker=run_env.c_walker(), filters=filters,
         resumable=checkpoint is not None,
     )
     source = Endpoint.from_url(source_url)

@@ -106,6 +106,7 @@ def print_summary(s: StatusSnapshot, console: Console) -> None:
         ("keys replaced", s.keys_replaced),
         ("keys skipped (already in target)", s.keys_skipped),
         ("keys expired (dropped)", s.keys_expired),
+        ("keys left out (db and filter rules)", s.keys_filtered),
         ("keys failed", s.keys_failed),
         ("commands written", s.commands_written),
         ("commands failed", s.commands_failed),

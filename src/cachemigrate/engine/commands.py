@@ -13,7 +13,9 @@ from typing import Final, cast
 
 from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Arg, Command, Entry
+from cachemigrate.engine.filters import Filter, compile_rules
 from cachemigrate.engine.spec import PipelineOptions
+from cachemigrate.engine.status import EventSink
 
 # Commands a master sends that mean nothing to a target.
 _DROP = frozenset({b"PING", b"REPLCONF", b"SELECT"})
@@ -63,9 +65,13 @@ def command_key(argv: list[bytes], name: bytes | None = None) -> bytes | None:
 class CommandMapper:
     """Turns (argv, offset after it) pairs into entries for the target; keeps the source db."""
 
-    def __init__(self, options: PipelineOptions, *, db: int = 0) -> None:
+    def __init__(self, options: PipelineOptions, *, db: int = 0, events: EventSink | None = None) -> None:
         self.options = options
         self.dbmap = DbMap(options)
+        # The filter rules of commands (engine/filters.py); None: every command goes.
+        self.filter: Filter | None = compile_rules(options.filters, events)
+        if self.filter is not None and not self.filter.has_commands:
+            self.filter = None
         self.source_db = db
         self._tdb = self.dbmap.target(db)  # target db of source_db (None: left out)
         self._group: list[Entry] | None = None  # an open MULTI group
@@ -73,6 +79,7 @@ class CommandMapper:
         self.last_offset = 0  # offset after the last command seen (dropped ones included)
         self.db_changes: list[tuple[int, int]] = []  # (offset after a SELECT, db it selected)
         self.dropped = 0
+        self._extra: list[Entry] = []
 
     @property
     def in_multi(self) -> bool:
@@ -134,20 +141,47 @@ class CommandMapper:
             entry.source_offset = self._group_base
             self._group.append(entry)
             return []
+        if self._extra:  # a script sent several commands for this one
+            out, self._extra = [*self._extra, entry], []
+            for e in out[:-1]:
+                e.source_offset = before  # only the last one completes the source command
+            return out
         return [entry]
 
     def _entry(self, name: bytes, argv: list[bytes], offset: int) -> Entry | None:
         if name == b"FLUSHALL":
-            flush, fdb = self.dbmap.flushall(cast("list[Arg]", argv))
-            return Command(flush, fdb, None, 0, offset)
+            flushall = self.dbmap.flushall(cast("list[Arg]", argv))
+            if flushall is None or (self.filter is not None and self.filter.command(argv, name, -1) == []):
+                return None
+            return Command(flushall[0], flushall[1], None, 0, offset)
         if name == b"SWAPDB" and not self.dbmap.swapdb:
             return None
         db = self._tdb
         if db is None:
             return None
-        if name in _ANY_DB or name == b"SWAPDB":
+        any_db = name in _ANY_DB or name == b"SWAPDB"
+        if self.filter is not None:
+            out = self.filter.command(argv, name, db)
+            if out is not None:
+                return self._filtered(out, offset, any_db)
+        if any_db:
             return _entry(argv, -1, None, offset)
         return _entry(argv, db, command_key(argv, name), offset)
+
+    def _filtered(self, out: list[tuple[list[bytes], int]], offset: int, any_db: bool) -> Entry | None:
+        """The commands the filter sends for one: one entry each (a MULTI group takes them all)."""
+        if not out:
+            return None
+        entries = [_entry(a, -1 if any_db else d, None if any_db else command_key(a), offset) for a, d in out]
+        if len(entries) == 1:
+            return entries[0]
+        if self._group is not None:  # all but the last go in the open group here
+            for e in entries[:-1]:
+                e.source_offset = self._group_base
+                self._group.append(e)
+            return entries[-1]
+        self._extra += entries[:-1]
+        return entries[-1]
 
 
 def _entry(argv: list[bytes], db: int, key: bytes | None, offset: int) -> Entry:

@@ -46,8 +46,8 @@ default). Redis < 6.2 has no CLIENT UNPAUSE: there the pause always lasts ``max_
 steps 1-3 must end within its first three quarters.
 
 Not covered: cluster sources or targets (one pause and one stream per shard would be needed),
-db mapping (the reverse sync does not invert it). Clients that write to a server directly, not
-through a front, are not moved.
+db mapping and filter rules (refused: the reverse sync does not invert them). Clients that
+write to a server directly, not through a front, are not moved.
 """
 
 from __future__ import annotations
@@ -238,6 +238,10 @@ class _Cutover:
         if self.forward.spec.options.db_mode is not DbMode.KEEP:
             raise ConfigError("a cutover needs every db migrated as it is (no --db / --fold-dbs): "
                               "the reverse sync does not map dbs back")
+        if self.forward.spec.filters:
+            raise ConfigError("a cutover needs every key migrated as it is (no filter rules): the "
+                              "target does not hold what the source's clients read, and the reverse "
+                              "sync does not invert renames or restore what was left out")
         old_conn = await Connection.open(self.old, db=0, name=CONTROL)
         try:
             new_conn = await Connection.open(self.new, db=0, name=CONTROL)

@@ -13,6 +13,11 @@ commands that act on whole databases.
 
 (*) it cannot be mapped: two source dbs that are one target db, or one that is not migrated.
 
+The filter rules' db rules (``FilterRules``: allow/block db, a db map N->M) come first: a db
+they leave out is left out, a db they map goes where the map says, whatever the mode; the mode
+places the others. With db rules, FLUSHALL is not forwarded (it would empty target dbs the rules
+leave alone; ``flushall`` returns None) and SWAPDB is dropped (*).
+
 A cluster target has only db 0: a source db that would go elsewhere is an
 IncompatibleTargetError, raised as soon as that db is seen.
 """
@@ -44,7 +49,16 @@ class DbMap:
             pass
         o = self.options
         mapped: int | None
-        if o.db_mode is DbMode.FOLD:
+        rules = o.filters
+        ruled: int | None = None
+        if rules is not None and rules.has_db_rules:
+            migrated, ruled = rules.db_target(db)
+            if not migrated:
+                self.known[db] = None
+                return None
+        if ruled is not None:
+            mapped = ruled
+        elif o.db_mode is DbMode.FOLD:
             mapped = 0
         elif o.db_mode is DbMode.ONLY:
             mapped = (db if o.target_db is None else o.target_db) if db == o.db else None
@@ -58,10 +72,12 @@ class DbMap:
         self.known[db] = mapped
         return mapped
 
-    def flushall(self, argv: list[Arg]) -> tuple[list[Arg], int]:
-        """What a source ``FLUSHALL [ASYNC|SYNC]`` becomes: (argv, target db; -1: every db).
-        Also what empties the target before a new full sync."""
+    def flushall(self, argv: list[Arg]) -> tuple[list[Arg], int] | None:
+        """What a source ``FLUSHALL [ASYNC|SYNC]`` becomes: (argv, target db; -1: every db), None
+        when it is not forwarded (db rules). Also what empties the target before a new full sync."""
         o = self.options
+        if o.filters is not None and o.filters.has_db_rules:
+            return None
         if o.db_mode is DbMode.KEEP:
             return argv, -1
         db = self.target(o.db if o.db_mode is DbMode.ONLY and o.db is not None else 0)
@@ -71,4 +87,5 @@ class DbMap:
     @property
     def swapdb(self) -> bool:
         """Whether SWAPDB can be sent as it is (keep mode only)."""
-        return self.options.db_mode is DbMode.KEEP
+        o = self.options
+        return o.db_mode is DbMode.KEEP and not (o.filters is not None and o.filters.has_db_rules)

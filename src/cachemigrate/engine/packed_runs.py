@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from cachemigrate.engine.entry import PackedRun
 from cachemigrate.formats.rdb import walk as c_walk
@@ -29,13 +30,19 @@ class PackedRuns:
         map_db: Callable[[int], int | None],
         counts: array[int],
         now_ms: Callable[[], int],
+        key_filter: tuple[object, ...] | Callable[[bytes], bytes | None] | None = None,
     ) -> None:
+        """``key_filter``: the filter rules on key names, run by the walker on each key
+        (``Filter.walker_rules``: a tuple of rules it asks in C, or a call per key that answers
+        None to leave the key out, bytes for its name)."""
         self.footer = c_walk.footer_table(footer_versions)
         self.replace = replace
         self.map_db = map_db
         self.counts = counts  # keys per type byte, added to in place
         self.now_ms = now_ms
         self.expired = 0  # keys skipped because their expire time had passed
+        self.key_filter = key_filter
+        self.filtered = 0  # keys the key filter left out
 
     @property
     def usable(self) -> bool:
@@ -50,8 +57,14 @@ class PackedRuns:
             return None  # a left-out db: the per-key path counts what it drops
         walk = c_walk.walk
         assert walk is not None
-        out, npos, keys, expired = walk(buf, pos, end, self.footer, self.now_ms(), self.replace,
-                                        max_value, RUN_BYTES, self.counts)
+        if self.key_filter is None:
+            out, npos, keys, expired = cast("tuple[bytes, int, int, int]", walk(
+                buf, pos, end, self.footer, self.now_ms(), self.replace, max_value, RUN_BYTES, self.counts))
+        else:
+            out, npos, keys, expired, filtered = cast("tuple[bytes, int, int, int, int]", walk(
+                buf, pos, end, self.footer, self.now_ms(), self.replace, max_value, RUN_BYTES, self.counts,
+                self.key_filter))
+            self.filtered += filtered
         if npos == pos:
             return None
         self.expired += expired

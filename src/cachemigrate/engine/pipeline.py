@@ -384,7 +384,10 @@ class Pipeline:
         o = self.spec.options
         return WriterOptions(
             replace=o.replace, max_bytes_in_flight=o.max_bytes_in_flight,
-            on_failure=self._on_failure, multi_db=o.db_mode.value == "keep",
+            on_failure=self._on_failure,
+            # db rules or a script may send a db anywhere (engine/filters.py)
+            multi_db=o.db_mode.value == "keep"
+            or bool(o.filters and (o.filters.db_map or o.filters.function)),
         )
 
     def _transform_factory(self) -> TransformFactory:
@@ -395,7 +398,7 @@ class Pipeline:
             # Runs of keys in one entry: only the standalone writer takes them, and only when
             # no entry is looked at key by key (presence check of a target that had keys).
             packed = not target.cluster and self.presence is None
-            tf = Transformer(self.spec.options, header, target, packed=packed)
+            tf = Transformer(self.spec.options, header, target, packed=packed, events=self.events)
             self.transforms.append(tf)
             return tf
 
@@ -574,12 +577,13 @@ class Pipeline:
         if r is not None and phase in (Phase.FULL, Phase.INCREMENTAL):
             phase = r.phase
         by_type: dict[str, int] = {}
-        expired = skipped_filter = 0
+        expired = skipped_filter = filtered = 0
         for tf in self.transforms:
             for k, v in tf.keys_by_type.items():
                 by_type[k] = by_type.get(k, 0) + v
             expired += tf.expired + tf.walked_expired
             skipped_filter += tf.unsupported_count
+            filtered += tf.keys_filtered
         now = time.time()
         if self.writer is not None:
             self._update_rates(w.commands_written, w.bytes_written)
@@ -597,6 +601,7 @@ class Pipeline:
             keys_skipped=w.keys_skipped + (self.presence.skipped if self.presence else 0),
             keys_failed=w.keys_failed + skipped_filter,
             keys_expired=expired,
+            keys_filtered=filtered + (r.keys_filtered if r else 0),
             commands_written=w.commands_written,
             commands_failed=w.commands_failed,
             bytes_written=w.bytes_written,

@@ -52,6 +52,7 @@ class StatusSnapshot:
     keys_skipped: int = 0
     keys_failed: int = 0
     keys_expired: int = 0
+    keys_filtered: int = 0  # keys the db and filter rules leave behind (engine/filters.py)
     commands_written: int = 0
     commands_failed: int = 0
     bytes_written: int = 0

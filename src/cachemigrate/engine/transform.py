@@ -2,9 +2,12 @@
 
 Fast path (the default): a key's raw value bytes become one ``RESTORE ... ABSTTL`` whose footer
 version is relabelled to one the target accepts (``formats.dump.payload_version_for_target``);
-nothing is decoded. Rewrite path: when asked to (``options.rewrite``), when the target cannot load
-the type, or for big keys that arrive as ``ValueChunk`` records, the value is decoded and replayed
-as plain commands (``engine.rewrite``).
+nothing is decoded. The filter rules (engine/filters.py) are asked per key before that, on the
+key name, type byte and expire time only: a key left out costs no decoding, a renamed key keeps
+the fast path (the payload does not depend on the name). Rewrite path: when asked to
+(``options.rewrite``), when the target cannot load the type, for big keys that arrive as
+``ValueChunk`` records, or for a filter script, the value is decoded and replayed as plain
+commands (``engine.rewrite``).
 """
 
 from __future__ import annotations
@@ -14,14 +17,18 @@ from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from cachemigrate.engine import rewrite as rw
 from cachemigrate.engine.capabilities import Target, TargetCaps, at_least
+from cachemigrate.engine.commands import command_key
 from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Arg, Command, Entry, Packed
+from cachemigrate.engine.filters import compile_rules
+from cachemigrate.engine.keyspecs import command_info
 from cachemigrate.engine.packed_runs import PackedRuns
 from cachemigrate.engine.spec import PipelineOptions
+from cachemigrate.engine.status import EventSink
 from cachemigrate.errors import (
     FormatError,
     MigrationError,
@@ -76,6 +83,7 @@ class _BigKey:
     parts: int = 0
     stream_entries: int = 0
     stream_first: StreamId | None = None
+    source_key: bytes = b""  # the key's name in the source, when a rule renamed it
 
 
 class Transformer:
@@ -89,9 +97,11 @@ class Transformer:
         *,
         now_ms: Callable[[], int] = _now_ms,
         packed: bool = False,
+        events: EventSink | None = None,
     ) -> None:
         """``packed``: the writer takes entries of many commands (``PackedRun``; a standalone
-        target with nothing to check per key), so the C walker may turn runs of keys into one."""
+        target with nothing to check per key), so the C walker may turn runs of keys into one.
+        ``events``: where the filter's log lines go (a script's ``shake.log``)."""
         self.options = options
         self.header = header
         vendor = file_vendor(header)
@@ -107,10 +117,15 @@ class Transformer:
             create_consumer=at_least(target, redis=(6, 2), valkey=(7, 2)),
             chunk_elements=max(1, options.chunk_elements),
         )
-        # Per type byte: the footer version for RESTORE, or None when the key must be rewritten.
+        # The filter rules of keys (None: every key goes, under its own name).
+        self._filter = flt = compile_rules(options.filters, events)
+        self._script = flt.script if flt is not None else None
+        self._type_ok = [flt.type_ok(k) for k in self._kinds] if flt is not None else []
+        # Per type byte: the footer version for RESTORE, or None when the key must be rewritten
+        # (always with a script: it sees the commands that rebuild each key).
         self._footer: list[int | None] = [
             None
-            if options.rewrite
+            if options.rewrite or self._script is not None
             else payload_version_for_target(
                 t, header.version, target.rdb_version, header.is_valkey, target.vendor == "valkey"
             )
@@ -126,8 +141,17 @@ class Transformer:
         self._by_type: Counter[str] = Counter()
         self._by_type_byte = array("Q", bytes(256 * 8))
         # The parser's batch_hook (runs of keys in one entry: the C walker) or None.
-        runs = PackedRuns(self._footer, replace=options.replace, map_db=self.dbmap.target,
-                          counts=self._by_type_byte, now_ms=now_ms) if packed and options.c_walker else None
+        # With filter rules on names (and types: the walker leaves a type it may not take to the
+        # per-key path, which drops it), the walker asks the rules per key; expiry rules and a
+        # script need the per-key path.
+        walkable = flt is None or not (flt.skip_ms or flt.max_ttl_ms or flt.script is not None)
+        walk_footer = self._footer if flt is None else [
+            v if self._type_ok[t] else None for t, v in enumerate(self._footer[: len(self._type_ok)])
+        ] + [None] * (256 - len(self._type_ok))
+        runs = PackedRuns(walk_footer, replace=options.replace, map_db=self.dbmap.target,
+                          counts=self._by_type_byte, now_ms=now_ms,
+                          key_filter=flt.walker_rules() if flt is not None else None) \
+            if packed and options.c_walker and walkable else None
         self.batch_hook = runs if runs is not None and runs.usable else None
         self.expired = 0
         self.filtered = 0
@@ -145,6 +169,11 @@ class Transformer:
     def walked_expired(self) -> int:
         """Expired keys the C walker skipped (not in ``expired``)."""
         return 0 if self.batch_hook is None else self.batch_hook.expired
+
+    @property
+    def keys_filtered(self) -> int:
+        """Keys the db and filter rules left out, the C walker's included."""
+        return self.filtered + (0 if self.batch_hook is None else self.batch_hook.filtered)
 
     @property
     def keys_by_type(self) -> Counter[str]:
@@ -171,6 +200,17 @@ class Transformer:
             self.expired += 1
         else:
             db = self.dbmap.target(rec.db)
+            if db is not None and self._filter is not None:
+                admitted = self._admit(rec.key, rec.type_byte, rec.expire_ms)
+                if admitted is None:
+                    db = None
+                else:
+                    source_key = rec.key
+                    rec.key, rec.expire_ms = admitted
+                    out = self._rewrite_key(rec, db)
+                    if self._big is not None:
+                        self._big.source_key = source_key
+                    return out
             if db is None:
                 self.filtered += 1
         if db is None:  # its chunks are dropped
@@ -205,6 +245,12 @@ class Transformer:
         if tdb is None:
             self.filtered += 1
             return []
+        if self._filter is not None:
+            admitted = self._admit(key, t, exp)
+            if admitted is None:
+                self.filtered += 1
+                return []
+            key, exp = admitted
         version = self._footer[t]
         if version is None or (len(raw) <= _TINY and self._is_collection[t]):
             # Positional, as in the parser's hot loop: 145 ns, with keywords 662 ns (CPython 3.11).
@@ -220,6 +266,24 @@ class Transformer:
         if idle is not None or freq is not None:
             wire = restore_extra(wire, self._replace, idle, freq)
         return Packed(wire, len(wire), _RESTORE, key, tdb, end_offset, self._kinds[t])
+
+    def _admit(self, key: bytes, t: int, exp: int) -> tuple[bytes, int] | None:
+        """The filter rules on one key: None, it stays behind; else (its name, its expire time)."""
+        flt = self._filter
+        assert flt is not None
+        if t < len(self._type_ok) and not self._type_ok[t]:
+            return None
+        if flt.key_ok is not None and not flt.key_ok(key):
+            return None
+        if flt.skip_ms and exp != NO_EXPIRE and exp < self._now + flt.skip_ms:
+            return None
+        if flt.max_ttl_ms:
+            cap = self._now + flt.max_ttl_ms
+            if exp == NO_EXPIRE or exp > cap:
+                exp = cap
+        if flt.rename is not None:
+            key = flt.rename(key)
+        return key, exp
 
     def _expired(self, exp: int) -> bool:
         """Whether a key's expire time has passed.
@@ -240,13 +304,17 @@ class Transformer:
             self._unsupported(-1, b"", "functions need a Redis 7.0+ target; library not loaded")
             return []
         argv: list[Arg] = [b"FUNCTION", b"LOAD", b"REPLACE", fn.code]
+        if self._filter is not None and self._filter.has_commands:
+            out = self._filter.command([b"FUNCTION", b"LOAD", b"REPLACE", fn.code], b"FUNCTION", -1)
+            if out == []:
+                return []  # a command or group rule (SCRIPTING), or the script, leaves it behind
         return [Command(argv, -1, None, 0, fn.offset, "function")]
 
     def chunk(self, chunk: ValueChunk) -> list[Entry]:
         """Entries for one part of a big key announced by ``key()``."""
         c = chunk
         big = self._big
-        if big is None or big.key != c.key:
+        if big is None or (big.source_key or big.key) != c.key:
             raise MigrationError(f"value chunk of key {c.key[:64]!r} without its key record")
         if c.last:
             self._big = None
@@ -257,7 +325,7 @@ class Transformer:
             big.db = None
             return []
         out = rw.value_commands(
-            c.key, c.value, self.caps, self._now_ms,
+            big.key, c.value, self.caps, self._now_ms,
             part=big.parts, last=c.last, stream_entries_before=big.stream_entries,
             first_entry=big.stream_first,
         )  # fmt: skip
@@ -265,12 +333,12 @@ class Transformer:
             big.stream_entries += len(c.value.entries)
             if big.stream_first is None:
                 big.stream_first = c.value.entries[0][0]
-        self._count(big.db, c.key, out)
+        self._count(big.db, big.key, out)
         cmds = out.commands
         big.parts += 1
         if c.last and big.expire_ms != NO_EXPIRE:
-            cmds.append([b"PEXPIREAT", c.key, b"%d" % big.expire_ms])
-        entries = self._entries(cmds, db=big.db, key=c.key, tag=big.tag, start_offset=big.start_offset,
+            cmds.append([b"PEXPIREAT", big.key, b"%d" % big.expire_ms])
+        entries = self._entries(cmds, db=big.db, key=big.key, tag=big.tag, start_offset=big.start_offset,
                                 end_offset=c.end_offset, complete=c.last)
         if entries:
             big.tag = ""
@@ -358,13 +426,28 @@ class Transformer:
     ) -> list[Entry]:
         # Only the entry that completes the key carries its end offset: a checkpoint taken in the
         # middle of a key resumes at the key's start (and DEL makes the replay idempotent).
-        out: list[Entry] = [Command(argv, db, key, 0, start_offset) for argv in cmds]
+        out: list[Entry]
+        if self._script is not None:
+            out = self._scripted(cmds, db, start_offset)
+        else:
+            out = [Command(argv, db, key, 0, start_offset) for argv in cmds]
         if out:
             first = out[0]
             assert type(first) is Command
             first.tag = tag
             if complete:
                 out[-1].source_offset = end_offset
+        return out
+
+    def _scripted(self, cmds: list[rw.Argv], db: int, offset: int) -> list[Entry]:
+        """What the filter's script sends for the commands that rebuild a key."""
+        script = self._script
+        assert script is not None
+        out: list[Entry] = []
+        for argv in cmds:
+            plain = [bytes(a) for a in argv]
+            for a, d in script.run(db, command_info(plain), plain):
+                out.append(Command(cast("list[Arg]", a), d, command_key(a), 0, offset))
         return out
 
     def _unsupported(self, db: int, key: bytes, reason: str) -> None:

@@ -17,6 +17,7 @@ from cachemigrate.engine.spec import (
     SourceSpec,
 )
 from cachemigrate.errors import ConfigError, NotFoundError, StateError
+from cachemigrate.service import filters as task_filters
 from cachemigrate.service import states as st
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
@@ -121,6 +122,7 @@ def options_of(task: Task, source: Mapping[str, Any] | None, *, c_walker: bool =
         db_mode=db_mode,
         db=int(str(db)) if db_mode is DbMode.ONLY else None,
         c_walker=c_walker,
+        filters=task_filters.rules_of(task),
     )
 
 

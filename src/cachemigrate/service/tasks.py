@@ -17,6 +17,7 @@ from cachemigrate.errors import (
     StateError,
 )
 from cachemigrate.service import endpoints, fronts, quotas
+from cachemigrate.service import filters as task_filters
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.backups import BackupService
@@ -166,6 +167,7 @@ class TaskService:
             raise InvalidParameterError("migration_method", "a backup import is always a full migration")
         if body.network_type not in (None, "vpc", "vpn"):
             raise InvalidParameterError("network_type")
+        rules = task_filters.checked(body.filter)
         await self._check_quota(project_id)
         fields: dict[str, Any] = {
             "description": body.description or "",
@@ -185,6 +187,7 @@ class TaskService:
         fields["target"], fields["target_password_enc"] = await self._endpoint(
             project_id, "target_instance", body.target_instance, require="id"
         )
+        fields["target"] = task_filters.with_rules(fields["target"], rules)
         task = await self.db.call(
             repo.add_task,
             project_id=project_id,
@@ -225,8 +228,10 @@ class TaskService:
         bandwidth = body.bandwidth_limit_mb or None
         if bandwidth is not None and (not _DIGITS.fullmatch(bandwidth) or not 1 <= int(bandwidth) <= 10240):
             raise InvalidParameterError("bandwidth_limit_mb", "an integer from 1 to 10240")
+        rules = task_filters.checked(body.filter)
         source = await self._endpoint(project_id, "source_instance", body.source_instance)
         target = await self._endpoint(project_id, "target_instance", body.target_instance)
+        target = (task_filters.with_rules(target[0], rules), target[1])
         if endpoints.first_address(source[0]) == endpoints.first_address(target[0]):
             raise InvalidParameterError("target_instance", "the source and the target are the same server")
         await self.db.call(repo.clear_checkpoint, task_id=task.id)
@@ -346,6 +351,10 @@ class TaskService:
         task = await self.get(project_id, task_id)
         if task.status != st.INCRMIGEATING or task.task_status not in st.EXCHANGEABLE:
             raise wrong_state(task, "exchange-ip")
+        if task_filters.rules_of(task):
+            raise StateError("exchange-ip: the task migrates with filter rules, so its target does not "
+                             "hold what the source's clients read (and the reverse sync cannot invert "
+                             "the rules)", kind="task", state=task.status, operation="exchange-ip")
         source, target = await self._switch_instances(task, "exchange-ip")
         own = [(source, "source"), (target, "target")]
         chosen: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ from typing import Final, cast
 from cachemigrate.engine.commands import command_key
 from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Arg, Command, Entry
+from cachemigrate.engine.filters import compile_rules
 from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
 from cachemigrate.engine.readers.rdb_pump import RdbPump
 from cachemigrate.engine.status import LogLevel
@@ -76,6 +77,8 @@ class FileLoad:
         self._out: list[list[Entry]] = []
         self._cur: list[Entry] = []
         self._warned_swapdb = False
+        flt = compile_rules(context.options.filters, context.events)
+        self._filter = flt if flt is not None and flt.has_commands else None
 
     # ---- bytes in ------------------------------------------------------------------------
 
@@ -193,16 +196,25 @@ class FileLoad:
             else:
                 if self._tdb is None:
                     continue  # a source db the options leave out
+                if self._filter is not None:
+                    out = self._filter.command(c.argv, name, self._tdb)
+                    if out is not None:
+                        for new, db in out:
+                            self._add(Command(cast("list[Arg]", new), db, command_key(new), 0, base + c.end))
+                        continue
                 argv = cast("list[Arg]", c.argv)
                 e = Command(argv, self._tdb, command_key(c.argv, name), c.size, base + c.end)
-            if self._multi is not None:
-                e.source_offset = base + self._multi_at  # a block is done only once EXEC is in
-                self._multi.append(e)
-            else:
-                self._cur.append(e)
-                if len(self._cur) >= GROUP_ENTRIES:
-                    self._out.append(self._cur)
-                    self._cur = []
+            self._add(e)
+
+    def _add(self, e: Entry) -> None:
+        if self._multi is not None:
+            e.source_offset = self.base + self._multi_at  # a block is done only once EXEC is in
+            self._multi.append(e)
+        else:
+            self._cur.append(e)
+            if len(self._cur) >= GROUP_ENTRIES:
+                self._out.append(self._cur)
+                self._cur = []
 
     def _special(self, name: bytes, c: AofCommand) -> Entry | None:
         argv = cast("list[Arg]", c.argv)
@@ -226,9 +238,13 @@ class FileLoad:
                 block.append(Command(argv, -1, None, c.size, end))
                 self._cur += block
             return None
+        if self._filter is not None and self._filter.command(c.argv, name, -1) == []:
+            return None  # blocked by a command or group rule (or the script)
         if name == b"FLUSHALL":
-            flush, db = self._dbmap().flushall(argv)
-            return Command(flush, db, None, c.size, end)
+            flushall = self._dbmap().flushall(argv)
+            if flushall is None:
+                return None  # db rules (engine/dbmap.py)
+            return Command(flushall[0], flushall[1], None, c.size, end)
         if name == b"SWAPDB":
             if self._dbmap().swapdb:
                 return Command(argv, -1, None, c.size, end)

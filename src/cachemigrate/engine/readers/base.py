@@ -28,6 +28,7 @@ class ReaderProgress:
     caught_up: bool = False
     resumes_continue: int = 0
     resumes_fullresync: int = 0
+    keys_filtered: int = 0  # keys the filter rules left behind before reading them (SCAN)
     message: str = ""
 
 

@@ -30,7 +30,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from cachemigrate.engine.checkpoint import Checkpoint
+from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Entry
+from cachemigrate.engine.filters import compile_rules
 from cachemigrate.engine.flow import TokenBucket
 from cachemigrate.engine.readers.base import ReaderProgress, RecordTransform, TransformFactory
 from cachemigrate.engine.spec import DbMode, PipelineOptions
@@ -79,13 +81,18 @@ class ScanReader:
         self._tf: RecordTransform | None = None
         self._seq = 0
         self._mode: str | None = None  # read_keys: the expiry mode of its connection's node
+        # The filter rules on names, asked before DUMP: a key left behind is not read at all.
+        flt = compile_rules(options.filters)
+        self._wanted = flt.key_ok if flt is not None else None
+        self._dbmap = DbMap(options)
+        self._filtered = 0
 
     def stop(self) -> None:
         self._stopped = True
 
     def progress(self) -> ReaderProgress:
         return ReaderProgress(
-            phase=self._phase, bytes_read=self._bytes, keys_read=self._keys,
+            phase=self._phase, bytes_read=self._bytes, keys_read=self._keys, keys_filtered=self._filtered,
             message=f"{self._keys} of ~{self._total_keys} keys" if self._total_keys else "",
         )
 
@@ -133,6 +140,7 @@ class ScanReader:
             dbs = sorted(space)
             if self.options.db_mode is DbMode.ONLY:
                 dbs = [d for d in dbs if d == self.options.db]
+            dbs = [d for d in dbs if self._dbmap.target(d) is not None]  # the db rules' too
             keys = sum(space[d] for d in dbs)
             modes: list[str] = []  # the node's expiry mode, probed on its first key
             self._total_keys = (self._total_keys or 0) + keys
@@ -153,6 +161,11 @@ class ScanReader:
         while True:
             reply = await conn.execute("SCAN", cursor, "COUNT", self.count)
             cursor, keys = reply[0], reply[1]
+            if keys and self._wanted is not None:
+                wanted = self._wanted
+                n = len(keys)
+                keys = [k for k in keys if wanted(k)]
+                self._filtered += n - len(keys)
             if keys:
                 if not modes:
                     modes.append(await self._expiry_mode(conn, keys[0]))

@@ -94,7 +94,7 @@ class SyncReader:
         self._phase = Phase.CONNECTING
         self._catch_up_end: int | None = None  # full-only resume: internal offset to stop at
         self._had_data = start is not None  # the target may hold keys: a full sync flushes first
-        self._mapper = CommandMapper(options)
+        self._mapper = CommandMapper(options, events=context.events)
         self._at = ReplicaOffsets(endpoint.address, self._mapper, start)
         self._pump: RdbPump | None = None  # the RDB of the current (or last) full sync
         self._keys_before = 0  # keys of the full syncs before it
@@ -278,8 +278,9 @@ class SyncReader:
             self._sampler.samples.clear()  # offsets of another history: not comparable any more
         pump = self._new_pump()
         if self._had_data:  # the target goes first: it may hold keys the source has deleted
-            flush, db = self._mapper.dbmap.flushall([b"FLUSHALL"])
-            pump.batch.append(Command(flush, db))
+            flushall = self._mapper.dbmap.flushall([b"FLUSHALL"])
+            if flushall is not None:  # None: db rules (engine/dbmap.py)
+                pump.batch.append(Command(*flushall))
         self._had_data = True
         # Every entry but the very last one is at end - 1: see the module docstring.
         before = end - 1

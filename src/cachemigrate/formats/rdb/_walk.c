@@ -319,16 +319,129 @@ static inline char *put_bulk_head(char *w, Py_ssize_t n)
     return w;
 }
 
+/* ---- the key rules ------------------------------------------------------------------------ */
+
+/* key_filter given as a tuple of rules, asked without a Python call per key:
+ * (block_exact, block_prefix, block_suffix, allow_exact, allow_prefix, allow_suffix, renames):
+ * the exact sets a frozenset or None, the others tuples of bytes, renames a tuple of
+ * (old prefix, new prefix) pairs, the longest old prefix first (engine/filters.py). */
+enum { R_BLOCK_EXACT, R_BLOCK_PREFIX, R_BLOCK_SUFFIX, R_ALLOW_EXACT, R_ALLOW_PREFIX, R_ALLOW_SUFFIX,
+       R_RENAMES, R_COUNT };
+
+static int rules_ok(PyObject *rules)
+{
+    if (!PyTuple_Check(rules) || PyTuple_GET_SIZE(rules) != R_COUNT)
+        return 0;
+    for (int i = 0; i < R_COUNT; i++) {
+        PyObject *r = PyTuple_GET_ITEM(rules, i);
+        if (i == R_BLOCK_EXACT || i == R_ALLOW_EXACT) {
+            if (r != Py_None && !PyFrozenSet_Check(r))
+                return 0;
+            continue;
+        }
+        if (!PyTuple_Check(r))
+            return 0;
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(r); j++) {
+            PyObject *item = PyTuple_GET_ITEM(r, j);
+            if (i == R_RENAMES) {
+                if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+                    !PyBytes_Check(PyTuple_GET_ITEM(item, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(item, 1)))
+                    return 0;
+            } else if (!PyBytes_Check(item)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static int has_prefix(const char *k, Py_ssize_t n, PyObject *tup)
+{
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(tup); j++) {
+        PyObject *p = PyTuple_GET_ITEM(tup, j);
+        Py_ssize_t m = PyBytes_GET_SIZE(p);
+        if (m <= n && memcmp(k, PyBytes_AS_STRING(p), (size_t)m) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int has_suffix(const char *k, Py_ssize_t n, PyObject *tup)
+{
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(tup); j++) {
+        PyObject *p = PyTuple_GET_ITEM(tup, j);
+        Py_ssize_t m = PyBytes_GET_SIZE(p);
+        if (m <= n && memcmp(k + n - m, PyBytes_AS_STRING(p), (size_t)m) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* 1: in the set, 0: not, -1: error */
+static int in_set(const char *k, Py_ssize_t n, PyObject *set)
+{
+    if (set == Py_None)
+        return 0;
+    PyObject *kb = PyBytes_FromStringAndSize(k, n);
+    if (kb == NULL)
+        return -1;
+    int r = PySet_Contains(set, kb);
+    Py_DECREF(kb);
+    return r;
+}
+
+/* What the rules make of key k: -1 error, 0 left out, 1 kept (*renamed: a new reference to its
+ * new name, or NULL when it keeps its own). */
+static int apply_rules(PyObject *rules, const char *k, Py_ssize_t n, PyObject **renamed)
+{
+    *renamed = NULL;
+    int r = in_set(k, n, PyTuple_GET_ITEM(rules, R_BLOCK_EXACT));
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    if (has_prefix(k, n, PyTuple_GET_ITEM(rules, R_BLOCK_PREFIX)) ||
+        has_suffix(k, n, PyTuple_GET_ITEM(rules, R_BLOCK_SUFFIX)))
+        return 0;
+    PyObject *ae = PyTuple_GET_ITEM(rules, R_ALLOW_EXACT), *ap = PyTuple_GET_ITEM(rules, R_ALLOW_PREFIX),
+             *as = PyTuple_GET_ITEM(rules, R_ALLOW_SUFFIX);
+    if (ae != Py_None || PyTuple_GET_SIZE(ap) || PyTuple_GET_SIZE(as)) {
+        if (!has_prefix(k, n, ap) && !has_suffix(k, n, as)) {
+            r = in_set(k, n, ae);
+            if (r <= 0)
+                return r;
+        }
+    }
+    PyObject *renames = PyTuple_GET_ITEM(rules, R_RENAMES);
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(renames); j++) {
+        PyObject *pair = PyTuple_GET_ITEM(renames, j);
+        PyObject *old = PyTuple_GET_ITEM(pair, 0), *new = PyTuple_GET_ITEM(pair, 1);
+        Py_ssize_t m = PyBytes_GET_SIZE(old), q = PyBytes_GET_SIZE(new);
+        if (m <= n && memcmp(k, PyBytes_AS_STRING(old), (size_t)m) == 0) {
+            PyObject *name = PyBytes_FromStringAndSize(NULL, q + n - m);
+            if (name == NULL)
+                return -1;
+            memcpy(PyBytes_AS_STRING(name), PyBytes_AS_STRING(new), (size_t)q);
+            memcpy(PyBytes_AS_STRING(name) + q, k + m, (size_t)(n - m));
+            *renamed = name;
+            break;
+        }
+    }
+    return 1;
+}
+
 /* ---- walk() --------------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(walk_doc,
-"walk(buf, pos, end, footer, now_ms, replace, max_value, out_limit, counts)\n"
-"-> (commands: bytes, pos: int, keys: int, expired: int)\n\n"
+"walk(buf, pos, end, footer, now_ms, replace, max_value, out_limit, counts[, key_filter])\n"
+"-> (commands: bytes, pos: int, keys: int, expired: int[, filtered: int])\n\n"
 "Walk whole key records in buf[pos:end] and write their RESTORE commands. footer: 256 bytes,\n"
 "the RDB version for each type's DUMP footer (0: not on this path). Keys with an expire time\n"
 "before now_ms are skipped and counted. counts: a writable buffer of 256 uint64, keys written per\n"
 "type byte (added to). Stops at the first record it does not take, or once the commands reach\n"
-"out_limit bytes; pos is where the caller goes on.");
+"out_limit bytes; pos is where the caller goes on. key_filter (given: the result has a fifth\n"
+"item): called with each key's name (bytes) once it is known not expired; None leaves the key\n"
+"out (counted in filtered), a bytes object is the name it gets in its RESTORE. Or a tuple of\n"
+"rules asked in C: (block_exact, block_prefix, block_suffix, allow_exact, allow_prefix,\n"
+"allow_suffix, renames), exact sets as frozensets or None, renames as (old, new) pairs.");
 
 static PyObject *walk(PyObject *self, PyObject *args)
 {
@@ -336,10 +449,22 @@ static PyObject *walk(PyObject *self, PyObject *args)
     Py_ssize_t pos, end, max_value, out_limit;
     long long now_ms;
     int replace;
+    PyObject *key_filter = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nny*Lpnnw*", &buf, &pos, &end, &footer, &now_ms, &replace,
-                          &max_value, &out_limit, &counts))
+    if (!PyArg_ParseTuple(args, "y*nny*Lpnnw*|O", &buf, &pos, &end, &footer, &now_ms, &replace,
+                          &max_value, &out_limit, &counts, &key_filter))
         return NULL;
+    if (key_filter == Py_None)
+        key_filter = NULL;
+    int with_filter = key_filter != NULL;
+    int with_rules = with_filter && PyTuple_Check(key_filter);
+    if (with_rules && !rules_ok(key_filter)) {
+        PyBuffer_Release(&buf);
+        PyBuffer_Release(&footer);
+        PyBuffer_Release(&counts);
+        PyErr_SetString(PyExc_TypeError, "walk: bad key rules tuple");
+        return NULL;
+    }
     PyObject *result = NULL;
     if (footer.len != 256 || counts.len != 256 * 8 || pos < 0 || end > buf.len || pos > end) {
         PyErr_SetString(PyExc_ValueError, "walk: bad arguments");
@@ -355,7 +480,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
         goto done;
     o.p = PyBytes_AS_STRING(o.obj);
     o.cap = initial;
-    long long keys = 0, expired = 0;
+    long long keys = 0, expired = 0, filtered = 0;
     const char *tail = replace ? "$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n" : "$6\r\nABSTTL\r\n";
     const size_t tail_len = replace ? 25 : 12;
     const char *head = replace ? "*6\r\n$7\r\nRESTORE\r\n" : "*5\r\n$7\r\nRESTORE\r\n";
@@ -451,16 +576,58 @@ static PyObject *walk(PyObject *self, PyObject *args)
             pos = vend;
             continue;
         }
+        PyObject *name = NULL; /* the key's new name (a reference held until it is written) */
+        if (with_rules) {
+            int kept = apply_rules(key_filter, key, klen, &name);
+            if (kept < 0)
+                goto fail;
+            if (kept == 0) {
+                filtered++;
+                pos = vend;
+                continue;
+            }
+            if (name != NULL) {
+                key = PyBytes_AS_STRING(name);
+                klen = PyBytes_GET_SIZE(name);
+            }
+        } else if (key_filter != NULL) {
+            PyObject *kb = PyBytes_FromStringAndSize(key, klen);
+            if (kb == NULL)
+                goto fail;
+            name = PyObject_CallOneArg(key_filter, kb);
+            Py_DECREF(kb);
+            if (name == NULL)
+                goto fail;
+            if (name == Py_None) {
+                Py_DECREF(name);
+                filtered++;
+                pos = vend;
+                continue;
+            }
+            if (!PyBytes_Check(name)) {
+                Py_DECREF(name);
+                PyErr_SetString(PyExc_TypeError, "walk: key_filter must return bytes or None");
+                goto fail;
+            }
+            key = PyBytes_AS_STRING(name);
+            klen = PyBytes_GET_SIZE(name);
+        }
         /* the command */
         char ttl[24];
         int ttl_len = expire >= 0 ? snprintf(ttl, sizeof ttl, "%lld", expire) : 1;
         if (expire < 0)
             ttl[0] = '0';
         Py_ssize_t need = 17 + 24 + klen + 2 + 24 + ttl_len + 2 + 24 + vlen + 11 + 2 + (Py_ssize_t)tail_len;
-        if (o.len > 0 && o.len + need > out_limit && o.len + need > o.cap)
+        if (o.len > 0 && o.len + need > out_limit && o.len + need > o.cap) {
+            if (name != NULL) { /* the next call asks again */
+                Py_DECREF(name);
+            }
             break; /* the next call starts with it */
-        if (out_reserve(&o, need) < 0)
+        }
+        if (out_reserve(&o, need) < 0) {
+            Py_XDECREF(name);
             goto fail;
+        }
         char *w = o.p + o.len;
         w = put(w, head, 17);
         w = put_bulk_head(w, klen);
@@ -487,13 +654,15 @@ static PyObject *walk(PyObject *self, PyObject *args)
         *w++ = '\n';
         w = put(w, tail, tail_len);
         o.len = w - o.p;
+        Py_XDECREF(name);
         per_type[t]++;
         keys++;
         pos = vend;
     }
     if (_PyBytes_Resize(&o.obj, o.len) < 0)
         goto done;
-    result = Py_BuildValue("NnLL", o.obj, pos, keys, expired);
+    result = with_filter ? Py_BuildValue("NnLLL", o.obj, pos, keys, expired, filtered)
+                         : Py_BuildValue("NnLL", o.obj, pos, keys, expired);
     goto done;
 fail:
     Py_XDECREF(o.obj);

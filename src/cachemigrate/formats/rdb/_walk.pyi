@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 def walk(
     buf: bytes,
     pos: int,
@@ -8,6 +10,7 @@ def walk(
     max_value: int,
     out_limit: int,
     counts: object,
+    key_filter: tuple[object, ...] | Callable[[bytes], bytes | None] | None = None,
     /,
-) -> tuple[bytes, int, int, int]: ...
+) -> tuple[bytes, int, int, int] | tuple[bytes, int, int, int, int]: ...
 def crc64(data: bytes, crc: int = 0, /) -> int: ...

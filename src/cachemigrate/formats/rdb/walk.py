@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final
 
-WalkResult = tuple[bytes, int, int, int]
-Walk = Callable[[bytes, int, int, bytes, int, bool, int, int, object], WalkResult]
-"""``walk(buf, pos, end, footer, now_ms, replace, max_value, out_limit, counts) -> (commands, new_pos,
-keys, expired)``: positional only, as C extension functions parsed with ``PyArg_ParseTuple`` are;
-called from one place (``engine.packed_runs.PackedRuns``), once per run of up to 512 KiB."""
+WalkResult = tuple[bytes, int, int, int] | tuple[bytes, int, int, int, int]
+Walk = Callable[..., WalkResult]
+"""``walk(buf, pos, end, footer, now_ms, replace, max_value, out_limit, counts[, key_filter]) ->
+(commands, new_pos, keys, expired[, filtered])``: positional only, as C extension functions parsed
+with ``PyArg_ParseTuple`` are; called from one place (``engine.packed_runs.PackedRuns``), once per
+run of up to 512 KiB. ``key_filter(name) -> new name | None`` (the filter rules on key names,
+engine/filters.py): None leaves the key out, counted in ``filtered``."""
 
 walk: Walk | None
 crc64: Callable[..., int] | None

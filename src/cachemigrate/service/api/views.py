@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cachemigrate.engine.status import StatusSnapshot
+from cachemigrate.service import filters as task_filters
 from cachemigrate.service import states as st
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.db.models import Instance, Job, Task, TaskLog
@@ -73,6 +74,7 @@ def task_detail(task: Task, *, version: str, migrator_ip: str) -> s.ShowMigratio
         bandwidth_limit_mb=task.bandwidth_limit_mb,
         task_status=task.task_status,
         error_message=task.error_message,
+        filter=task_filters.stored(task),
     )
 
 
