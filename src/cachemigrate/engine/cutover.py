@@ -238,7 +238,7 @@ class _Cutover:
         if self.forward.spec.options.db_mode is not DbMode.KEEP:
             raise ConfigError("a cutover needs every db migrated as it is (no --db / --fold-dbs): "
                               "the reverse sync does not map dbs back")
-        if self.forward.spec.filters:
+        if self.forward.spec.options.filters:
             raise ConfigError("a cutover needs every key migrated as it is (no filter rules): the "
                               "target does not hold what the source's clients read, and the reverse "
                               "sync does not invert renames or restore what was left out")
