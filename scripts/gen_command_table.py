@@ -80,7 +80,7 @@ def main(port: int) -> None:
         "",
         "from typing import Final",
         "",
-        "TABLE: Final[dict[bytes, tuple[str, tuple[tuple[object, ...], ...]]]] = {",
+        "TABLE: Final[dict[bytes, tuple[str, tuple[tuple[str | bytes | int, ...], ...]]]] = {",
     ]
     for name in sorted(rows):
         lines.append(f"    {name!r}: {rows[name]!r},")

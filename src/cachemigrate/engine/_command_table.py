@@ -8,7 +8,7 @@ or ``('n', keynumidx, firstkey, keystep)`` (https://redis.io/docs/reference/key-
 
 from typing import Final
 
-TABLE: Final[dict[bytes, tuple[str, tuple[tuple[object, ...], ...]]]] = {
+TABLE: Final[dict[bytes, tuple[str, tuple[tuple[str | bytes | int, ...], ...]]]] = {
     b'ACL': ('SERVER', ()),
     b'ACL|CAT': ('SERVER', ()),
     b'ACL|DELUSER': ('SERVER', ()),

@@ -32,15 +32,15 @@ class CommandInfo:
     key_indexes: tuple[int, ...]  # positions in argv (0-based) of every key, in order
 
 
-def _find(specs: tuple[tuple[object, ...], ...], argv: list[bytes]) -> tuple[int, ...]:
+def _find(specs: tuple[tuple[str | bytes | int, ...], ...], argv: list[bytes]) -> tuple[int, ...]:
     argc = len(argv)
     out: list[int] = []
     for spec in specs:
         if spec[0] == "i":
-            first = int(spec[1])  # type: ignore[call-overload]
+            first = int(spec[1])
             find = spec[2:]
         else:
-            kw, start = spec[1], int(spec[2])  # type: ignore[call-overload]
+            kw, start = spec[1], int(spec[2])
             find = spec[3:]
             rng = range(start, argc) if start >= 0 else range(argc + start, 0, -1)
             first = -1
@@ -50,7 +50,7 @@ def _find(specs: tuple[tuple[object, ...], ...], argv: list[bytes]) -> tuple[int
                     break
             if first < 0:
                 continue
-        kind, a, b, c = find[0], int(find[1]), int(find[2]), int(find[3])  # type: ignore[call-overload]
+        kind, a, b, c = find[0], int(find[1]), int(find[2]), int(find[3])
         if kind == "r":
             lastkey, step, limit = a, b, c
             if lastkey >= 0:
