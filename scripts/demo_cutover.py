@@ -118,6 +118,8 @@ def run(cli: str, work: Path, source: Any, target: Any, step: Callable[[str], No
             step(f"{word} with the client writing through front a")
             asyncio.run(current.more(RATE))  # a second of writes before the switch
             if word == "exchange-ip":
+                # exchange-ip needs the incremental phase (after a rollback the migration resumes)
+                _wait(lambda: show().status in ("INCRMIGEATING", "FAILED"), 600, "the incremental phase")
                 fronts = [f"127.0.0.1:{hx.port('a')}", f"127.0.0.1:{hx.port('b')}"]
                 client.exchange_instance_ip(v2.ExchangeInstanceIpRequest(
                     task_id=task_id, body=v2.IpExchangeRequest(exchanged_ip=fronts)))
