@@ -45,6 +45,7 @@ from cachemigrate.engine.transform import Transformer
 from cachemigrate.engine.writers import open_writer
 from cachemigrate.engine.writers.base import Writer, WriterOptions, WriterStats
 from cachemigrate.errors import (
+    AddressNotAllowedError,
     CacheMigrateError,
     ConfigError,
     ConnectionLostError,
@@ -253,8 +254,10 @@ class Pipeline:
         """Raise unless this run waits for its target to come back: an online source (SYNC) in
         resume mode auto that has reached the target before (in this run, or the checkpoint's)."""
         where = self.spec.target.display_url()
-        if fresh:
-            raise lost.cause  # a wrong address, a target that is down: said at once, as it is
+        if fresh or isinstance(lost.cause, AddressNotAllowedError):
+            # A wrong address, a target that is down: said at once, as it is. An address the
+            # network policy refuses stays refused: waiting for it would retry forever.
+            raise lost.cause
         if self.spec.source.kind is not SourceKind.SYNC:
             raise MigrationError(f"the target {where} was lost ({lost}): run the migration again")
         if self.spec.options.resume_mode is ResumeMode.MANUAL:

@@ -42,7 +42,13 @@ from cachemigrate.engine.readers.source_offsets import OffsetSampler, fetch_info
 from cachemigrate.engine.readers.sync_offsets import ReplicaOffsets
 from cachemigrate.engine.spec import ResumeMode
 from cachemigrate.engine.status import LogLevel, Phase
-from cachemigrate.errors import CacheMigrateError, ConnectionLostError, ProtocolError, ResumeError
+from cachemigrate.errors import (
+    AddressNotAllowedError,
+    CacheMigrateError,
+    ConnectionLostError,
+    ProtocolError,
+    ResumeError,
+)
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import (
     DEFAULT_REPL_TIMEOUT,
@@ -221,8 +227,8 @@ class SyncReader:
         a source that is down); one that has been replicated before, in this run or by the run
         that saved the checkpoint (a service restart while the source is down), is waited for.
         """
-        if not self._connected and self.start is None:
-            raise exc
+        if (not self._connected and self.start is None) or isinstance(exc, AddressNotAllowedError):
+            raise exc  # (an address the network policy refuses stays refused: no retry)
         if self.options.resume_mode is ResumeMode.MANUAL:
             what = "lost" if self._connected else "cannot be made"
             raise ResumeError(
