@@ -75,6 +75,7 @@ def test_full_only_run_ends_by_itself(redis_factory: Callable[..., RedisServer])
     source = redis_factory("src", args=FAST)
     target = redis_factory("dst")
     seed(source.client(), n=50)
+    _persist_short(source)
     proc = _start(source.url, target.url, "--db", "1", "--resume", "manual")
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -207,6 +208,13 @@ def _markers(server: RedisServer) -> list[bytes]:
     return sorted(server.client().scan_iter(match=MARKER_PREFIX + b"*"))
 
 
+def _persist_short(source: RedisServer) -> None:
+    """DBSIZE counts the seed's 1.5 s key until it is expired, at its own moment on each side: it
+    must not expire between a migration and the DBSIZE check (in any seeded db)."""
+    for db in (0, 1):
+        source.client(db=db).persist("short")
+
+
 def _dbsizes(server: RedisServer) -> dict[int, int]:
     return {db: server.client(db=db).dbsize() for db in range(4)}
 
@@ -215,7 +223,7 @@ def test_full_only_migrate_leaves_no_trace(redis_factory: Callable[..., RedisSer
     source = redis_factory("src", args=FAST)
     target = redis_factory("dst")
     seed(source.client(), n=50)
-    source.client().persist("short")  # DBSIZE counts it until it expires: not during the check
+    _persist_short(source)
     proc = _start(source.url, target.url, "--quiet")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -232,7 +240,7 @@ def test_incremental_migrate_stopped_without_checkpoint_leaves_no_trace(
     target = redis_factory("dst")
     seed(source.client(), n=50)
     src_c, dst_c = source.client(), target.client()
-    src_c.persist("short")
+    _persist_short(source)
     proc = _start(source.url, target.url, "--incremental", "--quiet")
     _wait(lambda: dst_c.dbsize() > 0)
     src_c.incr("live")  # through the command stream: the marker is written with it
@@ -253,7 +261,7 @@ def test_marker_kept_while_resumable_then_gone_when_finished(
     target = redis_factory("dst")
     seed(source.client(), n=50)
     src_c = source.client()
-    src_c.persist("short")
+    _persist_short(source)
     cp = tmp_path / "cp.json"
     _incremental_checkpoint(source, target, cp)
     assert _markers(target) == [MARKER_PREFIX + f"{{127.0.0.1:{source.port}}}".encode()]
