@@ -76,6 +76,9 @@ def print_report(report: VerifyReport) -> None:
     if report.repaired or report.repair_failed:
         say(f"repaired: {report.repaired:,} keys copied again from the source "
             f"({report.repair_failed:,} refused by the target)")
+    if report.in_flight:
+        say(f"in flight: {len(report.in_flight):,} keys changed on the source at every re-check "
+            "(written faster than the re-checks; not judged, not repaired)")
     if report.untracked:
         say(f"not re-checked: {report.untracked:,} differences beyond the tracking limit")
     verdict = "[green]OK[/green]" if report.ok else "[red]DIFFERENT[/red]"

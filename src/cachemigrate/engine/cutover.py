@@ -11,7 +11,11 @@ the writes to ``new`` without losing or doubling one:
    old's ``master_repl_offset`` at that instant in one step (no write can fall between). Plain
    ``CLIENT PAUSE`` (all commands) where WRITE is not known: Redis < 6.2.
 2. The migration is stopped at that offset exactly (``Pipeline.stop_at``): everything up to it
-   is applied to new, nothing after it exists while old is paused.
+   is applied to new, nothing after it exists while old is paused. The keys the verification
+   gate could not settle because they kept changing (``check_keys``: engine/verify.py's
+   "in flight") are compared now, when both sides hold the same history exactly: one that
+   differs aborts the cutover. (Before Redis 6.2 the pause stops reads too: they are not
+   compared, and a warning says so.)
 3. The position new's replication stream starts from: ``MULTI / SET <marker> / INFO replication
    / EXEC`` on new, db 0. The SET writes the migration's exactly-once marker (the position just
    reached, engine/exactly_once.py) and makes sure the stream is in db 0 at the offset INFO
@@ -61,7 +65,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
-from cachemigrate.engine.exactly_once import Marker, marker_key
+from cachemigrate.engine.exactly_once import MARKER_STATE, REMOVED, Marker, marker_key
 from cachemigrate.engine.fronts.base import Front, resolve
 from cachemigrate.engine.pipeline import Pipeline
 from cachemigrate.engine.readers.source_offsets import read_info
@@ -197,16 +201,18 @@ async def cutover(
     options: CutoverOptions | None = None,
     events: EventSink | None = None,
     stop: asyncio.Event | None = None,
+    check_keys: Sequence[tuple[int, int, bytes]] = (),
 ) -> tuple[LiveMigration, CutoverReport]:
     """Move the writes from ``forward``'s source to its target; see the module docstring.
 
     Returns the reverse sync (running) and what was done. CutoverError when the cutover did not
     happen (``forward`` runs again then), FrontError / ConfigError from the checks before it.
     ``stop`` set while it waits for the catch-up ends it there (CutoverError, nothing paused);
-    once writes are paused it runs to its end (bounded by ``max_pause``).
+    once writes are paused it runs to its end (bounded by ``max_pause``). ``check_keys``:
+    (source db, target db, key) compared exactly inside the pause (step 2).
     """
     return await _Cutover(forward, fronts, reverse_store, options or CutoverOptions(),
-                          events or forward.events, stop or asyncio.Event()).run()
+                          events or forward.events, stop or asyncio.Event(), tuple(check_keys)).run()
 
 
 class _Abort(Exception):
@@ -215,8 +221,10 @@ class _Abort(Exception):
 
 class _Cutover:
     def __init__(self, forward: LiveMigration, fronts: Sequence[Front], reverse_store: CheckpointStore,
-                 options: CutoverOptions, events: EventSink, stop: asyncio.Event) -> None:
+                 options: CutoverOptions, events: EventSink, stop: asyncio.Event,
+                 check_keys: tuple[tuple[int, int, bytes], ...] = ()) -> None:
         self.forward = forward
+        self.check_keys = check_keys
         self.stop = stop
         self.fronts = fronts
         self.reverse_store = reverse_store
@@ -276,7 +284,7 @@ class _Cutover:
         replid, offset = await self._pause(old_conn, pause_ms, write_only)
         self.mark("paused")
         try:
-            stopped, reverse_from = await self._quiesce(new_conn, replid, offset, deadline)
+            stopped, reverse_from = await self._quiesce(new_conn, replid, offset, deadline, write_only)
         except (_Abort, CacheMigrateError, OSError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
             await self._put_back(old_conn, write_only)
@@ -364,7 +372,7 @@ class _Cutover:
         return _position(info[1], self.old)
 
     async def _quiesce(
-        self, new_conn: Connection, replid: str, offset: int, deadline: float
+        self, new_conn: Connection, replid: str, offset: int, deadline: float, reads: bool
     ) -> tuple[Checkpoint, Checkpoint]:
         """Steps 2 and 3: the migration stopped at ``offset``; where new's stream starts."""
         forward = self.forward
@@ -381,13 +389,17 @@ class _Cutover:
         stopped = forward.pipeline.applied_position() if forward.pipeline is not None else None
         if stopped is None or stopped.replid != replid or stopped.offset < offset:
             raise _Abort(f"the migration stopped at {stopped}, not at {replid} {offset}")
+        if self.check_keys:
+            await self._check_in_flight(deadline, reads)
         marker = Marker(stopped.replid, stopped.offset, int(stopped.extra.get("db", 0))).encode()
         info = await _transaction(new_conn, ["SET", marker_key(self.old.address), marker],
                                   ["INFO", "replication"])
         new_replid, new_offset = _position(info[1], self.new)
         self.mark("marked")
+        # No marker of the reverse sync exists yet in old: its first write makes it (so that a
+        # resume does not take old for emptied, nor an older marker for where old is).
         reverse_from = Checkpoint(self.new.address, new_replid, new_offset, phase="incremental",
-                                  extra={"db": 0})
+                                  extra={"db": 0, MARKER_STATE: REMOVED})
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 continues = await _continues(self.new, new_replid, new_offset)
@@ -400,6 +412,29 @@ class _Cutover:
         if time.monotonic() > deadline:
             raise _Abort(f"the pause would last longer than {self.options.max_pause:g} s")
         return stopped, reverse_from
+
+    async def _check_in_flight(self, deadline: float, reads: bool) -> None:
+        """The keys the gate left open, compared now that both sides hold the same history."""
+        n = len(self.check_keys)
+        if not reads:
+            self.log(LogLevel.WARNING, f"{n} keys written during the verification are not compared: "
+                     f"{self.old.address} pauses reads too before Redis 6.2")
+            return
+        from cachemigrate.engine.verify import check_exactly
+
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                differ = await check_exactly(self.old, self.new, self.check_keys)
+        except TimeoutError:
+            raise _Abort(f"comparing the {n} keys written during the verification took longer than "
+                         "the pause may last") from None
+        if differ:
+            sample = ", ".join(f"db {db} {key.decode('utf-8', 'backslashreplace')!r} ({why})"
+                               for db, key, why in differ[:5])
+            raise _Abort(f"{len(differ)} of the {n} keys written during the verification differ "
+                         f"with the writes paused: {sample}")
+        self.mark("in-flight keys equal")
+        self.log(LogLevel.INFO, f"the {n} keys written during the verification are equal at the pause")
 
     async def _put_back(self, old_conn: Connection, write_only: bool) -> None:
         """The migration running again from its checkpoint, old unpaused."""

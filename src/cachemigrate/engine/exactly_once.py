@@ -24,7 +24,11 @@ back empty, or was flushed): ``target_lost``; it gets a new full sync. So that a
 checkpoint always has its marker, the first idle read of a run (no command since the full sync
 ended, or since a resume) writes it alone (``SET``, at the applied position). A marker removed on
 purpose (below) is noted in the last checkpoint (extra ``marker: removed``): a later run resumed
-from it does not take the target for emptied.
+from it does not take the target for emptied. A cutover (engine/cutover.py) starts the run in the
+new direction from a checkpoint marked the same way: its position was fixed under the pause, and
+no marker of it exists yet. A marker behind such a checkpoint is older than it (an earlier run in
+the same direction, a switch and a switch back ago, with the same replid): it is not where the
+target is, and the run goes on from the checkpoint (its first write replaces that marker).
 
 One transaction is in flight at a time (written, then its replies awaited) so that the position
 is known exactly and a discarded transaction is resent before anything after it. The reader keeps
@@ -157,6 +161,8 @@ def resume_point(start: Checkpoint | None, marker: Marker | None) -> Checkpoint 
         or marker.offset == start.offset
     ):
         return start
+    if start.extra.get(MARKER_STATE) == REMOVED and marker.offset < start.offset:
+        return start  # left by an earlier run in this direction (a cutover and a rollback ago)
     return Checkpoint(start.source, start.replid, marker.offset, phase="incremental",
                       extra={**start.extra, "db": marker.db})
 

@@ -13,6 +13,13 @@ verdict:
    arrives within a lag shorter than ``delay``, so the target may trail the source by one write,
    never hold a state the source never had. A real difference (the target changed, a write
    lost) differs at every round.
+   A key the source changed again at every re-check is **in flight**: written faster than the
+   rounds are apart (a counter, a queue), so the target always trails it by some writes and no
+   read of both sides can settle it while the writes go on. It is neither a match nor a
+   mismatch: the report lists it (``in_flight``, at most ``MAX_IN_FLIGHT``; more count as
+   mismatches) and repair leaves it alone (a copy taken while its writes are in the stream would
+   apply some of them twice). The cutover's gate compares these keys exactly inside its pause,
+   when the source is paused and the target has applied its last offset (engine/cutover.py).
 3. **Repair** (optional): each key still different is copied again from the source — DUMP +
    ``RESTORE ... REPLACE ABSTTL`` with its expire time, through the engine's own transform and
    writer (``readers.scan.ScanReader.read_keys``, ``writers.open_writer``), so a target of an
@@ -64,6 +71,7 @@ from cachemigrate.protocol.probe import TargetInfo, probe_target
 
 MAX_TRACKED = 100_000  # differences kept to re-check and repair
 MAX_EXAMPLES = 50
+MAX_IN_FLIGHT = 1_000  # keys left to the cutover's exact check in its pause (a few ms of reads)
 ROUNDS = 3
 DELAY = 0.5  # seconds between re-checks: longer than the lag of a healthy incremental migration
 _SAMPLE_TRIES = 3  # RANDOMKEY draws with replacement: top up a db's share this many times
@@ -83,6 +91,7 @@ class VerifyReport:
     by_kind: dict[Kind, int] = field(default_factory=dict)  # still different at the end
     examples: list[Mismatch] = field(default_factory=list)  # a sample of them
     untracked: int = 0  # differences beyond MAX_TRACKED: counted in by_kind, not re-checked
+    in_flight: list[Ident] = field(default_factory=list)  # changed on the source at every re-check
     seconds: float = 0.0
 
     @property
@@ -107,6 +116,7 @@ class VerifyReport:
             "repaired": self.repaired,
             "repair_failed": self.repair_failed,
             "untracked": self.untracked,
+            "in_flight": len(self.in_flight),
             "examples": [
                 {"db": m.db, "key": m.key.decode("utf-8", "backslashreplace"), "kind": m.kind.value,
                  "reason": m.reason}
@@ -144,6 +154,7 @@ async def verify(
         report.first_pass = dict(tracked.found)
         report.untracked = tracked.untracked
         report.rounds, report.converged = await _converge(comparer, tracked, rounds, delay)
+        report.in_flight = tracked.take_in_flight(report.rounds)
         if repair and tracked.pending:
             report.repaired, report.repair_failed = await _repair(source, target, tracked, sink)
             await _converge(comparer, tracked, max(1, rounds), delay, wait_first=False)
@@ -159,6 +170,31 @@ async def verify(
     return report
 
 
+async def check_exactly(
+    source: Endpoint, target: Endpoint, keys: Sequence[Ident], *, ttl_tolerance_ms: int = 1000
+) -> list[tuple[int, bytes, str]]:
+    """(source db, key, why) of each of ``keys`` that differs, read once on both sides: for
+    servers known to be quiet (the cutover's pause), where one look is the verdict."""
+    comparer = Comparer(source, target, ttl_tolerance_ms=ttl_tolerance_ms)
+    groups: dict[tuple[int, int], list[bytes]] = {}
+    for sdb, tdb, key in keys:
+        groups.setdefault((sdb, tdb), []).append(key)
+    differ: list[tuple[int, bytes, str]] = []
+    try:
+        for (sdb, tdb), part in groups.items():
+            for i in range(0, len(part), BATCH):
+                batch = part[i:i + BATCH]
+                src, tgt = await comparer.check(sdb, tdb, batch)
+                now = now_ms()
+                for key, s, t in zip(batch, src, tgt, strict=True):
+                    kind = judge(s, t, comparer.tol, now)
+                    if kind is not None:
+                        differ.append((sdb, key, describe(kind, s, t, now)))
+    finally:
+        await comparer.close()
+    return differ
+
+
 class _Tracked:
     """The differences still open, by key; those beyond MAX_TRACKED only counted."""
 
@@ -166,6 +202,7 @@ class _Tracked:
         self.pending: dict[Ident, Difference] = {}
         self.found: dict[Kind, int] = {}
         self.lost: dict[Kind, int] = {}  # untracked, by kind
+        self.changes: dict[Ident, int] = {}  # re-checks that found the source changed again
 
     @property
     def untracked(self) -> int:
@@ -178,6 +215,16 @@ class _Tracked:
             self.pending[ident] = d
         else:
             self.lost[d.kind] = self.lost.get(d.kind, 0) + 1
+
+    def take_in_flight(self, rounds: int) -> list[Ident]:
+        """The open differences whose source changed at each of ``rounds`` re-checks, out of
+        ``pending`` (at most MAX_IN_FLIGHT: the rest stay differences)."""
+        if rounds < 1:
+            return []
+        hot = [ident for ident in self.pending if self.changes.get(ident, 0) >= rounds][:MAX_IN_FLIGHT]
+        for ident in hot:
+            del self.pending[ident]
+        return hot
 
 
 # ---- first pass: a sample ------------------------------------------------------------------------
@@ -264,10 +311,14 @@ async def _recheck(comparer: Comparer, tracked: _Tracked) -> int:
             now = now_ms()
             for d, s, t in zip(part, src, tgt, strict=True):
                 kind = judge(s, t, comparer.tol, now)
+                ident = (sdb, tdb, d.key)
                 if kind is None or judge(d.source, t, comparer.tol, now) is None:
-                    del tracked.pending[(sdb, tdb, d.key)]
+                    del tracked.pending[ident]
+                    tracked.changes.pop(ident, None)
                     converged += 1
                 else:
+                    if judge(d.source, s, comparer.tol, now) is not None:
+                        tracked.changes[ident] = tracked.changes.get(ident, 0) + 1
                     tracked.pending[(sdb, tdb, d.key)] = Difference(
                         sdb, tdb, d.key, kind, s, t, describe(kind, s, t, now))
     return converged

@@ -90,14 +90,13 @@ class Switcher:
         word = request.operation
         try:
             opened = [await fr.open_front(d, self.settings, request.project_id) for d in request.fronts]
-            if exchange:
-                await self._gate(task_id, live, events)
+            in_flight = await self._gate(task_id, live, events) if exchange else []
             options = CutoverOptions(max_pause=self.settings.exchange_max_pause_seconds,
                                      catch_up_timeout=self.settings.exchange_catch_up_seconds)
             events.log(LogLevel.INFO, f"{word}: pausing the writes of {live.source.address} (at most "
                        f"{options.max_pause:g} s) to move {', '.join(f.name for f in opened)}")
             new_live, report = await cutover(live, opened, reverse_store=store, options=options,
-                                             events=events, stop=stop)
+                                             events=events, stop=stop, check_keys=in_flight)
         except CacheMigrateError as exc:
             message = f"{word} failed, nothing moved (the writes go to {live.source.address} as " \
                       f"before): {exc}"
@@ -115,12 +114,15 @@ class Switcher:
         await self._drop_marker(live)
         return new_live
 
-    async def _gate(self, task_id: str, live: LiveMigration, events: EventSink) -> None:
-        """The verification before the pause: CutoverError when keys still differ."""
+    async def _gate(
+        self, task_id: str, live: LiveMigration, events: EventSink
+    ) -> list[tuple[int, int, bytes]]:
+        """The verification before the pause: CutoverError when keys still differ; the keys that
+        kept changing, which the cutover compares inside its pause."""
         mode = self.settings.exchange_verify
         if mode == "off":
             events.log(LogLevel.INFO, "exchange-ip: verification gate off (exchange_verify)")
-            return
+            return []
         from cachemigrate.engine.verify import verify
 
         sample = self.settings.exchange_verify_sample if mode == "sampled" else None
@@ -131,12 +133,15 @@ class Switcher:
                               repair=False, events=NullSink())
         counts = ", ".join(f"{kind.value} {n}" for kind, n in report.by_kind.items() if n) or "none"
         summary = f"{report.keys_compared} keys compared, {report.mismatches} differ ({counts})"
+        if report.in_flight:
+            summary += f", {len(report.in_flight)} in flight (compared again in the pause)"
         if not report.ok:
             examples = ", ".join(f"{e.key.decode('utf-8', 'backslashreplace')!r} ({e.kind.value})"
                                  for e in report.examples[:5])
             raise CutoverError(f"verification gate: {summary}; e.g. {examples}. Repair them (POST "
                                ".../verifications with repair) or find who writes to the target")
         events.log(LogLevel.INFO, f"exchange-ip: verification gate passed: {summary}")
+        return report.in_flight
 
     async def _record(self, task_id: str, request: SwitchRequest, *, ok: bool, line: LogLine,
                       error: str | None = None) -> None:

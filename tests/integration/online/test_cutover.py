@@ -16,6 +16,7 @@ from cachemigrate.engine.cutover import CutoverOptions, LiveMigration, cutover, 
 from cachemigrate.engine.fronts import Front, open_front
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import RecordingSink
+from cachemigrate.engine.verify import verify as verify_keys
 from cachemigrate.errors import ConfigError, CutoverError
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.replication import ReplicationLink
@@ -106,6 +107,13 @@ async def test_cutover_and_rollback_lose_and_double_nothing(setup: Setup) -> Non
     # itself, redis-py's pool sees the closed socket before it sends.)
 
     await applied(back, a)  # b gets what was written on a after the rollback
+    # Each new direction continued its server's stream where the pause fixed it: no full copy
+    # (which would flush the server that was the source), no replay of an older marker's offset.
+    for m in (reverse, back):
+        assert m.pipeline is not None
+        snap = m.pipeline.snapshot()
+        assert (snap.resumes_continue, snap.resumes_fullresync) == (1, 0), sink.logs
+    assert not [m for _, m in sink.logs if "FULLRESYNC" in m or "marker" in m], sink.logs
     await back.stop()
     check_equal([a.client()], [b.client()])
     assert verify(b.client(), result).ok
@@ -130,6 +138,41 @@ async def test_a_pause_that_would_last_too_long_aborts_and_puts_everything_back(
     await applied(forward, a)
     await forward.stop()
     check_equal([a.client()], [b.client()])
+
+
+async def test_keys_written_during_the_gate_are_compared_in_the_pause(setup: Setup) -> None:
+    """A counter written 1,500 times a second trails on the target by some writes at every look:
+    verify calls it in flight (neither a match nor a mismatch), and the cutover compares it
+    exactly inside its pause; a key changed on the target behind the migration's back aborts it."""
+    a, b, fronts = setup.a, setup.b, setup.fronts
+    sink = RecordingSink()
+    forward = migration(a, b, sink)
+    await in_stream(forward)
+    writer = FrontWriter(setup.hx.port("a")).start()
+    try:
+        await writer.more(300)
+        report = await verify_keys(Endpoint.from_url(a.url), Endpoint.from_url(b.url), rounds=3, delay=0.3)
+        hot = {(0, 0, b"cutover:counter"), (0, 0, b"cutover:seq")}
+        assert report.ok and set(report.in_flight) <= hot, report.as_dict()
+
+        b.client().set("str:1", "changed on the target")  # not written on a: never in flight
+        with pytest.raises(CutoverError, match="differ with the writes paused"):
+            await cutover(forward, fronts, reverse_store=MemoryCheckpointStore(),
+                          options=CutoverOptions(max_pause=10), check_keys=[*hot, (0, 0, b"str:1")])
+        assert await backends(fronts) == [a.port, b.port]  # nothing moved
+
+        b.client().set("str:1", a.client().get("str:1") or b"")
+        reverse, done = await cutover(forward, fronts, reverse_store=MemoryCheckpointStore(),
+                                      options=CutoverOptions(max_pause=10), check_keys=sorted(hot))
+        assert "in-flight keys equal" in dict(done.timeline), done.timeline
+        assert await backends(fronts) == [b.port, a.port]
+        await writer.more(300)
+    finally:
+        result = writer.stop()
+    assert verify(b.client(), result).ok
+    await applied(reverse, b)
+    await reverse.stop()
+    check_equal([b.client()], [a.client()])
 
 
 async def test_refuses_fronts_that_point_elsewhere(

@@ -189,6 +189,10 @@ async def test_exchange_rollback_and_exchange_again_lose_nothing(env: Env) -> No
     assert sum("exchange-ip done: writes paused" in m for m in log) == 2, log
     assert any("rollback-ip done: writes paused" in m for m in log), log
     assert any("verification gate passed" in m for m in log), log
+    # Each switch started the other direction where its pause fixed it (+CONTINUE): no full copy,
+    # which would flush the server that takes the reverse writes, and no older marker replayed.
+    assert sum("(+CONTINUE)" in m for m in log) == 3, log
+    assert not [m for m in log if "FULLRESYNC" in m or "offset marker" in m], log
 
     # Deleted: both markers go; source and target hold the same keys.
     e.client.delete_migration_task(e.v2.DeleteMigrationTaskRequest(

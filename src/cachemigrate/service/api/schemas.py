@@ -620,6 +620,9 @@ class VerificationReport(Out):
     repaired: int
     repair_failed: int
     untracked: int
+    in_flight: int = Field(0, description="Keys the source changed again at every re-check: written "
+                           "faster than the re-checks, neither matched nor mismatched, not repaired "
+                           "(exchange-ip compares them exactly while writes are paused)")
     examples: list[MismatchExample] = Field(description="At most 50 of the keys still different")
     seconds: float
     log: list[str] = Field(
