@@ -38,8 +38,9 @@ from benchmarks.refs import dataset, pipe_into
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from cachemigrate.engine.checkpoint import MemoryCheckpointStore
-from cachemigrate.engine.cutover import CutoverOptions, CutoverReport, LiveMigration, cutover
+from cachemigrate.engine.cutover import CutoverOptions, CutoverReport, cutover
 from cachemigrate.engine.fronts import open_front
+from cachemigrate.engine.live import LiveMigration
 from cachemigrate.engine.spec import Endpoint, PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import LogLevel, StatusSnapshot
 from support.front_writer import FrontWriter, WriterResult, verify

@@ -22,8 +22,9 @@ import signal
 from cachemigrate.cli.migrate_run import LiveSink
 from cachemigrate.cli.progress import err_console, print_summary, stdout_console
 from cachemigrate.engine.checkpoint import FileCheckpointStore
-from cachemigrate.engine.cutover import CutoverOptions, CutoverReport, LiveMigration, cutover
+from cachemigrate.engine.cutover import CutoverOptions, CutoverReport, cutover
 from cachemigrate.engine.fronts import Front, open_front
+from cachemigrate.engine.live import LiveMigration
 from cachemigrate.engine.spec import (
     Endpoint,
     PipelineOptions,

@@ -6,7 +6,7 @@ the writes to ``new`` without losing or doubling one:
 
 0. Before anything is paused: both servers are standalone; every front forwards to old or new
    (the ones at old move to new, the ones at new to old) and is up; ``new`` keeps a replication
-   backlog (``ensure_backlog``, below); the migration is within ``max_lag_bytes`` of old.
+   backlog (``ensure_backlog``, engine/stream_position.py); the migration is within ``max_lag_bytes`` of old.
 1. Pause: ``MULTI / CLIENT PAUSE <ms> WRITE / INFO replication / EXEC`` on old: the pause and
    old's ``master_repl_offset`` at that instant in one step (no write can fall between). Plain
    ``CLIENT PAUSE`` (all commands) where WRITE is not known: Redis < 6.2.
@@ -38,16 +38,8 @@ unpauses by itself (clients were never moved unless step 4 ran). Once a front ha
 4) there is no going back: a later front that fails is reported (``CutoverReport.failed``) and
 the cutover completes. Rollback is ``cutover`` of the reverse sync with the same fronts.
 
-Why a backlog must exist first. A master keeps a replication backlog (what PSYNC continues from)
-only once a replica has attached; creating it gives the master a new replid. So ``new``, which
-only ever had our writer as a client, could not continue a PSYNC at all. ``ensure_backlog``
-attaches a replica (PSYNC ? -1) to new once before the pause when it has no backlog, and drops it
-at once: the backlog stays (``repl-backlog-ttl``, 1 h by default, with no replica) and counts
-every later write. Cost: new may start a snapshot for that replica (a fork; disk-based, or
-nothing where diskless sync waits for more replicas). The backlog must hold what new receives
-between step 3 and the reverse sync's PSYNC (milliseconds; ``repl-backlog-size`` is 1 MB by
-default). Redis < 6.2 has no CLIENT UNPAUSE: there the pause always lasts ``max_pause`` and
-steps 1-3 must end within its first three quarters.
+Why a backlog must exist first: engine/stream_position.py. Redis < 6.2 has no CLIENT UNPAUSE: there
+the pause always lasts ``max_pause`` and steps 1-3 must end within its first three quarters.
 
 Not covered: cluster sources or targets (one pause and one stream per shard would be needed),
 db mapping and filter rules (refused: the reverse sync does not invert them). Clients that
@@ -58,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,18 +58,16 @@ from typing import Any
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
 from cachemigrate.engine.exactly_once import MARKER_STATE, REMOVED, Marker, marker_key
 from cachemigrate.engine.fronts.base import Front, resolve
-from cachemigrate.engine.pipeline import Pipeline
+from cachemigrate.engine.live import LiveMigration, reverse_spec
 from cachemigrate.engine.readers.source_offsets import read_info
-from cachemigrate.engine.spec import DbMode, PipelineSpec, SourceKind, SourceSpec
-from cachemigrate.engine.status import EventSink, LogLevel, Phase, StatusSnapshot
-from cachemigrate.errors import CacheMigrateError, ConfigError, CutoverError, FrontError, ServerError
+from cachemigrate.engine.spec import DbMode
+from cachemigrate.engine.status import EventSink, LogLevel, Phase
+from cachemigrate.engine.stream_position import CONTROL, continues, ensure_backlog, position, transaction
+from cachemigrate.errors import CacheMigrateError, ConfigError, CutoverError, FrontError
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
-from cachemigrate.protocol.probe import parse_info, probe
-from cachemigrate.protocol.replication import ReplicationLink
-from cachemigrate.protocol.resp import ErrorReply
+from cachemigrate.protocol.probe import probe
 
-CONTROL = "cachemigrate-cutover"
 POLL = 0.02  # seconds between looks at a running pipeline (the catch-up, the reverse start)
 
 
@@ -104,93 +93,6 @@ class CutoverReport:
     # (step, ms after the pause began) for: paused, stopped, marked, probed, switched,
     # reverse started, unpaused: where the pause went
     timeline: tuple[tuple[str, float], ...] = ()
-
-
-class LiveMigration:
-    """An incremental migration of ``spec`` (a SYNC source) that can be stopped and started
-    again from its checkpoint store: what the cutover stops, and starts in the other direction."""
-
-    def __init__(self, spec: PipelineSpec, *, events: EventSink, store: CheckpointStore) -> None:
-        if spec.source.kind is not SourceKind.SYNC or spec.source.endpoint is None:
-            raise ConfigError("a cutover needs an online migration of a replicated source")
-        if not spec.options.incremental:
-            raise ConfigError("a cutover needs an incremental migration")
-        self.spec = spec
-        self.source: Endpoint = spec.source.endpoint
-        self.events = events
-        self.store = store
-        self.stop_event = asyncio.Event()
-        self.pipeline: Pipeline | None = None
-        self.task: asyncio.Task[StatusSnapshot] | None = None
-
-    def start(self) -> None:
-        """Run (again: from the store's checkpoint) in a task of the running loop."""
-        self.stop_event = asyncio.Event()
-        self.pipeline = Pipeline(self.spec, self.events, self.store, self.stop_event)
-        self.task = asyncio.get_running_loop().create_task(self.pipeline.run())
-
-    def running(self) -> Pipeline:
-        """The pipeline, which must still run (its error raised if it ended with one)."""
-        if self.pipeline is None or self.task is None:
-            raise CutoverError(f"the migration {self._arrow()} is not running")
-        if self.task.done():
-            self.task.result()
-            raise CutoverError(f"the migration {self._arrow()} has ended")
-        return self.pipeline
-
-    async def stop(self) -> StatusSnapshot | None:
-        """Stop (what was read is written, the checkpoint saved); None when it never started."""
-        if self.task is None:
-            return None
-        self.stop_event.set()
-        return await self.task
-
-    def _arrow(self) -> str:
-        return f"{self.source.address} -> {self.spec.target.address}"
-
-
-def reverse_spec(spec: PipelineSpec) -> PipelineSpec:
-    """The migration in the other direction (target -> source) that a cutover of ``spec`` starts,
-    and that a service resuming it after a restart runs again."""
-    if spec.source.endpoint is None:
-        raise ConfigError("a reverse sync needs a replicated source")
-    old, new = spec.source.endpoint, spec.target
-    return PipelineSpec(
-        source=SourceSpec(SourceKind.SYNC, endpoint=new),
-        target=old,
-        options=dataclasses.replace(spec.options, flush_target=False),
-        name=f"reverse sync {new.address} -> {old.address}",
-    )
-
-
-async def ensure_backlog(endpoint: Endpoint, timeout: float = 30.0) -> bool:
-    """Make ``endpoint`` keep a replication backlog (see the module docstring); True when it had
-    none and one was made."""
-    conn = await Connection.open(endpoint, db=0, name=CONTROL)
-    try:
-        if (await read_info(conn, "replication")).get("repl_backlog_active") == "1":
-            return False
-        link = ReplicationLink(endpoint)
-        await link.connect()
-        # The master makes the backlog when it takes the PSYNC; its reply may wait (diskless sync
-        # waits for more replicas), so INFO says when it is there.
-        psync = asyncio.ensure_future(link.psync(None, -1))
-        try:
-            async with asyncio.timeout(timeout):
-                while (await read_info(conn, "replication")).get("repl_backlog_active") != "1":
-                    if psync.done():
-                        psync.result()  # a refusal (NOPERM...) raises here
-                    await asyncio.sleep(POLL)
-        except TimeoutError:
-            raise CutoverError(f"{endpoint.address} made no replication backlog in {timeout:g} s") from None
-        finally:
-            psync.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CacheMigrateError, OSError):
-                await psync
-            await link.close()
-        return True
-    finally:
-        await conn.close()
 
 
 async def cutover(
@@ -368,8 +270,8 @@ class _Cutover:
     async def _pause(self, conn: Connection, ms: int, write_only: bool) -> tuple[str, int]:
         """Pause old and read its position in the same transaction."""
         pause: list[Any] = ["CLIENT", "PAUSE", ms, *(["WRITE"] if write_only else [])]
-        info = await _transaction(conn, pause, ["INFO", "replication"])
-        return _position(info[1], self.old)
+        info = await transaction(conn, pause, ["INFO", "replication"])
+        return position(info[1], self.old)
 
     async def _quiesce(
         self, new_conn: Connection, replid: str, offset: int, deadline: float, reads: bool
@@ -392,9 +294,9 @@ class _Cutover:
         if self.check_keys:
             await self._check_in_flight(deadline, reads)
         marker = Marker(stopped.replid, stopped.offset, int(stopped.extra.get("db", 0))).encode()
-        info = await _transaction(new_conn, ["SET", marker_key(self.old.address), marker],
+        info = await transaction(new_conn, ["SET", marker_key(self.old.address), marker],
                                   ["INFO", "replication"])
-        new_replid, new_offset = _position(info[1], self.new)
+        new_replid, new_offset = position(info[1], self.new)
         self.mark("marked")
         # No marker of the reverse sync exists yet in old: its first write makes it (so that a
         # resume does not take old for emptied, nor an older marker for where old is).
@@ -402,10 +304,10 @@ class _Cutover:
                                   extra={"db": 0, MARKER_STATE: REMOVED})
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                continues = await _continues(self.new, new_replid, new_offset)
+                continued = await continues(self.new, new_replid, new_offset)
         except TimeoutError:
             raise _Abort(f"{self.new.address} did not answer a PSYNC within the pause") from None
-        if not continues:
+        if not continued:
             raise _Abort(f"{self.new.address} cannot continue its replication stream from offset "
                          f"{new_offset} (it answered FULLRESYNC)")
         self.mark("probed")
@@ -495,40 +397,6 @@ class _Cutover:
             await asyncio.sleep(POLL)
         self.log(LogLevel.WARNING, "the reverse sync has not connected in "
                  f"{self.options.reverse_timeout:g} s; it keeps trying")
-
-
-async def _transaction(conn: Connection, *commands: list[Any]) -> list[Any]:
-    """``MULTI / commands / EXEC`` in one write; the EXEC array (ServerError on any error)."""
-    replies = await conn.pipeline([["MULTI"], *commands, ["EXEC"]])
-    for reply in replies:
-        if isinstance(reply, ErrorReply):
-            raise ServerError(f"{conn.endpoint.address}: {reply.message}")
-    result = replies[-1]
-    if not isinstance(result, list):
-        raise ServerError(f"{conn.endpoint.address}: the transaction was not executed ({result!r})")
-    for reply in result:
-        if isinstance(reply, ErrorReply):
-            raise ServerError(f"{conn.endpoint.address}: {reply.message}")
-    return result
-
-
-def _position(reply: object, endpoint: Endpoint) -> tuple[str, int]:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    info = parse_info(text)
-    try:
-        return info["master_replid"], int(info["master_repl_offset"])
-    except (KeyError, ValueError):
-        raise CutoverError(f"{endpoint.address} does not report its replication offset") from None
-
-
-async def _continues(endpoint: Endpoint, replid: str, offset: int) -> bool:
-    """Whether ``endpoint`` answers +CONTINUE to PSYNC ``replid`` ``offset + 1`` (link dropped)."""
-    link = ReplicationLink(endpoint)
-    try:
-        await link.connect()
-        return not (await link.psync(replid, offset + 1)).full
-    finally:
-        await link.close()
 
 
 async def _same_server(a: Endpoint, b: Endpoint) -> bool:

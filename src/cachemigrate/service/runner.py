@@ -29,7 +29,7 @@ from cachemigrate.service.db.session import Database
 from cachemigrate.service.tasklogs import LogLine, error_code_of
 
 if TYPE_CHECKING:
-    from cachemigrate.engine.cutover import LiveMigration
+    from cachemigrate.engine.live import LiveMigration
     from cachemigrate.service.switching import Switcher, SwitchRequest
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ class Runner:
         """A live migration, in the direction its checkpoint says, until it ends or is stopped;
         a switch asked for meanwhile runs here (Switcher.switch) and leaves the run with the
         migration that goes on (the reverse one, or the same one again)."""
-        from cachemigrate.engine.cutover import LiveMigration, reverse_spec
+        from cachemigrate.engine.live import LiveMigration, reverse_spec
 
         assert spec.source.endpoint is not None
         start = await store.load()

@@ -48,7 +48,7 @@ from cachemigrate.service.tasklogs import LogLine
 
 if TYPE_CHECKING:
     from cachemigrate.engine.checkpoint import CheckpointStore
-    from cachemigrate.engine.cutover import LiveMigration
+    from cachemigrate.engine.live import LiveMigration
 
 log = logging.getLogger(__name__)
 

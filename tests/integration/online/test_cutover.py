@@ -12,10 +12,12 @@ import pytest
 from online_workload import FAST, check_equal, seed
 
 from cachemigrate.engine.checkpoint import MemoryCheckpointStore
-from cachemigrate.engine.cutover import CutoverOptions, LiveMigration, cutover, ensure_backlog
+from cachemigrate.engine.cutover import CutoverOptions, cutover
 from cachemigrate.engine.fronts import Front, open_front
+from cachemigrate.engine.live import LiveMigration
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import RecordingSink
+from cachemigrate.engine.stream_position import ensure_backlog
 from cachemigrate.engine.verify import verify as verify_keys
 from cachemigrate.errors import ConfigError, CutoverError
 from cachemigrate.protocol.endpoint import Endpoint
