@@ -53,10 +53,14 @@ check: install
 	$(BIN)/mypy src
 
 # -rs: every skip is listed with what is missing (with CI=true, .ci/run, a skip is a failure).
+# TEST_WORKERS pytest processes (pytest-xdist; 0: one process): most integration tests wait on
+# servers they started, so two workers on two cores take about half the time. Each test owns its
+# servers, ports, schemas, namespaces and temp dirs, so they never meet.
+TEST_WORKERS ?= 2
 test: install parts
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy src
-	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rs -n $(TEST_WORKERS) --dist load tests
 
 # CONSOLE=1: then the web console, with the online migration running again, until Ctrl-C.
 demo: install
