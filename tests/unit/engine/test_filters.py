@@ -97,6 +97,19 @@ def test_longest_prefix_renames_first() -> None:
     assert f.rename(b"other") == b"other"
 
 
+def test_sources_of_is_the_rename_backwards() -> None:
+    f = Filter(FilterRules.from_mapping({"rename_prefix": {"a:": "x:", "a:b:": "y:", "x:": "z:"}}))
+    for name in (b"x:1", b"y:1", b"z:1", b"a:1", b"other", b"x:b:1"):
+        sources = f.sources_of(name)
+        assert all(f.rename is not None and f.rename(s) == name for s in sources), (name, sources)
+    assert f.sources_of(b"x:1") == [b"a:1"]  # a source key named x:1 became z:1
+    assert f.sources_of(b"y:1") == [b"y:1", b"a:b:1"]
+    assert f.sources_of(b"z:1") == [b"z:1", b"x:1"]
+    assert f.sources_of(b"a:1") == []  # every a: key was renamed
+    assert f.sources_of(b"other") == [b"other"]
+    assert Filter(FilterRules.from_mapping({"block_key": ["k"]})).sources_of(b"k") == [b"k"]
+
+
 def test_key_specs() -> None:
     assert command_info([b"set", b"k", b"v"]).key_indexes == (1,)
     assert command_info([b"MSET", b"a", b"1", b"b", b"2"]).key_indexes == (1, 3)
