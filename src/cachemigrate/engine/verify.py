@@ -23,7 +23,8 @@ verdict:
 What is left is the report's ``by_kind``: keys compared, mismatches by kind (missing on the
 target, extra on the target, type, value, TTL beyond the tolerance), a bounded sample of keys.
 At most ``MAX_TRACKED`` differences are kept to re-check and repair; more are counted as found
-(``untracked``). Databases are compared index to index (db 3 with db 3). Nothing is written
+(``untracked``). Databases are compared index to index (db 3 with db 3), or as the migration's
+db rules map them (below). Nothing is written
 unless ``repair`` is set.
 
 With the migration's ``options`` (its filter rules and db mode) the source is compared through

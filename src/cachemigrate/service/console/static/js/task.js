@@ -165,7 +165,7 @@ export function render(main, id, params, ctx) {
       const v = await confirm({
         title: `Verify ${task.task_name}?`,
         body: [
-          `Compares the keys of ${tgt()} with ${src()} (type, value, TTL), in the background. Keys that differ are read again (writes in flight converge); nothing is changed unless you tick repair.`,
+          `Compares the keys of ${tgt()} with ${src()} (type, value, TTL), in the background${task.filter ? ", through the task's filter rules" : ""}. Keys that differ are read again (writes in flight converge); nothing is changed unless you tick repair.`,
           field("Keys to compare", mode),
           field("Sample size (with a sample)", sample),
           field("Re-checks of a difference", rounds),
