@@ -452,6 +452,8 @@ async def explain(
     source db mapped to ``tdb``, -1 when none is, and the first name the rename gives)."""
     view = comparer.view
     if view.identity:
+        if tdb not in comparer.source_dbs:  # (a db the source may not even have)
+            return [(tdb, k, False) for k in tkeys]
         found = await comparer.exists(True, tdb, tkeys)
         return [(tdb, k, there) for k, there in zip(tkeys, found, strict=True)]
     sdbs = comparer.sources_of_db(tdb)
