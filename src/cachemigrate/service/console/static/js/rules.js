@@ -61,7 +61,9 @@ function read(kind, control) {
     for (const l of items) {
       const at = l.indexOf("=");
       const [k, v] = at < 0 ? [l, ""] : [l.slice(0, at), l.slice(at + 1)];
-      out[k.trim()] = control.name === "db_map" ? numeric(v.trim()) : v;
+      // db numbers may be spaced out; a prefix is taken as typed.
+      if (control.name === "db_map") out[k.trim()] = numeric(v.trim());
+      else out[k] = v;
     }
     return out;
   }
