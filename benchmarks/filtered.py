@@ -4,15 +4,22 @@
 
 The figure is seconds per kept key relative to the unfiltered run of the same path, in the same
 run: (filtered seconds / kept keys) / (unfiltered seconds / all keys). 1.0: a key left behind
-costs nothing; 2.0: it costs as much as a key moved. Two rule sets: by name suffix (the key's
-number even or odd: half of every type, asked by the C walker per key), and the same with a
-prefix rename of the strings and hashes. Also part of `make bench` (``--skip-filtered``).
+costs nothing; 2.0: it costs as much as a key moved. Rule sets: by name suffix (the key's
+number even or odd: half of every type, asked by the C walker per key), the same with a prefix
+rename of the strings and hashes, by type (every string left out: a type rule in the C walker;
+the keys it keeps are the collections, bigger than the average key, so its figure per kept key
+is not a like-for-like one), and one that keeps nothing:
+its time is what every key costs when none is moved (the fixed cost plus the keys left out; for
+a full sync, the source's RDB of every key), which bounds the ratio from below:
+2 x (nothing kept) / (all keys) for a rule set keeping half. With ``--repeat`` the summary gives
+medians. Also part of `make bench` (``--skip-filtered``).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +32,8 @@ RULE_SETS = {
     "half by suffix": 'block_key_suffix = ["0", "2", "4", "6", "8"]\n',
     "half by suffix + rename": 'block_key_suffix = ["0", "2", "4", "6", "8"]\n'
                                'rename_prefix = { "cache:" = "c:", "user:" = "u:" }\n',
+    "strings left out": 'block_type = ["string"]\n',  # 70% of the keys (a type rule, in C)
+    "nothing kept": 'allow_key = ["no such key"]\n',
 }
 
 
@@ -52,21 +61,44 @@ def bench_filtered(work: Path, src: RedisServer, rdb: Path, keys: int, *, repeat
     if online:
         paths.append(("full sync", lambda f: lambda url: ["migrate", src.url, url, *f, "--quiet"]))
     for path, args in paths:
+        runs: dict[str, list[tuple[Timing, int]]] = {}
         for i in range(repeat):
             base, got = _run(work, f"{path}-all{i}", f"{path} (all keys)", args([]))
             if got != keys:
                 raise RuntimeError(f"{path} wrote {got} keys, expected {keys}")
+            runs.setdefault("all keys", []).append((base, keys))
             print(f"  {path:<10} all keys                {base.seconds:7.2f}s  {keys} keys  "
                   f"{base.seconds / keys * 1e6:6.2f} us/key        cpu cachemigrate="
                   f"{base.cpu['cachemigrate']:.2f}s target={base.cpu['target']:.2f}s", flush=True)
             for label, f in files.items():
                 t, kept = _run(work, f"{path}-{i}-{label[:4]}", f"{path} ({label})",
                                args(["--filter", str(f)]))
-                rel = (t.seconds / kept) / (base.seconds / keys)
-                print(f"  {path:<10} {label:<24} {t.seconds:7.2f}s  {kept} keys  "
-                      f"{t.seconds / kept * 1e6:6.2f} us/kept key  relative {rel:4.2f}  "
+                runs.setdefault(label, []).append((t, kept))
+                rel = (t.seconds / kept) / (base.seconds / keys) if kept else t.seconds / base.seconds
+                per = f"{t.seconds / kept * 1e6:6.2f} us/kept key  relative {rel:4.2f}" if kept else \
+                    f"{t.seconds / keys * 1e6:6.2f} us/key left out  of all keys {rel:4.2f}"
+                print(f"  {path:<10} {label:<24} {t.seconds:7.2f}s  {kept} keys  {per}  "
                       f"cpu cachemigrate={t.cpu['cachemigrate']:.2f}s target={t.cpu['target']:.2f}s",
                       flush=True)
+        if repeat > 1:
+            _summary(path, runs, keys)
+
+
+def _summary(path: str, runs: dict[str, list[tuple[Timing, int]]], keys: int) -> None:
+    """Medians over the repeats: seconds, CPU, and the relative figure of the medians."""
+    def med(label: str, what: Callable[[Timing], float]) -> float:
+        return statistics.median(what(t) for t, _ in runs[label])
+
+    base = med("all keys", lambda t: t.seconds)
+    print(f"  -- {path}, medians of {len(runs['all keys'])} runs --", flush=True)
+    for label, items in runs.items():
+        kept = items[0][1]
+        secs = med(label, lambda t: t.seconds)
+        rel = (secs / kept) / (base / keys) if kept else secs / base
+        what = "relative per kept key" if kept else "of the all-keys time"
+        print(f"  {path:<10} {label:<24} {secs:7.2f}s  {what} {rel:4.2f}  cpu cachemigrate="
+              f"{med(label, lambda t: t.cpu['cachemigrate']):.2f}s "
+              f"target={med(label, lambda t: t.cpu['target']):.2f}s", flush=True)
 
 
 def main() -> None:

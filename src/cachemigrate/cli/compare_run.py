@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 from cachemigrate.cli.migrate_run import LiveSink
 from cachemigrate.cli.progress import stdout_console
 from cachemigrate.engine.compare import Kind
-from cachemigrate.engine.spec import Endpoint
+from cachemigrate.engine.spec import Endpoint, PipelineOptions
 from cachemigrate.engine.verify import VerifyReport, verify
 from cachemigrate.errors import ConfigError, MigrationError
+
+if TYPE_CHECKING:
+    from cachemigrate.engine.filters import FilterRules
 
 _KIND_WORDS = {
     Kind.MISSING: "missing in target",
@@ -35,8 +39,10 @@ def run_compare(
     repair: bool = False,
     json_output: bool = False,
     ttl_tolerance_ms: int = 1000,
+    filters: FilterRules | None = None,
 ) -> None:
-    """The options of compare_cmd.compare_servers, by the same names."""
+    """The options of compare_cmd.compare_servers, by the same names (``filters``: the rules
+    of its filter options)."""
     if sample is not None and sample < 1:
         raise ConfigError(f"--sample must be at least 1, got {sample}")
     if rounds < 0:
@@ -46,9 +52,10 @@ def run_compare(
     if ttl_tolerance_ms < 0:
         raise ConfigError(f"--ttl-tolerance-ms must be 0 or more, got {ttl_tolerance_ms}")
     src, dst = Endpoint.from_url(source), Endpoint.from_url(target)
+    options = PipelineOptions(filters=filters) if filters else None
     with LiveSink("compare", quiet=True) as sink:
         report = asyncio.run(verify(src, dst, sample=sample, rounds=rounds, delay=delay, repair=repair,
-                                    ttl_tolerance_ms=ttl_tolerance_ms, events=sink))
+                                    ttl_tolerance_ms=ttl_tolerance_ms, events=sink, options=options))
     if json_output:
         print(json.dumps(report.as_dict(), indent=2))
     else:

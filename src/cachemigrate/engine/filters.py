@@ -355,6 +355,19 @@ class Filter:
                 return new + key[len(old):]
         return key
 
+    def sources_of(self, name: bytes) -> list[bytes]:
+        """The source names the rename turns into ``name`` (the rename backwards; a verification
+        finds the source key of a target key by it), whether or not the key rules pass them."""
+        if self.rename is None:
+            return [name]
+        out = [name] if self._rename(name) == name else []
+        for old, new in self._renames:
+            if name.startswith(new):
+                source = old + name[len(new):]
+                if source not in out and self._rename(source) == name:
+                    out.append(source)
+        return out
+
     def _script_log(self, msg: str) -> None:
         if self.events is not None:
             self.events.log(LogLevel.INFO, f"lua log: {msg}")

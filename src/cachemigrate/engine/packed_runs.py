@@ -34,13 +34,16 @@ class PackedRuns:
     ) -> None:
         """``key_filter``: the filter rules on key names, run by the walker on each key
         (``Filter.walker_rules``: a tuple of rules it asks in C, or a call per key that answers
-        None to leave the key out, bytes for its name)."""
+        None to leave the key out, bytes for its name). A footer version ``walk.LEFT_OUT``: a
+        type the rules leave out, skipped in C."""
         self.footer = c_walk.footer_table(footer_versions)
         self.replace = replace
         self.map_db = map_db
         self.counts = counts  # keys per type byte, added to in place
         self.now_ms = now_ms
         self.expired = 0  # keys skipped because their expire time had passed
+        if key_filter is None and c_walk.LEFT_OUT in footer_versions:
+            key_filter = c_walk.NO_NAME_RULES  # the types left out are counted in `filtered`
         self.key_filter = key_filter
         self.filtered = 0  # keys the key filter left out
 

@@ -48,6 +48,7 @@ from cachemigrate.formats.rdb.model import (
     Value,
     ValueChunk,
 )
+from cachemigrate.formats.rdb.walk import LEFT_OUT
 from cachemigrate.protocol.commands import restore_extra
 
 __all__ = ["Target", "TargetCaps", "Transformer"]
@@ -141,12 +142,12 @@ class Transformer:
         self._by_type: Counter[str] = Counter()
         self._by_type_byte = array("Q", bytes(256 * 8))
         # The parser's batch_hook (runs of keys in one entry: the C walker) or None.
-        # With filter rules on names (and types: the walker leaves a type it may not take to the
-        # per-key path, which drops it), the walker asks the rules per key; expiry rules and a
-        # script need the per-key path.
+        # With filter rules on names and types the walker asks the rules per key (a type left
+        # out: LEFT_OUT in its footer table); expiry rules and a script need the per-key path.
         walkable = flt is None or not (flt.skip_ms or flt.max_ttl_ms or flt.script is not None)
-        walk_footer = self._footer if flt is None else [
-            v if self._type_ok[t] else None for t, v in enumerate(self._footer[: len(self._type_ok)])
+        # A type the rules leave out is skipped by the walker (never decoded, counted as filtered).
+        walk_footer: list[int | None] = self._footer if flt is None else [
+            v if self._type_ok[t] else LEFT_OUT for t, v in enumerate(self._footer[: len(self._type_ok)])
         ] + [None] * (256 - len(self._type_ok))
         runs = PackedRuns(walk_footer, replace=options.replace, map_db=self.dbmap.target,
                           counts=self._by_type_byte, now_ms=now_ms,

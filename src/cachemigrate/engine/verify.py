@@ -30,14 +30,21 @@ verdict:
 What is left is the report's ``by_kind``: keys compared, mismatches by kind (missing on the
 target, extra on the target, type, value, TTL beyond the tolerance), a bounded sample of keys.
 At most ``MAX_TRACKED`` differences are kept to re-check and repair; more are counted as found
-(``untracked``). Databases are compared index to index (db 3 with db 3). Nothing is written
+(``untracked``). Databases are compared index to index (db 3 with db 3), or as the migration's
+db rules map them (below). Nothing is written
 unless ``repair`` is set.
+
+With the migration's ``options`` (its filter rules and db mode) the source is compared through
+them (``engine.compare.RuledView``): a clean filtered migration has no difference, and a repair
+copies a key again through the same rules (its target db and new name; ``skip_expiring_within``
+is not applied to a key being repaired).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,8 +57,10 @@ from cachemigrate.engine.compare import (
     Difference,
     Kind,
     Mismatch,
+    RuledView,
     compare,
     describe,
+    explain,
     judge,
     scan_batches,
 )
@@ -76,7 +85,11 @@ ROUNDS = 3
 DELAY = 0.5  # seconds between re-checks: longer than the lag of a healthy incremental migration
 _SAMPLE_TRIES = 3  # RANDOMKEY draws with replacement: top up a db's share this many times
 
-Ident = tuple[int, int, bytes]  # (source db, target db, key)
+Ident = tuple[int, int, bytes]  # (source db, target db, key on the target)
+
+
+def _ident(d: Difference) -> Ident:
+    return (d.db, d.tdb, d.target_key)
 
 
 @dataclass
@@ -137,17 +150,20 @@ async def verify(
     ttl_tolerance_ms: int = 1000,
     ignore: Sequence[bytes] = (MARKER_PREFIX,),
     events: EventSink | None = None,
+    options: PipelineOptions | None = None,
 ) -> VerifyReport:
-    """See the module docstring. ``sample``: compare about this many random keys (None: all)."""
+    """See the module docstring. ``sample``: compare about this many random keys (None: all).
+    ``options``: the migration's (its filter rules and db mode are followed; None: none)."""
     started = time.monotonic()
     sink = events or NullSink()
     report = VerifyReport("full" if sample is None else "sample")
     tracked = _Tracked()
-    comparer = Comparer(source, target, ttl_tolerance_ms=ttl_tolerance_ms)
+    view = RuledView(options)
+    comparer = Comparer(source, target, ttl_tolerance_ms=ttl_tolerance_ms, view=view)
     try:
         if sample is None:
             first = await compare(source, target, ttl_tolerance_ms=ttl_tolerance_ms, ignore=ignore,
-                                  on_difference=tracked.add)
+                                  on_difference=tracked.add, view=view)
             report.keys_compared = first.keys_compared
         else:
             report.keys_compared = await _sample_pass(comparer, max(0, sample), tuple(ignore), tracked)
@@ -156,7 +172,7 @@ async def verify(
         report.rounds, report.converged = await _converge(comparer, tracked, rounds, delay)
         report.in_flight = tracked.take_in_flight(report.rounds)
         if repair and tracked.pending:
-            report.repaired, report.repair_failed = await _repair(source, target, tracked, sink)
+            report.repaired, report.repair_failed = await _repair(source, target, tracked, sink, options)
             await _converge(comparer, tracked, max(1, rounds), delay, wait_first=False)
     finally:
         await comparer.close()
@@ -210,7 +226,7 @@ class _Tracked:
 
     def add(self, d: Difference) -> None:
         self.found[d.kind] = self.found.get(d.kind, 0) + 1
-        ident = (d.db, d.tdb, d.key)
+        ident = _ident(d)
         if ident in self.pending or len(self.pending) < MAX_TRACKED:
             self.pending[ident] = d
         else:
@@ -230,22 +246,39 @@ class _Tracked:
 # ---- first pass: a sample ------------------------------------------------------------------------
 
 async def _sample_pass(comparer: Comparer, n: int, ignore: tuple[bytes, ...], tracked: _Tracked) -> int:
-    """Compare ~``n`` random keys of the source plus as many of the target; returns keys compared."""
+    """Compare ~``n`` random keys of the source plus as many of the target (each with the source
+    key the rules make it of); returns keys compared."""
     src_space, tgt_space = await asyncio.gather(keyspace(comparer.source), keyspace(comparer.target))
+    comparer.source_dbs = sorted(src_space)
+    view = comparer.view
+    chosen: dict[tuple[int, int], dict[bytes, bytes]] = {}  # (sdb, tdb) -> {source key: target key}
+
+    async def draw(on_source: bool, space: dict[int, int], db: int) -> list[bytes]:
+        total = sum(space.values())
+        share = max(1, math.ceil(n * space[db] / total)) if n else 0
+        keys = await _random_keys(await comparer.conn(on_source, db), share, space[db])
+        return [k for k in keys if not (ignore and k.startswith(ignore))]
+
+    for db in sorted(src_space):
+        tdb = view.target_db(db)
+        if tdb is None or not src_space[db]:
+            continue
+        keys, tkeys = view.keys(await draw(True, src_space, db))
+        chosen.setdefault((db, tdb), {}).update(zip(keys, tkeys or keys, strict=True))
+    for tdb in sorted(tgt_space):
+        if not tgt_space[tdb]:
+            continue
+        tkeys = await draw(False, tgt_space, tdb)
+        pairs = [(tdb, k, True) for k in tkeys] if view.identity else await explain(comparer, tdb, tkeys)
+        for (sdb, skey, _), tkey in zip(pairs, tkeys, strict=True):
+            chosen.setdefault((sdb, tdb), {})[skey] = tkey
     compared = 0
-    for db in sorted(set(src_space) | set(tgt_space)):
-        keys: dict[bytes, None] = {}
-        for on_source, space in ((True, src_space), (False, tgt_space)):
-            total = sum(space.values())
-            if not total or not space.get(db):
-                continue
-            share = max(1, math.ceil(n * space[db] / total)) if n else 0
-            conn = await comparer.conn(on_source, db)
-            for k in await _random_keys(conn, share, space[db]):
-                keys[k] = None
-        chosen = [k for k in keys if not (ignore and k.startswith(ignore))]
-        for i in range(0, len(chosen), BATCH):
-            compared += await _check_first(comparer, db, chosen[i:i + BATCH], tracked)
+    for (sdb, tdb), pairs_of in chosen.items():
+        items = list(pairs_of.items())
+        for i in range(0, len(items), BATCH):
+            part = items[i:i + BATCH]
+            compared += await _check_first(comparer, sdb, tdb, [k for k, _ in part], [t for _, t in part],
+                                           tracked)
     return compared
 
 
@@ -270,15 +303,18 @@ async def _random_keys(conn: Connection, want: int, size: int) -> list[bytes]:
     return list(seen)
 
 
-async def _check_first(comparer: Comparer, db: int, keys: list[bytes], tracked: _Tracked) -> int:
-    src, tgt = await comparer.check(db, db, keys)
+async def _check_first(
+    comparer: Comparer, sdb: int, tdb: int, keys: list[bytes], tkeys: list[bytes], tracked: _Tracked
+) -> int:
+    src, tgt = await comparer.check(sdb, tdb, keys, tkeys=tkeys)
     now = now_ms()
     compared = 0
-    for key, s, t in zip(keys, src, tgt, strict=True):
+    for key, tkey, s, t in zip(keys, tkeys, src, tgt, strict=True):
         compared += s.exists
-        kind = judge(s, t, comparer.tol, now)
+        kind = comparer.judge(s, t, now)
         if kind is not None:
-            tracked.add(Difference(db, db, key, kind, s, t, describe(kind, s, t, now)))
+            tracked.add(Difference(sdb, tdb, key, kind, s, t, describe(kind, s, t, now),
+                                   None if tkey == key else tkey))
     return compared
 
 
@@ -307,29 +343,35 @@ async def _recheck(comparer: Comparer, tracked: _Tracked) -> int:
             part = diffs[i:i + BATCH]
             keys = [d.key for d in part]
             prev = [d.source for d in part]
-            src, tgt = await comparer.check(sdb, tdb, keys, prev)
+            src, tgt = await comparer.check(sdb, tdb, keys, prev, [d.target_key for d in part])
             now = now_ms()
             for d, s, t in zip(part, src, tgt, strict=True):
-                kind = judge(s, t, comparer.tol, now)
-                ident = (sdb, tdb, d.key)
-                if kind is None or judge(d.source, t, comparer.tol, now) is None:
+                kind = comparer.judge(s, t, now)
+                ident = _ident(d)
+                if kind is None or comparer.judge(d.source, t, now) is None:
                     del tracked.pending[ident]
                     tracked.changes.pop(ident, None)
                     converged += 1
                 else:
-                    if judge(d.source, s, comparer.tol, now) is not None:
+                    if judge(d.source, s, comparer.tol, now) is not None:  # the source moved on
                         tracked.changes[ident] = tracked.changes.get(ident, 0) + 1
-                    tracked.pending[(sdb, tdb, d.key)] = Difference(
-                        sdb, tdb, d.key, kind, s, t, describe(kind, s, t, now))
+                    tracked.pending[ident] = Difference(
+                        sdb, tdb, d.key, kind, s, t, describe(kind, s, t, now), d.tkey)
     return converged
 
 
 # ---- repair --------------------------------------------------------------------------------------
 
 async def _repair(
-    source: Endpoint, target: Endpoint, tracked: _Tracked, events: EventSink
+    source: Endpoint, target: Endpoint, tracked: _Tracked, events: EventSink,
+    migration: PipelineOptions | None,
 ) -> tuple[int, int]:
-    """Copy every open difference again from the source; returns (keys written, keys refused)."""
+    """Copy every open difference again from the source, through the migration's rules; returns
+    (keys written, keys refused)."""
+    rules = migration.filters if migration is not None else None
+    if rules is not None and rules.skip_expiring_within_ms:
+        rules = dataclasses.replace(rules, skip_expiring_within_ms=0)  # a key being repaired is copied
+    base = dataclasses.replace(migration, filters=rules) if migration is not None else PipelineOptions()
     info = await probe_target(target)
     failures: list[KeyFailure] = []
     writer = await open_writer(target, WriterOptions(replace=True, on_failure=failures.append,
@@ -340,7 +382,7 @@ async def _repair(
         for d in tracked.pending.values():
             by_db.setdefault(d.db, []).append(d)
         for db, diffs in sorted(by_db.items()):
-            await _repair_db(source, info, db, diffs, writer.write, events, rewrite=False)
+            await _repair_db(source, info, db, diffs, writer.write, events, base, rewrite=False)
         await writer.flush()
         # Payloads the target refused after all (a version or encoding the probe did not tell):
         # the same keys once more as plain commands.
@@ -350,12 +392,12 @@ async def _repair(
             idents = {(f.db, f.key) for f in rejected}
             again: dict[int, list[Difference]] = {}
             for d in tracked.pending.values():
-                if (d.tdb, d.key) in idents:
+                if (d.tdb, d.target_key) in idents:
                     again.setdefault(d.db, []).append(d)
             events.log(LogLevel.INFO, f"repair: {len(rejected)} payloads refused by the target; "
                        "sending those keys as plain commands")
             for db, diffs in sorted(again.items()):
-                await _repair_db(source, info, db, diffs, writer.write, events, rewrite=True)
+                await _repair_db(source, info, db, diffs, writer.write, events, base, rewrite=True)
             await writer.flush()
         stats = writer.stats
     finally:
@@ -373,15 +415,17 @@ def _payload_refused(f: KeyFailure) -> bool:
 
 async def _repair_db(
     source: Endpoint, info: TargetInfo, db: int, diffs: list[Difference],
-    write: Callable[[Sequence[Entry]], Awaitable[None]], events: EventSink, *, rewrite: bool,
+    write: Callable[[Sequence[Entry]], Awaitable[None]], events: EventSink, base: PipelineOptions, *,
+    rewrite: bool,
 ) -> None:
-    options = PipelineOptions(replace=True, rewrite=rewrite, c_walker=False)
+    options = dataclasses.replace(base, replace=True, rewrite=rewrite, c_walker=False, incremental=False,
+                                  flush_target=False)
 
     def transform(header: RdbHeader) -> Transformer:
         return Transformer(options, header, info, packed=False)
 
     reader = ScanReader(source, options, transform_factory=transform, events=events)
-    deletes: list[Entry] = [Command([b"DEL", d.key], db=d.tdb, key=d.key, tag="del")
+    deletes: list[Entry] = [Command([b"DEL", d.target_key], db=d.tdb, key=d.target_key, tag="del")
                             for d in diffs if not d.source.exists]
     copies = [d.key for d in diffs if d.source.exists]
     if deletes:

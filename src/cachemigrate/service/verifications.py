@@ -9,7 +9,9 @@ running when the service stopped is FAILED at the next start (it is not resumed:
 Once exchange-ip has moved the writes to the target (task_status EXCHANGE_SUCCESS or
 ROLLBACK_FAILED), the comparison goes the way the data flows: the target is the reference and a
 repair writes to the source (what the reverse sync keeps up to date), never to the live target.
-A repair is refused while a switch runs.
+A repair is refused while a switch runs. A task with filter rules is verified through them
+(engine/verify.py: the source as the rules make it against the target; a repair copies through
+them too); one with a Lua ``function`` cannot be (its effect cannot be predicted: DCS.4957).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cachemigrate.engine.status import LogLevel, StatusSnapshot
 from cachemigrate.errors import CacheMigrateError, NotFoundError, StateError
+from cachemigrate.service import filters as task_filters
+from cachemigrate.service import specs
 from cachemigrate.service import states as st
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import verifications as vrepo
@@ -29,6 +33,9 @@ from cachemigrate.service.db.session import Database
 from cachemigrate.service.endpoints import endpoint_of
 from cachemigrate.service.settings import Settings
 from cachemigrate.service.tasks import TaskService
+
+if TYPE_CHECKING:
+    from cachemigrate.engine.spec import PipelineOptions
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +127,14 @@ class VerificationService:
             target = endpoint_of(
                 task.target, self.cipher.decrypt_optional(task.target_password_enc), network=network
             )
+            options: PipelineOptions | None = specs.options_of(task, task.source)
             if task.task_status in st.EXCHANGED:  # the writes go to the target (module docstring)
                 source, target = target, source
+                options = None  # (exchange-ip is refused to a task with rules)
             lines = _Lines()
             report = await verify(
                 source, target, sample=row.sample if row.mode == SAMPLED else None, rounds=row.rounds,
-                repair=row.repair, events=lines,
+                repair=row.repair, events=lines, options=options,
             )
             fields = {
                 "status": vrepo.SUCCESS,
@@ -173,6 +182,13 @@ def _check_verifiable(task: Task) -> None:
         raise StateError(
             "A verification compares the task's target with its live source: configure the "
             "task's source and target first (set_online_migration_task).",
+            kind="task", state=task.status, operation="verify",
+        )
+    rules = task_filters.stored(task)
+    if rules and rules.get("function"):
+        raise StateError(
+            "A task whose filter rules have a Lua function cannot be verified: what the function "
+            "does to each command cannot be predicted from the source.",
             kind="task", state=task.status, operation="verify",
         )
     if task.source.get("db") not in (None, ""):

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from test_verifications import path, run_verification
 
 from conftest import LiveService, signed, wait_for
 from support.compare import compare_keyspaces, keyspace
@@ -68,6 +69,48 @@ def test_online_task_with_filter(env: Any, sdk: Any) -> None:
     shown = signed(live, creds, "GET", f"/v2/{creds.project_id}/migration-task/{task_id}").json()
     assert shown["filter"] == RULES
     assert shown["target_instance"]["id"] == target_id  # the rules do not show as an endpoint field
+
+
+# Without a db merge: two source dbs into one would make keys named alike one target key.
+VERIFIED = {**{k: v for k, v in RULES.items() if k != "db_map"}, "db_map": {"2": 5}, "max_ttl": 7200}
+
+
+def test_verification_of_a_filtered_task(env: Any, sdk: Any) -> None:
+    """A verification follows the task's rules: a clean filtered migration has no mismatch; a
+    renamed key changed on the target is found and repaired under its new name."""
+    live, creds, client, source, target, target_id = env
+    random_dataset(source.client(), n=100, ttl_short_s=3600)
+    before = keyspace([source.client()])
+    task_id = _online_task(live, creds)
+    assert _configure(live, creds, task_id, source, target_id, VERIFIED).status_code == 200
+
+    def state() -> str:
+        return str(client.show_migration_task(sdk.v2.ShowMigrationTaskRequest(task_id=task_id)).status)
+
+    wait_for(lambda: state() in ("SUCCESS", "FAILED"), timeout=60)
+    assert state() == "SUCCESS"
+    want = expected(before, VERIFIED)
+    report = run_verification(live, creds, task_id, mode="full")["report"]
+    assert report["ok"] and report["first_pass"]["missing"] == 0, report
+    by_name = {k: v for k, v in VERIFIED.items() if k != "max_ttl"}
+    assert report["keys_compared"] == len(expected(before, by_name))
+
+    renamed = next(k for (db, k), v in sorted(want.items())
+                   if db == 0 and k.startswith(b"new:") and v[0] == "string")
+    target.client().set(renamed, "changed")
+    report = run_verification(live, creds, task_id, mode="full", rounds=1, repair=True)["report"]
+    assert report["first_pass"]["value"] == 1 and report["repaired"] == 1 and report["ok"], report
+    result = compare_keyspaces(want, keyspace([target.client()]), ttl_tolerance_ms=120_000)
+    assert result.ok, result.summary()
+
+
+def test_a_task_with_a_script_cannot_be_verified(env: Any) -> None:
+    live, creds, _client, source, _target, target_id = env
+    task_id = _online_task(live, creds)
+    rules = {"function": "shake.call(DB, ARGV)"}
+    assert _configure(live, creds, task_id, source, target_id, rules).status_code == 200
+    r = signed(live, creds, "POST", path(creds, task_id), json_body={"mode": "full"})
+    assert r.status_code == 400 and "Lua function" in r.json()["error_msg"], r.text
 
 
 @pytest.mark.parametrize(("rules", "says"), [

@@ -97,6 +97,19 @@ def test_longest_prefix_renames_first() -> None:
     assert f.rename(b"other") == b"other"
 
 
+def test_sources_of_is_the_rename_backwards() -> None:
+    f = Filter(FilterRules.from_mapping({"rename_prefix": {"a:": "x:", "a:b:": "y:", "x:": "z:"}}))
+    for name in (b"x:1", b"y:1", b"z:1", b"a:1", b"other", b"x:b:1"):
+        sources = f.sources_of(name)
+        assert all(f.rename is not None and f.rename(s) == name for s in sources), (name, sources)
+    assert f.sources_of(b"x:1") == [b"a:1"]  # a source key named x:1 became z:1
+    assert f.sources_of(b"y:1") == [b"y:1", b"a:b:1"]
+    assert f.sources_of(b"z:1") == [b"z:1", b"x:1"]
+    assert f.sources_of(b"a:1") == []  # every a: key was renamed
+    assert f.sources_of(b"other") == [b"other"]
+    assert Filter(FilterRules.from_mapping({"block_key": ["k"]})).sources_of(b"k") == [b"k"]
+
+
 def test_key_specs() -> None:
     assert command_info([b"set", b"k", b"v"]).key_indexes == (1,)
     assert command_info([b"MSET", b"a", b"1", b"b", b"2"]).key_indexes == (1, 3)
@@ -168,3 +181,29 @@ def test_walker_rules_in_c_agree_with_the_rules_in_python(rules: dict[str, Any])
     parts = out.split(b"\r\n")
     got = [parts[i + 2] for i, part in enumerate(parts) if part == b"RESTORE"]
     assert got == want and keys == len(want) and filtered == len(names) - len(want) and pos == len(buf)
+
+
+@requirement(c_walk.walk is not None, C_WALKER)
+def test_walker_skips_what_the_rules_leave_out_whatever_its_size() -> None:
+    """A type left out (``LEFT_OUT`` in the footer table) and a key left out by name are skipped
+    in C by their span, even a tiny collection or a big value: the walk does not stop at them
+    (kept, those still go to the Python side)."""
+    from array import array
+
+    walk = c_walk.walk
+    assert walk is not None
+    tiny_list = b"\x01\x02t1\x01\x01a"  # a list of one element: a collection that may be empty
+    big = b"\x00\x02b1\x40\x64" + b"x" * 100  # a string of 100 bytes (over max_value below)
+    buf = tiny_list + big + b"".join(b"\x00\x02s%d\x01v" % i for i in range(5))
+    counts = array("Q", bytes(256 * 8))
+
+    def run(footer: list[int | None], rules: tuple[object, ...], max_value: int = 50) -> tuple[int, int, int]:
+        _out, pos, keys, _expired, filtered = walk(
+            buf, 0, len(buf), c_walk.footer_table(footer + [None] * 254), 0, True, max_value, 1 << 20,
+            counts, rules)
+        return pos, keys, filtered
+
+    assert run([10, 10], (None, (b"t", b"b"), (), None, (), (), ())) == (len(buf), 5, 2)
+    assert run([10, c_walk.LEFT_OUT], c_walk.NO_NAME_RULES, 1 << 20) == (len(buf), 6, 1)
+    assert run([10, 10], c_walk.NO_NAME_RULES) == (0, 0, 0)  # kept: the tiny list stops the walk
+    assert run([10, c_walk.LEFT_OUT], c_walk.NO_NAME_RULES) == (len(tiny_list), 0, 1)  # then the big one

@@ -273,6 +273,7 @@ static const unsigned char is_collection[32] = {
     [13] = 1, [14] = 1, [16] = 1, [17] = 1, [18] = 1, [20] = 1,
 };
 #define TINY 16 /* collections this small may be empty: the Python side looks (as in transform.py) */
+#define LEFT_OUT 255 /* in the footer table: a type the filter rules leave out (walk.LEFT_OUT) */
 
 /* ---- the output buffer -------------------------------------------------------------------- */
 
@@ -441,7 +442,9 @@ PyDoc_STRVAR(walk_doc,
 "item): called with each key's name (bytes) once it is known not expired; None leaves the key\n"
 "out (counted in filtered), a bytes object is the name it gets in its RESTORE. Or a tuple of\n"
 "rules asked in C: (block_exact, block_prefix, block_suffix, allow_exact, allow_prefix,\n"
-"allow_suffix, renames), exact sets as frozensets or None, renames as (old, new) pairs.");
+"allow_suffix, renames), exact sets as frozensets or None, renames as (old, new) pairs.\n"
+"A footer of 255: the type is left out (skipped by its span, counted in filtered). A key left\n"
+"out is skipped whatever its size; only the keys kept may stop the walk (big or tiny values).");
 
 static PyObject *walk(PyObject *self, PyObject *args)
 {
@@ -567,12 +570,15 @@ static PyObject *walk(PyObject *self, PyObject *args)
         if (vend == BAD)
             break;
         Py_ssize_t vlen = vend - kend;
-        if (vlen > max_value)
-            break;
-        if (vlen <= TINY && is_collection[t])
-            break;
+        /* Whole in the buffer: an expired key or one the rules leave out is skipped by its span,
+         * whatever its size (never decoded, never sent to the Python side). */
         if (expire != -1 && expire < now_ms) { /* as transform.py: -1 is "no expire" */
             expired++;
+            pos = vend;
+            continue;
+        }
+        if (fv[t] == LEFT_OUT) {
+            filtered++;
             pos = vend;
             continue;
         }
@@ -611,6 +617,12 @@ static PyObject *walk(PyObject *self, PyObject *args)
             }
             key = PyBytes_AS_STRING(name);
             klen = PyBytes_GET_SIZE(name);
+        }
+        /* A kept key the Python side takes: big (it chunks it) or a tiny collection (it may be
+         * empty); it asks the rules again. */
+        if (vlen > max_value || (vlen <= TINY && is_collection[t])) {
+            Py_XDECREF(name);
+            break;
         }
         /* the command */
         char ttl[24];

@@ -33,9 +33,18 @@ else:
 WALK_TYPES: Final = frozenset({0, 1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21})
 
 
+LEFT_OUT: Final = -1
+"""In ``footer_table``'s versions: a type the filter rules leave out. The walker skips its keys by
+their span and counts them in ``filtered`` (so a ``key_filter`` must be given: ``NO_NAME_RULES``
+when no rule is about names)."""
+NO_NAME_RULES: Final = (None, (), (), None, (), (), ())
+
+
 def footer_table(versions: Sequence[int | None]) -> bytes:
-    """The ``footer`` argument of ``walk``: per type byte, the DUMP footer version (0: not walked)."""
+    """The ``footer`` argument of ``walk``: per type byte, the DUMP footer version (0: not walked;
+    255: ``LEFT_OUT``)."""
     return bytes(
-        (v or 0) if t in WALK_TYPES and v is not None and 0 < v < 256 else 0
+        255 if t in WALK_TYPES and v == LEFT_OUT
+        else (v or 0) if t in WALK_TYPES and v is not None and 0 < v < 255 else 0
         for t, v in enumerate(versions[:256])
     ).ljust(256, b"\0")

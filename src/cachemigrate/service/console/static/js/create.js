@@ -1,6 +1,7 @@
 // Create a task: online full, online full + incremental, bucket import or backup-record import.
 // Nothing is checked here that the API checks: its messages are shown as it gives them.
 import { ApiError, api } from "./api.js";
+import { rulesForm } from "./rules.js";
 import { field, go, h, messages, select } from "./util.js";
 
 const KINDS = [
@@ -85,6 +86,7 @@ export async function render(main, params) {
   record.name = "backup_id";
   if (wanted) record.value = wanted;
   const recordPart = h("fieldset", {}, h("legend", { text: "Backup record" }), backups.length ? field("Backup", record) : h("p", { class: "hint", text: "No finished backup yet: take one on the Backups page." }));
+  const rules = rulesForm();
   const submit = h("button", { type: "submit", class: "primary", text: "Create task" });
   const result = messages();
   const form = h(
@@ -97,6 +99,7 @@ export async function render(main, params) {
     bucketPart,
     recordPart,
     target,
+    rules,
     h("div", { class: "buttons" }, submit),
     result,
   );
@@ -129,6 +132,8 @@ export async function render(main, params) {
           target_instance: target.value(),
         };
         if (bandwidth.value.trim()) body.bandwidth_limit_mb = bandwidth.value.trim();
+        const filter = rules.value();
+        if (filter) body.filter = filter;
         try {
           await api("POST", `/migration/${created.id}/task`, body);
         } catch (err) {
@@ -144,6 +149,8 @@ export async function render(main, params) {
         body.backup_files = kind === "bucket"
           ? { file_source: "self_build_obs", bucket_name: bucket.value.trim(), files: files.value.split("\n").map((f) => f.trim()).filter(Boolean).map((file_name) => ({ file_name })) }
           : { file_source: "backup_record", backup_id: record.value };
+        const filter = rules.value();
+        if (filter) body.filter = filter;
         id = (await api("POST", "/migration-task", body)).id;
       }
       go(`#/task/${encodeURIComponent(id)}`);

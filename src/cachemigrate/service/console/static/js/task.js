@@ -55,6 +55,22 @@ function dl(rows) {
   return h("dl", {}, rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]));
 }
 
+// The task's filter rules as the API stores them (docs/filters.md), by the API's names.
+function ruleText(v) {
+  if (Array.isArray(v)) return v.join(", ");
+  if (v && typeof v === "object") return Object.entries(v).map(([k, x]) => `${k} → ${x}`).join(", ");
+  return String(v);
+}
+
+function rulesCard(rules) {
+  const entries = Object.entries(rules || {});
+  if (!entries.length) return h("p", { class: "hint", text: "No filter rules: every key moves, under its own name." });
+  return h("div", { class: "card rules-view" }, h("dl", {}, entries.flatMap(([k, v]) => [
+    h("dt", { text: k }),
+    k === "function" ? h("dd", {}, h("pre", { text: v })) : h("dd", { text: ruleText(v) }),
+  ])));
+}
+
 function counts(c) {
   return `missing ${c.missing}, extra ${c.extra}, type ${c.type}, value ${c.value}, ttl ${c.ttl}`;
 }
@@ -76,6 +92,7 @@ export function render(main, id, params, ctx) {
   };
   const chartNote = h("p", { class: "hint" });
   const endpoints = h("div", { class: "endpoints" });
+  const rulesBox = h("div", { id: "task-rules" });
   const actionBox = messages();
   actionBox.id = "action-messages";
   const verifyBody = h("tbody");
@@ -148,7 +165,7 @@ export function render(main, id, params, ctx) {
       const v = await confirm({
         title: `Verify ${task.task_name}?`,
         body: [
-          `Compares the keys of ${tgt()} with ${src()} (type, value, TTL), in the background. Keys that differ are read again (writes in flight converge); nothing is changed unless you tick repair.`,
+          `Compares the keys of ${tgt()} with ${src()} (type, value, TTL), in the background${task.filter ? ", through the task's filter rules" : ""}. Keys that differ are read again (writes in flight converge); nothing is changed unless you tick repair.`,
           field("Keys to compare", mode),
           field("Sample size (with a sample)", sample),
           field("Re-checks of a difference", rounds),
@@ -218,6 +235,7 @@ export function render(main, id, params, ctx) {
     actionBox,
     h("section", { "aria-labelledby": "h-live" }, h("h2", { id: "h-live", text: "Throughput and lag" }), numbers, h("div", { class: "charts" }, charts.keys.figure, charts.mb.figure, charts.lag.figure), chartNote),
     h("section", { "aria-labelledby": "h-ends" }, h("h2", { id: "h-ends", text: "Source and target" }), endpoints, facts),
+    h("section", { "aria-labelledby": "h-rules" }, h("h2", { id: "h-rules", text: "Filter rules" }), rulesBox),
     h(
       "section",
       { "aria-labelledby": "h-ver" },
@@ -353,6 +371,7 @@ export function render(main, id, params, ctx) {
       ["Resume after a restart", task.resume_mode],
       ["Bandwidth limit", task.bandwidth_limit_mb ? `${task.bandwidth_limit_mb} MB/s` : "unlimited"],
     ]));
+    rulesBox.replaceChildren(rulesCard(task.filter));
     main.dataset.status = task.status;
     if (task.status !== "CREATING" && task.status !== "RUNNING") {
       const st = await stats;
