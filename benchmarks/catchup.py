@@ -1,17 +1,18 @@
 """REF catch-up: how fast a lagging consumer drains a replication backlog (../shared/bench/README.md).
 
-    python -m benchmarks.catchup [--writes 200000] [--repeat 3] [--profile py-spy|none]
+    python -m benchmarks.catchup [--writes 200000] [--repeat 3] [--profile py-spy|none] [--baseline DIR]
 
 One source (``repl-backlog-size 2gb``, ``client-output-buffer-limit replica 0 0 0``), a native
 replica of it (``redis-server --replicaof``) and ``cachemigrate migrate --incremental`` (the CLI)
-into an empty target, both in sync. Each round freezes both with SIGSTOP, pipes ``--writes`` SETs
-of 64-byte values (a quarter of them overwrites, the last one a sentinel) into the source, then
-releases the native replica and times until the sentinel is visible on it; then the same for
-cachemigrate. The two drains run one after the other, so that neither competes with the other for
-the CPU; the source, already idle, only sends. Figures: writes/s of each and the ratio (ours /
-native); CPU seconds of each process during its drain. With ``--profile py-spy`` the drain of
-cachemigrate in the last round is recorded (``py-spy record``: collapsed stacks in bench-out/; py-spy is
-pip-installed into the venv by hand).
+into an empty target, all in sync; with ``--baseline DIR`` also the CLI of another source tree
+(``git archive main | tar -x -C DIR``) into its own target, for a before/after in the same run.
+Each round freezes every consumer with SIGSTOP, pipes ``--writes`` SETs of 64-byte values (a
+quarter of them overwrites, the last one a sentinel) into the source, then releases the consumers
+one at a time and times until the sentinel is visible on each one's target: the drains do not
+compete with each other for the CPU; the source, already idle, only sends. Figures: writes/s,
+the ratio to the native replica, CPU seconds of each process during its drain. With ``--profile
+py-spy`` each migrator's drain in the last round is recorded (``py-spy record``: collapsed stacks
+in bench-out/; py-spy is pip-installed into the venv by hand).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.cli_run import CLI
@@ -98,58 +99,84 @@ def drain(pid: int, server: RedisServer, value: bytes, source_pid: int) -> Drain
     return Drain(seen - t0, {k: cpu_seconds(p) - before[k] for k, p in pids.items()})
 
 
-def run(work: Path, writes: int, repeat: int, profile: str | None = None) -> tuple[list[Drain], list[Drain]]:
+@dataclass
+class Consumer:
+    """One lagging consumer of the source: a native replica, or a migrator (its own target)."""
+
+    name: str
+    pid: int
+    target: RedisServer
+    proc: subprocess.Popen[bytes] | None = None  # a migrator
+    drains: list[Drain] = field(default_factory=list)
+
+
+def _migrator(name: str, cmd: list[str], src: RedisServer, work: Path, env: dict[str, str]) -> Consumer:
+    tgt = start_redis(work / f"target-{name}")
+    log = work / f"migrate-{name}.log"
+    proc = subprocess.Popen([*cmd, "migrate", src.url, tgt.url, "--incremental", "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    return Consumer(name, proc.pid, tgt, proc)
+
+
+def run(
+    work: Path, writes: int, repeat: int, profile: str | None = None, baseline: Path | None = None
+) -> list[Consumer]:
+    """The drains of every consumer, round by round; ``baseline``: another source tree of
+    cachemigrate (its ``src``, run with this venv's Python) measured beside this one."""
     src = start_redis(work / "source", args=SOURCE_ARGS)
     replica = start_redis(work / "replica", args=["--replicaof", "127.0.0.1", str(src.port)])
-    tgt = start_redis(work / "target")
-    mig: subprocess.Popen[bytes] | None = None
-    natives: list[Drain] = []
-    ours: list[Drain] = []
+    consumers = [Consumer("native replica", replica.proc.pid, replica)]
     try:
         src.client().set("catchup:last", "-1")
-        wait_value(replica, "catchup:last", b"-1", 60)
-        mig = subprocess.Popen([str(CLI), "migrate", src.url, tgt.url, "--incremental", "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=(work / "migrate.log").open("wb"))
-        wait_value(tgt, "catchup:last", b"-1", 120)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        consumers.append(_migrator("cachemigrate", [str(CLI)], src, work, env))
+        if baseline is not None:
+            py = [str(CLI.with_name("python")), "-c", "from cachemigrate.cli.app import main; main()"]
+            consumers.append(_migrator("baseline", py, src, work,
+                                       {**env, "PYTHONPATH": str(baseline.resolve() / "src")}))
+        for c in consumers:
+            wait_value(c.target, "catchup:last", b"-1", 120)
         for rnd in range(repeat):
             path = writes_file(writes, rnd)
-            os.kill(replica.proc.pid, signal.SIGSTOP)
-            os.kill(mig.pid, signal.SIGSTOP)
+            for c in consumers:
+                os.kill(c.pid, signal.SIGSTOP)
             pipe(src, path)
             value = b"%d" % rnd
-            natives.append(drain(replica.proc.pid, replica, value, src.proc.pid))
-            prof = None
-            if profile == "py-spy" and rnd == repeat - 1:
-                out = BENCH_DIR / f"catchup-{writes}.folded"
-                prof = subprocess.Popen([str(CLI.with_name("py-spy")), "record", "--pid", str(mig.pid),
-                                         "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(0.5)  # py-spy attaches to a stopped process too
-            d = drain(mig.pid, tgt, value, src.proc.pid)
-            d.cpu["cachemigrate"] = d.cpu.pop("consumer")
-            ours.append(d)
-            if prof is not None:
-                prof.send_signal(signal.SIGINT)
-                prof.wait(60)
-            natives[-1].cpu["replica"] = natives[-1].cpu.pop("consumer")
-            print(f"  round {rnd + 1}: native {writes / natives[-1].seconds:,.0f} writes/s "
-                  f"({natives[-1].seconds:.3f} s, cpu {_cpu(natives[-1].cpu)}), cachemigrate "
-                  f"{writes / d.seconds:,.0f} writes/s ({d.seconds:.3f} s, cpu {_cpu(d.cpu)})", flush=True)
-        if mig.poll() is not None:
-            raise RuntimeError(f"cachemigrate exited: {(work / 'migrate.log').read_text()[-500:]}")
+            line = []
+            for c in consumers:
+                prof = None
+                if profile == "py-spy" and rnd == repeat - 1 and c.proc is not None:
+                    out = BENCH_DIR / f"catchup-{writes}-{c.name}.folded"
+                    spy = [str(CLI.with_name("py-spy")), "record", "--pid", str(c.pid), "--rate", "250",
+                           "--nonblocking", "--format", "raw", "-o", str(out)]
+                    prof = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(0.5)  # py-spy attaches to a stopped process too
+                d = drain(c.pid, c.target, value, src.proc.pid)
+                if prof is not None:
+                    prof.send_signal(signal.SIGINT)
+                    prof.wait(60)
+                c.drains.append(d)
+                line.append(f"{c.name} {writes / d.seconds:,.0f} writes/s ({d.seconds:.3f} s, "
+                            f"cpu {_cpu(d.cpu)})")
+            print(f"  round {rnd + 1}: " + "; ".join(line), flush=True)
+        for c in consumers:
+            if c.proc is not None and c.proc.poll() is not None:
+                raise RuntimeError(f"{c.name} exited: "
+                                   f"{(work / f'migrate-{c.name}.log').read_text()[-500:]}")
     finally:
-        if mig is not None and mig.poll() is None:
-            os.kill(mig.pid, signal.SIGCONT)
-            mig.send_signal(signal.SIGINT)
-            try:
-                mig.wait(30)
-            except subprocess.TimeoutExpired:
-                mig.kill()
-                mig.wait()
-        with_cont(replica)
-        for s in (replica, tgt, src):
-            s.stop()
-    return natives, ours
+        for c in consumers:
+            if c.proc is not None and c.proc.poll() is None:
+                os.kill(c.pid, signal.SIGCONT)
+                c.proc.send_signal(signal.SIGINT)
+                try:
+                    c.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    c.proc.kill()
+                    c.proc.wait()
+            with_cont(c.target)
+            c.target.stop()
+        src.stop()
+    return consumers
 
 
 def with_cont(server: RedisServer) -> None:
@@ -161,20 +188,23 @@ def _cpu(cpu: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.2f}s" for k, v in cpu.items())
 
 
-def report(writes: int, natives: list[Drain], ours: list[Drain]) -> None:
-    n = statistics.median(d.seconds for d in natives)
-    o = statistics.median(d.seconds for d in ours)
-    print(f"  REF catch-up (native replica)            {writes / n:11,.0f} writes/s  "
-          f"(median of {len(natives)}: {n:.3f} s; runs {', '.join(f'{d.seconds:.3f}' for d in natives)})")
-    print(f"  cachemigrate migrate --incremental       {writes / o:11,.0f} writes/s  "
-          f"(median of {len(ours)}: {o:.3f} s; runs {', '.join(f'{d.seconds:.3f}' for d in ours)})")
-    print(f"  {'':<40} {n / o:11.2f}x  <- vs REF catch-up")
+def report(writes: int, consumers: list[Consumer]) -> None:
+    native = statistics.median(d.seconds for d in consumers[0].drains)
+    for c in consumers:
+        med = statistics.median(d.seconds for d in c.drains)
+        runs = ", ".join(f"{d.seconds:.3f}" for d in c.drains)
+        cpu = statistics.median(sum(v for k, v in d.cpu.items() if k != "source") for d in c.drains)
+        ratio = "   ref" if c is consumers[0] else f"{native / med:5.2f}x"
+        print(f"  {c.name:<16} {writes / med:11,.0f} writes/s {ratio}  (median of {len(c.drains)}: "
+              f"{med:.3f} s; runs {runs}; CPU of consumer + its target, median {cpu:.2f} s)")
 
 
-def bench_catchup(work: Path, writes: int = 1_000_000, repeat: int = 3, profile: str | None = None) -> None:
+def bench_catchup(
+    work: Path, writes: int = 1_000_000, repeat: int = 3, profile: str | None = None,
+    baseline: Path | None = None,
+) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    natives, ours = run(work.resolve(), writes, repeat, profile)
-    report(writes, natives, ours)
+    report(writes, run(work.resolve(), writes, repeat, profile, baseline))
 
 
 def main() -> None:
@@ -182,11 +212,13 @@ def main() -> None:
     ap.add_argument("--writes", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", choices=["py-spy", "none"], default="none")
+    ap.add_argument("--baseline", type=Path, help="another cachemigrate source tree (e.g. `git archive` "
+                    "of main) measured beside this one, in the same rounds")
     a = ap.parse_args()
     BENCH_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
         print(f"== REF catch-up: a backlog of {a.writes:,} SETs (64-byte values) ==", flush=True)
-        bench_catchup(Path(tmp), a.writes, a.repeat, None if a.profile == "none" else a.profile)
+        bench_catchup(Path(tmp), a.writes, a.repeat, None if a.profile == "none" else a.profile, a.baseline)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
