@@ -34,6 +34,7 @@ from benchmarks.refs import (
     source_server,
 )
 from benchmarks.service_bucket import bench_service_import
+from benchmarks.sustained import bench_sustained
 
 
 def measure(n: int, fn: Callable[[int], Timing]) -> Timing:
@@ -136,6 +137,8 @@ def main() -> None:
             print(f"\n== REF catch-up: a backlog of {a.catchup_writes:,} SETs (64-byte values), "
                   "native replica vs migrate --incremental ==", flush=True)
             bench_catchup(work / "catchup", a.catchup_writes, a.repeat)
+            print("\n== sustained load: the highest write rate with lag under 1 s ==", flush=True)
+            bench_sustained(work / "sustained", [50_000, 100_000, 150_000, 200_000, 300_000, 400_000], 5.0)
             print("\n== online incremental sync under write load ==", flush=True)
             bench_incremental(work / "incr", seconds=a.incremental_seconds)
         if not a.skip_bigkeys:
