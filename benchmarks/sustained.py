@@ -2,7 +2,8 @@
 
     python -m benchmarks.sustained [--rates 50000,100000,200000,300000,400000] [--step 5]
 
-``cachemigrate migrate --incremental`` (the CLI) follows a source into an empty target. A paced
+``cachemigrate migrate --incremental`` (the CLI) follows a source into an empty target (and, first,
+for the yardstick, a native replica follows its own source the same way). A paced
 writer then sends SETs of 64-byte values to the source at each rate in turn for ``--step``
 seconds (pre-packed commands, one socket write per 5 ms tick, replies read in a thread), while a
 probe writes a unique value to the source every 100 ms and times until the target holds it: the
@@ -92,11 +93,24 @@ def probe_lags(src: RedisServer, tgt: RedisServer, seconds: float) -> list[float
     return lags
 
 
-def bench_sustained(work: Path, rates: list[int], step: float) -> int:
+def bench_sustained(work: Path, rates: list[int], step: float) -> None:
+    """The ladder for a native replica (the yardstick on this machine now), then for us."""
+    native = _ladder(work / "native", rates, step, native=True)
+    ours = _ladder(work / "ours", rates, step, native=False)
+    print(f"  highest write rate with lag < 1 s: native replica {native:,} writes/s, "
+          f"cachemigrate {ours:,} writes/s")
+
+
+def _ladder(work: Path, rates: list[int], step: float, *, native: bool) -> int:
+    print(f"  {'native replica' if native else 'cachemigrate migrate --incremental'}:", flush=True)
     src = start_redis(work / "source", args=SOURCE_ARGS)
-    tgt = start_redis(work / "target")
-    mig = subprocess.Popen([str(CLI), "migrate", src.url, tgt.url, "--incremental", "--quiet"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mig: subprocess.Popen[bytes] | None = None
+    if native:
+        tgt = start_redis(work / "replica", args=["--replicaof", "127.0.0.1", str(src.port)])
+    else:
+        tgt = start_redis(work / "target")
+        mig = subprocess.Popen([str(CLI), "migrate", src.url, tgt.url, "--incremental", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     best = 0
     try:
         src.client().set("sustained:probe", "0")
@@ -109,7 +123,7 @@ def bench_sustained(work: Path, rates: list[int], step: float) -> int:
             achieved = writer.sent / (time.monotonic() - t0)
             writer.close()
             ok = max(lags) < LAG_LIMIT and achieved >= 0.9 * rate
-            print(f"  {rate:>9,} writes/s asked, {achieved:>9,.0f} sent: probe lag max {max(lags):.3f} s, "
+            print(f"    {rate:>9,} writes/s asked, {achieved:>9,.0f} sent: probe lag max {max(lags):.3f} s, "
                   f"median {sorted(lags)[len(lags) // 2]:.3f} s -> "
                   f"{'under 1 s' if ok else 'writer fell short' if max(lags) < LAG_LIMIT else 'lags'}",
                   flush=True)
@@ -118,11 +132,11 @@ def bench_sustained(work: Path, rates: list[int], step: float) -> int:
             best = rate
             wait_value(tgt, "sustained:probe", src.client().get("sustained:probe") or b"", 120)
     finally:
-        mig.terminate()
-        mig.wait(30)
+        if mig is not None:
+            mig.terminate()
+            mig.wait(30)
         tgt.stop()
         src.stop()
-    print(f"  highest write rate with lag < 1 s: {best:,} writes/s")
     return best
 
 
