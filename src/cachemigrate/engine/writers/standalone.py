@@ -5,8 +5,9 @@ inserting a SELECT only where the db changes. Replies are drained from the hired
 connection's ``data_received``: a normal reply costs one ``gets()`` and a class check; only error
 replies and arrays (EXEC) are looked at. Reply ``n`` of a batch belongs to entry ``n`` minus the
 SELECTs we inserted before it, so no per-entry bookkeeping object is made. A ``PackedRun`` entry
-carries many commands (the C walker's RESTORE runs): a batch holding such entries keeps where
-each entry's replies start, and a failed command's key is read back from the run's wire.
+carries many commands (the C walker's RESTORE runs, the replication stream's runs): a batch holding
+such entries keeps where each entry's replies start, and a failed command's name and key are read
+back from the run's wire (inside EXEC's array too).
 """
 
 from __future__ import annotations
