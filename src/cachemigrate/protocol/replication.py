@@ -120,8 +120,10 @@ class ReplicationLink:
         ack_interval: float = 1.0,
         chunk_size: int = CHUNK,
         throttle: Callable[[int], Awaitable[None]] | None = None,
+        accelerated: bool | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.accelerated = accelerated  # the C framing scan (None: when built; frames.py)
         self._name = endpoint.display_url()  # how errors name the master (as Connection's do)
         self.repl_timeout = repl_timeout
         self.ack_interval = ack_interval
@@ -333,7 +335,7 @@ class ReplicationLink:
             if pending:
                 if size >= need:
                     buf = pending[0] if len(pending) == 1 else b"".join(pending)
-                    segments, end, need = scan(buf, wanted)
+                    segments, end, need = scan(buf, wanted, accelerated=self.accelerated)
                     need = need - end if need else 0  # the tail's length, once it can complete
                     rest = buf[end:]
                     pending = [rest] if rest else []

@@ -18,22 +18,22 @@ from support.servers import RedisServer
 
 
 @pytest.fixture(params=["c", "python"])
-def scan_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def c_walker(request: pytest.FixtureRequest) -> bool:
+    """Whether the C framing scan runs (PipelineOptions.c_walker; False: the pure-Python twin)."""
     if request.param == "c":
-        require(frames.HAS_C_SCAN, "the C framing scan (cachemigrate.protocol._frames: make install)")
-    else:
-        monkeypatch.setattr(frames, "c_scan", None)  # the pure-Python twin does the scan
-    return str(request.param)
+        require(frames.HAS_C_SCAN, "the C framing scan cachemigrate.protocol._frames (make install "
+                "builds it with gcc; CACHEMIGRATE_NO_EXT unset)")
+    return bool(request.param == "c")
 
 
 async def test_runs_apply_what_the_source_did(
-    redis_factory: Callable[..., RedisServer], scan_impl: str
+    redis_factory: Callable[..., RedisServer], c_walker: bool
 ) -> None:
     source = redis_factory("src", args=FAST)
     target = redis_factory("dst")
     src = source.client()
     src.set("seed", "1")
-    online = Online(source.url, target.url)
+    online = Online(source.url, target.url, c_walker=c_walker)
     writer = Workload(source.port, pause=0.0002)
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
@@ -55,12 +55,12 @@ async def test_runs_apply_what_the_source_did(
     assert final.keys_failed == 0 and final.commands_failed == 0, online.sink.logs[-5:]
 
 
-async def test_runs_follow_the_db_mode(redis_factory: Callable[..., RedisServer], scan_impl: str) -> None:
+async def test_runs_follow_the_db_mode(redis_factory: Callable[..., RedisServer], c_walker: bool) -> None:
     """db mode only: source db 1 into target db 2; the runs of db 0 are left out whole."""
     source = redis_factory("src", args=FAST)
     target = redis_factory("dst")
     db0, db1 = source.client(db=0), source.client(db=1)
-    online = Online(source.url, target.url, db_mode=DbMode.ONLY, db=1, target_db=2)
+    online = Online(source.url, target.url, db_mode=DbMode.ONLY, db=1, target_db=2, c_walker=c_walker)
     try:
         await online.wait_for(lambda s: s.phase is Phase.INCREMENTAL)
         for i in range(200):

@@ -177,6 +177,7 @@ class SyncReader:
             link = self._link = ReplicationLink(
                 self.endpoint, repl_timeout=self.repl_timeout,
                 throttle=self._bucket.consume if self._bucket else None,
+                accelerated=None if self.options.c_walker else False,
             )
             try:
                 await link.connect()
