@@ -24,7 +24,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 # Paths relative to the project root. Add new accelerators here.
-EXTENSIONS = ["src/cachemigrate/formats/rdb/_walk.c"]
+EXTENSIONS = ["src/cachemigrate/formats/rdb/_walk.c", "src/cachemigrate/protocol/_frames.c"]
 
 CFLAGS = ["-O3", "-fno-strict-aliasing", "-fPIC", "-DNDEBUG", "-Wall"]
 

@@ -2,6 +2,7 @@
 
     python -m benchmarks.run [--scale 1000000] [--repeat 3] [--bigkey-elems 1000000] [--skip-online]
                              [--skip-bigkeys] [--skip-service] [--skip-cutover] [--skip-filtered]
+                             [--catchup-writes 1000000]
 
 Every figure is a ratio to a reference measured in the same run (these machines are noisy):
 throughput ratio = reference seconds / cachemigrate seconds (above 1.0: faster than the reference).
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.bucket import MotoServer, import_from_bucket
+from benchmarks.catchup import bench_catchup
 from benchmarks.cli_run import into_fresh_target
 from benchmarks.filtered import bench_filtered
 from benchmarks.incremental import bench_incremental
@@ -32,6 +34,7 @@ from benchmarks.refs import (
     source_server,
 )
 from benchmarks.service_bucket import bench_service_import
+from benchmarks.sustained import bench_sustained
 
 
 def measure(n: int, fn: Callable[[int], Timing]) -> Timing:
@@ -119,6 +122,8 @@ def main() -> None:
     ap.add_argument("--skip-service", action="store_true",
                     help="skip the bucket import through `cachemigrate serve`")
     ap.add_argument("--incremental-seconds", type=float, default=20.0)
+    ap.add_argument("--catchup-writes", type=int, default=1_000_000,
+                    help="REF catch-up: the backlog of SETs drained by a native replica and by us")
     ap.add_argument("--skip-cutover", action="store_true",
                     help="skip exchange-ip / rollback-ip through the service (cutover.py --service)")
     ap.add_argument("--skip-filtered", action="store_true", help="skip the filter-rules runs")
@@ -129,6 +134,11 @@ def main() -> None:
         bench_import(work / "plain", scale=a.scale, repeat=a.repeat, online=not a.skip_online,
                      service=not a.skip_service, filtered=not a.skip_filtered)
         if not a.skip_online:
+            print(f"\n== REF catch-up: a backlog of {a.catchup_writes:,} SETs (64-byte values), "
+                  "native replica vs migrate --incremental ==", flush=True)
+            bench_catchup(work / "catchup", a.catchup_writes, a.repeat)
+            print("\n== sustained load: the highest write rate with lag under 1 s ==", flush=True)
+            bench_sustained(work / "sustained", [50_000, 100_000, 150_000, 200_000, 300_000, 400_000], 5.0)
             print("\n== online incremental sync under write load ==", flush=True)
             bench_incremental(work / "incr", seconds=a.incremental_seconds)
         if not a.skip_bigkeys:

@@ -1,6 +1,14 @@
 """The replication command stream as entries: SELECT folded into ``Entry.db``, db mapping, MULTI
 groups kept whole, replication-only commands dropped.
 
+Runs. Where no command needs looking at one by one (no filter rules on keys or commands, no
+script) and the writer takes them (a standalone target), the stream's framing scan
+(``protocol/frames.py``) hands over runs of commands as the bytes the source sent; ``map_run``
+makes one ``PackedRun`` of each, in the db the stream is in (mapped), with no object per command.
+Only the commands named in ``STREAM_SPECIAL`` are parsed and go through ``map``: those that change
+the db, group, flush or swap databases, or run in any db. A run in a db the db mode leaves out is
+dropped whole.
+
 Offsets: an entry's ``source_offset`` is the replication offset reached once it is applied. The
 commands inside a MULTI group carry the offset from *before* the MULTI and only the EXEC carries
 the offset after it, so a writer that has applied half a transaction never reports an offset
@@ -12,7 +20,7 @@ from __future__ import annotations
 from typing import Final, cast
 
 from cachemigrate.engine.dbmap import DbMap
-from cachemigrate.engine.entry import Arg, Command, Entry
+from cachemigrate.engine.entry import Arg, Command, Entry, PackedRun
 from cachemigrate.engine.filters import Filter, compile_rules
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink
@@ -21,6 +29,13 @@ from cachemigrate.engine.status import EventSink
 _DROP = frozenset({b"PING", b"REPLCONF", b"SELECT"})
 # Commands for every database (db -1): a writer sends them wherever its connection stands.
 _ANY_DB = frozenset({b"SCRIPT", b"FUNCTION", b"PUBLISH"})
+
+# What ``map`` must see one by one (everything else may pass as a run): the above, transactions,
+# whole-db commands (the exactly-once marker must know about FLUSHDB too).
+STREAM_SPECIAL: Final = (
+    b"PING", b"REPLCONF", b"SELECT", b"MULTI", b"EXEC", b"FLUSHALL", b"FLUSHDB", b"SWAPDB",
+    b"SCRIPT", b"FUNCTION", b"PUBLISH",
+)  # fmt: skip
 
 # ---- key positions ---------------------------------------------------------------------------
 
@@ -80,6 +95,11 @@ class CommandMapper:
         self.db_changes: list[tuple[int, int]] = []  # (offset after a SELECT, db it selected)
         self.dropped = 0
         self._extra: list[Entry] = []
+
+    @property
+    def runs(self) -> bool:
+        """Whether the stream may come as runs (``map_run``): no filter looks at its commands."""
+        return self.filter is None
 
     @property
     def in_multi(self) -> bool:
@@ -147,6 +167,19 @@ class CommandMapper:
                 e.source_offset = before  # only the last one completes the source command
             return out
         return [entry]
+
+    def map_run(self, wire: bytes, count: int, offset: int) -> list[Entry]:
+        """``count`` commands none of which is in ``STREAM_SPECIAL``, packed in ``wire``, as one
+        entry (in the open MULTI group, if any); ``offset`` is the one after the last of them."""
+        self.last_offset = offset
+        db = self._tdb
+        if db is None:
+            self.dropped += count
+            return []
+        if self._group is not None:
+            self._group.append(PackedRun(wire, len(wire), count, db, self._group_base, "", b""))
+            return []
+        return [PackedRun(wire, len(wire), count, db, offset, "", b"")]
 
     def _entry(self, name: bytes, argv: list[bytes], offset: int) -> Entry | None:
         if name == b"FLUSHALL":

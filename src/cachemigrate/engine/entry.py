@@ -4,9 +4,11 @@ An ``Entry`` is one of three kinds, a class each; writers dispatch on the class:
 
 - ``Command``: one command as its argument list, which the writer packs;
 - ``Packed``: one command already packed in RESP (the RESTORE fast path builds it in one go);
-- ``PackedRun``: ``count`` commands packed back to back, one per key, all in ``db`` (the C walker's
-  RESTORE run, ``formats/rdb/_walk.c``). Only the standalone writer takes it: it finds a failed
-  command's key by parsing ``wire``. The cluster writer refuses it (it cannot route it).
+- ``PackedRun``: ``count`` commands packed back to back, all in ``db``: the C walker's RESTORE run
+  (``formats/rdb/_walk.c``, one per key, tag "restore"), or a run of the replication stream's
+  commands passed on as the source sent them (``protocol/frames.py``, tag "", name b"": the
+  commands are the stream's, of any name). Only the standalone writer takes it: it finds a failed
+  command's name and key by parsing ``wire``. The cluster writer refuses it (it cannot route it).
 
 What every kind has: ``db``, the target database the command runs in (after db mapping), ``-1``
 for any (FUNCTION LOAD, FLUSHALL, SCRIPT...); ``key``, the key the command touches, which the
@@ -70,16 +72,17 @@ class Packed:
 @final
 @dataclass(slots=True)
 class PackedRun:
-    """``count`` RESTOREs packed back to back in ``wire`` (``size`` = ``len(wire)``), one per key."""
+    """``count`` commands packed back to back in ``wire`` (``size`` = ``len(wire)``): RESTOREs, one
+    per key (the defaults), or stream commands (``tag`` "", ``name`` b"": of any name)."""
 
     wire: bytes
     size: int
     count: int
     db: int
     source_offset: int
-    name: ClassVar[bytes] = b"RESTORE"
+    tag: str = "restore"
+    name: bytes = b"RESTORE"
     key: ClassVar[None] = None
-    tag: ClassVar[str] = "restore"
 
 
 Entry = Command | Packed | PackedRun

@@ -411,7 +411,9 @@ class Pipeline:
         spec, o = self.spec, self.spec.options
         src = spec.source
         factory = self._transform_factory()
-        context = ReaderContext(o, factory, self.events)
+        # A standalone target takes runs of commands in one entry (PackedRun).
+        packed = self.target is not None and not self.target.cluster
+        context = ReaderContext(o, factory, self.events, packed=packed)
         if src.kind in (SourceKind.RDB_FILES, SourceKind.AOF_FILES):
             if not src.paths:
                 raise ConfigError("no backup file to import")

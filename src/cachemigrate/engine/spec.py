@@ -73,8 +73,9 @@ class PipelineOptions:
     target_db: int | None = None  # with DbMode.ONLY: where it goes (default: same index)
     flush_target: bool = False  # FLUSHALL the target before the full phase
     max_bytes_in_flight: int = 8 << 20  # writer back-pressure budget (no measurable loss vs 64 MiB)
-    # Runs of whole key records become RESTORE commands in C (formats/rdb/_walk.c) where it is
-    # built; False: the pure-Python path makes the same bytes (CACHEMIGRATE_PURE_PYTHON=1).
+    # Runs of whole key records become RESTORE commands in C (formats/rdb/_walk.c), and the
+    # replication stream is framed in C (protocol/_frames.c), where they are built; False: the
+    # pure-Python paths make the same bytes (CACHEMIGRATE_PURE_PYTHON=1).
     c_walker: bool = True
     # A stopped run may be resumed from its checkpoint later (the service, CLI --checkpoint): the
     # target keeps the exactly-once marker until then. False: a stop is the end of the migration,

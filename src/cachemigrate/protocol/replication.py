@@ -10,6 +10,10 @@ One ``ReplicationLink`` is one TCP connection to a master, used in this order::
             ...
     async for batch in link.commands():       # [(argv, offset after argv), ...] per read
         ...
+    # or, the stream as segments of the buffer read (protocol/frames.py): runs of commands not
+    # named in `special`, passed on as bytes, and the special ones parsed
+    async for chunk in link.frames(special):  # StreamChunk(data, segments, base) per read
+        ...
     await link.close()
 
 Offsets follow the master's own count (``master_repl_offset``): the FULLRESYNC offset plus every
@@ -29,7 +33,7 @@ from cachemigrate.errors import ConnectionLostError, ProtocolError, ServerError,
 from cachemigrate.protocol.commands import CommandArg, pack_command
 from cachemigrate.protocol.dialer import authenticate, connection_error, open_stream
 from cachemigrate.protocol.endpoint import Endpoint, decimal
-from cachemigrate.protocol.resp import CommandStream
+from cachemigrate.protocol.frames import Segment, scan
 
 EOF_MARK_SIZE = 40
 DEFAULT_REPL_TIMEOUT = 60.0
@@ -38,6 +42,18 @@ COALESCE_BYTES = 512 << 10
 COALESCE_WAIT = 0.002
 
 StreamCommand = tuple[list[bytes], int]  # argv, replication offset just after it
+_LINK_SPECIAL = (b"PING", b"REPLCONF")  # the link's own: counted in the offset, never yielded
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """What one read of the stream completed: ``segments`` of ``data`` (``protocol/frames.py``;
+    the master's PING and REPLCONF taken out), and ``base``, the replication offset just before
+    ``data[0]``: a segment ending at ``stop`` ends at offset ``base + stop``."""
+
+    data: bytes
+    segments: list[Segment]
+    base: int
 
 
 class RetryLaterError(ServerError):
@@ -104,8 +120,10 @@ class ReplicationLink:
         ack_interval: float = 1.0,
         chunk_size: int = CHUNK,
         throttle: Callable[[int], Awaitable[None]] | None = None,
+        accelerated: bool | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.accelerated = accelerated  # the C framing scan (None: when built; frames.py)
         self._name = endpoint.display_url()  # how errors name the master (as Connection's do)
         self.repl_timeout = repl_timeout
         self.ack_interval = ack_interval
@@ -296,45 +314,68 @@ class ReplicationLink:
         ``idle``, an empty list is also yielded after that many seconds without data, so that a
         consumer can look at its stop flag; silence beyond ``repl_timeout`` still fails.
         """
-        parser = CommandStream(inline=False)  # a master's stream is RESP arrays and bare newlines
-        data = self._leftover
+        async for chunk in self.frames(None, idle=idle):
+            base = chunk.base
+            yield [(argv, base + stop) for argv, _, stop, _ in chunk.segments if argv is not None]
+
+    async def frames(
+        self, special: tuple[bytes, ...] | None, *, idle: float | None = None
+    ) -> AsyncIterator[StreamChunk]:
+        """The stream as it is read: one ``StreamChunk`` per read (its segments possibly none:
+        PINGs only, or a command still arriving), the commands not named in ``special`` in runs
+        (None: every command parsed); ``idle`` as for ``commands``. ``offset`` has moved past
+        the chunk's whole commands when it is yielded."""
+        wanted = None if special is None else tuple({*special, *_LINK_SPECIAL})
+        pending: list[bytes] = [self._leftover] if self._leftover else []
+        size = len(self._leftover)
+        need = 0
         self._leftover = b""
         loop = asyncio.get_running_loop()
         while True:
-            if data:
-                parser.feed(data)
-                yield self._take(parser)
+            if pending:
+                if size >= need:
+                    buf = pending[0] if len(pending) == 1 else b"".join(pending)
+                    segments, end, need = scan(buf, wanted, accelerated=self.accelerated)
+                    need = need - end if need else 0  # the tail's length, once it can complete
+                    rest = buf[end:]
+                    pending = [rest] if rest else []
+                    size = len(rest)
+                    yield self._take(buf, segments, end)
+                else:
+                    yield StreamChunk(b"", [], self.offset)  # a large command still arriving
             if idle is None:
                 data = await self._guarded(self._stream().read(self.chunk_size))
-                continue
-            deadline = loop.time() + self.repl_timeout
-            while True:
-                try:
-                    data = await self._guarded(self._stream().read(self.chunk_size), idle=idle)
-                except TimeoutError:
-                    if loop.time() >= deadline:
-                        raise self._silent() from None
-                    yield []
-                    continue
-                break
+            else:
+                deadline = loop.time() + self.repl_timeout
+                while True:
+                    try:
+                        data = await self._guarded(self._stream().read(self.chunk_size), idle=idle)
+                    except TimeoutError:
+                        if loop.time() >= deadline:
+                            raise self._silent() from None
+                        yield StreamChunk(b"", [], self.offset)
+                        continue
+                    break
+            pending.append(data)
+            size += len(data)
 
-    def _take(self, parser: CommandStream) -> list[StreamCommand]:
-        commands, sizes, consumed = parser.pop()
-        out: list[StreamCommand] = []
-        base = offset = self.offset
-        for argv, size in zip(commands, sizes, strict=True):
-            offset += size
-            name = argv[0].lower() if argv else b""
-            if name == b"ping":
-                continue
-            if name == b"replconf":
-                if len(argv) > 1 and argv[1].lower() == b"getack":
-                    self._send_ack(offset)
-                continue
-            out.append((argv, offset))
-        # Whatever else was consumed (bare newlines) counts too.
-        self.offset = base + consumed
-        return out
+    def _take(self, buf: bytes, segments: list[Segment], end: int) -> StreamChunk:
+        """The chunk of ``segments`` without the master's PING and REPLCONF (a GETACK answered
+        with the offset just after it); ``offset`` moves to ``end``."""
+        base = self.offset
+        if any(argv is not None and bytes(argv[0]).upper() in _LINK_SPECIAL for argv, *_ in segments):
+            kept: list[Segment] = []
+            for seg in segments:
+                argv = seg[0]
+                name = bytes(argv[0]).upper() if argv is not None else b""
+                if name == b"REPLCONF":
+                    if argv is not None and len(argv) > 1 and argv[1].lower() == b"getack":
+                        self._send_ack(base + seg[2])
+                elif name != b"PING":
+                    kept.append(seg)
+            segments = kept
+        self.offset = base + end  # whatever else was consumed (bare newlines) counts too
+        return StreamChunk(buf, segments, base)
 
     # ---- acks and shutdown ------------------------------------------------------------------
 

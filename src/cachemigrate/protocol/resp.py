@@ -5,11 +5,13 @@ pure-Python ``PyReplyReader`` with the same interface. Both return error replies
 ``ErrorReply`` values (never raised), return ``NEED_DATA`` when a reply is incomplete, and raise
 ``ProtocolError`` on malformed input. RESP3 maps become dicts, sets/pushes lists, nulls None.
 
-The request parser (``parse_commands`` / ``CommandStream``) turns a replication stream or AOF into
-commands plus the exact byte length of each: replication offsets count bytes. It parses many
-commands per call. With hiredis it lets the C reader split the arrays and computes each command's
-length from its arguments (the encoding Redis writes is canonical); every command start is
-checked to be ``*`` so a non-canonical stream falls back to the exact pure-Python parser.
+The request parser (``parse_commands`` / ``CommandStream``) turns an AOF (or a request stream) into
+commands plus the exact byte length of each: replication offsets count bytes. The replication
+stream goes through ``frames.py`` (runs of commands as bytes), whose pure-Python path is this
+parser. It parses many commands per call. With hiredis it lets the C reader split the arrays and
+computes each command's length from its arguments (the encoding Redis writes is canonical);
+every command start is checked to be ``*`` so a non-canonical stream falls back to the exact
+pure-Python parser.
 Measured on SET/HSET streams: ~2.7 us per command with hiredis vs ~5.2 us pure Python (hiredis is
 fed 16 KiB at a time: it moves its unread bytes down after every reply, which is quadratic over
 one large feed).

@@ -96,5 +96,8 @@ class ReaderContext:
     options: PipelineOptions
     transform_factory: TransformFactory
     events: EventSink
+    # The writer takes entries of many commands (PackedRun: a standalone target): a replication
+    # stream may then pass runs of its commands on as bytes (engine/commands.py).
+    packed: bool = False
 
 __all__ = ["EventSink", "Reader", "ReaderContext", "ReaderProgress", "RecordTransform", "TransformFactory"]

@@ -33,7 +33,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from cachemigrate.engine.checkpoint import Checkpoint
-from cachemigrate.engine.commands import CommandMapper
+from cachemigrate.engine.commands import STREAM_SPECIAL, CommandMapper
 from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.flow import Backoff, TokenBucket
 from cachemigrate.engine.readers.base import Reader, ReaderContext, ReaderProgress
@@ -177,6 +177,7 @@ class SyncReader:
             link = self._link = ReplicationLink(
                 self.endpoint, repl_timeout=self.repl_timeout,
                 throttle=self._bucket.consume if self._bucket else None,
+                accelerated=None if self.options.c_walker else False,
             )
             try:
                 await link.connect()
@@ -329,10 +330,15 @@ class SyncReader:
         base = at.base
         if until is not None and 0 <= until <= link.offset + base:
             return  # nothing was written since the checkpoint
-        async for commands in link.commands(idle=1.0):
+        special = STREAM_SPECIAL if self.context.packed and mapper.runs else None
+        async for chunk in link.frames(special, idle=1.0):
             batch: list[Entry] = []
-            for argv, offset in commands:
-                batch += mapper.map(argv, offset + base)
+            data, start = chunk.data, chunk.base + base
+            for argv, first, stop, count in chunk.segments:
+                if argv is None:  # a run of commands, passed on as the source sent them
+                    batch += mapper.map_run(data[first:stop], count, start + stop)
+                else:
+                    batch += mapper.map(argv, start + stop)
             end = link.offset + base
             if not mapper.in_multi and end > at.delivered:
                 # PINGs and filtered commands have no effect: the last entry covers them too.
@@ -346,7 +352,7 @@ class SyncReader:
             if self._stopped:
                 return
             if until is not None and not mapper.in_multi and (
-                link.offset + base >= until if until >= 0 else not commands
+                link.offset + base >= until if until >= 0 else not chunk.segments
             ):
                 self._log(LogLevel.INFO, f"caught up at offset {link.offset} (full-only run): done")
                 return

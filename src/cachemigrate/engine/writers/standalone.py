@@ -5,8 +5,9 @@ inserting a SELECT only where the db changes. Replies are drained from the hired
 connection's ``data_received``: a normal reply costs one ``gets()`` and a class check; only error
 replies and arrays (EXEC) are looked at. Reply ``n`` of a batch belongs to entry ``n`` minus the
 SELECTs we inserted before it, so no per-entry bookkeeping object is made. A ``PackedRun`` entry
-carries many commands (the C walker's RESTORE runs): a batch holding such entries keeps where
-each entry's replies start, and a failed command's key is read back from the run's wire.
+carries many commands (the C walker's RESTORE runs, the replication stream's runs): a batch holding
+such entries keeps where each entry's replies start, and a failed command's name and key are read
+back from the run's wire (inside EXEC's array too).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from operator import attrgetter
 
+from cachemigrate.engine.commands import command_key
 from cachemigrate.engine.entry import Command, Entry, PackedRun, Routable
 from cachemigrate.engine.flow import ByteBudget
 from cachemigrate.engine.status import KeyFailure
@@ -317,8 +319,8 @@ class StandaloneWriter:
                 # EXEC's array answers the queued commands: replies pos-len .. pos-1.
                 for k, item in enumerate(reply):
                     if isinstance(item, ErrorReply):
-                        inner, _ = self._locate(b, pos - len(reply) + k)
-                        self._fail(b, inner, item.message, inner=True)
+                        inner, sub = self._locate(b, pos - len(reply) + k)
+                        self._fail(b, inner, item.message, inner=True, sub=sub)
             return
         assert isinstance(reply, ErrorReply)
         self._fail(b, entry, reply.message, inner=False, sub=sub)
@@ -341,8 +343,9 @@ class StandaloneWriter:
         if message.startswith("BUSYKEY") and not self.options.replace:
             self._stats.keys_skipped += 1
             return
+        name = entry.name
         if type(entry) is PackedRun:
-            key = _key_of_command(entry.wire, sub)
+            name, key = _command_of_run(entry, sub)
         elif (
             not inner
             and self._on_redirect is not None
@@ -355,14 +358,14 @@ class StandaloneWriter:
         self._stats.commands_failed += 1
         if entry.tag:
             self._stats.keys_failed += 1
-        name = entry.name.decode("ascii", "replace").upper()
-        self._record(KeyFailure(entry.db, key, name, message))
+        shown_name = name.decode("ascii", "replace").upper()
+        self._record(KeyFailure(entry.db, key, shown_name, message))
         if message.startswith(_FATAL) and self._error is None:
             # The target is full: every write after this one would be refused too. Stop here,
             # with the key and the server's words; the applied offset stays before it.
             shown = "-" if key is None else key.decode(errors="backslashreplace")
             self._error = MigrationError(
-                f"{self.endpoint.display_url()} refused {name} of db {entry.db} key {shown!r}: "
+                f"{self.endpoint.display_url()} refused {shown_name} of db {entry.db} key {shown!r}: "
                 f"{message}. Nothing after it was applied: free memory on the target (or raise "
                 "its maxmemory) and restart the migration"
             )
@@ -383,11 +386,17 @@ class StandaloneWriter:
         self._idle.set()
 
 
-def _key_of_command(wire: bytes, n: int) -> bytes | None:
-    """The key (second argument) of command ``n`` in a run of packed commands."""
+def _command_of_run(run: PackedRun, n: int) -> tuple[bytes, bytes | None]:
+    """The name and key of command ``n`` of a run of packed commands (a run of RESTOREs: its
+    name, and the key, its second argument)."""
     reader = reply_reader()
-    reader.feed(wire)
+    reader.feed(run.wire)
     for _ in range(n):
         reader.gets()
     argv = reader.gets()
-    return bytes(argv[1]) if isinstance(argv, list) and len(argv) > 1 else None
+    if not isinstance(argv, list) or not argv:
+        return run.name, None
+    if run.name:
+        return run.name, bytes(argv[1]) if len(argv) > 1 else None
+    name = bytes(argv[0])
+    return name, command_key(argv, name.upper())

@@ -1,0 +1,3 @@
+def scan(
+    buf: bytes, pos: int, special: tuple[bytes, ...] | None, /
+) -> tuple[list[tuple[list[bytes] | None, int, int, int]], int, int]: ...
