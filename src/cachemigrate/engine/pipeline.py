@@ -6,7 +6,9 @@
 
 A ``Pipeline`` is one such run; who holds it can also ask where a replication source stands
 (``applied_position``) and stop it at an exact replication offset (``stop_at``): the cutover
-(engine/cutover.py) does, with the source's writes paused.
+(engine/cutover.py) does, with the source's writes paused. What a session is made of (the
+reader and where it starts, the writer's options, the transforms, the exactly-once applier, the
+presence check) is chosen in engine/assembly.py; this module runs the sessions and reports.
 
 Target outages. A run is one or more *sessions*: connect to the target, make the reader from the
 checkpoint store, pump. When the target goes away under a session (its connection lost, or
@@ -32,28 +34,33 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from cachemigrate.engine.assembly import (
+    TARGET_DOWN,
+    TargetLost,
+    make_applier,
+    make_presence,
+    open_reader,
+    reason,
+    transform_factory,
+    writer_options,
+)
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore, MemoryCheckpointStore
 from cachemigrate.engine.dbsize import KeyCount
 from cachemigrate.engine.entry import Command
-from cachemigrate.engine.flow import Backoff, TokenBucket
+from cachemigrate.engine.flow import Backoff
 from cachemigrate.engine.presence import PresenceCheck
-from cachemigrate.engine.readers.base import Reader, ReaderContext, RecordTransform, TransformFactory
-from cachemigrate.engine.readers.rdb_file import RdbFileReader
+from cachemigrate.engine.readers.base import Reader
 from cachemigrate.engine.spec import DbMode, PipelineSpec, ResumeMode, SourceKind
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel, Phase, StatusSnapshot
 from cachemigrate.engine.transform import Transformer
 from cachemigrate.engine.writers import open_writer
-from cachemigrate.engine.writers.base import Writer, WriterOptions, WriterStats
+from cachemigrate.engine.writers.base import Writer, WriterStats
 from cachemigrate.errors import (
     AddressNotAllowedError,
     CacheMigrateError,
-    ConfigError,
-    ConnectionLostError,
-    LoadingError,
     MigrationError,
     ResumeError,
 )
-from cachemigrate.formats.rdb.model import RdbHeader
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
 from cachemigrate.protocol.probe import TargetInfo, probe_target
@@ -68,26 +75,10 @@ FAILURES_LOGGED = 100  # failed keys named one by one in the log; the rest are c
 BACKOFF_FIRST = 0.5  # waiting for a lost target: first delay, doubled up to BACKOFF_MAX
 BACKOFF_MAX = 30.0
 FLUSHED = "the target's offset marker disappeared under the running migration: it was flushed"
-# What a target that went away (or is restarting) looks like to a session.
-_TARGET_DOWN = (ConnectionLostError, LoadingError, OSError, TimeoutError)
 
 
 class _TargetFlushed(MigrationError):
     """The target's marker vanished under a session (see ``_count_loop``)."""
-
-
-class _TargetLost(Exception):
-    """The target went away under a session; ``cause`` is what said so."""
-
-    def __init__(self, cause: BaseException) -> None:
-        self.cause = cause
-        super().__init__(_reason(cause))
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, CacheMigrateError):
-        return exc.strerror or type(exc).__name__
-    return str(exc) or type(exc).__name__
 
 
 async def _ping(endpoint: Endpoint) -> None:
@@ -200,7 +191,7 @@ class Pipeline:
             try:
                 await self._session(name, first=first)
                 return
-            except _TargetLost as lost:
+            except TargetLost as lost:
                 await self._end_session()
                 self._may_wait(lost, fresh=self.writer is None and not resuming)
                 first = False
@@ -215,21 +206,25 @@ class Pipeline:
 
     async def _session(self, name: str, *, first: bool) -> None:
         """Connect to the target, read the source from the checkpoint (the marker's position on
-        a standalone target), pump until the reader ends; a lost target raises _TargetLost."""
+        a standalone target), pump until the reader ends; a lost target raises TargetLost."""
         spec = self.spec
         try:
             await _ping(spec.target)  # LOADING (a target restarting with its data) waits too
             self.target = await probe_target(spec.target)
             self.writer = self._uncarried_writer = await open_writer(
-                spec.target, self._writer_options(), info=self.target
+                spec.target, writer_options(spec.options, self._on_failure), info=self.target
             )
-        except _TARGET_DOWN as exc:
-            raise _TargetLost(exc) from exc
-        self.reader = self._uncarried_reader = await self._make_reader()
+        except TARGET_DOWN as exc:
+            raise TargetLost(exc) from exc
+        target = self.target
+        factory = transform_factory(spec.options, target, self.events, self.transforms,
+                                    lambda: self.presence is not None)
+        self.reader = self._uncarried_reader = await open_reader(spec, target, self.checkpoints, factory,
+                                                                 self.events)
         if self.stop.is_set():
             self.reader.stop()  # stopped while connecting: the stop watch has already fired
-        self.applier = self._make_applier(self.reader, self.writer)
-        self.presence = self._make_presence()
+        self.applier = make_applier(spec, target, self.reader, self.writer, self.events)
+        self.presence = make_presence(spec, target)
         self._make_counts()
         self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
                         f"reading {self.reader.source_kind}")
@@ -247,10 +242,10 @@ class Pipeline:
     async def _on_target(self, step: Awaitable[None]) -> None:
         try:
             await step
-        except _TARGET_DOWN as exc:
-            raise _TargetLost(exc) from exc
+        except TARGET_DOWN as exc:
+            raise TargetLost(exc) from exc
 
-    def _may_wait(self, lost: _TargetLost, *, fresh: bool) -> None:
+    def _may_wait(self, lost: TargetLost, *, fresh: bool) -> None:
         """Raise unless this run waits for its target to come back: an online source (SYNC) in
         resume mode auto that has reached the target before (in this run, or the checkpoint's)."""
         where = self.spec.target.display_url()
@@ -266,7 +261,7 @@ class Pipeline:
                 "(or run the migration again with the same checkpoint) to continue from where it stopped"
             )
 
-    async def _wait_for_target(self, name: str, reason: str, backoff: Backoff) -> bool:
+    async def _wait_for_target(self, name: str, why: str, backoff: Backoff) -> bool:
         """Until the target answers PING (True), or the run is stopped (False); a log line and a
         status (message "waiting for target ...") per attempt."""
         where = self.spec.target.display_url()
@@ -275,16 +270,16 @@ class Pipeline:
         while True:
             attempt += 1
             self._waiting = (f"waiting for target {where} (attempt {attempt}, next in "
-                             f"{backoff.delay:g} s): {reason}")
-            self.events.log(LogLevel.WARNING, f"{name}: target {where} unreachable ({reason}); "
+                             f"{backoff.delay:g} s): {why}")
+            self.events.log(LogLevel.WARNING, f"{name}: target {where} unreachable ({why}); "
                             f"waiting for it: attempt {attempt}, next in {backoff.delay:g} s")
             self.events.status(self.snapshot())
             if await backoff.wait(self.stop):
                 return False
             try:
                 await _ping(self.spec.target)
-            except _TARGET_DOWN as exc:
-                reason = _reason(exc)
+            except TARGET_DOWN as exc:
+                why = reason(exc)
                 continue
             self.events.log(LogLevel.INFO, f"{name}: target {where} is back after {attempt} attempts; "
                             "resuming from the last position it holds")
@@ -331,11 +326,11 @@ class Pipeline:
             async for batch in batches:
                 try:
                     await write(batch if presence is None else await presence.filter(batch))
-                except _TARGET_DOWN as exc:
-                    raise _TargetLost(exc) from exc
+                except TARGET_DOWN as exc:
+                    raise TargetLost(exc) from exc
                 self._pumped = True
                 if self._target_flushed:
-                    raise _TargetLost(_TargetFlushed(FLUSHED))
+                    raise TargetLost(_TargetFlushed(FLUSHED))
                 if self._stop_at is not None:
                     self._check_stop_at()
                 if stop.is_set():
@@ -382,132 +377,6 @@ class Pipeline:
             reader.stop()  # a pump waiting for the next batch stops waiting
 
     # ---- construction ------------------------------------------------------------------------
-
-    def _writer_options(self) -> WriterOptions:
-        o = self.spec.options
-        return WriterOptions(
-            replace=o.replace, max_bytes_in_flight=o.max_bytes_in_flight,
-            on_failure=self._on_failure,
-            # db rules or a script may send a db anywhere (engine/filters.py)
-            multi_db=o.db_mode.value == "keep"
-            or bool(o.filters and (o.filters.db_map or o.filters.function)),
-        )
-
-    def _transform_factory(self) -> TransformFactory:
-        assert self.target is not None
-        target = self.target
-
-        def make(header: RdbHeader) -> RecordTransform:
-            # Runs of keys in one entry: only the standalone writer takes them, and only when
-            # no entry is looked at key by key (presence check of a target that had keys).
-            packed = not target.cluster and self.presence is None
-            tf = Transformer(self.spec.options, header, target, packed=packed, events=self.events)
-            self.transforms.append(tf)
-            return tf
-
-        return make
-
-    async def _make_reader(self) -> Reader:
-        spec, o = self.spec, self.spec.options
-        src = spec.source
-        factory = self._transform_factory()
-        # A standalone target takes runs of commands in one entry (PackedRun).
-        packed = self.target is not None and not self.target.cluster
-        context = ReaderContext(o, factory, self.events, packed=packed)
-        if src.kind in (SourceKind.RDB_FILES, SourceKind.AOF_FILES):
-            if not src.paths:
-                raise ConfigError("no backup file to import")
-            from cachemigrate.engine.sources import BucketFiles, archive_kind
-
-            bucket = TokenBucket(o.bandwidth_mb) if o.bandwidth_mb else None
-            hook = bucket.consume if bucket else None
-            files = BucketFiles(src.root, src.s3)  # every file opened stays inside src.root
-            # Plain RDB files (local or s3://) take the fast reader; AOF, multi-part, archives the other.
-            if src.kind is SourceKind.RDB_FILES and not any(archive_kind(p) for p in src.paths):
-                return RdbFileReader(src.paths, context, opener=files.open, read_hook=hook)
-            from cachemigrate.engine.readers.aof_file import AofFileReader  # only when needed: start-up
-
-            return AofFileReader(src.paths, context, files=files, read_hook=hook)
-        if src.kind in (SourceKind.SYNC, SourceKind.SCAN):
-            if src.endpoint is None:
-                raise ConfigError("an online migration needs a source URL")
-            start = await self.checkpoints.load() if self.checkpoints else None
-            moved = False
-            if src.kind is SourceKind.SYNC and start is not None and start.source != src.endpoint.address:
-                from cachemigrate.engine.failover import MOVED_FROM, follow_failover  # a failed-over source
-
-                standalone = self.target is not None and not self.target.cluster
-                start = await follow_failover(start, src.endpoint, spec.target if standalone else None,
-                                              self.events)
-                moved = start is not None and MOVED_FROM in start.extra
-            if src.kind is SourceKind.SYNC and start is not None and not moved:
-                # (a checkpoint moved to a promoted replica has its resume point already: the
-                # old source's marker, which the new source's marker does not replace yet)
-                start = await self._resume_point(start, src.endpoint)
-            if src.kind is SourceKind.SCAN:
-                from cachemigrate.engine.readers.scan import ScanReader
-
-                return ScanReader(src.endpoint, o, transform_factory=factory, events=self.events)
-            from cachemigrate.engine.readers.cluster_source import open_sync_reader
-
-            return await open_sync_reader(src.endpoint, context, start=start)
-        raise ConfigError(f"source kind {src.kind.value} is not supported yet")
-
-    async def _resume_point(self, start: Checkpoint, source: Endpoint) -> Checkpoint:
-        """Where a replication source continues on this target: the exactly-once marker's
-        position on a standalone target (engine/exactly_once.py); a new full sync when a target
-        has lost what was migrated (its marker; a cluster source, without markers: every key)."""
-        from cachemigrate.engine.readers.cluster_source import is_cluster_checkpoint
-
-        target = self.target
-        assert target is not None
-        if not target.cluster and not is_cluster_checkpoint(start):
-            from cachemigrate.engine.exactly_once import resume_from_marker
-
-            try:
-                point = await resume_from_marker(start, self.spec.target, source.address, self.events)
-            except _TARGET_DOWN as exc:
-                raise _TargetLost(exc) from exc
-            return point or start
-        # A cluster target's probe counts the keys of one node only: no conclusion there.
-        if start.phase == "incremental" and not target.cluster and target.total_keys == 0:
-            self.events.log(LogLevel.WARNING, f"the target {self.spec.target.display_url()} is empty: it "
-                            "came back empty or was flushed; a new full synchronization loads it again")
-            return Checkpoint(start.source, start.replid, start.offset, phase="full")
-        return start
-
-    def _make_applier(self, reader: Reader, writer: Writer) -> ExactlyOnceApplier | None:
-        """Exactly-once incremental apply (engine/exactly_once.py): standalone targets of a
-        replication source only; cluster targets stay at least once."""
-        if self.spec.source.kind is not SourceKind.SYNC:
-            return None  # (and readers.sync is not imported: start-up of a file import)
-        # Also without --incremental: a full-only run resumed with +CONTINUE catches up on the
-        # stream (readers/sync.py), and that catch-up must not apply a command twice either.
-        from cachemigrate.engine.readers.sync import SyncReader
-
-        if not isinstance(reader, SyncReader):
-            return None
-        if self.target is None or self.target.cluster:
-            return None
-        from cachemigrate.engine.exactly_once import ExactlyOnceApplier
-        from cachemigrate.engine.failover import MOVED_FROM
-
-        moved = reader.start.extra.get(MOVED_FROM) if reader.start is not None else None
-        return ExactlyOnceApplier(writer, reader, reader.endpoint.address, self.events,
-                                  obsolete=str(moved) if moved else None)
-
-    def _make_presence(self) -> PresenceCheck | None:
-        """Counts replaced keys (and keeps existing ones for no-replace rewrites) when the target
-        already had keys. File and SCAN sources on standalone targets: a SYNC source's RESTOREs
-        keep existing keys by themselves, and its later commands must apply to every key. A
-        target flushed before the full phase has no keys to find."""
-        t = self.target
-        kind = self.spec.source.kind
-        if t is None or t.cluster or t.total_keys == 0 or self.spec.options.flush_target:
-            return None
-        if kind not in (SourceKind.RDB_FILES, SourceKind.AOF_FILES, SourceKind.SCAN):
-            return None
-        return PresenceCheck(self.spec.target, replace=self.spec.options.replace)
 
     def _applied_offset(self) -> int:
         if self.applier is not None:
