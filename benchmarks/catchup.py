@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.cli_run import CLI
-from benchmarks.refs import BENCH_DIR, RedisServer, cpu_seconds, start_redis
+from benchmarks.refs import BENCH_DIR, RedisServer, cpu_seconds, pipe_into, start_redis
 
 VALUE = b"v" * 64
 SOURCE_ARGS = ["--repl-backlog-size", "2gb", "--client-output-buffer-limit", "replica 0 0 0",
@@ -61,14 +61,6 @@ def writes_file(n: int, rnd: int) -> Path:
     tmp.write_bytes(b"".join(parts))
     os.replace(tmp, path)
     return path
-
-
-def pipe(server: RedisServer, path: Path) -> None:
-    with path.open("rb") as fh:
-        out = subprocess.run(["redis-cli", "-p", str(server.port), "--pipe"], stdin=fh,
-                             capture_output=True, check=True)
-    if b"errors: 0" not in out.stdout:
-        raise RuntimeError(f"redis-cli --pipe reported errors: {out.stdout[-300:]!r}")
 
 
 def wait_value(server: RedisServer, key: str, value: bytes, timeout: float) -> float:
@@ -140,7 +132,7 @@ def run(
             path = writes_file(writes, rnd)
             for c in consumers:
                 os.kill(c.pid, signal.SIGSTOP)
-            pipe(src, path)
+            pipe_into(src, path)
             value = b"%d" % rnd
             line = []
             for c in consumers:
