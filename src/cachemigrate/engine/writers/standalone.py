@@ -305,9 +305,11 @@ class StandaloneWriter:
     def _count_ok(self, n: int) -> None:
         """``n`` replies arrived, all ``+OK``: advance the batches without looking at entries."""
         batches = self._batches
-        while n and batches:
+        while batches:
             b = batches[0]
             take = min(n, b.expected - b.received)
+            if not take and b.received < b.expected:
+                return  # all n counted (a batch of a streamed command's pieces expects none)
             b.received += take
             n -= take
             if b.received < b.expected:
@@ -315,8 +317,7 @@ class StandaloneWriter:
                 return
             batches.popleft()
             self._complete(b)
-        if not batches:
-            self._idle.set()
+        self._idle.set()
 
     def _complete(self, b: _Batch) -> None:
         st = self._stats
