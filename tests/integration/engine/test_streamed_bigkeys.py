@@ -36,7 +36,7 @@ def _fill(c: redis.Redis, c2: redis.Redis) -> int:
     c.hset(b"big:hash-listpack", mapping={b"field-%05d" % i: b"value-%d" % i for i in range(10_000)})
     c.hset(b"big:hash", b"long", b"L" * 2000)  # a hashtable at once (no listpack to grow first)
     # ~3 MB: a RESTORE of several pieces
-    c.hset(b"big:hash", mapping={b"f%06d" % i: b"v" * (i % 9) for i in range(200_000)})
+    c.hset(b"big:hash", mapping={b"f%06d" % i: b"v" * (i % 9) for i in range(150_000)})
     c.rpush(b"big:list", *[b"item-%d" % i for i in range(30_000)])
     c.sadd(b"big:set", *[b"member-%d" % i for i in range(30_000)])
     c.zadd(b"big:zset", {b"m%d" % i: i / 7 for i in range(30_000)})

@@ -70,23 +70,24 @@ def _whole(data: bytes) -> list[tuple[int, bytes, int, bytes, int, int]]:
 
 
 def _big_values_rdb() -> bytes:
-    """Every walked shape, each value well over the bound used (64 bytes), in two dbs."""
+    """Every walked shape, each value over the bound used (16 bytes), in two dbs; small, so that
+    cutting it at every byte stays quick."""
     body = b""
-    items = [b"item-%d" % i for i in range(200)]
+    items = [b"item-%d" % i for i in range(12)]
     body += b"\x01" + enc_str(b"list") + enc_len(len(items)) + b"".join(map(enc_str, items))  # LIST
     body += b"\x02" + enc_str(b"set") + enc_len(len(items)) + b"".join(map(enc_str, items))  # SET
-    body += b"\x04" + enc_str(b"hash") + enc_len(100) + b"".join(
-        enc_str(b"f%d" % i) + enc_str(b"v" * (i % 70)) for i in range(100))  # HASH (a 2-byte length too)
-    body += b"\x03" + enc_str(b"zset1") + enc_len(50) + b"".join(
-        enc_str(b"m%d" % i) + (b"\xfe" if i == 7 else enc_str(b"%d.5" % i)) for i in range(50))  # ZSET, +inf
-    body += b"\x05" + enc_str(b"zset2") + enc_len(50) + b"".join(
-        enc_str(b"m%d" % i) + struct.pack("<d", i / 3) for i in range(50))  # ZSET_2
+    body += b"\x04" + enc_str(b"hash") + enc_len(4) + b"".join(
+        enc_str(b"f%d" % i) + enc_str(b"v" * (i * 30)) for i in range(4))  # HASH (a 2-byte length too)
+    body += b"\x03" + enc_str(b"zset1") + enc_len(6) + b"".join(
+        enc_str(b"m%d" % i) + (b"\xfe" if i == 3 else enc_str(b"%d.5" % i)) for i in range(6))  # ZSET, +inf
+    body += b"\x05" + enc_str(b"zset2") + enc_len(5) + b"".join(
+        enc_str(b"m%d" % i) + struct.pack("<d", i / 3) for i in range(5))  # ZSET_2
     body += b"\xfc" + (1 << 42).to_bytes(8, "little")  # an expire on the next key
-    body += b"\x00" + enc_str(b"string") + enc_str(bytes(range(256)) * 3)  # STRING, 2-byte length
+    body += b"\x00" + enc_str(b"string") + enc_str(bytes(range(70)))  # STRING, 2-byte length
     body += b"\x00" + enc_str(b"small") + enc_str(b"tiny")  # whole, between big ones
     body += b"\xfe\x03"  # SELECT 3
-    body += b"\x0e" + enc_str(b"qlist") + enc_len(3) + b"".join(enc_str(b"z" * 90) for _ in range(3))
-    body += b"\x00" + enc_str(b"huge") + b"\x80" + (5000).to_bytes(4, "big") + b"s" * 5000  # 32-bit length
+    body += b"\x0e" + enc_str(b"qlist") + enc_len(3) + b"".join(enc_str(b"z" * 9) for _ in range(3))
+    body += b"\x00" + enc_str(b"huge") + b"\x80" + (40).to_bytes(4, "big") + b"s" * 40  # 32-bit length
     return build_rdb(body, version=9)
 
 
@@ -105,15 +106,15 @@ def test_every_cut_gives_the_value_bytes(c_walk: bool, monkeypatch: pytest.Monke
     expected = _whole(data)
     assert len(expected) == 9
     for k in _cut_points(data):
-        got = _spans(_parse(data, [k], max_value_bytes=64))
+        got = _spans(_parse(data, [k], max_value_bytes=16))
         assert got == expected, f"cut at {k}"
 
 
 def test_small_reads_and_single_bytes() -> None:
     data = _big_values_rdb()
     expected = _whole(data)
-    for cuts in ([1] * len(data), [3] * len(data), random_pieces(7, len(data), 300)):
-        assert _spans(_parse(data, cuts, max_value_bytes=64)) == expected
+    for cuts in ([1] * len(data), [3] * len(data), random_pieces(7, len(data), 100)):
+        assert _spans(_parse(data, cuts, max_value_bytes=16)) == expected
 
 
 def test_a_raw_value_is_released_as_it_goes() -> None:
@@ -139,7 +140,7 @@ def test_a_raw_value_is_released_as_it_goes() -> None:
 
 def test_the_hook_says_no_then_value_chunks_come() -> None:
     data = _big_values_rdb()
-    p = RdbParser(max_value_bytes=64)
+    p = RdbParser(max_value_bytes=16)
     asked: list[bytes] = []
 
     def hook(rec: KeyRecord) -> bool:
