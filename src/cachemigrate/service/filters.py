@@ -11,7 +11,7 @@ from cachemigrate.engine.filters import FilterRules
 from cachemigrate.errors import ConfigError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from cachemigrate.service.api.schemas import FilterBody
+    from cachemigrate.service.api.filter_schema import FilterBody
     from cachemigrate.service.db.models import Task
 
 KEY = "filter"
