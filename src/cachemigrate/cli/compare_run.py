@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cachemigrate.cli.migrate_run import LiveSink
 from cachemigrate.cli.progress import stdout_console
-from cachemigrate.engine.compare import Kind
+from cachemigrate.engine.differences import Kind
 from cachemigrate.engine.spec import Endpoint, PipelineOptions
 from cachemigrate.engine.verify import VerifyReport, verify
 from cachemigrate.errors import ConfigError, MigrationError

@@ -35,7 +35,7 @@ db rules map them (below). Nothing is written
 unless ``repair`` is set.
 
 With the migration's ``options`` (its filter rules and db mode) the source is compared through
-them (``engine.compare.RuledView``): a clean filtered migration has no difference, and a repair
+them (``engine.ruled_view.RuledView``): a clean filtered migration has no difference, and a repair
 copies a key again through the same rules (its target db and new name; ``skip_expiring_within``
 is not applied to a key being repaired).
 """
@@ -51,23 +51,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachemigrate.engine.compare import (
-    BATCH,
-    Comparer,
-    Difference,
-    Kind,
-    Mismatch,
-    RuledView,
-    compare,
-    describe,
-    explain,
-    judge,
-    scan_batches,
-)
+from cachemigrate.engine.compare import compare
+from cachemigrate.engine.comparer import BATCH, Comparer, explain, scan_batches
+from cachemigrate.engine.differences import Difference, Kind, Mismatch, describe, judge
 from cachemigrate.engine.entry import Command, Entry
 from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from cachemigrate.engine.keystate import keyspace, now_ms
 from cachemigrate.engine.readers.scan import ScanReader
+from cachemigrate.engine.ruled_view import RuledView
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel, NullSink
 from cachemigrate.engine.transform import Transformer

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cachemigrate.engine.compare import Kind
+from cachemigrate.engine.differences import Kind
 from cachemigrate.engine.filters import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec

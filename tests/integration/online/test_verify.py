@@ -11,7 +11,7 @@ import pytest
 from online_workload import FAST, Online, Workload, seed
 
 from cachemigrate.engine import verify as verify_module
-from cachemigrate.engine.compare import Kind
+from cachemigrate.engine.differences import Kind
 from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import PipelineSpec, SourceKind, SourceSpec
