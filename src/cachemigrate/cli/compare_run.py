@@ -18,7 +18,7 @@ from cachemigrate.engine.verify import VerifyReport, verify
 from cachemigrate.errors import ConfigError, MigrationError
 
 if TYPE_CHECKING:
-    from cachemigrate.engine.filters import FilterRules
+    from cachemigrate.engine.filter_rules import FilterRules
 
 _KIND_WORDS = {
     Kind.MISSING: "missing in target",

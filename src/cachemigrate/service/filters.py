@@ -1,4 +1,4 @@
-"""A task's filter rules (engine/filters.py): checked from the API's ``filter`` object, kept in
+"""A task's filter rules (engine/filter_rules.py): checked from the API's ``filter`` object, kept in
 the task's ``target`` description under ``"filter"`` (as ``FilterRules.to_mapping`` writes them:
 no new column), and handed to the engine when the task runs.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.errors import ConfigError, InvalidParameterError
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cachemigrate.engine.differences import Kind
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import Phase, RecordingSink

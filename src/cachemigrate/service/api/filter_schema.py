@@ -1,4 +1,4 @@
-"""Our extension of a task's bodies: its filter rules (engine/filters.py, docs/filters.md),
+"""Our extension of a task's bodies: its filter rules (engine/filter_rules.py, docs/filters.md),
 RedisShake's [filter] names and ours. The shape is checked here, the meaning (types, groups,
 regular expressions, the Lua function) by FilterRules.from_mapping: both answer 400.
 """
