@@ -1,5 +1,5 @@
-"""Flow control: a byte budget for bytes in flight, a bandwidth token bucket, the backoff
-between reconnect attempts, and the reader's read-ahead.
+"""Flow control: a byte budget for bytes in flight, a bandwidth token bucket, and the backoff
+between reconnect attempts.
 
 None polls: the budget wakes waiters from ``release()``, the bucket sleeps exactly as long as
 the missing tokens take to accrue, a backoff wait ends early when its wake event is set.
@@ -8,13 +8,8 @@ the missing tokens take to accrue, a backoff wait ends early when its wake event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Generic, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Callable
 
 
 class ByteBudget:
@@ -132,77 +127,3 @@ class TokenBucket:
                 await asyncio.sleep(delay)
                 self._refill()
             self._tokens -= n
-
-
-class ReadAhead(Generic[T]):
-    """The reader's next batches, read while the writer waits on the target.
-
-    The pump used to pull one batch, write it, and only then read the next: our reading and
-    the target's applying never overlapped. In the incremental phase each batch is a
-    transaction awaited before the next (engine/exactly_once.py), so the target sat idle while
-    we read, scanned and mapped the next chunk, and we sat idle while it applied. Here a task
-    keeps reading (at most ``limit`` batches or ``limit_bytes`` of entries ahead, by ``size``:
-    memory stays bounded, big-key chunks included) and ``take`` returns
-    everything read so far as one batch: when the target is the slower side, the transactions
-    grow instead of waiting on each other. Measured with benchmarks/catchup.py (the 1M-write
-    backlog): see docs/ARCHITECTURE.md, "incremental apply".
-
-    A reader error is raised by ``take`` after the batches read before it: what was read is
-    still written.
-    """
-
-    def __init__(
-        self, batches: AsyncIterator[list[T]], size: Callable[[T], int], *, limit: int = 8,
-        limit_bytes: int = 8 << 20,
-    ) -> None:
-        self._batches = batches
-        self._size = size
-        self._items: deque[list[T]] = deque()
-        self._limit = limit
-        self._limit_bytes = limit_bytes
-        self._bytes = 0
-        self._ready = asyncio.Event()
-        self._space = asyncio.Event()
-        self._space.set()
-        self._done = False
-        self._error: Exception | None = None
-        self.task = asyncio.create_task(self._run(), name="read-ahead")
-
-    async def _run(self) -> None:
-        try:
-            async for batch in self._batches:
-                self._items.append(batch)
-                self._bytes += sum(map(self._size, batch))
-                self._ready.set()
-                if len(self._items) >= self._limit or self._bytes >= self._limit_bytes:
-                    self._space.clear()
-                    await self._space.wait()
-        except Exception as exc:  # handed to the consumer by take(), in order
-            self._error = exc
-        finally:
-            self._done = True
-            self._ready.set()
-
-    async def take(self) -> list[T] | None:
-        """Every batch read and not yet taken, as one list; None once the reader has ended."""
-        while not self._items:
-            if self._done:
-                if self._error is not None:
-                    error, self._error = self._error, None
-                    raise error
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        items = self._items
-        batch = items.popleft() if len(items) == 1 else [e for b in items for e in b]
-        items.clear()
-        self._bytes = 0
-        self._space.set()
-        return batch
-
-    async def close(self) -> None:
-        """Stop reading ahead (the reader's generator is left for its owner to close)."""
-        if not self.task.done():
-            self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task

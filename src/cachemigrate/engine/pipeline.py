@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable
-from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from cachemigrate.engine.assembly import (
@@ -47,7 +46,7 @@ from cachemigrate.engine.assembly import (
 )
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore, MemoryCheckpointStore
 from cachemigrate.engine.entry import Command
-from cachemigrate.engine.flow import Backoff, ReadAhead
+from cachemigrate.engine.flow import Backoff
 from cachemigrate.engine.presence import PresenceCheck
 from cachemigrate.engine.readers.base import Reader
 from cachemigrate.engine.run_status import RunStatus
@@ -74,7 +73,6 @@ STATUS_PERIOD = 1.0
 COUNT_PERIOD = 2.0  # source_dbsize / target_dbsize are read this often
 BACKOFF_FIRST = 0.5  # waiting for a lost target: first delay, doubled up to BACKOFF_MAX
 BACKOFF_MAX = 30.0
-_entry_size = attrgetter("size")  # (a Command of size 0 counts nothing: batches are bounded too)
 FLUSHED = "the target's offset marker disappeared under the running migration: it was flushed"
 
 
@@ -306,10 +304,8 @@ class Pipeline:
         write = self.applier.write if self.applier is not None else writer.write
         presence = self.presence
         batches = reader.batches()
-        ahead = ReadAhead(batches, _entry_size)  # the next batches are read while this one is written
-        stopping = False
         try:
-            while (batch := await ahead.take()) is not None:
+            async for batch in batches:
                 try:
                     await write(batch if presence is None else await presence.filter(batch))
                 except TARGET_DOWN as exc:
@@ -319,13 +315,10 @@ class Pipeline:
                     raise TargetLost(_TargetFlushed(FLUSHED))
                 if self._stop_at is not None:
                     self._check_stop_at()
-                if stop.is_set() and not stopping:
-                    # What was read ahead is written too: a stop at an offset (``stop_at``)
-                    # counts what the reader delivered. The stopped reader ends promptly.
-                    stopping = True
+                if stop.is_set():
                     reader.stop()
+                    break
         finally:
-            await ahead.close()
             aclose = getattr(batches, "aclose", None)
             if aclose is not None:
                 await aclose()  # the reader's links close now, not when collected
