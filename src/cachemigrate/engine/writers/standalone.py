@@ -61,6 +61,7 @@ class _Batch:
     tagged: int
     commands: int  # commands of ours (replies but the SELECTs)
     starts: list[int] | None  # entries with count > 1: the command index each entry starts at
+    arrays: int  # EXECs among its commands: array replies (no +OK counting until they are in)
     received: int = 0
     failed: int = 0  # failed or handed to the redirect handler: not written
     tagged_bad: int = 0
@@ -82,6 +83,7 @@ class StandaloneWriter:
         self._stats = WriterStats()
         self._failures = FailureLog(kept=self.options.failures_kept)
         self._budget = ByteBudget(self.options.max_bytes_in_flight)
+        self._arrays = 0  # EXECs sent whose batch is not complete
         # Several batches in flight at once, even under a small budget.
         opts = self.options
         self._batch_limit = min(opts.batch_bytes, max(64 << 10, opts.max_bytes_in_flight // 4))
@@ -137,6 +139,9 @@ class StandaloneWriter:
                 await self._budget.acquire(charge)
             if self._error is not None:
                 raise self._error
+            if batch.arrays:
+                self._arrays += batch.arrays
+                conn.count_oks = False
             conn.send_chunks(chunks)
             self._batches.append(batch)
             self._idle.clear()
@@ -179,6 +184,7 @@ class StandaloneWriter:
         nbytes = 0
         charge = release = 0  # Pieces: budget charged beside / given back beside nbytes
         ncmd = 0  # commands packed so far (entries may carry several): where a SELECT's reply falls
+        arrays = 0
         n = len(entries)
         j = i
         ended = False  # by the last piece of a streamed command
@@ -192,6 +198,7 @@ class StandaloneWriter:
                 packed = list(map(_get_wire, run))
                 if None in packed:
                     packed = [pack_argv(e.argv) if type(e) is Command else e.wire for e in run]
+                    arrays += sum(map(_is_exec, run))
                 nbytes += sum(map(len, packed))
                 ncmd += sum(map(_get_count, run))
                 j += len(run)
@@ -256,6 +263,7 @@ class StandaloneWriter:
                     data = pack_argv(e.argv)
                     parts.append(data)
                     nbytes += len(data)
+                    arrays += _is_exec(e)
                 ncmd += e.count
                 if nbytes >= limit:
                     break
@@ -273,7 +281,7 @@ class StandaloneWriter:
             starts = [0, *accumulate(counts)][:-1]
         batch = _Batch(entries=own, lo=0, hi=j - i, selects=selects or None,
                        expected=commands + len(selects), nbytes=nbytes + release, tagged=tagged,
-                       commands=commands, starts=starts)
+                       commands=commands, starts=starts, arrays=arrays)
         return batch, chunks, j, nbytes + charge, nbytes
 
     # -- replies -----------------------------------------------------------------------------
@@ -328,6 +336,10 @@ class StandaloneWriter:
             st.applied_offset = max(st.applied_offset, last)
         self._prev = b
         self._budget.release(b.nbytes)
+        if b.arrays:
+            self._arrays -= b.arrays
+            if not self._arrays and self._conn is not None:
+                self._conn.count_oks = True
 
     def _applied_up_to(self, b: _Batch, pos: int) -> None:
         """Reply ``pos`` of ``b`` is in: its entry's source offset is applied if it was the last."""
@@ -426,6 +438,11 @@ class StandaloneWriter:
             self._error = ConnectionLostError(msg)
         self._budget.fail(self._error)
         self._idle.set()
+
+
+def _is_exec(e: Entry) -> bool:
+    """Whether ``e`` is an EXEC (its reply an array)."""
+    return type(e) is Command and len(e.argv) == 1 and bytes(e.argv[0]).upper() == b"EXEC"
 
 
 def _command_of_run(run: PackedRun, n: int) -> tuple[bytes, bytes | None]:
