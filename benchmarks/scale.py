@@ -163,8 +163,10 @@ def main() -> None:
     for scale in scales:
         with tempfile.TemporaryDirectory(dir=BENCH_DIR) as tmp:
             results.append(bench_scale(Path(tmp), scale, a.repeat, keep_dataset=a.keep_datasets))
-    print(f"\n== scale curve ({time.perf_counter() - t0:.0f} s in all) ==")
-    print(table(results, a.repeat))
+        # After every scale, so a run stopped before its largest scale still leaves a table.
+        done = "in all" if len(results) == len(scales) else f"so far, {len(results)} of {len(scales)} scales"
+        print(f"\n== scale curve ({time.perf_counter() - t0:.0f} s {done}) ==")
+        print(table(results, a.repeat), flush=True)
 
 
 if __name__ == "__main__":
