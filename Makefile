@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: all demo test check bench fuzz fuzz-api install redis-server parts clean
+.PHONY: all demo test check bench bench-scale fuzz fuzz-api install redis-server parts clean
 
 all: test
 
@@ -89,6 +89,15 @@ fuzz-api: install
 bench: install
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python -m benchmarks.run
+
+# The scale curve (long: 3M keys is ~4 GB of commands and ~3 GB of RDB; check df first): REF ingest,
+# REF load, import, REF repl and full sync side by side at each scale, one table of seconds, ratios,
+# CPU per 1M keys and peak RSS. benchmarks/scale.py --help.
+SCALES ?= 100000,1000000,3000000
+REPEAT ?= 3
+bench-scale: install
+	$(BIN)/python -m compileall -q src
+	$(BIN)/python -m benchmarks.scale --scales $(SCALES) --repeat $(REPEAT)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -131,7 +131,8 @@ def ref_load(work: Path, rdb: Path, expected_keys: int) -> Timing:
     d.mkdir(parents=True, exist_ok=True)
     shutil.copy(rdb, d / "dump.rdb")
     t0 = time.perf_counter()
-    srv = start_redis(d)  # returns once PING answers: the dataset is loaded
+    # Returns once PING answers: the dataset is loaded (3M keys take well over the default 20 s).
+    srv = start_redis(d, start_timeout=600)
     secs = time.perf_counter() - t0
     try:
         n = srv.client().dbsize()

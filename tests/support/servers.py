@@ -87,6 +87,7 @@ class RedisServer:
 def _spawn(
     binary: str, port: int, directory: Path, password: str | None, extra: list[str], *,
     host: str = "127.0.0.1", unix: Path | None = None, prefix: Iterable[str] = (),
+    start_timeout: float = 20.0,
 ) -> subprocess.Popen[bytes]:
     args = [
         *prefix, binary, "--port", str(port), "--bind", host, "--dir", str(directory),
@@ -101,7 +102,7 @@ def _spawn(
     # Errors before the log file opens (a bad directive, say) go to stderr: keep them.
     with (directory / "stderr.log").open("wb") as err:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + start_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             log = "".join(
@@ -120,7 +121,7 @@ def _spawn(
         except redis.ConnectionError:
             time.sleep(0.05)
     proc.kill()
-    raise RuntimeError(f"redis-server on port {port} did not answer PING")
+    raise RuntimeError(f"redis-server on port {port} did not answer PING in {start_timeout:.0f} s")
 
 
 def start_redis(
@@ -132,10 +133,12 @@ def start_redis(
     port: int | None = None,
     host: str = "127.0.0.1",
     prefix: Iterable[str] = (),
+    start_timeout: float = 20.0,
 ) -> RedisServer:
     """A redis-server on ``host`` (a free port unless ``port``); with ``prefix`` (``ip netns exec
     NS``: support.netns) it runs under that command and also listens on a unix socket in
-    ``directory``, the way the test process reaches it."""
+    ``directory``, the way the test process reaches it. ``start_timeout``: seconds to wait for
+    PING (a server loading a large dump.rdb at start-up answers LOADING until it is done)."""
     binary = binary or shutil.which("redis-server") or "redis-server"
     directory.mkdir(parents=True, exist_ok=True)
     extra = list(args)
@@ -144,7 +147,8 @@ def start_redis(
     for attempt in range(5):
         p = port or free_port()
         try:
-            proc = _spawn(binary, p, directory, password, extra, host=host, unix=unix, prefix=wrap)
+            proc = _spawn(binary, p, directory, password, extra, host=host, unix=unix, prefix=wrap,
+                          start_timeout=start_timeout)
         except RuntimeError:
             if port is not None or attempt == 4:
                 raise
