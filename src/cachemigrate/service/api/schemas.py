@@ -399,6 +399,8 @@ class ShowMigrationTaskResponse(Out):
     task_status: str | None = None
     error_message: str | None = None
     filter: dict[str, Any] | None = Field(None, description="Extension: the task's filter rules (FilterBody)")
+    run_by: str | None = Field(
+        None, description="Extension (distributed mode): the worker that runs the task, or ran it last")
 
 
 class MigrationTaskList(Out):
@@ -647,3 +649,18 @@ class VerificationInfo(Out):
 class ListVerificationsResponse(Out):
     total_num: int
     verifications: list[VerificationInfo]
+
+
+class WorkerInfo(Out):
+    worker_id: str
+    heartbeat_age_seconds: float = Field(
+        description="Seconds since its last heartbeat (the database's clock)")
+    slots: int = Field(description="Units it runs at most at the same time")
+    load: int = Field(description="Units it runs now (any project's)")
+    units: list[str] = Field(description="This project's tasks it runs now")
+    stopped: bool = Field(description="It stopped cleanly (its row stays until it starts again)")
+
+
+class ListWorkersResponse(Out):
+    execution_mode: str
+    workers: list[WorkerInfo]
