@@ -116,6 +116,7 @@ class Cluster:
         self.buckets = buckets or {}
         self.queue = f"cm-test-{uuid.uuid4().hex[:12]}"
         self.procs: list[Proc] = []
+        self.extra_env: dict[str, str] = {}  # more CACHEMIGRATE_* for the processes started next
         self._stack = ExitStack()
         self.schema = ""
         self.database_url = ""
@@ -130,6 +131,10 @@ class Cluster:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
+            for p in self.procs:  # all at once: each ends in its own time
+                if p.alive():
+                    assert p.proc is not None
+                    p.proc.send_signal(signal.SIGTERM)
             for p in self.procs:
                 p.terminate()
         finally:
@@ -163,13 +168,14 @@ class Cluster:
             "CACHEMIGRATE_STOP_GRACE_SECONDS": "5",
             "CACHEMIGRATE_BUCKETS": json.dumps(self.buckets),
         }
+        env.update(self.extra_env)
         env.update(extra)
         return env
 
-    def serve(self, name: str) -> Serve:
+    def serve(self, name: str, **extra: str) -> Serve:
         from support.servers import free_port
 
-        proc = Serve(name, self.env(name), self.work / f"{name}.log", free_port())
+        proc = Serve(name, self.env(name, **extra), self.work / f"{name}.log", free_port())
         proc.start()
         self.procs.append(proc)
         return proc

@@ -103,6 +103,10 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   live source (full or sampled, re-checks, optional repair) in the background: 202 with its id;
   `GET .../verifications/{verification_id}` shows its status (RUNNING, SUCCESS, FAILED) and report;
   `GET .../verifications` lists them. A task without a live source is 400 `DCS.4957`.
+* Distributed mode (`CACHEMIGRATE_EXECUTION_MODE=distributed`; a cachemigrate extension): tasks run
+  on `cachemigrate worker` processes under a lease; `run_by` in a task's details names the worker
+  that runs it (or ran it last); `GET /v2/{project_id}/workers` lists the workers (heartbeat age,
+  slots, load, this project's tasks on each). Any serve answers for any task.
 """
 
 

@@ -172,9 +172,6 @@ class DispatchingRunner(Runner):
     async def submit_switch(self, task_id: str, request: SwitchRequest) -> bool:
         return bool(await self.db.call(leases.request_switch, task_id=task_id, request=switch_json(request)))
 
-    async def provision(self, task_id: str, job_id: str) -> None:
-        await super().provision(task_id, job_id)
-
     async def resume_all(self) -> None:
         """Nothing to resume here: the sweeper (here and in every worker) re-queues orphans."""
         self._sweeper = asyncio.create_task(

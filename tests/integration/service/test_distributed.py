@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 
 from conftest import Creds, signed
@@ -125,7 +126,10 @@ def test_tasks_run_once_and_a_sigkilled_worker_is_replaced(
     shutil.copy(src_file.save(), bucket / "dump.rdb")
     buckets = {"local": {"url": f"file://{bucket}", "projects": [PROJECT]}}
     with Cluster(tmp_path, lease=4.0, heartbeat=1.0, buckets=buckets) as cluster:
-        s1, s2 = cluster.serve("s1"), cluster.serve("s2")
+        from support.servers import free_port
+
+        metrics_port = free_port()
+        s1, s2 = cluster.serve("s1"), cluster.serve("s2", CACHEMIGRATE_METRICS_PORT=str(metrics_port))
         w1, w2 = cluster.worker("w1"), cluster.worker("w2")
         workers = [w1, w2]
         cluster.ready(s1, s2, w1, w2)
@@ -225,6 +229,10 @@ def test_tasks_run_once_and_a_sigkilled_worker_is_replaced(
         seen = {w["worker_id"]: w for w in r.json()["workers"]}
         assert seen[survivor.name]["heartbeat_age_seconds"] < 5 and seen[survivor.name]["slots"] == 4
         assert seen[victim.name]["heartbeat_age_seconds"] > 2  # dead: its heartbeat ages
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert f'cachemigrate_worker_slots{{worker="{survivor.name}"}} 4.0' in metrics, metrics
+        for name in ("units", "heartbeat_age_seconds", "keys_moved_total"):
+            assert f'cachemigrate_worker_{name}{{worker="{victim.name}"}}' in metrics, (name, metrics)
         tasks_out = cluster.cli("tasks")
         assert survivor.name in tasks_out
         print(f"ran: full={ran['full']}, import={ran['import']}, incremental={victim.name} then "
@@ -234,9 +242,10 @@ def test_tasks_run_once_and_a_sigkilled_worker_is_replaced(
 def test_a_worker_cut_from_the_database_stops_applying_before_its_lease_ends(
     tmp_path: Path, sdk: Any, redis_factory: Callable[..., RedisServer]
 ) -> None:
-    """w2 reaches PostgreSQL through a relay that the test turns into a black hole while w2 owns an
-    incremental task: w2 must stop applying before its lease (the last one it renewed) ends, w1
-    claims the task after it ended and goes on, and the counters say no INCR was lost or doubled."""
+    """Each worker reaches PostgreSQL through a relay; the owner's relay becomes a black hole while
+    it runs an incremental task: the owner must stop applying before its lease (the last one it
+    renewed) ends, the other worker claims the task after it ended and goes on, and the counters say
+    no INCR was lost or doubled."""
     from support.relay import Relay
 
     started = time.monotonic()
@@ -244,19 +253,24 @@ def test_a_worker_cut_from_the_database_stops_applying_before_its_lease_ends(
     target = redis_factory("dst")
     seed(source.port, "cut")
     with Cluster(tmp_path, lease=4.0, heartbeat=1.0) as cluster, \
-            Relay(5432, delay=0.0, direction="requests") as relay:
-        via_relay = cluster.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+            Relay(5432, delay=0.0, direction="requests") as relay1, \
+            Relay(5432, delay=0.0, direction="requests") as relay2:
+        # Each worker reaches PostgreSQL through a relay of its own: the owner's is cut.
+        def via(relay: Relay) -> str:
+            return cluster.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+
         s1 = cluster.serve("s1")
-        w2 = cluster.worker("w2", database_url=via_relay)
-        cluster.ready(s1, w2)
+        workers = {"w1": (cluster.worker("w1", database_url=via(relay1)), relay1),
+                   "w2": (cluster.worker("w2", database_url=via(relay2)), relay2)}
+        cluster.ready(s1, *(w for w, _ in workers.values()))
         creds = Creds(*cluster.credentials())
         api = Api(sdk, s1, creds)
         target_id = api.instance("dst-cut", target.port)
         task_id = api.online("cut-db", source.port, target_id, "incremental_migration")
         wait_until(lambda: api.status(task_id) == "INCRMIGEATING", 45, what="the incremental phase")
-        assert cluster.owner(task_id) == ("w2", 1)
-        w1 = cluster.worker("w1")
-        cluster.ready(w1)
+        first, generation = cluster.owner(task_id)
+        assert first in workers and generation == 1
+        (cut_worker, relay), (other, _) = workers[first], next(v for k, v in workers.items() if k != first)
         writer = CounterWriter(source.port, keys=40, pause=0.0005)
         writer.start()
 
@@ -268,7 +282,7 @@ def test_a_worker_cut_from_the_database_stops_applying_before_its_lease_ends(
             wait_until(lambda: applied() > 1000, 30, what="INCRs on the target")
             cut_wall = time.time()
             relay.cut()
-            expiry: float = 0.0  # the lease w2 renewed last (the database's clock, this host)
+            expiry: float = 0.0  # the lease the cut worker renewed last (the database's clock, this host)
             at_stop = None
             stopped_wall = None
             deadline = time.monotonic() + 30
@@ -278,23 +292,23 @@ def test_a_worker_cut_from_the_database_stops_applying_before_its_lease_ends(
                     "SELECT run_by, lease_generation, extract(epoch from lease_expires_at) FROM tasks "
                     "WHERE id = %s", task_id)
                 run_by, generation, ends = owner_rows[0]
-                if run_by == "w2" and ends is not None:
+                if run_by == cut_worker.name and ends is not None:
                     expiry = max(expiry, float(ends))
-                if stopped_wall is None and "STOPPED APPLYING" in w2.log():
-                    line = next(x for x in w2.log().splitlines() if "STOPPED APPLYING" in x)
+                if stopped_wall is None and "STOPPED APPLYING" in cut_worker.log():
+                    line = next(x for x in cut_worker.log().splitlines() if "STOPPED APPLYING" in x)
                     stopped_wall = float(line.split(" at ")[1].split(":")[0])
                     time.sleep(0.3)  # writes in flight when it stopped have landed
                     at_stop = applied()
-                if run_by == "w1":
+                if run_by == other.name:
                     claimed_wall = time.time()
                     break
                 time.sleep(0.05)
             assert generation == 2
-            assert stopped_wall is not None and at_stop is not None, w2.log()[-3000:]
+            assert stopped_wall is not None and at_stop is not None, cut_worker.log()[-3000:]
             # Between w2's stop and w1's claim nobody applied: the zombie wrote nothing more.
             before_claim = applied()
             assert before_claim == at_stop, (at_stop, before_claim)
-            wait_until(lambda: applied() > before_claim, 30, 0.05, what="w1 applying")
+            wait_until(lambda: applied() > before_claim, 30, 0.05, what="the other worker applying")
             resumed_wall = time.time()
             cut_for = time.time() - cut_wall
             time.sleep(max(0.0, cluster.lease + 1 - cut_for))  # a cut longer than the lease
@@ -316,13 +330,103 @@ def test_a_worker_cut_from_the_database_stops_applying_before_its_lease_ends(
         total = applied()
         assert lost_doubled == (0, 0), (lost_doubled, ops, total)
         report = same(source, target)
-        assert cluster.owner(task_id) == ("w1", 2)
+        assert cluster.owner(task_id) == (other.name, 2)
         assert stopped_wall < expiry, (stopped_wall, expiry)
         assert claimed_wall >= expiry - 0.5
-        print(f"\nDB cut of w2 (lease 4 s, heartbeat 1 s): w2 stopped applying "
+        print(f"\nDB cut of {cut_worker.name} (lease 4 s, heartbeat 1 s): it stopped applying "
               f"{stopped_wall - cut_wall:.2f} s after the cut, {expiry - stopped_wall:.2f} s before its "
-              f"lease ended "
-              f"({expiry - cut_wall:.2f} s after the cut); w1 claimed {claimed_wall - cut_wall:.2f} s and "
+              f"lease ended ({expiry - cut_wall:.2f} s after the cut); {other.name} claimed "
+              f"{claimed_wall - cut_wall:.2f} s and "
               f"applied again {resumed_wall - cut_wall:.2f} s after the cut; cut healed after "
               f"{healed_after:.1f} s; INCRs: writer {ops}, target {total}, lost/doubled {lost_doubled}; "
               f"{report.compared} keys compared, {len(report.mismatches)} mismatches; {seconds(started)} s")
+
+
+async def test_exchange_and_rollback_through_either_serve_reach_the_owner(
+    tmp_path: Path, sdk: Any, redis_factory: Callable[..., RedisServer]
+) -> None:
+    """exchange-ip through one serve and rollback-ip through the other reach the worker that runs
+    the task (through tasks.switch_request); a client writing through the source's front all
+    along loses and doubles nothing; stop through one serve and delete through the other leave no
+    offset marker behind."""
+    from support.front_writer import FrontWriter, verify
+    from support.haproxy import SERVER, start_haproxy
+    from support.poll import until
+
+    started = time.monotonic()
+    a = redis_factory("xa", args=["--repl-diskless-sync-delay", "0"])
+    b = redis_factory("xb", args=["--repl-diskless-sync-delay", "0"])
+    seed(a.port, "x", 500)
+    hx = start_haproxy(tmp_path / "hx", {"a": ("127.0.0.1", a.port), "b": ("127.0.0.1", b.port)})
+    try:
+        with Cluster(tmp_path, lease=4.0, heartbeat=1.0) as cluster:
+            extra = {"CACHEMIGRATE_FRONT_SOCKET_DIRS": str(tmp_path / "hx"),
+                     "CACHEMIGRATE_EXCHANGE_VERIFY": "full", "CACHEMIGRATE_EXCHANGE_MAX_PAUSE_SECONDS": "10"}
+            cluster.extra_env.update(extra)
+            s1, s2, w1 = cluster.serve("s1"), cluster.serve("s2"), cluster.worker("w1")
+            cluster.ready(s1, s2, w1)
+            creds = Creds(*cluster.credentials())
+            a1, a2 = Api(sdk, s1, creds), Api(sdk, s2, creds)
+            ids = {}
+            for name, server in (("a", a), ("b", b)):
+                body = {"name": f"inst-{name}", "addrs": f"127.0.0.1:{server.port}",
+                        "front": {"driver": "haproxy", "address": f"127.0.0.1:{hx.port(name)}",
+                                  "runtime_api": str(hx.admin_socket), "server": f"back_{name}/{SERVER}"}}
+                r = signed(s1, creds, "POST", f"/v2/{PROJECT}/instances", json_body=body)  # type: ignore[arg-type]
+                assert r.status_code == 200, r.text
+                ids[name] = str(r.json()["instance_id"])
+            v2 = a1.v2
+            task_id = str(a1.client.create_online_migration_task(v2.CreateOnlineMigrationTaskRequest(
+                body=v2.CreateOnlineMigrationTaskBody(name="switch", vpc_id="v", subnet_id="s",
+                                                      security_group_id="g"))).instance_id)
+            wait_until(lambda: a1.status(task_id) == "RUNNING", 30, what="provisioned")
+            a1.client.set_online_migration_task(v2.SetOnlineMigrationTaskRequest(
+                task_id=task_id, body=v2.SetOnlineMigrationTaskBody(
+                    migration_method="incremental_migration", resume_mode="auto",
+                    source_instance=v2.ConfigMigrationInstanceBody(id=ids["a"]),
+                    target_instance=v2.ConfigMigrationInstanceBody(id=ids["b"]))))
+            wait_until(lambda: a2.status(task_id) == "INCRMIGEATING", 45, what="the incremental phase")
+
+            def task_status() -> str | None:
+                res = a1.client.show_migration_task(v2.ShowMigrationTaskRequest(task_id=task_id))
+                return res.task_status  # type: ignore[no-any-return]
+
+            writer = FrontWriter(hx.port("a")).start()
+            try:
+                await writer.more(300)
+                a2.client.exchange_instance_ip(v2.ExchangeInstanceIpRequest(
+                    task_id=task_id, body=v2.IpExchangeRequest(
+                        exchanged_ip=[f"127.0.0.1:{hx.port('a')}", f"127.0.0.1:{hx.port('b')}"],
+                        is_exchange_domain=False)))
+                await until(lambda: task_status() in ("EXCHANGE_SUCCESS", "EXCHANGE_FAILED"), 60)
+                assert task_status() == "EXCHANGE_SUCCESS", a1.logs(task_id)
+                assert a1.status(task_id) == "TERMINATED"
+                await writer.more(300)
+                a1.client.rollback_exchange_instance_ip(v2.RollbackExchangeInstanceIpRequest(task_id=task_id))
+                await until(lambda: task_status() in ("ROLLBACK_SUCCESS", "ROLLBACK_FAILED"), 60)
+                assert task_status() == "ROLLBACK_SUCCESS", a1.logs(task_id)
+                assert a2.status(task_id) == "INCRMIGEATING"
+                await writer.more(300)
+            finally:
+                result = writer.stop()
+            verdict = verify(b.client(), result)
+            assert verdict.ok, verdict
+            wait_until(lambda: compare_servers([a.client()], [b.client()]).ok, 30, what="a and b equal")
+            log = a2.logs(task_id)
+            assert any("exchange-ip done: writes paused" in m for m in log), log
+            assert any("rollback-ip done: writes paused" in m for m in log), log
+            assert cluster.owner(task_id)[0] == "w1"
+            # Stop through s2, delete through s1: no offset marker left on either server.
+            a2.client.stop_migration_task_sync(v2.StopMigrationTaskSyncRequest(task_id=task_id))
+            assert a1.status(task_id) == "TERMINATED"
+            a1.client.delete_migration_task(v2.DeleteMigrationTaskRequest(
+                body=v2.DeleteMigrateTaskRequest(task_id_list=[task_id])))
+
+            def markers() -> list[bytes]:
+                return [k for srv in (a, b) for k in srv.client().keys("__cachemigrate:offset:*")]
+
+            wait_until(lambda: not markers(), 30, what="the offset markers removed")
+            print(f"\nexchange-ip via s2, rollback-ip via s1, run on w1: {result.writes} writes, lost "
+                  f"{len(verdict.lost)}, doubled {len(verdict.doubled)}; {seconds(started)} s")
+    finally:
+        hx.stop()

@@ -101,7 +101,8 @@ class Task(Base):
     # What a serve asks of the task's owner (its heartbeat reads it): "start" (a fresh run, not a
     # resume), "stop"; and a checked exchange-ip / rollback-ip (SwitchRequest as JSON).
     control_request: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    switch_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # (SQL NULL when none, not JSON null: a request is written only where none waits.)
+    switch_request: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class TaskLog(Base):
