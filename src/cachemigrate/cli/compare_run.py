@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from cachemigrate.cli.migrate_run import LiveSink
 from cachemigrate.cli.progress import stdout_console
-from cachemigrate.engine.compare import Kind
+from cachemigrate.engine.differences import Kind
 from cachemigrate.engine.spec import Endpoint, PipelineOptions
 from cachemigrate.engine.verify import VerifyReport, verify
 from cachemigrate.errors import ConfigError, MigrationError
 
 if TYPE_CHECKING:
-    from cachemigrate.engine.filters import FilterRules
+    from cachemigrate.engine.filter_rules import FilterRules
 
 _KIND_WORDS = {
     Kind.MISSING: "missing in target",

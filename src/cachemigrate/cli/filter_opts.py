@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not for its --help
-    from cachemigrate.engine.filters import FilterRules
+    from cachemigrate.engine.filter_rules import FilterRules
 
 FilterFile = Annotated[str | None, typer.Option(
     "--filter", help="TOML file of filter rules (docs/filters.md; a RedisShake \\[filter] table works)")]
@@ -56,7 +56,7 @@ def build_rules(
 ) -> FilterRules | None:
     """The rules of the file and the options (None: no rule given); ConfigError names what is
     wrong (the file, the rule)."""
-    from cachemigrate.engine.filters import FilterRules
+    from cachemigrate.engine.filter_rules import FilterRules
     from cachemigrate.errors import ConfigError
 
     data: dict[str, Any] = {}

@@ -8,7 +8,7 @@ import os
 
 from cachemigrate.cli import run_env
 from cachemigrate.cli.progress import ProgressSink, err_console, print_summary, stdout_console
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import (
     DbMode,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from cachemigrate.cli import run_env
 from cachemigrate.cli.progress import err_console, print_summary, stdout_console
 from cachemigrate.engine.checkpoint import CheckpointStore, FileCheckpointStore, MemoryCheckpointStore
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import (
     DbMode,

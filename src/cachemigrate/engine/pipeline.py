@@ -8,7 +8,8 @@ A ``Pipeline`` is one such run; who holds it can also ask where a replication so
 (``applied_position``) and stop it at an exact replication offset (``stop_at``): the cutover
 (engine/cutover.py) does, with the source's writes paused. What a session is made of (the
 reader and where it starts, the writer's options, the transforms, the exactly-once applier, the
-presence check) is chosen in engine/assembly.py; this module runs the sessions and reports.
+presence check) is chosen in engine/assembly.py; what its status says across the sessions is
+kept in engine/run_status.py; this module runs the sessions.
 
 Target outages. A run is one or more *sessions*: connect to the target, make the reader from the
 checkpoint store, pump. When the target goes away under a session (its connection lost, or
@@ -30,8 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from cachemigrate.engine.assembly import (
@@ -45,16 +45,16 @@ from cachemigrate.engine.assembly import (
     writer_options,
 )
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore, MemoryCheckpointStore
-from cachemigrate.engine.dbsize import KeyCount
 from cachemigrate.engine.entry import Command
 from cachemigrate.engine.flow import Backoff
 from cachemigrate.engine.presence import PresenceCheck
 from cachemigrate.engine.readers.base import Reader
-from cachemigrate.engine.spec import DbMode, PipelineSpec, ResumeMode, SourceKind
+from cachemigrate.engine.run_status import RunStatus
+from cachemigrate.engine.spec import PipelineSpec, ResumeMode, SourceKind
 from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel, Phase, StatusSnapshot
 from cachemigrate.engine.transform import Transformer
 from cachemigrate.engine.writers import open_writer
-from cachemigrate.engine.writers.base import Writer, WriterStats
+from cachemigrate.engine.writers.base import Writer
 from cachemigrate.errors import (
     AddressNotAllowedError,
     CacheMigrateError,
@@ -71,7 +71,6 @@ if TYPE_CHECKING:  # imported where used: a file import's start-up does without 
 
 STATUS_PERIOD = 1.0
 COUNT_PERIOD = 2.0  # source_dbsize / target_dbsize are read this often
-FAILURES_LOGGED = 100  # failed keys named one by one in the log; the rest are counted
 BACKOFF_FIRST = 0.5  # waiting for a lost target: first delay, doubled up to BACKOFF_MAX
 BACKOFF_MAX = 30.0
 FLUSHED = "the target's offset marker disappeared under the running migration: it was flushed"
@@ -111,7 +110,7 @@ class Pipeline:
         # Always a store: a session after a target outage resumes from it.
         self.checkpoints = checkpoints if checkpoints is not None else MemoryCheckpointStore()
         self.stop = stop
-        self.started = time.time()
+        self.status = RunStatus(spec, events)
         self.phase = Phase.CONNECTING
         self.transforms: list[Transformer] = []
         self.reader: Reader | None = None
@@ -119,21 +118,12 @@ class Pipeline:
         self.applier: ExactlyOnceApplier | None = None  # incremental phase of a standalone target
         self.presence: PresenceCheck | None = None  # only when the target already had keys
         self.target: TargetInfo | None = None
-        self.failures_seen = 0
         self._stop_at: tuple[str, int] | None = None
-        self._last_rate = (time.monotonic(), 0, 0)
         self._saving: asyncio.Future[None] | None = None  # the checkpoint save under way
-        self._rates = (0.0, 0.0)
-        # Target outages: the sessions before the current one, and what the status says meanwhile.
-        self.target_reconnects = 0
+        # Target outages: what the status says meanwhile.
         self._waiting = ""
         self._pumped = False  # the current session has written a batch
         self._target_flushed = False  # its marker vanished under the current session
-        self._carried = WriterStats()
-        self._uncarried_writer: Writer | None = None  # this session's, not yet in _carried
-        self._uncarried_reader: Reader | None = None
-        self._carried_reads = (0, 0, 0)  # keys read, +CONTINUE and FULLRESYNC resumes
-        self._counts: list[KeyCount] = []  # source and target dbsize (online sources)
 
     # ---- the run -----------------------------------------------------------------------------
 
@@ -170,8 +160,8 @@ class Pipeline:
                 # The final status counts what the servers hold at the end (not after a stop,
                 # nor a failure: a cutover's source is paused, a failed server may hang).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.gather(*(c.sample() for c in self._counts)), 5)
-            for count in self._counts:
+                    await asyncio.wait_for(asyncio.gather(*(c.sample() for c in self.status.counts)), 5)
+            for count in self.status.counts:
                 await count.close()
         self.phase = Phase.STOPPED if self.stop.is_set() else Phase.DONE
         if self.applier is not None and (self.phase is Phase.DONE or not spec.options.resumable):
@@ -211,7 +201,7 @@ class Pipeline:
         try:
             await _ping(spec.target)  # LOADING (a target restarting with its data) waits too
             self.target = await probe_target(spec.target)
-            self.writer = self._uncarried_writer = await open_writer(
+            self.writer = self.status.session_writer = await open_writer(
                 spec.target, writer_options(spec.options, self._on_failure), info=self.target
             )
         except TARGET_DOWN as exc:
@@ -219,13 +209,14 @@ class Pipeline:
         target = self.target
         factory = transform_factory(spec.options, target, self.events, self.transforms,
                                     lambda: self.presence is not None)
-        self.reader = self._uncarried_reader = await open_reader(spec, target, self.checkpoints, factory,
-                                                                 self.events)
+        self.reader = self.status.session_reader = await open_reader(
+            spec, target, self.checkpoints, factory, self.events
+        )
         if self.stop.is_set():
             self.reader.stop()  # stopped while connecting: the stop watch has already fired
         self.applier = make_applier(spec, target, self.reader, self.writer, self.events)
         self.presence = make_presence(spec, target)
-        self._make_counts()
+        self.status.make_counts(target, self.reader, self.applier.key if self.applier is not None else None)
         self.events.log(LogLevel.INFO, f"{name}: target is {self.target.describe()}; "
                         f"reading {self.reader.source_kind}")
         if first and spec.options.flush_target:
@@ -265,7 +256,7 @@ class Pipeline:
         """Until the target answers PING (True), or the run is stopped (False); a log line and a
         status (message "waiting for target ...") per attempt."""
         where = self.spec.target.display_url()
-        self.target_reconnects += 1
+        self.status.target_reconnects += 1
         attempt = 0
         while True:
             attempt += 1
@@ -290,16 +281,7 @@ class Pipeline:
         with contextlib.suppress(CacheMigrateError, OSError):
             await self._save_checkpoint()
         await self._close_session()
-        # Once each: a session that failed before making its own keeps the last ones.
-        writer, self._uncarried_writer = self._uncarried_writer, None
-        if writer is not None:
-            self._carried.add(writer.stats)
-        reader, self._uncarried_reader = self._uncarried_reader, None
-        if reader is not None:
-            r = reader.progress()
-            keys, continued, resynced = self._carried_reads
-            self._carried_reads = (keys + r.keys_read, continued + r.resumes_continue,
-                                   resynced + r.resumes_fullresync)
+        self.status.carry()
 
     async def _close_session(self) -> None:
         if self.reader is not None:
@@ -388,13 +370,7 @@ class Pipeline:
     def _on_failure(self, failure: KeyFailure) -> None:
         if self.applier is not None:
             self.applier.on_failure(failure)
-        self.failures_seen += 1
-        if self.failures_seen <= FAILURES_LOGGED:
-            key = failure.key.decode(errors="backslashreplace") if failure.key is not None else "-"
-            self.events.log(LogLevel.ERROR, f"db {failure.db} key {key!r}: {failure.command} "
-                            f"refused by the target: {failure.error}")
-        elif self.failures_seen == FAILURES_LOGGED + 1:
-            self.events.log(LogLevel.ERROR, "more keys refused; only the count is kept from here on")
+        self.status.log_failure(failure)
 
     async def _report_loop(self) -> None:
         while True:
@@ -437,103 +413,23 @@ class Pipeline:
                             f"({self.applier.key.decode(errors='replace')}): {exc}")
 
     def snapshot(self, message: str = "") -> StatusSnapshot:
-        r = self.reader.progress() if self.reader is not None else None
-        w = WriterStats()
-        w.add(self._carried)  # the sessions before a target outage
-        if self._uncarried_writer is not None:
-            w.add(self._uncarried_writer.stats)
-        keys_read, continued, resynced = self._carried_reads
-        if r is not None and self._uncarried_reader is not None:
-            keys_read += r.keys_read
-            continued += r.resumes_continue
-            resynced += r.resumes_fullresync
-        phase = self.phase
-        if r is not None and phase in (Phase.FULL, Phase.INCREMENTAL):
-            phase = r.phase
-        by_type: dict[str, int] = {}
-        expired = skipped_filter = filtered = 0
-        for tf in self.transforms:
-            for k, v in tf.keys_by_type.items():
-                by_type[k] = by_type.get(k, 0) + v
-            expired += tf.expired + tf.walked_expired
-            skipped_filter += tf.unsupported_count
-            filtered += tf.keys_filtered
-        now = time.time()
-        if self.writer is not None:
-            self._update_rates(w.commands_written, w.bytes_written)
-        source_count, target_count = self._counts if self._counts else (None, None)
-        return StatusSnapshot(
-            phase=phase,
-            source_kind=self.reader.source_kind if self.reader is not None else self.spec.source.kind.value,
-            started_at=self.started,
-            updated_at=now,
-            bytes_read=r.bytes_read if r else 0,
-            bytes_total=r.bytes_total if r else None,
-            keys_read=keys_read,
-            keys_written=w.keys_written,
-            keys_replaced=self.presence.replaced if self.presence else 0,
-            keys_skipped=w.keys_skipped + (self.presence.skipped if self.presence else 0),
-            keys_failed=w.keys_failed + skipped_filter,
-            keys_expired=expired,
-            keys_filtered=filtered + (r.keys_filtered if r else 0),
-            commands_written=w.commands_written,
-            commands_failed=w.commands_failed,
-            bytes_written=w.bytes_written,
-            keys_by_type=by_type,
-            source_offset=r.source_offset if r else None,
-            applied_offset=(
-                self._applied_offset() if self.writer and r and r.source_offset is not None else None
-            ),
-            lag_seconds=r.lag_seconds if r else None,
-            caught_up=r.caught_up if r and not self._waiting else False,
-            ops_per_sec=self._rates[0],
-            kb_per_sec=self._rates[1],
-            source_dbsize=source_count.value if source_count else None,
-            target_dbsize=target_count.value if target_count else None,
-            resumes_continue=continued,
-            resumes_fullresync=resynced,
-            target_reconnects=self.target_reconnects,
-            message=message or self._waiting or (r.message if r else ""),
+        return self.status.snapshot(
+            phase=self.phase, reader=self.reader, writing=self.writer is not None,
+            applied_offset=self._applied_offset(), presence=self.presence, transforms=self.transforms,
+            waiting=self._waiting, message=message,
         )
-
-    def _make_counts(self) -> None:
-        """source_dbsize and target_dbsize of an online migration between standalone servers."""
-        src = self.spec.source.endpoint
-        if self._counts or src is None or self.target is None or self.target.cluster:
-            return
-        if self.reader is None or self.reader.source_kind == "cluster":
-            return
-        o = self.spec.options
-        covers: Callable[[int], bool] | None = None
-        if o.db_mode is DbMode.ONLY:
-            only, into = o.db, o.db if o.target_db is None else o.target_db
-            source = KeyCount(src, lambda db: db == only)
-            covers = into.__eq__ if into is not None else None
-        else:
-            source = KeyCount(src)
-            if o.db_mode is DbMode.FOLD:
-                covers = (0).__eq__
-        exclude = self.applier.key if self.applier is not None else None
-        self._counts = [source, KeyCount(self.spec.target, covers, exclude=exclude)]
 
     async def _count_loop(self) -> None:
         while True:
             await asyncio.sleep(COUNT_PERIOD)
             applier = self.applier
             marked = applier is not None and applier.marked
-            await asyncio.gather(*(count.sample() for count in self._counts))
+            await asyncio.gather(*(count.sample() for count in self.status.counts))
             # Marked before and after the sample (neither the first marker nor a new full sync's
             # flush raced it), yet not in the target: it was flushed; the pump ends the session.
             if (marked and applier is self.applier and applier is not None and applier.marked
-                    and self._counts and self._counts[1].excluded is False):
+                    and self.status.counts and self.status.counts[1].excluded is False):
                 self._target_flushed = True
-
-    def _update_rates(self, commands: int, nbytes: int) -> None:
-        t, c0, b0 = self._last_rate
-        now = time.monotonic()
-        if now - t >= 0.5:
-            self._rates = ((commands - c0) / (now - t), (nbytes - b0) / 1024 / (now - t))
-            self._last_rate = (now, commands, nbytes)
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:

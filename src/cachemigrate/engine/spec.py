@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.protocol.endpoint import Endpoint, split_host_port
 from cachemigrate.protocol.netpolicy import UNREACHABLE, NetworkPolicy
 
@@ -81,7 +81,7 @@ class PipelineOptions:
     # target keeps the exactly-once marker until then. False: a stop is the end of the migration,
     # and the marker is removed like at the end of a finished run (engine/exactly_once.py).
     resumable: bool = True
-    # What moves and under which name (engine/filters.py, docs/filters.md); None: everything.
+    # What moves and under which name (engine/filter_rules.py, docs/filters.md); None: everything.
     filters: FilterRules | None = None
 
 

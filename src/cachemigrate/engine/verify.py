@@ -20,12 +20,10 @@ verdict:
    mismatches) and repair leaves it alone (a copy taken while its writes are in the stream would
    apply some of them twice). The cutover's gate compares these keys exactly inside its pause,
    when the source is paused and the target has applied its last offset (engine/cutover.py).
-3. **Repair** (optional): each key still different is copied again from the source — DUMP +
-   ``RESTORE ... REPLACE ABSTTL`` with its expire time, through the engine's own transform and
-   writer (``readers.scan.ScanReader.read_keys``, ``writers.open_writer``), so a target of an
-   older version or another vendor gets the rewrite path as in a migration; a key absent from the
-   source is deleted from the target. Payloads the target still refuses are sent again as plain
-   commands (``options.rewrite``). Then the repaired keys are re-checked as in step 2.
+3. **Repair** (optional): each key still different is copied again from the source
+   (engine/repair.py: DUMP + ``RESTORE ... REPLACE ABSTTL`` through the engine's own transform
+   and writer; a key absent from the source is deleted from the target). Then the repaired keys
+   are re-checked as in step 2.
 
 What is left is the report's ``by_kind``: keys compared, mismatches by kind (missing on the
 target, extra on the target, type, value, TTL beyond the tolerance), a bounded sample of keys.
@@ -35,7 +33,7 @@ db rules map them (below). Nothing is written
 unless ``repair`` is set.
 
 With the migration's ``options`` (its filter rules and db mode) the source is compared through
-them (``engine.compare.RuledView``): a clean filtered migration has no difference, and a repair
+them (``engine.ruled_view.RuledView``): a clean filtered migration has no difference, and a repair
 copies a key again through the same rules (its target db and new name; ``skip_expiring_within``
 is not applied to a key being repaired).
 """
@@ -44,39 +42,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cachemigrate.engine.compare import (
-    BATCH,
-    Comparer,
-    Difference,
-    Kind,
-    Mismatch,
-    RuledView,
-    compare,
-    describe,
-    explain,
-    judge,
-    scan_batches,
-)
-from cachemigrate.engine.entry import Command, Entry
+from cachemigrate.engine.compare import compare
+from cachemigrate.engine.comparer import BATCH, Comparer, explain, scan_batches
+from cachemigrate.engine.differences import Difference, Kind, Mismatch, describe, judge
 from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from cachemigrate.engine.keystate import keyspace, now_ms
-from cachemigrate.engine.readers.scan import ScanReader
+from cachemigrate.engine.repair import repair_keys
+from cachemigrate.engine.ruled_view import RuledView
 from cachemigrate.engine.spec import PipelineOptions
-from cachemigrate.engine.status import EventSink, KeyFailure, LogLevel, NullSink
-from cachemigrate.engine.transform import Transformer
-from cachemigrate.engine.writers import WriterOptions, open_writer
-from cachemigrate.errors import PayloadRejectedError, server_error
-from cachemigrate.formats.rdb.model import RdbHeader
+from cachemigrate.engine.status import EventSink, NullSink
 from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint
-from cachemigrate.protocol.probe import TargetInfo, probe_target
 
 MAX_TRACKED = 100_000  # differences kept to re-check and repair
 MAX_EXAMPLES = 50
@@ -172,7 +154,8 @@ async def verify(
         report.rounds, report.converged = await _converge(comparer, tracked, rounds, delay)
         report.in_flight = tracked.take_in_flight(report.rounds)
         if repair and tracked.pending:
-            report.repaired, report.repair_failed = await _repair(source, target, tracked, sink, options)
+            report.repaired, report.repair_failed = await repair_keys(
+                source, target, list(tracked.pending.values()), sink, options)
             await _converge(comparer, tracked, max(1, rounds), delay, wait_first=False)
     finally:
         await comparer.close()
@@ -358,85 +341,3 @@ async def _recheck(comparer: Comparer, tracked: _Tracked) -> int:
                     tracked.pending[ident] = Difference(
                         sdb, tdb, d.key, kind, s, t, describe(kind, s, t, now), d.tkey)
     return converged
-
-
-# ---- repair --------------------------------------------------------------------------------------
-
-async def _repair(
-    source: Endpoint, target: Endpoint, tracked: _Tracked, events: EventSink,
-    migration: PipelineOptions | None,
-) -> tuple[int, int]:
-    """Copy every open difference again from the source, through the migration's rules; returns
-    (keys written, keys refused)."""
-    rules = migration.filters if migration is not None else None
-    if rules is not None and rules.skip_expiring_within_ms:
-        rules = dataclasses.replace(rules, skip_expiring_within_ms=0)  # a key being repaired is copied
-    base = dataclasses.replace(migration, filters=rules) if migration is not None else PipelineOptions()
-    info = await probe_target(target)
-    failures: list[KeyFailure] = []
-    writer = await open_writer(target, WriterOptions(replace=True, on_failure=failures.append,
-                                                     multi_db=True, client_name="cachemigrate-repair"),
-                               info=info)
-    try:
-        by_db: dict[int, list[Difference]] = {}
-        for d in tracked.pending.values():
-            by_db.setdefault(d.db, []).append(d)
-        for db, diffs in sorted(by_db.items()):
-            await _repair_db(source, info, db, diffs, writer.write, events, base, rewrite=False)
-        await writer.flush()
-        # Payloads the target refused after all (a version or encoding the probe did not tell):
-        # the same keys once more as plain commands.
-        rejected = [f for f in failures if f.key is not None and _payload_refused(f)]
-        if rejected:
-            failures[:] = [f for f in failures if f not in rejected]
-            idents = {(f.db, f.key) for f in rejected}
-            again: dict[int, list[Difference]] = {}
-            for d in tracked.pending.values():
-                if (d.tdb, d.target_key) in idents:
-                    again.setdefault(d.db, []).append(d)
-            events.log(LogLevel.INFO, f"repair: {len(rejected)} payloads refused by the target; "
-                       "sending those keys as plain commands")
-            for db, diffs in sorted(again.items()):
-                await _repair_db(source, info, db, diffs, writer.write, events, base, rewrite=True)
-            await writer.flush()
-        stats = writer.stats
-    finally:
-        await writer.close()
-    for f in failures[:10]:
-        key = f.key.decode("utf-8", "backslashreplace") if f.key is not None else "-"
-        events.log(LogLevel.ERROR, f"repair: db {f.db} key {key!r}: {f.command}: {f.error}")
-    # The refused payloads sent again are not failures: the keys still refused are.
-    return stats.keys_written, len({(f.db, f.key) for f in failures})
-
-
-def _payload_refused(f: KeyFailure) -> bool:
-    return f.command.upper() == "RESTORE" and isinstance(server_error(f.error), PayloadRejectedError)
-
-
-async def _repair_db(
-    source: Endpoint, info: TargetInfo, db: int, diffs: list[Difference],
-    write: Callable[[Sequence[Entry]], Awaitable[None]], events: EventSink, base: PipelineOptions, *,
-    rewrite: bool,
-) -> None:
-    options = dataclasses.replace(base, replace=True, rewrite=rewrite, c_walker=False, incremental=False,
-                                  flush_target=False)
-
-    def transform(header: RdbHeader) -> Transformer:
-        return Transformer(options, header, info, packed=False)
-
-    reader = ScanReader(source, options, transform_factory=transform, events=events)
-    deletes: list[Entry] = [Command([b"DEL", d.target_key], db=d.tdb, key=d.target_key, tag="del")
-                            for d in diffs if not d.source.exists]
-    copies = [d.key for d in diffs if d.source.exists]
-    if deletes:
-        await write(deletes)
-    if not copies:
-        return
-    conn = await Connection.open(source, db=db, name="cachemigrate-repair")
-    try:
-        for i in range(0, len(copies), BATCH):
-            entries = await reader.read_keys(conn, db, copies[i:i + BATCH])
-            if entries:
-                await write(entries)
-    finally:
-        await conn.close()

@@ -71,6 +71,8 @@ class Connection:
         self._on_lost: Callable[[ConnectionLostError], None] | None = None
         self._ok_counter: OkCounter | None = None
         self._ok_tail = b""
+        # False while an array reply may be under way (see ``set_consumer``).
+        self.count_oks = True
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._closing = False
@@ -157,6 +159,12 @@ class Connection:
         With ``ok_counter``, a socket read that is nothing but whole ``+OK`` replies (the usual
         answer to RESTORE and SET) is not parsed: ``ok_counter(n)`` gets their number. Counting
         bytes is ~50x cheaper than ``gets()`` per reply (measured: 200k replies, <1 ms vs 43 ms).
+
+        Only at a reply boundary: a read of "+OK" elements may be the rest of an array reply
+        (EXEC's, of a transaction of SETs) that the reader has begun, and the reader does not
+        say it is inside one (``has_data()`` is False once the bytes it has are consumed). So
+        the consumer sets ``count_oks`` False from sending a command whose reply is an array
+        until that reply is in.
         """
         if consumer is not None and self._waiters:
             raise RuntimeError("set_consumer() while control replies are pending")
@@ -214,7 +222,7 @@ class Connection:
             data = self._ok_tail + data
             self._ok_tail = b""
         n = len(data)
-        if self._ok_counter is not None and not reader.has_data():
+        if self._ok_counter is not None and self.count_oks and not reader.has_data():
             # Reads end anywhere: a trailing piece of "+OK\r\n" is kept for the next read.
             whole = n - n % 5
             if data.count(_OK, 0, whole) * 5 == whole and _OK.startswith(data[whole:]):

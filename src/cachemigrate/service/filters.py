@@ -1,4 +1,4 @@
-"""A task's filter rules (engine/filters.py): checked from the API's ``filter`` object, kept in
+"""A task's filter rules (engine/filter_rules.py): checked from the API's ``filter`` object, kept in
 the task's ``target`` description under ``"filter"`` (as ``FilterRules.to_mapping`` writes them:
 no new column), and handed to the engine when the task runs.
 """
@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.errors import ConfigError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from cachemigrate.service.api.schemas import FilterBody
+    from cachemigrate.service.api.filter_schema import FilterBody
     from cachemigrate.service.db.models import Task
 
 KEY = "filter"

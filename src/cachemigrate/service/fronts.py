@@ -28,7 +28,7 @@ from cachemigrate.engine.fronts import Front, HAProxyFront, HAProxyOptions
 from cachemigrate.engine.fronts.base import resolve
 from cachemigrate.engine.spec import split_host_port
 from cachemigrate.errors import ConfigError, FrontError, InvalidParameterError
-from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api.instance_schemas import FrontBody
 from cachemigrate.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ CHECK_TIMEOUT = 3.0  # seconds the registration waits for the front's answer
 UNREACHABLE = "the front cannot be reached, or it has no such server"
 
 
-def describe(body: s.FrontBody) -> dict[str, Any]:
+def describe(body: FrontBody) -> dict[str, Any]:
     """The stored description of a front given in a request (InvalidParameterError naming the
     field when one is wrong; nothing is reached yet)."""
     if body.driver not in DRIVERS:

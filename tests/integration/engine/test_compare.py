@@ -3,7 +3,8 @@
 import asyncio
 from collections.abc import Callable
 
-from cachemigrate.engine.compare import Kind, compare
+from cachemigrate.engine.compare import compare
+from cachemigrate.engine.differences import Kind
 from cachemigrate.protocol.endpoint import Endpoint
 from support.poll import wait_until
 from support.servers import RedisServer

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import redis
 
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import DbMode, PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import Phase, RecordingSink, StatusSnapshot

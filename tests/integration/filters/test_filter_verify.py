@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cachemigrate.engine.compare import Kind
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.differences import Kind
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import Phase, RecordingSink

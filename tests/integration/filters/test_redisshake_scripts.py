@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cachemigrate.engine.filters import FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import PipelineOptions, PipelineSpec, SourceKind, SourceSpec
 from cachemigrate.engine.status import LogLevel, Phase, RecordingSink
@@ -86,6 +86,44 @@ end
 
 shake.call(DB, ARGV)
 """
+# The later edition of the same page: the examples guard against keyless commands, and one splits
+# MSET into SETs.
+ONLY_USER_GUARDED = """\
+local prefix = "user:"
+local prefix_len = #prefix
+
+if not KEYS[1] or string.sub(KEYS[1], 1, prefix_len) ~= prefix then
+  return
+end
+
+shake.call(DB, ARGV)
+"""
+PREFIX_RENAME_GUARDED = """\
+local prefix_old = "prefix_old_"
+local prefix_new = "prefix_new_"
+
+shake.log("old=" .. table.concat(ARGV, " "))
+
+for _, index in ipairs(KEY_INDEXES) do
+  local key = ARGV[index]
+  if key and string.sub(key, 1, #prefix_old) == prefix_old then
+    ARGV[index] = prefix_new .. string.sub(key, #prefix_old + 1)
+  end
+end
+
+shake.log("new=" .. table.concat(ARGV, " "))
+shake.call(DB, ARGV)
+"""
+SPLIT_MSET = """\
+if CMD == "MSET" then
+  for i = 2, #ARGV, 2 do
+    shake.call(DB, {"SET", ARGV[i], ARGV[i + 1]})
+  end
+  return
+end
+
+shake.call(DB, ARGV)
+"""
 
 
 def _swap(space: Keyspace) -> Keyspace:
@@ -106,7 +144,19 @@ SCRIPTS: dict[str, tuple[str, Any]] = {
     # source replicates EVAL by its effects, and no longer SCRIPT LOAD: FUNCTION is what is left).
     "drop scripts": (DROP_SCRIPTS, lambda s: s),
     "only user: keys": (ONLY_USER, lambda s: expected(s, {"allow_key_prefix": ["user:"]})),
+    # It looks at KEYS[1] only (as documented): an MSET whose first key is not user: is dropped
+    # whole, its user:mset: keys too.
+    "only user: keys, guarded": (ONLY_USER_GUARDED, lambda s: {
+        k: v for k, v in expected(s, {"allow_key_prefix": ["user:"]}).items()
+        if not k[1].startswith(b"user:mset:")}),
+    "prefix rename, guarded": (PREFIX_RENAME_GUARDED, _rename),
+    # The data is the same; the target receives SETs instead of each MSET (checked by its
+    # commandstats in the incremental test).
+    "split mset": (SPLIT_MSET, lambda s: s),
 }
+# The scripts that leave the functions library behind (a command for every db is seen with DB 0
+# and without keys).
+NO_LIBRARY = ("drop scripts", "only user: keys", "only user: keys, guarded", "drop db 0")
 
 
 LIBRARY = "#!lua name=shakelib\nredis.register_function('f1', function() return 1 end)"
@@ -143,14 +193,14 @@ async def test_documented_script_on_rdb(redis_factory: Any, name: str) -> None:
     result = compare_keyspaces(want, keyspace([target.client()]))
     assert result.ok, result.summary()
     assert result.compared > 100
-    if name == "prefix rename":
+    if name.startswith("prefix rename"):
         assert any(m.startswith("lua log: new=") and "prefix_new_" in m for _, m in sink.logs)
     # A command for every db (FUNCTION LOAD) is seen with DB 0: "drop db 0" leaves it behind too.
-    assert bool(target.client().function_list()) is (name not in ("drop scripts", "only user: keys",
-                                                                  "drop db 0"))
+    assert bool(target.client().function_list()) is (name not in NO_LIBRARY)
 
 
-@pytest.mark.parametrize("name", ["prefix rename", "swap dbs", "drop hash", "drop scripts"])
+@pytest.mark.parametrize("name", ["prefix rename", "swap dbs", "drop hash", "drop scripts",
+                                  "only user: keys, guarded", "prefix rename, guarded", "split mset"])
 async def test_documented_script_on_incremental(redis_factory: Any, name: str) -> None:
     script, effect = SCRIPTS[name]
     source, target = redis_factory("src", args=FAST), redis_factory("dst")
@@ -166,6 +216,13 @@ async def test_documented_script_on_incremental(redis_factory: Any, name: str) -
         c = source.client()
         c.eval("redis.call('SET', KEYS[1], ARGV[1])", 1, "lua:k", "by a script")
         c.script_load("return 1")
+        msets = 0
+        for db in (0, 1, 2):
+            d = source.client(db=db)
+            for n in range(20):
+                d.mset({f"mset:{n}:a": "1", f"mset:{n}:b": "2", f"prefix_old_m{n}": "3",
+                        f"user:mset:{n}": "4"})
+                msets += 1
         offset = int(c.info("replication")["master_repl_offset"])
         await until(lambda: sink.last is not None and (sink.last.applied_offset or 0) >= offset, 60,
                     what="the target to apply the writes")
@@ -174,10 +231,15 @@ async def test_documented_script_on_incremental(redis_factory: Any, name: str) -
         final = await asyncio.wait_for(task, 30)
     assert final.keys_failed == 0, sink.logs[-5:]
     before = keyspace([source.client()])
-    assert bool(target.client().function_list()) is (name != "drop scripts")
+    assert bool(target.client().function_list()) is (name not in NO_LIBRARY)
     result = compare_keyspaces(effect(before), keyspace([target.client()]))
     assert result.ok, result.summary()
     assert result.compared > 100
+    calls = {k: v["calls"] for k, v in target.client().info("commandstats").items()}
+    if name == "split mset":
+        assert "cmdstat_mset" not in calls and calls["cmdstat_set"] >= 4 * msets, calls
+    elif name != "only user: keys, guarded":  # (it drops each MSET: its first key is not user:)
+        assert calls.get("cmdstat_mset", 0) >= msets, calls
 
 
 async def test_script_error_names_its_line(redis_factory: Any) -> None:

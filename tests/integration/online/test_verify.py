@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pytest
 from online_workload import FAST, Online, Workload, seed
 
-from cachemigrate.engine import verify as verify_module
-from cachemigrate.engine.compare import Kind
+from cachemigrate.engine import repair as repair_module
+from cachemigrate.engine.differences import Kind
 from cachemigrate.engine.exactly_once import MARKER_PREFIX
 from cachemigrate.engine.pipeline import run_pipeline
 from cachemigrate.engine.spec import PipelineSpec, SourceKind, SourceSpec
@@ -178,7 +178,7 @@ def test_payloads_the_target_refuses_are_sent_as_commands(
     async def overstated(endpoint: Endpoint) -> TargetInfo:
         return dataclasses.replace(await probe_target(endpoint), rdb_version=10)
 
-    monkeypatch.setattr(verify_module, "probe_target", overstated)
+    monkeypatch.setattr(repair_module, "probe_target", overstated)
     sink = RecordingSink()
     report = _verify(source, target, repair=True, events=sink)
     assert report.first_pass == {Kind.MISSING: 4} and report.ok, (report.as_dict(), sink.logs)

@@ -15,24 +15,24 @@ from support.servers import RedisServer
 
 def test_console_files(service_factory: Any) -> None:
     live: LiveService = service_factory()
-    r = httpx.get(f"{live.url}/console", follow_redirects=False)
+    r = httpx.get(f"{live.url}/console", follow_redirects=False, timeout=60)
     assert r.status_code == 308 and r.headers["location"] == "/console/"
-    page = httpx.get(f"{live.url}/console/")
+    page = httpx.get(f"{live.url}/console/", timeout=60)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="js/app.js">' in page.text
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert page.headers["x-frame-options"] == "DENY"
-    js = httpx.get(f"{live.url}/console/js/app.js")
+    js = httpx.get(f"{live.url}/console/js/app.js", timeout=60)
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
-    missing = httpx.get(f"{live.url}/console/js/nope.js")
+    missing = httpx.get(f"{live.url}/console/js/nope.js", timeout=60)
     assert missing.status_code == 404 and missing.json()["error_code"] == "DCS.4001"
     # Nothing beside the static files: the package's Python source is one directory up.
     for sneaky in ("%2e%2e/__init__.py", "..%2f__init__.py", "%2e%2e%2f__init__.py"):
-        r = httpx.get(f"{live.url}/console/{sneaky}")
+        r = httpx.get(f"{live.url}/console/{sneaky}", timeout=60)
         assert r.status_code == 404 and "STATIC" not in r.text, sneaky
-    assert "/console" not in httpx.get(f"{live.url}/openapi.json").text
+    assert "/console" not in httpx.get(f"{live.url}/openapi.json", timeout=60).text
 
 
 def _tasks(live: LiveService, creds: Creds, query: str) -> Any:

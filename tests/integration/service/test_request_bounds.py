@@ -1,6 +1,6 @@
-"""Bounded request schemas (service/api/schemas.py): every input string has a maxLength and every
-list a maxItems in /openapi.json, numbers a range; the bounds are enforced as 400 DCS.4063 naming
-the field (never a 500, never the value)."""
+"""Bounded request schemas (service/api/fields.py and the models over it): every input string
+has a maxLength and every list a maxItems in /openapi.json, numbers a range; the bounds are
+enforced as 400 DCS.4063 naming the field (never a 500, never the value)."""
 
 from __future__ import annotations
 

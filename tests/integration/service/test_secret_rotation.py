@@ -159,7 +159,8 @@ def test_secrets_move_from_key_a_to_key_b(
     )
     assert r.status_code == 200, r.text
     # A token issued under A dies with A (tokens are not stored; they cannot be re-encrypted).
-    r = httpx.get(f"{live_b.url}/v2/{creds.project_id}/migration-tasks", headers={"X-Auth-Token": token_a})
+    r = httpx.get(f"{live_b.url}/v2/{creds.project_id}/migration-tasks",
+                  headers={"X-Auth-Token": token_a}, timeout=60)
     assert r.status_code == 401 and "decrypt token fail" in r.json()["error_msg"]
 
     # A value no configured key can read is named, and nothing is changed.

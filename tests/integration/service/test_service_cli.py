@@ -27,8 +27,8 @@ def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
     args = ["--host", "127.0.0.1", "--port", str(port), "--database", db_url]
     args += ["--metrics-port", str(metrics_port)]
     with serve_cli(env, *args, url=url, log=tmp_path / "serve.log"):
-        assert httpx.get(f"{url}/docs").status_code == 200
-        assert httpx.get(f"{url}/openapi.json").json()["info"]["title"] == "cachemigrate"
+        assert httpx.get(f"{url}/docs", timeout=60).status_code == 200
+        assert httpx.get(f"{url}/openapi.json", timeout=60).json()["info"]["title"] == "cachemigrate"
         client = sdk.client(url, creds)
         v2 = sdk.v2
         task_id = client.create_online_migration_task(
@@ -38,9 +38,9 @@ def test_serve_and_admin_commands(tmp_path: Path, sdk: Any) -> None:
                 )
             )
         ).instance_id
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=60).text
         assert "cachemigrate_tasks{status=" in metrics and "cachemigrate_keys_moved_total" in metrics
-        assert httpx.get(f"{url}/metrics").status_code == 404  # not for tenants
+        assert httpx.get(f"{url}/metrics", timeout=60).status_code == 404  # not for tenants
     listed = run_cli(env, "tasks", "--database", db_url)
     assert listed.returncode == 0 and task_id[:8] in listed.stdout and "cli-task" in listed.stdout
     inst = run_cli(env, "instances", "--project-id", "proj-cli-1", "--database", db_url)

@@ -162,7 +162,7 @@ def test_import_task_with_filter(env: Any) -> None:
 
 def test_openapi_documents_the_filter(env: Any) -> None:
     live = env[0]
-    doc = httpx.get(f"{live.url}/openapi.json").json()
+    doc = httpx.get(f"{live.url}/openapi.json", timeout=60).json()
     schema = doc["components"]["schemas"]["FilterBody"]
     assert {"block_key_prefix", "db_map", "rename_prefix", "function", "max_ttl"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False

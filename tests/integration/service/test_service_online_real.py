@@ -92,7 +92,7 @@ def test_incremental_online_migration_until_stopped(env: Any, sdk: Any) -> None:
     assert stats.is_migrating is True and stats.full_migration_progress == "100"
     codes = [m.split()[1] for m in messages(sdk, client, task_id)]
     assert "migration.incr.start" in codes
-    metrics = httpx.get(live.metrics_url).text
+    metrics = httpx.get(live.metrics_url, timeout=60).text
     assert 'cachemigrate_tasks{status="INCRMIGEATING"} 1.0' in metrics
     assert "cachemigrate_tasks_executing 1.0" in metrics
     moved = [ln for ln in metrics.splitlines() if ln.startswith("cachemigrate_keys_moved_total ")]

@@ -96,7 +96,7 @@ def test_signature_failures_are_401(env: Any, sdk: Any) -> None:
     )
     exc = raises(sdk, invoker.invoke)
     assert (exc.status_code, exc.error_code) == (401, "APIG.0301") and "signature expired" in exc.error_msg
-    r = httpx.get(f"{live.url}/v2/{creds.project_id}/migration-tasks")
+    r = httpx.get(f"{live.url}/v2/{creds.project_id}/migration-tasks", timeout=60)
     assert r.status_code == 401 and r.json()["error_code"] == "APIG.0301" and r.headers["x-request-id"]
     assert r.headers["content-type"] == "application/json;charset=UTF-8"
     assert r.json()["request_id"] == r.headers["x-request-id"]
@@ -110,7 +110,7 @@ def test_signature_failures_are_401(env: Any, sdk: Any) -> None:
     )
     assert r.status_code == 200
     hdrs = dict(r.request.headers)
-    tampered = httpx.post(str(r.request.url), content=b'{"migration_tasks": ["b"]}', headers=hdrs)
+    tampered = httpx.post(str(r.request.url), content=b'{"migration_tasks": ["b"]}', headers=hdrs, timeout=60)
     assert tampered.status_code == 401 and tampered.json()["error_code"] == "APIG.0301"
 
 
@@ -222,9 +222,9 @@ def test_validation_errors_are_dcs_400s(env: Any, sdk: Any) -> None:
         sdk, client.list_migration_task_logs, v2.ListMigrationTaskLogsRequest(task_id="x", log_level="LOUD")
     )
     assert exc.error_code in ("DCS.4063", "DCS.4133")
-    r = httpx.get(f"{live.url}/v2/{pid}/no-such-thing")
+    r = httpx.get(f"{live.url}/v2/{pid}/no-such-thing", timeout=60)
     assert r.status_code == 404 and r.json()["error_code"] == "DCS.4001" and r.headers["x-request-id"]
-    r = httpx.get(f"{live.url}/nothing/here")
+    r = httpx.get(f"{live.url}/nothing/here", timeout=60)
     assert r.status_code == 404 and r.json()["error_code"] == "DCS.4001" and r.headers["x-request-id"]
     r = signed(live, creds, "DELETE", f"/v2/{pid}/migration-tasks")
     assert r.status_code == 405 and r.json()["error_code"] == "DCS.5001"
@@ -236,13 +236,15 @@ def test_x_auth_token(env: Any, sdk: Any) -> None:
     r = signed(live, creds, "POST", f"/v2/{creds.project_id}/auth/tokens")
     assert r.status_code == 200, r.text
     token = r.json()["token"]
-    ok = httpx.get(f"{live.url}/v2/{creds.project_id}/migration-tasks", headers={"X-Auth-Token": token})
+    ok = httpx.get(f"{live.url}/v2/{creds.project_id}/migration-tasks", headers={"X-Auth-Token": token},
+                   timeout=60)
     assert ok.status_code == 200 and ok.json() == {"count": 0, "migration_tasks": []}
-    other = httpx.get(f"{live.url}/v2/{OTHER_PROJECT}/migration-tasks", headers={"X-Auth-Token": token})
+    other = httpx.get(f"{live.url}/v2/{OTHER_PROJECT}/migration-tasks", headers={"X-Auth-Token": token},
+                      timeout=60)
     assert other.status_code == 403 and other.json()["error_code"] == "DCS.1004"
     forged = httpx.get(
         f"{live.url}/v2/{creds.project_id}/migration-tasks", headers={"X-Auth-Token": token[:-4]}
-    )
+    , timeout=60)
     assert forged.status_code == 401 and "decrypt token fail" in forged.json()["error_msg"]
     # The SDK can carry the token too (it still signs the request).
     client = sdk.client(live.url, creds)

@@ -64,7 +64,7 @@ def test_tls_from_the_environment_and_bad_settings(tmp_path: Path) -> None:
     }
     url = f"https://127.0.0.1:{port}"
     with serve_cli(env, url=url, log=tmp_path / "serve.log", verify=trusting(cert)):
-        assert httpx.get(f"{url}/healthz", verify=trusting(cert)).json() == {"status": "ok"}
+        assert httpx.get(f"{url}/healthz", verify=trusting(cert), timeout=60).json() == {"status": "ok"}
 
     def refused(**overrides: str) -> str:
         bad = {k: v for k, v in {**env, **overrides}.items() if v}

@@ -227,7 +227,7 @@ def test_verifications_in_openapi(service_factory: Any) -> None:
     import httpx
 
     live: LiveService = service_factory()
-    doc = httpx.get(f"{live.url}/openapi.json").json()
+    doc = httpx.get(f"{live.url}/openapi.json", timeout=60).json()
     ops = doc["paths"]["/v2/{project_id}/migration-task/{task_id}/verifications"]
     assert "cachemigrate extension" in ops["post"]["description"]
     assert ops["post"]["summary"] and ops["get"]["summary"]

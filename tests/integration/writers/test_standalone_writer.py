@@ -207,3 +207,26 @@ async def test_large_values_with_and_without_size(target_redis: RedisServer) -> 
     assert c.get(b"sized") == big and c.get(b"unsized") == big and c.get(b"small") == b"1"
     assert target_redis.client(db=1).get(b"small2") == b"2"
     assert w.stats.keys_written == 4
+
+
+async def test_a_large_exec_reply_split_across_reads_is_parsed_whole(target_redis: RedisServer) -> None:
+    """An EXEC array of many +OK elements arrives in several socket reads; a read made only of
+    "+OK" elements is part of that array, not replies of their own (the +OK counting fast path
+    once took them for replies: the writer then waited for ever on a reply it had miscounted)."""
+    w = StandaloneWriter(_ep(target_redis))
+    await w.start()
+    try:
+        for round_ in range(3):
+            n = 200_000  # a 1 MB EXEC array: several reads whatever the socket buffers
+            tx = [Command([b"MULTI"]), *(Command([b"SET", b"k%d" % i, b"%d" % round_], key=b"k%d" % i)
+                                         for i in range(n)), Command([b"EXEC"], source_offset=round_ + 1)]
+            await w.write(tx)
+            after = Command([b"SET", b"after", b"%d" % round_], key=b"after", source_offset=round_ + 1)
+            await w.write([after])
+            await asyncio.wait_for(w.flush(), 60)
+            assert w.stats.commands_written == (round_ + 1) * (n + 3)
+        assert w.stats.applied_offset == 3
+    finally:
+        await w.close()
+    c = target_redis.client()
+    assert c.dbsize() == 200_001 and c.get(b"k199999") == b"2" and c.get(b"after") == b"2"

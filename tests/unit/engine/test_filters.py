@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from cachemigrate.engine.filters import Filter, FilterRules
+from cachemigrate.engine.filter_rules import FilterRules
+from cachemigrate.engine.filters import Filter
 from cachemigrate.engine.keyspecs import command_info
 from cachemigrate.engine.status import LogLevel, RecordingSink
 from cachemigrate.errors import ConfigError

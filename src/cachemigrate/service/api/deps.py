@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from cachemigrate.errors import ConfigError, CredentialsError, InvalidParameterError, NotFoundError
 from cachemigrate.service import auth
-from cachemigrate.service.api.schemas import ErrorBody, unstorable
+from cachemigrate.service.api.errors import ErrorBody
+from cachemigrate.service.api.fields import unstorable
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db import repo
@@ -122,7 +123,7 @@ _KIND_OF_PATH_PARAM = {"task_id": "task", "instance_id": "instance", "job_id": "
 
 
 async def storable_parameters(request: Request, _who: Principal) -> None:
-    """Path and query parameters a database can take (schemas.unstorable), checked after the
+    """Path and query parameters a database can take (fields.unstorable), checked after the
     signature on every API route: what SQLite answers, PostgreSQL answers too (not a 500)."""
     for name, value in request.path_params.items():
         why = unstorable(value)

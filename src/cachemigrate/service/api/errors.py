@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +37,15 @@ JSON_MEDIA_TYPE = "application/json;charset=UTF-8"
 
 class DcsJSONResponse(JSONResponse):
     media_type = JSON_MEDIA_TYPE
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body (spec §2.4); signature failures add ``request_id``."""
+
+    error_code: str
+    error_msg: str
+    error_ext_msg: str | None = None
+    request_id: str | None = None
 
 
 class DcsError(Exception):

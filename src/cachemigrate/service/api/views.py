@@ -7,6 +7,7 @@ from typing import Any
 from cachemigrate.engine.status import StatusSnapshot
 from cachemigrate.service import filters as task_filters
 from cachemigrate.service import states as st
+from cachemigrate.service.api import instance_schemas as si
 from cachemigrate.service.api import schemas as s
 from cachemigrate.service.db.models import Instance, Job, Task, TaskLog
 from cachemigrate.service.endpoints import first_address, instance_desc
@@ -159,9 +160,9 @@ def log_entry(row: TaskLog) -> s.MigrationLog:
     )
 
 
-def instance_info(inst: Instance) -> s.ShowInstanceResponse:
+def instance_info(inst: Instance) -> si.ShowInstanceResponse:
     ep = first_address(instance_desc(inst))
-    return s.ShowInstanceResponse(
+    return si.ShowInstanceResponse(
         instance_id=inst.id,
         name=inst.name,
         description=inst.description,
@@ -177,12 +178,12 @@ def instance_info(inst: Instance) -> s.ShowInstanceResponse:
         ssl_verify=inst.ssl_verify,
         access_user=inst.access_user,
         backend_addrs=inst.addrs,
-        front=None if inst.front is None else s.FrontInfo(**inst.front),
+        front=None if inst.front is None else si.FrontInfo(**inst.front),
     )
 
 
-def instance_list_item(inst: Instance) -> s.InstanceListInfo:
-    return s.InstanceListInfo(**instance_info(inst).model_dump(exclude={"backend_addrs", "front"}))
+def instance_list_item(inst: Instance) -> si.InstanceListInfo:
+    return si.InstanceListInfo(**instance_info(inst).model_dump(exclude={"backend_addrs", "front"}))
 
 
 def job_info(job: Job) -> s.ShowJobInfoResponse:

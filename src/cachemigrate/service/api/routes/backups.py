@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from cachemigrate.errors import InvalidParameterError
-from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api import backup_schemas as s
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
 from cachemigrate.service.db import backups as brepo
 from cachemigrate.service.db.models import Backup

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from cachemigrate.errors import ConfigError, InvalidParameterError, NotFoundError
 from cachemigrate.service import endpoints, fronts, quotas
-from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api import instance_schemas as s
 from cachemigrate.service.api import views
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Offset, Principal, ServicesDep
 from cachemigrate.service.db import repo

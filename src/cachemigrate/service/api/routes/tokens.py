@@ -11,7 +11,7 @@ from fastapi import APIRouter
 
 from cachemigrate.errors import ForbiddenError
 from cachemigrate.service import auth
-from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api import token_schema as s
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Principal, ServicesDep
 
 router = APIRouter(prefix="/v2/{project_id}", tags=["auth"], responses=ERROR_RESPONSES)

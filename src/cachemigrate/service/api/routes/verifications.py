@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from cachemigrate.errors import InvalidParameterError
-from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api import verification_schemas as s
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Limit, Offset, Principal, ServicesDep
 from cachemigrate.service.db.models import Verification
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cachemigrate.service.api import schemas as s
+from cachemigrate.service.api import worker_schemas as s
 from cachemigrate.service.api.deps import ERROR_RESPONSES, Principal, ServicesDep
 from cachemigrate.service.db import leases, repo
 
