@@ -125,7 +125,7 @@ def test_tasks_run_once_and_a_sigkilled_worker_is_replaced(
     bucket.mkdir()
     shutil.copy(src_file.save(), bucket / "dump.rdb")
     buckets = {"local": {"url": f"file://{bucket}", "projects": [PROJECT]}}
-    with Cluster(tmp_path, lease=4.0, heartbeat=1.0, buckets=buckets) as cluster:
+    with Cluster(tmp_path, lease=8.0, heartbeat=1.0, buckets=buckets) as cluster:
         from support.servers import free_port
 
         metrics_port = free_port()
@@ -198,7 +198,8 @@ def test_tasks_run_once_and_a_sigkilled_worker_is_replaced(
         assert lost_doubled == (0, 0), (lost_doubled, ops, target_sum)
         report = same(src_incr, targets["incr"])
         print(f"incremental: run by {victim.name}, SIGKILLed; {survivor.name} claimed it {claimed_after} s "
-              f"later and applied again {applying_after} s after the kill (lease 4 s, sweep 1 s); "
+              f"later and applied again {applying_after} s after the kill "
+              f"(lease {cluster.lease:g} s, sweep 1 s); "
               f"INCRs: writer {ops}, target {target_sum}, lost/doubled {lost_doubled}; "
               f"{report.compared} keys compared, {len(report.mismatches)} mismatches")
         assert claimed_after < cluster.lease + 3 * cluster.heartbeat + 5
@@ -252,7 +253,7 @@ def test_a_worker_cut_from_the_database_stops_applying_before_its_lease_ends(
     source = redis_factory("src", args=["--repl-diskless-sync-delay", "0", "--repl-backlog-size", "64mb"])
     target = redis_factory("dst")
     seed(source.port, "cut")
-    with Cluster(tmp_path, lease=4.0, heartbeat=1.0) as cluster, \
+    with Cluster(tmp_path, lease=8.0, heartbeat=1.0) as cluster, \
             Relay(5432, delay=0.0, direction="requests") as relay1, \
             Relay(5432, delay=0.0, direction="requests") as relay2:
         # Each worker reaches PostgreSQL through a relay of its own: the owner's is cut.
@@ -333,7 +334,8 @@ def test_a_worker_cut_from_the_database_stops_applying_before_its_lease_ends(
         assert cluster.owner(task_id) == (other.name, 2)
         assert stopped_wall < expiry, (stopped_wall, expiry)
         assert claimed_wall >= expiry - 0.5
-        print(f"\nDB cut of {cut_worker.name} (lease 4 s, heartbeat 1 s): it stopped applying "
+        print(f"\nDB cut of {cut_worker.name} (lease {cluster.lease:g} s, heartbeat 1 s): "
+              "it stopped applying "
               f"{stopped_wall - cut_wall:.2f} s after the cut, {expiry - stopped_wall:.2f} s before its "
               f"lease ended ({expiry - cut_wall:.2f} s after the cut); {other.name} claimed "
               f"{claimed_wall - cut_wall:.2f} s and "
@@ -359,7 +361,7 @@ async def test_exchange_and_rollback_through_either_serve_reach_the_owner(
     seed(a.port, "x", 500)
     hx = start_haproxy(tmp_path / "hx", {"a": ("127.0.0.1", a.port), "b": ("127.0.0.1", b.port)})
     try:
-        with Cluster(tmp_path, lease=4.0, heartbeat=1.0) as cluster:
+        with Cluster(tmp_path, lease=8.0, heartbeat=1.0) as cluster:
             extra = {"CACHEMIGRATE_FRONT_SOCKET_DIRS": str(tmp_path / "hx"),
                      "CACHEMIGRATE_EXCHANGE_VERIFY": "full", "CACHEMIGRATE_EXCHANGE_MAX_PAUSE_SECONDS": "10"}
             cluster.extra_env.update(extra)
