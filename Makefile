@@ -46,7 +46,7 @@ redis-server:
 # The machine parts the tests use beside their own redis-servers (.ci/provision: installed with
 # apt-get when missing, started when stopped). In CI a part still missing fails its tests.
 parts:
-	@.ci/provision redis-server postgres haproxy chromium
+	@.ci/provision redis-server postgres haproxy chromium rabbitmq
 
 check: install
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -11,6 +11,11 @@ Runs its own event loop in a thread, so sync and async tests (and subprocesses) 
 
     with Relay(server.port, delay=2.0, direction="replies", after=b"DUMP") as relay:
         ... connect to 127.0.0.1:relay.port ...
+
+``cut()`` makes it a black hole (what a network partition looks like to the client): nothing
+passes either way on the open connections, new connections are accepted and hear nothing, and
+the client learns nothing until its own timeouts; ``heal()`` closes every connection of the cut
+(the client sees them reset and reconnects) and relays again.
 """
 
 from __future__ import annotations
@@ -40,6 +45,20 @@ class Relay:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="relay")
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cut = threading.Event()
+
+    def cut(self) -> None:
+        self._cut.set()
+
+    def heal(self) -> None:
+        """Close the connections open during the cut, then relay again."""
+        asyncio.run_coroutine_threadsafe(self._heal(), self._loop).result(10)
+
+    async def _heal(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._cut.clear()
 
     def __enter__(self) -> Relay:
         self._thread.start()
@@ -71,6 +90,16 @@ class Relay:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        if self._cut.is_set():  # a black hole: read and drop until healed (then closed)
+            try:
+                while await client_r.read(1 << 16):
+                    pass
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                client_w.close()
+                self._tasks.discard(task)
+            return
         try:
             up_r, up_w = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -108,6 +137,8 @@ class Relay:
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if self._cut.is_set():
+                    continue  # dropped: the cut lets nothing through
                 dst.write(chunk)
                 await dst.drain()
 

@@ -38,6 +38,7 @@ EXTRAS = {
     "pydantic_settings": "service",
     "prometheus_client": "service",
     "cryptography": "service",
+    "celery": "service",
     "boto3": "s3",
     "botocore": "s3",
     "psycopg": "postgres",

@@ -1,5 +1,5 @@
-"""`cachemigrate serve | credentials create|list|revoke|rotate | secrets rotate | instances | tasks`:
-run and administer the service.
+"""`cachemigrate serve | worker | workers | credentials create|list|revoke|rotate | secrets rotate |
+instances | tasks`: run and administer the service.
 
 These commands need the ``[service]`` extra; it is imported when one of them runs (a missing extra
 is one line from cli/app.py).
@@ -102,6 +102,52 @@ def serve(
     asyncio.run(serving.serve(listeners))
     if not all(server.started for server in listeners):
         raise typer.Exit(3)  # uvicorn's code for a failed start; its log said why
+
+
+def worker(
+    database: DatabaseOpt = None,
+    worker_id: Annotated[
+        str | None, typer.Option("--worker-id", help="Its name in the database (default host:pid)")
+    ] = None,
+    slots: Annotated[
+        int | None, typer.Option("--slots", help="Tasks it runs at the same time", parser=ascii_int)
+    ] = None,
+) -> None:
+    """Run migration tasks of the distributed mode (CACHEMIGRATE_EXECUTION_MODE=distributed): a
+    Celery worker on CACHEMIGRATE_BROKER_URL that claims tasks in CACHEMIGRATE_DATABASE_URL under a
+    lease (CACHEMIGRATE_LEASE_SECONDS, renewed every CACHEMIGRATE_HEARTBEAT_SECONDS)."""
+    import logging
+
+    from cachemigrate.service.worker import run_worker
+
+    settings = service_settings(database, worker_id=worker_id, worker_slots=slots)
+    if settings.execution_mode != "distributed":
+        raise ConfigError(
+            "cachemigrate worker runs the tasks of the distributed mode: set "
+            "CACHEMIGRATE_EXECUTION_MODE=distributed (and the serves' CACHEMIGRATE_DATABASE_URL and "
+            "CACHEMIGRATE_BROKER_URL)"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(settings)
+
+
+def workers(database: DatabaseOpt = None) -> None:
+    """List the workers of the distributed mode: heartbeat age, slots, the units they run."""
+    from cachemigrate.service.db import leases
+
+    db = open_database(service_settings(database))
+    try:
+        rows = db.run_sync(leases.list_workers)
+        owners = db.run_sync(leases.owners)
+    finally:
+        db.dispose()
+    table = new_table("worker_id", "heartbeat_age_s", "state", "load", "slots", "units", "keys_moved")
+    for w in rows:
+        units = sorted(t for t, owner in owners.items() if owner == w.id)
+        state = "stopped" if w.stopped else ("alive" if w.heartbeat_age < 60 else "silent")
+        table.add_row(w.id, f"{w.heartbeat_age:.1f}", state, str(len(units)), str(w.slots),
+                      " ".join(units) or "-", str(w.keys_moved))
+    print_table(table)
 
 
 def credentials_create(
@@ -254,7 +300,10 @@ def tasks(
     db = open_database(service_settings(database))
     try:
         _, rows = db.run_sync(repo.list_tasks, project_id=project_id, name=name, limit=100000)
-        table = new_table("task_id", "project_id", "name", "type", "status", "updated_at", "error")
+        # run_by (distributed mode): the worker that runs the task or ran it last.
+        distributed = any(t.run_by for t in rows)
+        columns = ["task_id", "project_id", "name", "type", "status", "updated_at", "error"]
+        table = new_table(*columns[:5], *(["run_by"] if distributed else []), *columns[5:])
         for t in rows:
             table.add_row(
                 t.id,
@@ -262,6 +311,7 @@ def tasks(
                 t.name,
                 t.migration_type,
                 t.status,
+                *([t.run_by or "-"] if distributed else []),
                 t.updated_at,
                 (t.error_message or "")[:60],
             )
@@ -285,6 +335,8 @@ def print_table(table: Table, width: int | None = None) -> None:
 def register(app: typer.Typer) -> None:
     """Add the service commands to the `cachemigrate` typer app."""
     app.command("serve")(serve)
+    app.command("worker")(worker)
+    app.command("workers")(workers)
     credentials = typer.Typer(help="Manage AK/SK credentials of the service.", no_args_is_help=True)
     credentials.command("create")(credentials_create)
     credentials.command("list")(credentials_list)

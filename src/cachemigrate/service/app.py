@@ -22,10 +22,12 @@ from cachemigrate.service.api.routes import (
     online_migration,
     tokens,
     verifications,
+    workers,
 )
 from cachemigrate.service.backups import BackupService
 from cachemigrate.service.crypto import Cipher
 from cachemigrate.service.db.session import Database, make_engine, upgrade
+from cachemigrate.service.distributed import DispatchingRunner
 from cachemigrate.service.file_import import FileByFileExecutor
 from cachemigrate.service.runner import Executor, Runner, engine_executor
 from cachemigrate.service.settings import Settings
@@ -101,6 +103,10 @@ the official `huaweicloudsdkdcs` SDK drives it unchanged (SDK-HMAC-SHA256 signed
   live source (full or sampled, re-checks, optional repair) in the background: 202 with its id;
   `GET .../verifications/{verification_id}` shows its status (RUNNING, SUCCESS, FAILED) and report;
   `GET .../verifications` lists them. A task without a live source is 400 `DCS.4957`.
+* Distributed mode (`CACHEMIGRATE_EXECUTION_MODE=distributed`; a cachemigrate extension): tasks run
+  on `cachemigrate worker` processes under a lease; `run_by` in a task's details names the worker
+  that runs it (or ran it last); `GET /v2/{project_id}/workers` lists the workers (heartbeat age,
+  slots, load, this project's tasks on each). Any serve answers for any task.
 """
 
 
@@ -119,22 +125,50 @@ class DcsApp(FastAPI):
         return self.openapi_schema or {}
 
 
-def build_services(settings: Settings, executor: Executor | None = None) -> Services:
+def _open(settings: Settings) -> tuple[Cipher, Database, BackupService]:
     for name in settings.check_buckets():  # ConfigError: a bad URL, a bound bucket over our files
         log.warning("bucket %r is bound to no project: no import can read it (set its \"projects\")", name)
+    settings.check_distributed()  # ConfigError: distributed without PostgreSQL or a broker
     cipher = Cipher.from_settings(settings)  # refuses to start without a key (unless dev_mode)
     engine = make_engine(settings.sqlalchemy_url())
     upgrade(engine)
     db = Database(engine)
-    backups = BackupService(db, settings, cipher)
+    return cipher, db, BackupService(db, settings, cipher)
+
+
+def build_runner(settings: Settings) -> tuple[Runner, Database]:
+    """The runner of a `cachemigrate worker` (service/worker.py): the in-process engine."""
+    cipher, db, backups = _open(settings)
     runner = Runner(
         db,
         build_spec=SpecBuilder(db, settings, cipher, backups),
-        executor=FileByFileExecutor(executor or engine_executor),
+        executor=FileByFileExecutor(engine_executor),
         interval=settings.status_interval_seconds,
         stop_grace=settings.stop_grace_seconds,
-        live=executor is None,
+        live=True,
     )
+    runner.switcher = Switcher(db, settings, cipher)
+    return runner, db
+
+
+def build_services(settings: Settings, executor: Executor | None = None) -> Services:
+    cipher, db, backups = _open(settings)
+    build = SpecBuilder(db, settings, cipher, backups)
+    runner: Runner
+    if settings.execution_mode == "distributed":
+        # Tasks run on the workers (service/distributed.py): this process only dispatches.
+        runner = DispatchingRunner(
+            db, settings, build_spec=build, executor=FileByFileExecutor(engine_executor)
+        )
+    else:
+        runner = Runner(
+            db,
+            build_spec=build,
+            executor=FileByFileExecutor(executor or engine_executor),
+            interval=settings.status_interval_seconds,
+            stop_grace=settings.stop_grace_seconds,
+            live=executor is None,
+        )
     runner.switcher = Switcher(db, settings, cipher)
     tasks = TaskService(db, settings, cipher, runner, backups)
     return Services(
@@ -162,8 +196,9 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await services.backups.fail_interrupted()
-        await services.verifications.fail_interrupted()
+        if settings.execution_mode == "embedded":  # (another serve may be running them)
+            await services.backups.fail_interrupted()
+            await services.verifications.fail_interrupted()
         await services.runner.resume_all()
         try:
             yield
@@ -185,7 +220,8 @@ def create_app(settings: Settings, *, executor: Executor | None = None) -> FastA
     # Added first, so it runs inside RequestIdMiddleware: its 413s carry the request id too.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(errors.RequestIdMiddleware)
-    for module in (migration_tasks, online_migration, instances, backups, jobs, tokens, verifications):
+    routers = (migration_tasks, online_migration, instances, backups, jobs, tokens, verifications, workers)
+    for module in routers:
         app.include_router(module.router, dependencies=[Depends(storable_parameters)])
 
     # No /metrics here: they name every project's tasks (service/serving.py serves them apart).

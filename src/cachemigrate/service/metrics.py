@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cachemigrate.service.db import repo
+from cachemigrate.service.db import leases, repo
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.runner import Runner
 
@@ -64,6 +64,30 @@ class ServiceCollector(Collector):
                 lag_seconds.add_metric([task_id], snap.lag_seconds)
         yield lag_bytes
         yield lag_seconds
+        yield from self._workers()
+
+    def _workers(self) -> Iterator[Metric]:
+        """Per worker of the distributed mode (the workers table its heartbeat writes)."""
+        rows = self.db.run_sync(leases.list_workers)
+        labels = ["worker"]
+        age = GaugeMetricFamily("cachemigrate_worker_heartbeat_age_seconds",
+                                "Seconds since the worker's last heartbeat (the database's clock)",
+                                labels=labels)
+        units = GaugeMetricFamily("cachemigrate_worker_units", "Units (tasks) the worker runs", labels=labels)
+        slots = GaugeMetricFamily("cachemigrate_worker_slots", "Units the worker runs at most", labels=labels)
+        keys = CounterMetricFamily("cachemigrate_worker_keys_moved",
+                                   "Keys written to targets by the worker since it started", labels=labels)
+        nbytes = CounterMetricFamily("cachemigrate_worker_bytes_moved",
+                                     "Bytes written to targets by the worker since it started", labels=labels)
+        for w in rows:
+            if w.stopped:
+                continue
+            age.add_metric([w.id], w.heartbeat_age)
+            units.add_metric([w.id], len(w.units))
+            slots.add_metric([w.id], w.slots)
+            keys.add_metric([w.id], w.keys_moved)
+            nbytes.add_metric([w.id], w.bytes_moved)
+        yield from (age, units, slots, keys, nbytes)
 
 
 def make_registry(db: Database, runner: Runner) -> CollectorRegistry:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cachemigrate.engine.checkpoint import Checkpoint, CheckpointStore
@@ -24,7 +24,7 @@ from cachemigrate.engine.spec import PipelineSpec, SourceKind
 from cachemigrate.engine.status import EventSink, LogLevel, Phase, StatusSnapshot
 from cachemigrate.errors import CacheMigrateError
 from cachemigrate.service import states as st
-from cachemigrate.service.db import repo
+from cachemigrate.service.db import leases, repo
 from cachemigrate.service.db.session import Database
 from cachemigrate.service.tasklogs import LogLine, error_code_of
 
@@ -55,19 +55,41 @@ async def engine_executor(
     return await run_pipeline(spec, events=events, checkpoints=checkpoints, stop=stop)
 
 
-class DbCheckpointStore:
-    """CheckpointStore over the task_checkpoints table."""
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A run under a lease (distributed mode, db/leases.py): its writes carry the generation and
+    are refused once another worker claimed the task; ``lost`` is called when one is."""
 
-    def __init__(self, db: Database, task_id: str) -> None:
+    worker_id: str
+    generation: int
+    lost: Callable[[], None]
+
+
+class DbCheckpointStore:
+    """CheckpointStore over the task_checkpoints table (fenced under a lease)."""
+
+    def __init__(self, db: Database, task_id: str, fence: Fence | None = None) -> None:
         self.db = db
         self.task_id = task_id
+        self.fence = fence
 
     async def load(self) -> Checkpoint | None:
         text = await self.db.call(repo.load_checkpoint, task_id=self.task_id)
         return None if text is None else Checkpoint.from_json(text)
 
     async def save(self, checkpoint: Checkpoint) -> None:
-        await self.db.call(repo.save_checkpoint, task_id=self.task_id, data=checkpoint.to_json())
+        kw = {"task_id": self.task_id, "data": checkpoint.to_json()}
+        if self.fence is None:
+            await self.db.call(repo.save_checkpoint, **kw)
+            return
+        try:
+            await self.db.call_abandoning(
+                leases.fenced, task_id=self.task_id, worker_id=self.fence.worker_id,
+                generation=self.fence.generation, write=repo.save_checkpoint, kw=kw,
+            )
+        except leases.LeaseLost:
+            self.fence.lost()
+            raise
 
 
 class _Sink:
@@ -89,8 +111,11 @@ class _Sink:
 
 
 class _Run:
-    def __init__(self, task_id: str) -> None:
+    def __init__(self, task_id: str, fence: Fence | None = None) -> None:
         self.task_id = task_id
+        self.fence = fence
+        # The lease was lost (another worker may run the task now): end at once, write nothing.
+        self.lost = False
         self.stop = asyncio.Event()
         self.sink = _Sink()
         self.user_stop = False
@@ -127,19 +152,26 @@ class Runner:
         self.runs: dict[str, _Run] = {}
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
+        # Distributed mode: the worker whose leases the runs hold (service/distributed.py).
+        self.worker_id: str | None = None
         # Process-wide totals for /metrics (counters: they restart at 0 with the process).
         self.keys_moved = 0
         self.bytes_moved = 0
 
     # --- control ---------------------------------------------------------------------------------
 
-    def start(self, task_id: str, *, first_log: LogLine | None = None) -> None:
+    def start(self, task_id: str, *, first_log: LogLine | None = None, generation: int | None = None) -> None:
+        """Run the task (``generation``: under that lease of ``worker_id``, fenced)."""
         existing = self.runs.get(task_id)
         if existing is not None:
-            if existing.finishing:  # its end is being recorded: start anew right after
+            if existing.finishing and generation is None:  # its end is being recorded: start anew right after
                 existing.again = [first_log]
             return
-        run = _Run(task_id)
+        fence = None
+        if generation is not None:
+            assert self.worker_id is not None
+            fence = Fence(self.worker_id, generation, lambda: self.lose(task_id))
+        run = _Run(task_id, fence)
         if first_log is not None:
             run.sink.pending.append(first_log)
         self.runs[task_id] = run
@@ -147,6 +179,20 @@ class Runner:
 
     def is_running(self, task_id: str) -> bool:
         return task_id in self.runs
+
+    def lose(self, task_id: str) -> None:
+        """The run's lease is gone: cancel it now, without its grace and without writing."""
+        run = self.runs.get(task_id)
+        if run is not None and not run.lost:
+            run.lost = True
+            log.warning("task %s: lease lost, the run is cancelled (it writes nothing more)", task_id)
+            if run.task is not None:
+                run.task.cancel()
+
+    async def ensure_stopped(self, task_id: str) -> None:
+        """The task's run (the reverse sync of an exchanged task) stopped, if one runs."""
+        if self.is_running(task_id):
+            await self.stop(task_id, wait=True)
 
     def can_switch(self, task_id: str) -> bool:
         """Whether the task's run holds a live migration a switch can move."""
@@ -161,6 +207,14 @@ class Runner:
         run.switch = request
         run.wake.set()
         return True
+
+    async def switchable(self, task_id: str) -> bool:
+        """``can_switch``, asked where the run is (the database, in distributed mode)."""
+        return self.can_switch(task_id)
+
+    async def submit_switch(self, task_id: str, request: SwitchRequest) -> bool:
+        """``request_switch``, handed to wherever the run is."""
+        return self.request_switch(task_id, request)
 
     def snapshot(self, task_id: str) -> StatusSnapshot | None:
         run = self.runs.get(task_id)
@@ -247,14 +301,32 @@ class Runner:
                 await monitor
         run.finishing = True
         try:
-            await self._flush(run)
-            await self._conclude(run, *outcome)
+            if not run.lost:
+                await self._flush(run)
+                await self._conclude(run, *outcome)
+        except leases.LeaseLost:
+            run.lost = True
+            log.warning("task %s: lease lost before its end was recorded", run.task_id)
         except Exception:
             log.exception("cannot record the end of task %s", run.task_id)
         finally:
+            if run.fence is not None and not run.lost:
+                with contextlib.suppress(Exception):  # unreachable: the lease ends by itself
+                    await self.db.call(leases.release, task_id=run.task_id, worker_id=run.fence.worker_id,
+                                       generation=run.fence.generation)
             self.runs.pop(run.task_id, None)
             if run.again and not self._closing:
                 self.start(run.task_id, first_log=run.again[0])
+
+    async def _call(self, run: _Run | None, fn: Callable[..., Any], **kw: Any) -> Any:
+        """``db.call(fn, **kw)``; fenced by the run's lease when it has one (LeaseLost: refused)."""
+        if run is None or run.fence is None:
+            return await self.db.call(fn, **kw)
+        return await self.db.call_abandoning(
+            leases.fenced, task_id=run.task_id, worker_id=run.fence.worker_id,
+            generation=run.fence.generation,
+            write=fn, kw=kw,
+        )
 
     async def _run_pipeline(self, run: _Run) -> tuple[str, str | None, LogLine | None]:
         try:
@@ -267,14 +339,21 @@ class Runner:
                     [spec.target.address],
                 )
             )
-            store = DbCheckpointStore(self.db, run.task_id)
+            store = DbCheckpointStore(self.db, run.task_id, run.fence)
             if self.live and spec.source.kind is SourceKind.SYNC and spec.options.incremental:
                 return await self._run_live(run, spec, store)
             runner = asyncio.ensure_future(
                 self.executor(spec, events=run.sink, checkpoints=store, stop=run.stop)
             )
             stopper = asyncio.ensure_future(run.stop.wait())
-            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # the service stops, or the lease is lost: end it now
+                stopper.cancel()
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await runner
+                raise
             if runner not in done:
                 # Stop requested: give the pipeline its grace period, then cancel it.
                 with contextlib.suppress(TimeoutError):
@@ -288,6 +367,9 @@ class Runner:
             final = runner.result()
             run.sink.last = final
             return ("done", None, None)
+        except leases.LeaseLost:
+            run.lost = True
+            return ("lost", None, None)
         except CacheMigrateError as exc:
             message = str(exc) or type(exc).__name__
             return ("failed", message, LogLine("ERROR", error_code_of(exc), message, []))
@@ -388,42 +470,44 @@ class Runner:
         if run.reverse:
             # Exchanged (status TERMINATED): the reverse sync's end is told, the status stays.
             if kind == "failed":
-                await self.db.call(repo.update_task, task_id=run.task_id, error_message=message)
-                await self.db.call(repo.add_logs, task_id=run.task_id, entries=[
+                await self._call(run, repo.update_task, task_id=run.task_id, error_message=message)
+                await self._call(run, repo.add_logs, task_id=run.task_id, entries=[
                     LogLine("ERROR", line.code if line else "migration.error",
                             f"the reverse sync stopped: {message}", []).row()])
             else:
-                await self.db.call(repo.add_logs, task_id=run.task_id, entries=[
+                await self._call(run, repo.add_logs, task_id=run.task_id, entries=[
                     LogLine("INFO", "migration.stop", "the reverse sync stopped", []).row()])
             return
         if run.user_stop or kind in ("stopped", "cancelled"):
-            await self._finish_stop(run.task_id)
+            await self._finish_stop(run.task_id, run)
         elif kind == "failed":
-            await self._fail(run.task_id, message or "failed", line.code if line else "migration.error")
+            await self._fail(run.task_id, message or "failed", line.code if line else "migration.error", run)
         else:
             await self._set_status(
                 run.task_id, sorted(st.EXECUTING), st.SUCCESS,
-                LogLine("INFO", "migration.full.done", "migration finished", []), error_message=None,
+                LogLine("INFO", "migration.full.done", "migration finished", []), error_message=None, run=run,
             )
 
-    async def _finish_stop(self, task_id: str) -> None:
+    async def _finish_stop(self, task_id: str, run: _Run | None = None) -> None:
         allowed = sorted(st.EXECUTING | {st.TERMINATING})
         line = LogLine("INFO", "migration.stop", "migration stopped", [])
-        await self._set_status(task_id, allowed, st.TERMINATED, line)
+        await self._set_status(task_id, allowed, st.TERMINATED, line, control_request=None, run=run)
 
-    async def _fail(self, task_id: str, message: str, code: str) -> None:
+    async def _fail(self, task_id: str, message: str, code: str, run: _Run | None = None) -> None:
         await self._set_status(
-            task_id, sorted(st.ACTIVE), st.FAILED, LogLine("ERROR", code, message, []), error_message=message
+            task_id, sorted(st.ACTIVE), st.FAILED, LogLine("ERROR", code, message, []), error_message=message,
+            run=run,
         )
 
     async def _set_status(
-        self, task_id: str, allowed: list[str], status: str, line: LogLine, **fields: Any
+        self, task_id: str, allowed: list[str], status: str, line: LogLine, *, run: _Run | None = None,
+        **fields: Any,
     ) -> None:
         """Compare-and-set the status with its log line in one transaction: whoever reads the new
         status also finds the line that says why (a FAILED task without its error was seen)."""
-        await self.db.call(
-            repo.set_status_and_log, task_id=task_id, allowed=allowed, status=status, entries=[line.row()],
-            **fields,
+        await self._call(
+            run, repo.set_status_and_log, task_id=task_id, allowed=allowed, status=status,
+            entries=[line.row()], **fields,
         )
 
     async def _monitor(self, run: _Run) -> None:
@@ -431,6 +515,8 @@ class Runner:
             await asyncio.sleep(self.interval)
             try:
                 await self._flush(run)
+            except leases.LeaseLost:
+                self.lose(run.task_id)
             except Exception:
                 log.exception("cannot persist the status of task %s", run.task_id)
 
@@ -440,8 +526,8 @@ class Runner:
         if snap is not None and snap.phase == Phase.INCREMENTAL:
             # The status and the lines that say why in one transaction: whoever sees INCRMIGEATING
             # finds "incremental synchronization started" in the log too.
-            moved = await self.db.call(
-                repo.set_status_and_log, task_id=run.task_id, allowed=[st.FULLMIGRATING],
+            moved = await self._call(
+                run, repo.set_status_and_log, task_id=run.task_id, allowed=[st.FULLMIGRATING],
                 status=st.INCRMIGEATING, entries=[
                     *(ln.row() for ln in lines),
                     LogLine("INFO", "migration.full.done", "full synchronization finished", []).row(),
@@ -452,8 +538,8 @@ class Runner:
                 lines = []  # written with the status
         elif snap is not None and snap.phase == Phase.FULL:
             # A new full sync (the backlog lost our offset, the target came back empty): spec §5.4.
-            moved = await self.db.call(
-                repo.set_status_and_log, task_id=run.task_id, allowed=[st.INCRMIGEATING],
+            moved = await self._call(
+                run, repo.set_status_and_log, task_id=run.task_id, allowed=[st.INCRMIGEATING],
                 status=st.FULLMIGRATING, entries=[
                     *(ln.row() for ln in lines),
                     LogLine("WARN", "migration.full.again", "a new full synchronization started", []).row(),
@@ -462,7 +548,7 @@ class Runner:
             if moved:
                 lines = []
         if lines:
-            await self.db.call(repo.add_logs, task_id=run.task_id, entries=[ln.row() for ln in lines])
+            await self._call(run, repo.add_logs, task_id=run.task_id, entries=[ln.row() for ln in lines])
         if snap is not None:
             keys, nbytes = run.counted
             self.keys_moved += max(0, snap.keys_written - keys)
@@ -470,4 +556,4 @@ class Runner:
             run.counted = (max(keys, snap.keys_written), max(nbytes, snap.bytes_written))
             stats = {k: v for k, v in asdict(snap).items() if k != "keys_by_type"}
             stats["offset_lag_bytes"] = snap.offset_lag_bytes
-            await self.db.call(repo.update_task, task_id=run.task_id, stats=stats)
+            await self._call(run, repo.update_task, task_id=run.task_id, stats=stats)

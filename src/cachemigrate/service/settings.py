@@ -144,6 +144,23 @@ class Settings(BaseModel):
     exchange_max_pause_seconds: float = Field(default=2.0, gt=0, le=60)
     # How long the migration may take to catch up with its source before the pause is given up.
     exchange_catch_up_seconds: float = Field(default=300.0, gt=0)
+    # Where tasks run (service/distributed.py, docs/ARCHITECTURE.md): "embedded", in this `serve`
+    # process; "distributed", on `cachemigrate worker` processes that claim them from the database
+    # (PostgreSQL) under a lease, told by Celery messages over broker_url (RabbitMQ).
+    execution_mode: Literal["embedded", "distributed"] = "embedded"
+    # amqp://user:password@host:5672/vhost (out of repr(): it may carry a password).
+    broker_url: str = Field(default="", repr=False)
+    # The Celery queue the workers consume and the serves publish to.
+    broker_queue: str = Field(default="cachemigrate", min_length=1, max_length=200)
+    # A worker owns a task for lease_seconds after each renewal (the database's clock); it renews
+    # every heartbeat_seconds, and stops applying once it could not renew for lease_seconds minus
+    # lease_margin_seconds (so before another worker can claim the task).
+    lease_seconds: float = Field(default=15.0, gt=0)
+    heartbeat_seconds: float = Field(default=3.0, gt=0)
+    # This worker's name in the database (run_by, `cachemigrate workers`); empty: host:pid.
+    worker_id: str = Field(default="", max_length=128)
+    # Units (tasks) one worker runs at the same time.
+    worker_slots: int = Field(default=4, ge=1, le=1000)
 
     @field_validator("allowed_networks", "front_socket_dirs", mode="before")
     @classmethod
@@ -202,6 +219,31 @@ class Settings(BaseModel):
     def secret_keys(self) -> list[str]:
         """The keys of ``secret_key``, newest first."""
         return [key.strip() for key in (self.secret_key or "").split(",") if key.strip()]
+
+    def lease_margin_seconds(self) -> float:
+        """How long before its lease expires a worker that could not renew it stops applying: a
+        heartbeat and a second at least, a quarter of the lease at most being left unused."""
+        return min(max(self.heartbeat_seconds + 1.0, self.lease_seconds / 4), self.lease_seconds / 2)
+
+    def check_distributed(self) -> None:
+        """ConfigError unless the distributed mode's settings hold together (a no-op when embedded)."""
+        if self.execution_mode != "distributed":
+            return
+        if not self.database_url or self.sqlalchemy_url().startswith("sqlite"):
+            raise ConfigError(
+                "execution_mode distributed needs a shared PostgreSQL database: set "
+                "CACHEMIGRATE_DATABASE_URL (postgresql+psycopg://...); SQLite is one process's"
+            )
+        if not self.broker_url:
+            raise ConfigError(
+                "execution_mode distributed needs a broker: set CACHEMIGRATE_BROKER_URL "
+                "(amqp://user:password@host:5672//)"
+            )
+        if self.heartbeat_seconds * 2 >= self.lease_seconds:
+            raise ConfigError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be less than half of "
+                f"lease_seconds ({self.lease_seconds}): a lease must survive a missed heartbeat"
+            )
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:

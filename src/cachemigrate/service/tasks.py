@@ -324,8 +324,7 @@ class TaskService:
         from cachemigrate.engine.exactly_once import remove_marker  # late: the engine loads on use
 
         try:
-            if self.runner.is_running(task.id):  # the reverse sync of an exchanged task
-                await self.runner.stop(task.id, wait=True)
+            await self.runner.ensure_stopped(task.id)  # the reverse sync of an exchanged task
             spec = build_spec(self.settings, self.cipher, task)
             if spec.source.endpoint is not None:
                 await asyncio.wait_for(
@@ -433,7 +432,7 @@ class TaskService:
     ) -> None:
         from cachemigrate.service.switching import EXCHANGE, ROLLBACK, SwitchRequest
 
-        if not self.runner.can_switch(task.id):
+        if not await self.runner.switchable(task.id):
             raise StateError(f"{operation} is not possible now: the task's migration is not running in this "
                              "service (yet); try again in a moment", kind="task", state=task.status,
                              operation=operation)
@@ -449,7 +448,7 @@ class TaskService:
             raise wrong_state(await self.get(task.project_id, task.id), operation)
         word = EXCHANGE if during == st.EXCHANGING else ROLLBACK
         request = SwitchRequest(word, tuple(chosen), task.project_id)
-        if not self.runner.request_switch(task.id, request):
+        if not await self.runner.submit_switch(task.id, request):
             ending = st.EXCHANGE_FAILED if during == st.EXCHANGING else st.ROLLBACK_FAILED
             await self.db.call(
                 repo.set_switch_state, task_id=task.id, statuses=[status], task_statuses=[during],

@@ -223,6 +223,8 @@ class ShowMigrationTaskResponse(Out):
     task_status: str | None = None
     error_message: str | None = None
     filter: dict[str, Any] | None = Field(None, description="Extension: the task's filter rules (FilterBody)")
+    run_by: str | None = Field(
+        None, description="Extension (distributed mode): the worker that runs the task, or ran it last")
 
 
 class MigrationTaskList(Out):
@@ -307,4 +309,3 @@ class ShowJobInfoResponse(Out):
     begin_time: str
     end_time: str | None = None
     fail_reason: str | None = None
-

@@ -76,6 +76,7 @@ def task_detail(task: Task, *, version: str, migrator_ip: str) -> s.ShowMigratio
         task_status=task.task_status,
         error_message=task.error_message,
         filter=task_filters.stored(task),
+        run_by=task.run_by,
     )
 
 

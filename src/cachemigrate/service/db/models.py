@@ -3,9 +3,23 @@ column is named ``*_enc`` and listed in ``ENCRYPTED`` (what `cachemigrate secret
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, false, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    text,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -79,6 +93,16 @@ class Task(Base):
     updated_at: Mapped[str] = mapped_column(String(32))
     released_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Distributed mode (service/distributed.py): the worker that runs the task, until when (the
+    # database's clock), and the fencing generation its writes carry (one more at each claim).
+    run_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # What a serve asks of the task's owner (its heartbeat reads it): "start" (a fresh run, not a
+    # resume), "stop"; and a checked exchange-ip / rollback-ip (SwitchRequest as JSON).
+    control_request: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # (SQL NULL when none, not JSON null: a request is written only where none waits.)
+    switch_request: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class TaskLog(Base):
@@ -161,6 +185,22 @@ class Verification(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[str] = mapped_column(String(32))
+
+class Worker(Base):
+    """A `cachemigrate worker` process (distributed mode): its heartbeat (the database's clock)
+    and what it runs, rewritten at each heartbeat; `cachemigrate workers` lists them."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    slots: Mapped[int] = mapped_column(Integer)
+    units: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keys_moved: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_moved: Mapped[int] = mapped_column(BigInteger, default=0)
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+
 
 # Every encrypted column, by table: `secrets rotate` re-encrypts exactly these (a test checks that
 # each ``*_enc`` column of the models is here).

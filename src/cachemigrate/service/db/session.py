@@ -9,7 +9,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import anyio.to_thread
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cachemigrate.engine.private_files import private_dir, touch_private
@@ -55,6 +55,9 @@ def upgrade(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several processes (serves, workers) may start together: one upgrades at a time.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7366827)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -75,6 +78,16 @@ class Database:
             return self.run_sync(fn, *args, **kw)
 
         return await anyio.to_thread.run_sync(work)
+
+    async def call_abandoning(self, fn: Callable[..., R], **kw: Any) -> R:
+        """``call``, but a cancelled caller does not wait for the database's answer (the thread
+        finishes its transaction alone): a run under a lease that must stop at once (a database
+        that does not answer cannot hold it)."""
+
+        def work() -> R:
+            return self.run_sync(fn, **kw)
+
+        return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

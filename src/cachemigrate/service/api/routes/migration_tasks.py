@@ -115,7 +115,8 @@ async def show_migration_task_stats(
     task_id: str, who: Principal, svc: ServicesDep
 ) -> s.ShowMigrationTaskStatsResponse:
     task = await svc.tasks.get(who.project_id, task_id)
-    return views.task_stats(task, svc.runner.snapshot(task.id), running=svc.runner.is_running(task.id))
+    running = svc.runner.is_running(task.id) or task.lease_expires_at is not None  # here, or on a worker
+    return views.task_stats(task, svc.runner.snapshot(task.id), running=running)
 
 
 @router.get("/migration-task/{task_id}/logs", response_model=s.ListMigrationTaskLogsResponse)
