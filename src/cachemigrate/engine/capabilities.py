@@ -25,6 +25,9 @@ class Target(Protocol):
     @property
     def cluster(self) -> bool: ...
 
+    @property
+    def max_bulk_len(self) -> int: ...  # proto-max-bulk-len: the largest argument it takes
+
 
 @dataclass(frozen=True, slots=True)
 class TargetCaps:
@@ -34,6 +37,7 @@ class TargetCaps:
     vendor: Vendor = "redis"
     version: tuple[int, ...] = (7, 0, 0)
     cluster: bool = False
+    max_bulk_len: int = 512 << 20
 
 
 def at_least(target: Target, redis: tuple[int, ...], valkey: tuple[int, ...]) -> bool:

@@ -1,6 +1,6 @@
 """The unit of work that flows from a reader through the transform to a writer.
 
-An ``Entry`` is one of three kinds, a class each; writers dispatch on the class:
+An ``Entry`` is one of four kinds, a class each; writers dispatch on the class:
 
 - ``Command``: one command as its argument list, which the writer packs;
 - ``Packed``: one command already packed in RESP (the RESTORE fast path builds it in one go);
@@ -9,6 +9,10 @@ An ``Entry`` is one of three kinds, a class each; writers dispatch on the class:
   commands passed on as the source sent them (``protocol/frames.py``, tag "", name b"": the
   commands are the stream's, of any name). Only the standalone writer takes it: it finds a failed
   command's name and key by parsing ``wire``. The cluster writer refuses it (it cannot route it).
+- ``Piece``: part of ONE command too large to hold, a big key's RESTORE whose payload is streamed
+  from the source (``engine/streamed.py``): the pieces of a command come back to back, in order,
+  in one db; the last one is the command (``count`` 1, its tag, its end offset), the others have
+  ``count`` 0 and the key's start offset. Standalone writer only, like a run.
 
 What every kind has: ``db``, the target database the command runs in (after db mapping), ``-1``
 for any (FUNCTION LOAD, FLUSHALL, SCRIPT...); ``key``, the key the command touches, which the
@@ -85,5 +89,23 @@ class PackedRun:
     key: ClassVar[None] = None
 
 
-Entry = Command | Packed | PackedRun
+@final
+@dataclass(slots=True)
+class Piece:
+    """Part of one streamed command (``size`` = ``len(wire)``). ``charge``, on the first piece
+    only, is the whole command's wire size: the writer's in-flight budget is charged it once,
+    and given it back when the command's reply is in."""
+
+    wire: bytes
+    size: int
+    charge: int
+    count: int  # 1 on the last piece (the reply answers it), 0 before
+    key: bytes
+    db: int
+    source_offset: int
+    tag: str = ""
+    name: ClassVar[bytes] = b"RESTORE"
+
+
+Entry = Command | Packed | PackedRun | Piece
 Routable = Command | Packed  # what the cluster writer can route, one key (or none) each

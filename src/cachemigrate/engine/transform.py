@@ -29,6 +29,7 @@ from cachemigrate.engine.keyspecs import command_info
 from cachemigrate.engine.packed_runs import PackedRuns
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink
+from cachemigrate.engine.streamed import StreamedRestore
 from cachemigrate.errors import (
     FormatError,
     MigrationError,
@@ -154,6 +155,11 @@ class Transformer:
                           key_filter=flt.walker_rules() if flt is not None else None) \
             if packed and options.c_walker and walkable else None
         self.batch_hook = runs if runs is not None and runs.usable else None
+        # Big keys as one RESTORE streamed from the source (engine/streamed.py): where the writer
+        # takes Pieces (a standalone target, nothing looked at per key) and no script must see
+        # the commands that rebuild each key.
+        self._stream_big = packed and self._script is None
+        self.max_payload = target.max_bulk_len
         self.expired = 0
         self.filtered = 0
         self.rewritten = 0
@@ -219,6 +225,33 @@ class Transformer:
                                 start_offset=rec.offset, tag="")
             return []
         return self._rewrite_key(rec, db)
+
+    def stream_big(self, rec: KeyRecord) -> StreamedRestore | None:
+        """The parser's ``raw_hook``, through the pump: a big key the target can RESTORE goes
+        as one RESTORE streamed from the source; None: decoded and rewritten in chunks (the target
+        cannot load its type, a script, a cluster target) or dropped (``key()`` counts it)."""
+        t = rec.type_byte
+        version = self._footer[t]
+        if not self._stream_big or version is None or self._kinds[t] == "module":
+            return None
+        exp = rec.expire_ms
+        if exp != NO_EXPIRE and self._expired(exp):
+            return None
+        db = self.dbmap.target(rec.db)
+        if db is None:
+            return None
+        key = rec.key
+        if self._filter is not None:
+            admitted = self._admit(key, t, exp)
+            if admitted is None:
+                return None
+            key, exp = admitted
+        return StreamedRestore(key=key, source_key=rec.key, db=db, type_byte=t, version=version,
+                               expire_ms=exp, idle=rec.idle, freq=rec.freq, replace=self._replace,
+                               start_offset=rec.offset, tag=self._kinds[t])
+
+    def streamed(self, st: StreamedRestore) -> None:
+        self._by_type_byte[st.type_byte] += 1
 
     def key_fields(
         self,

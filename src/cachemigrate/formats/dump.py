@@ -28,6 +28,8 @@ __all__ = [
     "crc64",
     "min_rdb_version_for_type",
     "parse_payload",
+    "payload_crc_start",
+    "payload_footer",
     "payload_version_for_target",
     "restore_packer",
 ]
@@ -71,6 +73,19 @@ def build_payload(type_byte: int, raw_value: bytes, rdb_version: int) -> bytes:
     suffix = _VERSION_SUFFIX[rdb_version]
     crc = _calc(suffix, _calc(raw_value, _TYPE_CRC[type_byte]))
     return b"".join((_TYPE_PREFIX[type_byte], raw_value, suffix, _pack_u64(crc)))
+
+
+def payload_crc_start(type_byte: int) -> int:
+    """The CRC of a payload after its type byte: continue it with ``crc64(value_part, crc)`` as
+    the value's bytes stream by, then ``payload_footer`` (a RESTORE whose payload is never held
+    whole: ``engine/streamed.py``)."""
+    return int(_TYPE_CRC[type_byte])
+
+
+def payload_footer(crc: int, rdb_version: int) -> bytes:
+    """The payload's last 10 bytes: the RDB version and the CRC of everything before them, from
+    ``crc``, the CRC of the type byte and the whole value."""
+    return _pack_footer(rdb_version, int(_calc(_VERSION_SUFFIX[rdb_version], crc)))
 
 
 # Per footer version: the CRC after its 2 bytes, as ``table[crc & 0xFFFF] ^ (crc >> 16)``. A

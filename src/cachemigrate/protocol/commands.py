@@ -127,6 +127,26 @@ def restore_templates(replace: bool) -> tuple[bytes, bytes]:
     return persist, expiring
 
 
+def restore_frame(
+    key: bytes, expire_ms: int, payload_len: int, *, replace: bool, idletime: int | None = None,
+    freq: int | None = None,
+) -> tuple[bytes, bytes]:
+    """``RESTORE key ttl payload [REPLACE] ABSTTL [IDLETIME n | FREQ n]`` around a payload sent
+    in pieces: (what goes before the payload's bytes, what goes after them). ``expire_ms`` -1: no
+    TTL. The same command as ``restore_templates`` + ``restore_extra`` make whole."""
+    extra: tuple[bytes, ...] = ()
+    if idletime is not None:
+        extra = (b"IDLETIME", b"%d" % idletime)
+    elif freq is not None:
+        extra = (b"FREQ", b"%d" % freq)
+    ttl = b"0" if expire_ms < 0 else b"%d" % expire_ms
+    tail_args = (b"REPLACE", b"ABSTTL", *extra) if replace else (b"ABSTTL", *extra)
+    head = b"*%d\r\n$7\r\nRESTORE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n" % (
+        4 + len(tail_args), len(key), key, len(ttl), ttl, payload_len)
+    tail = b"\r\n" + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in tail_args)
+    return head, tail
+
+
 def restore_extra(command: bytes, replace: bool, idletime: int | None, freq: int | None) -> bytes:
     """A command of ``restore_templates(replace)`` with ``IDLETIME n`` (or else ``FREQ n``) appended."""
     if idletime is not None:

@@ -10,6 +10,7 @@ from cachemigrate.protocol.connection import Connection
 from cachemigrate.protocol.endpoint import Endpoint, decimal
 
 Vendor = Literal["redis", "valkey"]
+DEFAULT_MAX_BULK_LEN = 512 << 20  # Redis and Valkey's default proto-max-bulk-len
 
 # (first version, highest RDB version RESTORE accepts), ascending. DUMP/RESTORE arrived in 2.6.
 _REDIS_RDB: tuple[tuple[tuple[int, ...], int], ...] = (
@@ -75,6 +76,8 @@ class TargetInfo:
     keyspace: dict[int, int] = field(default_factory=dict)  # db -> keys
     rdb_strict: bool = False  # Valkey 9 "rdb-version-check strict": RDB 12..79 payloads refused
     mode: str = "standalone"
+    # proto-max-bulk-len: the largest argument it takes (the default when CONFIG is refused)
+    max_bulk_len: int = DEFAULT_MAX_BULK_LEN
 
     @property
     def total_keys(self) -> int:
@@ -113,6 +116,7 @@ async def probe(conn: Connection) -> TargetInfo:
     cluster = cluster_info.get("cluster_enabled") == "1"
     databases = 1 if cluster else await _config_int(conn, "databases")
     keyspace = parse_keyspace(parse_info(_text(await conn.execute("INFO", "keyspace"))))
+    max_bulk = await _config_int(conn, "proto-max-bulk-len") or DEFAULT_MAX_BULK_LEN
     strict = False
     if vendor == "valkey" and version >= (9, 0):
         strict = (await _config_str(conn, "rdb-version-check") or "strict") == "strict"
@@ -126,6 +130,7 @@ async def probe(conn: Connection) -> TargetInfo:
         keyspace=keyspace,
         rdb_strict=strict,
         mode=info.get("redis_mode", "cluster" if cluster else "standalone"),
+        max_bulk_len=max_bulk,
     )
 
 

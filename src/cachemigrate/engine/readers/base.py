@@ -11,6 +11,7 @@ from cachemigrate.engine.dbmap import DbMap
 from cachemigrate.engine.entry import Entry, Packed, PackedRun
 from cachemigrate.engine.spec import PipelineOptions
 from cachemigrate.engine.status import EventSink, Phase
+from cachemigrate.engine.streamed import StreamedRestore
 from cachemigrate.formats.rdb import BatchHook
 from cachemigrate.formats.rdb.model import Function, KeyRecord, RdbHeader, ValueChunk
 
@@ -75,6 +76,20 @@ class RecordTransform(Protocol):
         ...
 
     def chunk(self, chunk: ValueChunk) -> list[Entry]: ...
+
+    def stream_big(self, rec: KeyRecord) -> StreamedRestore | None:
+        """How a big key's RESTORE is streamed (``engine/streamed.py``); None: it is not (its
+        value comes as ``ValueChunk`` records for ``key`` and ``chunk``)."""
+        ...
+
+    def streamed(self, st: StreamedRestore) -> None:
+        """A streamed key is sent as its RESTORE (counted)."""
+        ...
+
+    @property
+    def max_payload(self) -> int:
+        """The largest RESTORE payload the target takes (its proto-max-bulk-len)."""
+        ...
 
     def function(self, fn: Function) -> list[Entry]: ...
 

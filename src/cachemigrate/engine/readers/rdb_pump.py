@@ -7,6 +7,11 @@ each whole key (a ``Packed`` RESTORE, or a list of entries when the key is rewri
 left out) and the C walker's ``PackedRuns`` for runs of keys (a ``PackedRun``). Records the hooks
 leave (big keys and their chunks, functions, AUX, module AUX) go through the transform here.
 
+A big key the target can RESTORE is asked for as its bytes (the parser's ``raw_hook``:
+``Transformer.stream_big``): its ``RawChunk`` records are spooled and, at its end, become the
+``Piece`` entries of ONE RESTORE (``engine/streamed.py``), handed out a batch at a time; when the
+payload is above the target's proto-max-bulk-len, the spool is replayed into the chunked rewrite.
+
 Entries keep the parser's stream offsets (``source_offset``: the offset in this RDB once the
 entry is applied); a reader shifts or pins them as its checkpoints need.
 """
@@ -18,8 +23,10 @@ from collections.abc import Iterator
 from cachemigrate.engine.entry import Command, Entry, Packed, PackedRun
 from cachemigrate.engine.readers.base import ReaderContext, RecordTransform
 from cachemigrate.engine.status import LogLevel
-from cachemigrate.formats.rdb import HookedParser, RdbHeader
-from cachemigrate.formats.rdb.model import Aux, Function, KeyRecord, ModuleAux, Record, ValueChunk
+from cachemigrate.engine.streamed import StreamedRestore
+from cachemigrate.formats.dump import FOOTER_SIZE
+from cachemigrate.formats.rdb import HookedParser, RdbHeader, RdbParser
+from cachemigrate.formats.rdb.model import Aux, Function, KeyRecord, ModuleAux, RawChunk, Record, ValueChunk
 
 BATCH_ENTRIES = 2048
 BATCH_BYTES = 4 << 20
@@ -59,6 +66,7 @@ class RdbPump:
         self.keys = 0  # keys walked (expired and filtered ones included)
         self.stream_db = 0  # the repl-stream-db AUX field: the db a replication stream starts in
         self._warned_aux = False
+        self._streamed: tuple[StreamedRestore, KeyRecord] | None = None  # a big key being spooled
 
     @property
     def keys_read(self) -> int:
@@ -91,6 +99,18 @@ class RdbPump:
                     keys += rec.count
                     nbytes += rec.size
                     append(rec)
+                elif type(rec) is RawChunk:  # a streamed big key's bytes
+                    for e in self._raw_chunk(rec):
+                        append(e)
+                        nbytes += e.size or _unpacked_size(e)
+                        if len(batch) >= max_entries or nbytes >= max_bytes:
+                            self.keys += keys
+                            keys = nbytes = 0
+                            full, self.batch, self.nbytes = batch, [], 0
+                            yield full
+                            batch = self.batch
+                            append = batch.append
+                    continue
                 else:
                     entries = self._entries(rec)
                     if not entries:
@@ -117,12 +137,60 @@ class RdbPump:
 
     def close(self) -> None:
         """The RDB must be complete: RdbFormatError (naming the offset) when it is not."""
+        if self._streamed is not None:
+            self._streamed[0].close()
         self.parser.close()
 
     def _start(self, header: RdbHeader) -> None:
         tf = self.transform = self.context.transform_factory(header)
-        self.parser.key_hook = tf.key_fields
-        self.parser.batch_hook = tf.batch_hook
+        parser = self.parser
+        parser.key_hook = tf.key_fields
+        parser.batch_hook = tf.batch_hook
+        parser.raw_hook = self._raw_hook
+        # A whole value above the target's proto-max-bulk-len goes the big-key way (rewritten).
+        parser.max_value_bytes = max(1, min(parser.max_value_bytes, tf.max_payload - 1 - FOOTER_SIZE))
+
+    def _raw_hook(self, rec: KeyRecord) -> bool:
+        assert self.transform is not None
+        st = self.transform.stream_big(rec)
+        self._streamed = None if st is None else (st, rec)
+        return st is not None
+
+    def _raw_chunk(self, rec: RawChunk) -> Iterator[Entry]:
+        """Spool a streamed key's bytes; at its end, its RESTORE as pieces (or its rewrite)."""
+        assert self._streamed is not None and self.transform is not None
+        st, krec = self._streamed
+        if rec.key != st.source_key:
+            raise AssertionError("raw value chunk of another key than the one being streamed")
+        st.add(rec.data)
+        if not rec.last:
+            return
+        self._streamed = None
+        if st.payload_len <= self.transform.max_payload:
+            self.transform.streamed(st)
+            yield from st.pieces(rec.end_offset)
+            return
+        yield from self._rewrite_spooled(st, krec, rec.end_offset)
+
+    def _rewrite_spooled(self, st: StreamedRestore, rec: KeyRecord, end_offset: int) -> Iterator[Entry]:
+        """A payload too big for the target: the spooled value read back as an RDB of that one
+        key, and rewritten in chunks of plain commands as any big key the target cannot RESTORE."""
+        tf = self.transform
+        header = self.parser.header
+        assert tf is not None and header is not None
+        rec.raw = False
+        rec.end_offset = end_offset
+        yield from tf.key(rec)
+        o = self.context.options
+        replay: RdbParser = RdbParser(verify_checksum=False, max_value_bytes=1,
+                                      chunk_elements=o.chunk_elements, source=self.source)
+        for data in st.replay(header):
+            replay.feed(data)
+            for r in replay.records():
+                if type(r) is ValueChunk:
+                    r.end_offset = end_offset if r.last else rec.offset
+                    yield from tf.chunk(r)
+        replay.close()
 
     def _entries(self, rec: Record | list[Entry]) -> list[Entry]:
         if type(rec) is list:  # a key the hook sent the other way (rewrite, expired, left out)
@@ -132,7 +200,7 @@ class RdbPump:
         assert tf is not None  # made as soon as the header is read, before any record
         if type(rec) is KeyRecord:  # walked by the slow path: cut by a read, or big (chunks follow)
             self.keys += 1
-            return tf.key(rec)
+            return [] if rec.raw else tf.key(rec)  # raw: its RawChunk records follow
         if type(rec) is ValueChunk:
             return tf.chunk(rec)
         if type(rec) is Function:

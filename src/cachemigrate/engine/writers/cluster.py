@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 
-from cachemigrate.engine.entry import Command, Entry, PackedRun, Routable
+from cachemigrate.engine.entry import Command, Entry, PackedRun, Piece, Routable
 from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers.base import FailureLog, WriterOptions, WriterStats
 from cachemigrate.engine.writers.standalone import StandaloneWriter
@@ -238,7 +238,7 @@ class ClusterWriter:
 
 
 def _routable(e: Entry) -> Routable:
-    if type(e) is PackedRun:
-        raise TypeError("a cluster writer cannot route a PackedRun (many keys in one entry); "
-                        "the transform for a cluster target must not pack runs")
+    if type(e) is PackedRun or type(e) is Piece:
+        raise TypeError(f"a cluster writer cannot route a {type(e).__name__} (many keys, or part of "
+                        "a command, in one entry); the transform for a cluster target must not make it")
     return e

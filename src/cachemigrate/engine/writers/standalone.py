@@ -8,6 +8,12 @@ SELECTs we inserted before it, so no per-entry bookkeeping object is made. A ``P
 carries many commands (the C walker's RESTORE runs, the replication stream's runs): a batch holding
 such entries keeps where each entry's replies start, and a failed command's name and key are read
 back from the run's wire (inside EXEC's array too).
+
+A ``Piece`` is part of one command streamed in pieces (a big key's RESTORE, ``engine/streamed.py``):
+its first piece charges the in-flight budget the whole command's size, and the batch holding its
+last piece (which ends there: nothing after it may wait for budget while it is unanswered) gives
+it back when the reply is in. Between its pieces nothing else is sent (no SELECT either: they
+are in one db).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from itertools import accumulate
 from operator import attrgetter
 
 from cachemigrate.engine.commands import command_key
-from cachemigrate.engine.entry import Command, Entry, PackedRun, Routable
+from cachemigrate.engine.entry import Command, Entry, PackedRun, Piece, Routable
 from cachemigrate.engine.flow import ByteBudget
 from cachemigrate.engine.status import KeyFailure
 from cachemigrate.engine.writers.base import FailureLog, WriterOptions, WriterStats
@@ -51,7 +57,7 @@ class _Batch:
     hi: int
     selects: list[int] | None  # reply positions of the SELECTs we inserted (ascending)
     expected: int  # replies this batch will get
-    nbytes: int
+    nbytes: int  # budget given back once its replies are in
     tagged: int
     commands: int  # commands of ours (replies but the SELECTs)
     starts: list[int] | None  # entries with count > 1: the command index each entry starts at
@@ -88,6 +94,7 @@ class StandaloneWriter:
         self._conn: Connection | None = None
         self._db = 0
         self._error: BaseException | None = None
+        self._open = 0  # the charge of a command whose pieces are being sent (0: none)
 
     def __repr__(self) -> str:
         return f"<StandaloneWriter {self.endpoint.display_url()}>"
@@ -127,8 +134,9 @@ class StandaloneWriter:
         while i < n:
             if self._error is not None:
                 raise self._error
-            batch, chunks, i = self._pack(entries, i)
-            await self._budget.acquire(batch.nbytes)
+            batch, chunks, i, charge, sent = self._pack(entries, i)
+            if charge:
+                await self._budget.acquire(charge)
             if self._error is not None:
                 raise self._error
             if batch.arrays:
@@ -137,7 +145,7 @@ class StandaloneWriter:
             conn.send_chunks(chunks)
             self._batches.append(batch)
             self._idle.clear()
-            self._stats.bytes_written += batch.nbytes
+            self._stats.bytes_written += sent
             if conn.write_buffer_size:
                 # The socket is full and asyncio only sends from the event loop: let it run
                 # between batches, or the server starves while we pack the next ones.
@@ -146,6 +154,13 @@ class StandaloneWriter:
 
     async def flush(self) -> None:
         while self._batches and self._error is None:
+            if self._open and all(b.received == b.expected for b in self._batches):
+                # Stopped inside a streamed command: it will never be answered (the connection
+                # closes with it); everything before it is.
+                for b in self._batches:
+                    self._complete(b)
+                self._batches.clear()
+                break
             await self._idle.wait()
         if self._error is not None:
             raise self._error
@@ -156,7 +171,10 @@ class StandaloneWriter:
 
     # -- packing -----------------------------------------------------------------------------
 
-    def _pack(self, entries: Sequence[Entry], i: int) -> tuple[_Batch, list[Buffer], int]:
+    def _pack(self, entries: Sequence[Entry], i: int) -> tuple[_Batch, list[Buffer], int, int, int]:
+        """(the batch, its chunks, where the next starts, budget to acquire, bytes sent)."""
+        if self._open and type(entries[i]) is not Piece:
+            raise MigrationError("a command was sent inside a streamed RESTORE's pieces")
         limit = self._batch_limit
         chunks: list[Buffer] = []
         parts: list[bytes] = []
@@ -164,11 +182,13 @@ class StandaloneWriter:
         db = self._db
         same_db = {db, -1}
         nbytes = 0
+        charge = release = 0  # Pieces: budget charged beside / given back beside nbytes
         ncmd = 0  # commands packed so far (entries may carry several): where a SELECT's reply falls
         arrays = 0
         n = len(entries)
         j = i
-        while j < n and nbytes < limit:
+        ended = False  # by the last piece of a streamed command
+        while j < n and nbytes < limit and not ended:
             run = entries[j : j + _RUN]
             if set(map(_get_db, run)) <= same_db and max(map(_get_size, run)) <= LARGE_ARG:
                 # The common case in one pass without per-entry Python code of ours: same db,
@@ -204,6 +224,26 @@ class StandaloneWriter:
                     selects.append(ncmd + len(selects))
                     parts.append(sel)
                     nbytes += len(sel)
+                if type(e) is Piece:
+                    # Multi-piece commands have every piece above LARGE_ARG (engine/streamed.py):
+                    # the fast pass above never takes one.
+                    wire = e.wire
+                    chunks.append(b"".join(parts))
+                    chunks.append(wire)
+                    parts = []
+                    nbytes += len(wire)
+                    charge -= len(wire)
+                    release -= len(wire)
+                    if e.charge:
+                        charge += e.charge
+                        self._open = e.charge
+                    ncmd += e.count
+                    if e.count:
+                        release += self._open
+                        self._open = 0
+                        ended = True  # nothing after it may wait for budget while it is in flight
+                        break
+                    continue
                 if type(e) is not Command:
                     wire = e.wire
                     if len(wire) > LARGE_ARG:
@@ -240,9 +280,9 @@ class StandaloneWriter:
             tagged = sum(c for e, c in zip(own, counts, strict=True) if e.tag)
             starts = [0, *accumulate(counts)][:-1]
         batch = _Batch(entries=own, lo=0, hi=j - i, selects=selects or None,
-                       expected=commands + len(selects), nbytes=nbytes, tagged=tagged, commands=commands,
-                       starts=starts, arrays=arrays)
-        return batch, chunks, j
+                       expected=commands + len(selects), nbytes=nbytes + release, tagged=tagged,
+                       commands=commands, starts=starts, arrays=arrays)
+        return batch, chunks, j, nbytes + charge, nbytes
 
     # -- replies -----------------------------------------------------------------------------
 
@@ -273,9 +313,11 @@ class StandaloneWriter:
     def _count_ok(self, n: int) -> None:
         """``n`` replies arrived, all ``+OK``: advance the batches without looking at entries."""
         batches = self._batches
-        while n and batches:
+        while batches:
             b = batches[0]
             take = min(n, b.expected - b.received)
+            if not take and b.received < b.expected:
+                return  # all n counted (a batch of a streamed command's pieces expects none)
             b.received += take
             n -= take
             if b.received < b.expected:
@@ -283,8 +325,7 @@ class StandaloneWriter:
                 return
             batches.popleft()
             self._complete(b)
-        if not batches:
-            self._idle.set()
+        self._idle.set()
 
     def _complete(self, b: _Batch) -> None:
         st = self._stats
@@ -360,6 +401,7 @@ class StandaloneWriter:
             name, key = _command_of_run(entry, sub)
         elif (
             not inner
+            and type(entry) is not Piece
             and self._on_redirect is not None
             and message.startswith(_REDIRECTS)
             and self._on_redirect(entry, message)

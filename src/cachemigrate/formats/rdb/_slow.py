@@ -18,12 +18,14 @@ from . import _types as T
 from ._bigkey import big_value
 from ._opcodes import Pending, read_key_prefix, read_opcode_record
 from ._prims import SHORT, Malformed, Short, read_len, read_string, skip_string, string_raw_len
+from ._raw import raw_value, raw_walkable
 from ._skip import (
     BLOB_TYPES,
     GROUP_SKIP,
     VALKEY_BLOB_TYPES,
     VALKEY_GROUP_SKIP,
     GroupSkip,
+    skip_groups,
     skip_stream_meta,
     skip_value,
 )
@@ -106,10 +108,13 @@ def slow_record(p: ParserState[H], start: int) -> Slow:
                         offset=start, end_offset=end, key_meta=meta)
         return
     p._drop_to(vstart - p._base)
-    yield KeyRecord(db=p._db, key=key, type_byte=t, value=b"", expire_ms=expire, idle=idle, freq=freq,
+    rec = KeyRecord(db=p._db, key=key, type_byte=t, value=b"", expire_ms=expire, idle=idle, freq=freq,
                     offset=start, end_offset=vstart, big=True, key_meta=meta)
+    hook = p.raw_hook
+    rec.raw = hook is not None and raw_walkable(t, table.valkey) and hook(rec)
+    yield rec
     try:
-        yield from big_value(p, t, key, vstart)
+        yield from raw_value(p, t, key, vstart) if rec.raw else big_value(p, t, key, vstart)
     except _ERRORS as exc:
         # The record's offset, as for any other value: an error names the same offset however the
         # file was split into reads (whole in memory, a value walked whole or in chunks).
@@ -181,14 +186,13 @@ def _walk_groups(
     p: ParserState[H], fn: GroupSkip, n: int, cur: int, vstart: int
 ) -> Generator[None, None, int]:
     maxv = p.max_value_bytes
-    for _ in range(n):
+    while n:
         while True:
             buf = p._buf
             try:
-                j = fn(buf, cur - p._base)
-                if j > len(buf):
-                    raise Short
+                j, done = skip_groups(buf, cur - p._base, fn, n)
                 cur = p._base + j
+                n -= done
                 break
             except SHORT:
                 if p._acc is None and p._base + len(buf) - vstart > _ACCUMULATE_AT:

@@ -22,7 +22,7 @@ from cachemigrate.errors import RdbFormatError
 
 from . import _types as T
 from ._prims import Short, u64_from
-from .model import End, RdbHeader, Record
+from .model import End, KeyRecord, RdbHeader, Record
 
 H = TypeVar("H")  # what the parser's hooks return
 
@@ -38,6 +38,10 @@ arguments 61 ns; a ``KeyRecord`` made to pass instead 158 ns.
 
 BatchHook = Callable[[bytes, int, int, int, int, int], "tuple[H | None, int] | None"]
 """``hook(buf, pos, end, db, base, max_value_bytes) -> (result or None, new_pos) | None``."""
+
+RawHook = Callable[[KeyRecord], bool]
+"""``hook(record) -> bool``: asked for each big key whose value can be walked as bytes (not a
+module value): True, its value follows as ``RawChunk`` records (the record says ``raw``)."""
 
 
 class ParserState(Generic[H]):
@@ -70,6 +74,7 @@ class ParserState(Generic[H]):
         self._pend: tuple[int, int | None, int | None, bytes | None] | None = None
         self.key_hook: KeyHook[H] | None = None
         self.batch_hook: BatchHook[H] | None = None
+        self.raw_hook: RawHook | None = None
 
     @property
     def offset(self) -> int:

@@ -685,6 +685,76 @@ done:
     return result;
 }
 
+/* ---- skip_groups(): the big-key walk, one element group at a time ------------------------- */
+
+/* One element group of a collection walked group by group (formats/rdb/_skip.py GROUP_SKIP and
+ * the stream nodes), by its shape: 0 a string (list, set, quicklist node), 1 two strings (hash
+ * field and value, stream node key and listpack), 2 a member and a ZSET score (1-byte length;
+ * 253..255 have no bytes), 3 a member and an 8-byte double, 4 a length and a string (quicklist 2
+ * node), 5 a length and two strings (hash with field TTLs), 6 two strings and 8 bytes (Valkey
+ * HASH_2). BAD: cut by end (or malformed: the Python walker names the error). */
+static Py_ssize_t skip_group(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, int shape)
+{
+    uint64_t n;
+    switch (shape) {
+    case 0:
+        return skip_string(b, p, end);
+    case 1:
+        return skip_strings(b, p, end, 2);
+    case 2:
+        p = skip_string(b, p, end);
+        if (p == BAD || p >= end)
+            return BAD;
+        p += 1 + (b[p] < 253 ? b[p] : 0);
+        return p > end ? BAD : p;
+    case 3:
+        p = skip_string(b, p, end);
+        return p == BAD || p + 8 > end ? BAD : p + 8;
+    case 4:
+        p = read_len(b, p, end, &n);
+        return p == BAD ? BAD : skip_string(b, p, end);
+    case 5:
+        p = read_len(b, p, end, &n);
+        return p == BAD ? BAD : skip_strings(b, p, end, 2);
+    case 6:
+        p = skip_strings(b, p, end, 2);
+        return p == BAD || p + 8 > end ? BAD : p + 8;
+    default:
+        return BAD;
+    }
+}
+
+PyDoc_STRVAR(skip_groups_doc,
+"skip_groups(buf, pos, end, shape, n) -> (pos, done)\n\n"
+"Skip at most n element groups of the given shape in buf[pos:end]; stop at the first one not\n"
+"whole before end. done: how many were skipped, pos: where the next one starts.");
+
+static PyObject *py_skip_groups(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t pos, end, n;
+    int shape;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nnin", &buf, &pos, &end, &shape, &n))
+        return NULL;
+    if (pos < 0 || end > buf.len || pos > end || n < 0 || shape < 0 || shape > 6) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "skip_groups: bad arguments");
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)buf.buf;
+    Py_ssize_t done = 0;
+    while (done < n) {
+        Py_ssize_t q = skip_group(b, pos, end, shape);
+        if (q == BAD)
+            break;
+        pos = q;
+        done++;
+    }
+    PyBuffer_Release(&buf);
+    return Py_BuildValue("nn", pos, done);
+}
+
 PyDoc_STRVAR(crc_doc, "crc64(data, crc=0) -> int: CRC-64/Jones as Redis computes it, chained from crc.");
 
 static PyObject *py_crc64(PyObject *self, PyObject *args)
@@ -702,6 +772,7 @@ static PyObject *py_crc64(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS, walk_doc},
     {"crc64", py_crc64, METH_VARARGS, crc_doc},
+    {"skip_groups", py_skip_groups, METH_VARARGS, skip_groups_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -86,9 +86,10 @@ class KeyRecord:
     freq: int | None = None  # LFU counter (FREQ opcode)
     offset: int = 0  # stream offset of the key's first opcode byte
     end_offset: int = 0  # stream offset just past the value
-    big: bool = False  # value follows as ValueChunk records
+    big: bool = False  # value follows as ValueChunk records (RawChunk records when ``raw``)
     # Redis 13 KEY_META opcode body that preceded the key (module metadata classes), if any.
     key_meta: bytes | None = None
+    raw: bool = False  # big, and the parser's raw_hook asked for the value's bytes (RawChunk)
 
 
 @dataclass(slots=True)
@@ -104,6 +105,18 @@ class ValueChunk:
 
 
 @dataclass(slots=True)
+class RawChunk:
+    """Part of a big key's value as the bytes the RDB holds (``KeyRecord.raw``), in order:
+    together they are the value's serialization, exactly its span; ``last`` marks the final part
+    and ``end_offset`` is the stream offset just past this part."""
+
+    key: bytes
+    data: bytes
+    last: bool
+    end_offset: int = 0
+
+
+@dataclass(slots=True)
 class End:
     """The EOF opcode. ``checksum`` is the stored CRC64 (None before RDB 5, 0 when disabled)."""
 
@@ -111,7 +124,9 @@ class End:
     offset: int = 0
 
 
-Record = Aux | SelectDb | ResizeDb | SlotInfo | Function | ModuleAux | KeyRecord | ValueChunk | End
+Record = (
+    Aux | SelectDb | ResizeDb | SlotInfo | Function | ModuleAux | KeyRecord | ValueChunk | RawChunk | End
+)
 
 
 # ---- decoded values ---------------------------------------------------------------------------

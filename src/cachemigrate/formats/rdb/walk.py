@@ -20,13 +20,17 @@ engine/filters.py): None leaves the key out, counted in ``filtered``."""
 
 walk: Walk | None
 crc64: Callable[..., int] | None
+skip_groups: Callable[[bytes, int, int, int, int], tuple[int, int]] | None
+"""``skip_groups(buf, pos, end, shape, n) -> (pos, done)``: at most n element groups of a shape
+(``_skip.GROUP_SHAPES``) skipped, up to the last whole one before end: the big-key walks."""
 try:
     from . import _walk
 except ImportError:
-    walk = crc64 = None
+    walk = crc64 = skip_groups = None
 else:
     walk = _walk.walk
     crc64 = _walk.crc64
+    skip_groups = _walk.skip_groups
 
 # Type bytes the C walker takes (strings, the classic collections, the single-blob encodings,
 # quicklists, streams up to v3); modules, the field-TTL hashes and v4 streams stay on the Python path.
