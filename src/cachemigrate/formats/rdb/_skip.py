@@ -18,7 +18,12 @@ from cachemigrate.errors import UnsupportedRdbError
 
 from . import _types as T
 from ._prims import SHORT, Malformed, Short, read_len, skip_module_ops, skip_string
-from .walk import skip_groups as _c_skip_groups
+
+_c_skip_groups: Callable[[bytes, int, int, int, int], tuple[int, int]] | None
+try:  # the C extension itself (not walk.py, which imports the package: no import circle)
+    from ._walk import skip_groups as _c_skip_groups
+except ImportError:
+    _c_skip_groups = None
 
 
 def _skip_strings(buf: bytes, pos: int, n: int) -> int:
